@@ -1,0 +1,305 @@
+"""GOES/XRS soft X-ray flux: loading, quality masking, resampling and flare classes.
+
+Everything here is in W/m² for the 1-8 Å (XRS-B) channel unless stated otherwise.
+Files are read with :class:`sunpy.timeseries.TimeSeries` (old SDAC FITS of GOES <= 15 and
+NOAA's netCDF of the reprocessed GOES 1-15 and GOES-R series) and handed on as an
+:class:`xarray.Dataset` with a UTC ``datetime64`` ``time`` coordinate.
+
+Two flux scales exist (see ``shared/notes/anchors.md``): the operational SWPC values of
+GOES <= 15 carry a factor 0.7 on XRS-B (0.85 on XRS-A) to match older satellites; the
+science-quality reprocessing removed it. Every dataset records which one it holds in
+``attrs["goes_scaling"]`` and :func:`combine_xrs` refuses to mix them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+log = logging.getLogger(__name__)
+
+#: Lower flux bound of each GOES class, W/m² (peak 1-8 Å flux; NGDC xray.fmt).
+FLARE_CLASS_THRESHOLDS: dict[str, float] = {"A": 1e-8, "B": 1e-7, "C": 1e-6, "M": 1e-5, "X": 1e-4}
+#: Label used for finite fluxes below A1 and for missing values.
+BELOW_A = "<A"
+NO_DATA = ""
+#: SWPC multiplicative factors of operational GOES <= 15 data (XRS-B, XRS-A).
+SWPC_SCALE = {"xrsb": 0.7, "xrsa": 0.85}
+SCALINGS = ("swpc-scaled", "science-quality", "synthetic", "none")
+FILL_VALUE = -9999.0
+
+
+class GOESDataError(ValueError):
+    """A GOES file or series cannot be used (unreadable, empty, mixed scalings)."""
+
+
+def flare_class(flux: np.ndarray | float | xr.DataArray) -> np.ndarray:
+    """Letter class of each flux value (W/m²): ``"A"`` ... ``"X"``.
+
+    Values below 1e-8 W/m² give ``"<A"``; NaN gives ``""``. Works on any array shape.
+    """
+    values = np.asarray(flux, dtype=float)
+    out = np.full(values.shape, NO_DATA, dtype="<U2")
+    finite = np.isfinite(values)
+    out[finite] = BELOW_A
+    for letter, bound in FLARE_CLASS_THRESHOLDS.items():
+        out[finite & (values >= bound)] = letter
+    return out
+
+
+def flare_class_label(flux: float) -> str:
+    """The conventional label of a peak flux, e.g. ``2.2e-4 -> "X2.2"``, ``2.55e-5 -> "M2.6"``.
+
+    The multiplier is rounded to one decimal. X-class multipliers may exceed 10 (``"X17.2"``).
+    """
+    letter = str(flare_class(flux)[()])
+    if letter in (NO_DATA, BELOW_A):
+        return letter
+    multiplier = float(flux) / FLARE_CLASS_THRESHOLDS[letter]
+    if letter != "X" and round(multiplier, 1) >= 10.0:  # 9.97e-6 rounds to C10.0 -> M1.0
+        letter = "ABCMX"["ABCMX".index(letter) + 1]
+        multiplier = float(flux) / FLARE_CLASS_THRESHOLDS[letter]
+    return f"{letter}{multiplier:.1f}"
+
+
+def class_to_flux(label: str) -> float:
+    """Inverse of :func:`flare_class_label`: ``"X2.2" -> 2.2e-4`` W/m²."""
+    match = re.fullmatch(r"\s*([ABCMX])\s*(\d+(?:\.\d*)?)?\s*", str(label).upper())
+    if not match:
+        raise ValueError(f"not a GOES flare class: {label!r} (expected e.g. 'M2.6' or 'X2.2')")
+    letter, mult = match.groups()
+    return FLARE_CLASS_THRESHOLDS[letter] * (float(mult) if mult else 1.0)
+
+
+def _satellite_from(ts_observatory: str | None, path: Path) -> str:
+    if ts_observatory and "GOES" in str(ts_observatory).upper():
+        number = re.search(r"(\d+)", str(ts_observatory))
+        if number:
+            return f"GOES-{int(number.group(1))}"
+    match = re.search(r"(?:go|_g)(\d{2})", path.name.lower())
+    return f"GOES-{int(match.group(1))}" if match else "unknown"
+
+
+def _scaling_from(path: Path, satellite: str) -> str:
+    """SDAC FITS (``go15YYYYMMDD.fits``) of GOES <= 15 are SWPC-scaled; NOAA netCDF are not."""
+    name = path.name.lower()
+    if ".nc" in name:
+        return "science-quality"
+    number = re.search(r"(\d+)", satellite)
+    if number and int(number.group(1)) >= 16:
+        return "science-quality"
+    return "swpc-scaled"
+
+
+def _good_data_masks(path: Path) -> dict[str, int | None]:
+    """Bit mask of the ``good_data`` meaning of each XRS flag variable in a NOAA netCDF.
+
+    NOAA's products disagree on which bits mean "bad" (GOES-R avg1m: 3; GOES 1-15 avg1m: 7;
+    high-resolution irradiances: 1023), so the mask is read from the file's own
+    ``flag_meanings``/``flag_masks``. ``None`` means "every non-zero flag is bad".
+    """
+    masks: dict[str, int | None] = {"xrsa": None, "xrsb": None}
+    if ".nc" not in path.name.lower():
+        return masks
+    import h5netcdf
+
+    with h5netcdf.File(path, "r") as nc:
+        for channel, candidates in (("xrsa", ("xrsa_flag", "a_flags")), ("xrsb", ("xrsb_flag", "b_flags"))):
+            for name in candidates:
+                if name in nc.variables:
+                    attrs = nc.variables[name].attrs
+                    meanings = str(attrs.get("flag_meanings", "")).split()
+                    flag_masks = np.atleast_1d(attrs.get("flag_masks", []))
+                    if "good_data" in meanings and len(flag_masks) == len(meanings):
+                        masks[channel] = int(flag_masks[meanings.index("good_data")])
+                    break
+    return masks
+
+
+def load_xrs(path: str | Path, *, mask_bad_quality: bool = True) -> xr.Dataset:
+    """Load one GOES XRS file into an xarray Dataset.
+
+    Parameters
+    ----------
+    path
+        A GOES <= 15 SDAC FITS file (``go15YYYYMMDD.fits[.gz]``) or a NOAA netCDF
+        (``sci_xrsf-l2-avg1m_*``, ``sci_xrsf-l2-flx1s_*``, ``sci_gxrs-l2-irrad_*``).
+    mask_bad_quality
+        Set samples whose quality flag marks bad data to NaN (the flag itself is kept).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``xrsb`` and ``xrsa`` (time) float64 in W/m², ``xrsb_quality`` (time) where the file
+        has flags. Fill values (-9999), non-positive and non-finite fluxes become NaN.
+        Duplicate times keep their first sample, and times are sorted. ``attrs`` record
+        ``goes_satellite``, ``goes_scaling``, ``source`` and the counts of masked samples.
+    """
+    path = Path(path)
+    import sunpy.timeseries
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            series = sunpy.timeseries.TimeSeries(str(path))
+    except Exception as exc:  # sunpy raises many types for unreadable files
+        raise GOESDataError(f"{path.name}: not a readable GOES XRS file ({type(exc).__name__}: {exc})") from exc
+    if isinstance(series, list) or "xrsb" not in series.columns:
+        raise GOESDataError(f"{path.name}: no XRS-B column; is this a GOES XRS file?")
+    frame = series.to_dataframe()
+    if frame.empty:
+        raise GOESDataError(f"{path.name}: the file holds no samples")
+
+    satellite = _satellite_from(getattr(series, "observatory", None), path)
+    scaling = _scaling_from(path, satellite)
+    index = pd.DatetimeIndex(frame.index)
+    if index.tz is not None:
+        index = index.tz_convert("UTC").tz_localize(None)
+    frame.index = index
+    n_duplicates = int(frame.index.duplicated().sum())
+    frame = frame[~frame.index.duplicated(keep="first")].sort_index()
+
+    counts = {"n_samples": len(frame), "n_duplicate_times": n_duplicates}
+    data_vars = {}
+    masks = _good_data_masks(path)
+    for channel in ("xrsb", "xrsa"):
+        flux = frame[channel].to_numpy(dtype=float).copy()
+        fill = ~np.isfinite(flux) | (flux <= 0) | np.isclose(flux, FILL_VALUE)
+        flux[fill] = np.nan
+        counts[f"n_{channel}_fill"] = int(fill.sum())
+        quality_column = f"{channel}_quality"
+        if quality_column in frame:
+            quality = frame[quality_column].fillna(0).to_numpy().astype(np.int64)
+            bad_bits = masks[channel]
+            bad = (quality & bad_bits) != 0 if bad_bits is not None else quality != 0
+            counts[f"n_{channel}_bad_quality"] = int(bad.sum())
+            if mask_bad_quality:
+                flux[bad] = np.nan
+            if channel == "xrsb":
+                data_vars["xrsb_quality"] = ("time", quality, {"long_name": "XRS-B quality flag as in the file"})
+        data_vars[channel] = (
+            "time",
+            flux,
+            {"units": "W m-2", "long_name": f"GOES {channel.upper()} flux ({'1-8' if channel == 'xrsb' else '0.5-4'} Å)"},
+        )
+    ds = xr.Dataset(data_vars, coords={"time": frame.index.to_numpy(dtype="datetime64[ns]")})
+    ds.time.attrs["standard_name"] = "time"
+    ds.time.attrs["timezone"] = "UTC"
+    ds.attrs.update({"goes_satellite": satellite, "goes_scaling": scaling, "source": path.name, **counts})
+    n_masked = counts["n_xrsb_fill"] + counts.get("n_xrsb_bad_quality", 0)
+    if n_masked:
+        log.info("%s: %d XRS-B samples masked (fill or bad quality)", path.name, n_masked)
+    return ds
+
+
+def to_science_quality(xrs: xr.Dataset) -> xr.Dataset:
+    """Remove the SWPC scaling of GOES <= 15 operational data (XRS-B / 0.7, XRS-A / 0.85)."""
+    scaling = xrs.attrs.get("goes_scaling")
+    if scaling == "science-quality":
+        return xrs
+    if scaling != "swpc-scaled":
+        raise GOESDataError(f"cannot convert GOES data with scaling {scaling!r} to science quality")
+    out = xrs.copy()
+    for channel, factor in SWPC_SCALE.items():
+        if channel in out:
+            out[channel] = out[channel] / factor
+            out[channel].attrs.update(xrs[channel].attrs)
+    out.attrs["goes_scaling"] = "science-quality"
+    out.attrs["converted_from"] = "swpc-scaled (XRS-B / 0.7, XRS-A / 0.85)"
+    return out
+
+
+def combine_xrs(parts: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Concatenate XRS datasets along time (sorted; where times repeat, the first part wins).
+
+    Raises :class:`GOESDataError` when the parts mix SWPC-scaled and science-quality values:
+    convert with :func:`to_science_quality` first.
+    """
+    if not parts:
+        raise GOESDataError("no GOES data to combine")
+    scalings = {p.attrs.get("goes_scaling") for p in parts}
+    if len(scalings) > 1:
+        raise GOESDataError(
+            f"refusing to mix GOES flux scalings {sorted(map(str, scalings))}; "
+            "convert with flarelib.goes.to_science_quality first"
+        )
+    merged = xr.concat(list(parts), dim="time", data_vars="minimal", coords="minimal", compat="override",
+                       join="outer", combine_attrs="drop")
+    _, first = np.unique(merged.time.values, return_index=True)
+    merged = merged.isel(time=np.sort(first)).sortby("time")
+    merged.attrs = {
+        "goes_satellite": ",".join(sorted({str(p.attrs.get("goes_satellite")) for p in parts})),
+        "goes_scaling": scalings.pop(),
+        "source": ",".join(str(p.attrs.get("source")) for p in parts),
+    }
+    return merged
+
+
+def resample_to_slots(
+    xrsb: xr.DataArray, times: np.ndarray, cadence: np.timedelta64, *, min_coverage: float = 0.5
+) -> xr.DataArray:
+    """Mean XRS-B flux in each cadence slot ``[t - cadence/2, t + cadence/2)``.
+
+    A slot whose valid samples cover less than ``min_coverage`` of the samples expected
+    at the series' median sampling interval is NaN (a gap), and counted in
+    ``attrs["n_gap_slots"]``. Returns a DataArray on ``time=times`` in W/m².
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    cadence = np.timedelta64(cadence, "ns")
+    src_t = xrsb.time.values.astype("datetime64[ns]")
+    values = xrsb.values.astype(float)
+    if src_t.size > 1:
+        step = np.median(np.diff(src_t)).astype("timedelta64[ns]")
+    else:
+        step = cadence
+    expected = max(cadence / step, 1.0)
+    lo = np.searchsorted(src_t, times - cadence // 2, side="left")
+    hi = np.searchsorted(src_t, times + cadence // 2, side="left")
+    valid = np.isfinite(values)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(valid, values, 0.0))])
+    ccount = np.concatenate([[0], np.cumsum(valid)])
+    n_valid = ccount[hi] - ccount[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (csum[hi] - csum[lo]) / n_valid
+    gap = n_valid < min_coverage * expected
+    mean[gap] = np.nan
+    out = xr.DataArray(mean, coords={"time": times}, dims="time", attrs=dict(xrsb.attrs))
+    out.attrs.update({"resampling": f"mean over slot of {cadence.astype('timedelta64[s]')}, "
+                      f"NaN below {min_coverage:.0%} coverage", "n_gap_slots": int(gap.sum())})
+    return out
+
+
+def window_max(
+    xrsb: xr.DataArray, times: np.ndarray, lead: np.timedelta64, window: np.timedelta64, *, min_coverage: float = 0.5
+) -> np.ndarray:
+    """Max XRS-B flux in ``[t + lead, t + lead + window]`` for each ``t`` in ``times`` (W/m²).
+
+    Uses the series at its native sampling. NaN where the window runs past the data or
+    its valid samples cover less than ``min_coverage`` of the expected samples.
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    src_t = xrsb.time.values.astype("datetime64[ns]")
+    values = xrsb.values.astype(float)
+    lead = np.timedelta64(lead, "ns")
+    window = np.timedelta64(window, "ns")
+    out = np.full(times.shape, np.nan)
+    if src_t.size == 0:
+        return out
+    step = np.median(np.diff(src_t)).astype("timedelta64[ns]") if src_t.size > 1 else window
+    expected = max(window / step, 1.0)
+    lo = np.searchsorted(src_t, times + lead, side="left")
+    hi = np.searchsorted(src_t, times + lead + window, side="right")
+    inside = (times + lead + window) <= src_t[-1]
+    for i in np.flatnonzero(inside & (hi > lo)):
+        chunk = values[lo[i]:hi[i]]
+        finite = np.isfinite(chunk)
+        if finite.sum() >= min_coverage * expected:
+            out[i] = chunk[finite].max()
+    return out
