@@ -1,0 +1,320 @@
+"""Alignment: AIA frames onto a cadence grid, GOES onto the same grid, and the targets.
+
+* :func:`scan_frames` validates every file (header and pixels) and records each problem as a
+  :class:`Skip` instead of stopping.
+* :func:`plan_slots` assigns frames to nominal cadence slots. A frame belongs to the
+  slot whose time is nearest to its T_OBS if it lies within ``tolerance`` of it.
+  Duplicates keep the frame closest to the slot time; slots that miss a channel are
+  dropped (or kept with an empty frame, ``fill_missing=True``); every decision is a
+  logged :class:`Skip`, so no input disappears silently.
+* :func:`goes_targets` and :func:`event_targets` compute the regression/classification
+  targets: the nowcast flux at ``t`` and the maximum flux in ``[t + lead, t + lead + window]``
+  with the flare class of each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from tqdm.auto import tqdm
+
+from flarelib.goes import class_to_flux, flare_class, flare_class_label, resample_to_slots, window_max
+from flarelib.prep import BadFrameError, FrameInfo, read_frame_info
+
+log = logging.getLogger(__name__)
+
+
+class EmptySelectionError(ValueError):
+    """No usable frame (or no time) is left after validation, alignment or a time cut."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An input left out of a cube, and why."""
+
+    source: str
+    reason: str
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "reason": self.reason, "detail": self.detail}
+
+
+def to_timedelta(value: str | np.timedelta64 | pd.Timedelta) -> np.timedelta64:
+    """``"12min"``, ``"1h"``, ``pd.Timedelta`` or ``np.timedelta64`` -> ``timedelta64[ns]``."""
+    return pd.Timedelta(value).to_timedelta64().astype("timedelta64[ns]")
+
+
+def scan_frames(
+    paths: Iterable[str | Path], *, allowed_quality_bits: int = 0, progress: bool = False
+) -> tuple[list[FrameInfo], list[Skip]]:
+    """Validate AIA files; return the usable ones and a :class:`Skip` for each other file."""
+    infos, skipped = [], []
+    for path in tqdm(list(paths), desc="scan AIA files", disable=not progress, unit="file"):
+        try:
+            infos.append(read_frame_info(path, allowed_quality_bits=allowed_quality_bits))
+        except BadFrameError as err:
+            skipped.append(Skip(err.path.name, err.reason, err.detail))
+            log.warning("skip %s: %s %s", err.path.name, err.reason, err.detail)
+    return infos, skipped
+
+
+@dataclass
+class SlotPlan:
+    """Which file fills each (time slot, channel) cell of a cube."""
+
+    times: np.ndarray  #: slot times, datetime64[ns] UTC
+    channels: tuple[int, ...]  #: Å
+    frames: list[list[FrameInfo | None]]  #: [slot][channel]
+    cadence: np.timedelta64
+    tolerance: np.timedelta64
+    skipped: list[Skip] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.times), len(self.channels)
+
+    def frame_coords(self) -> dict[str, tuple]:
+        """Per-frame coordinates (time, channel): t_obs, exptime, quality, source."""
+        nt, nc = self.shape
+        t_obs = np.full((nt, nc), np.datetime64("NaT"), dtype="datetime64[ns]")
+        exptime = np.full((nt, nc), np.nan, dtype=np.float32)
+        quality = np.full((nt, nc), -1, dtype=np.int32)
+        source = np.full((nt, nc), "", dtype=object)
+        for i, row in enumerate(self.frames):
+            for j, info in enumerate(row):
+                if info is not None:
+                    t_obs[i, j], exptime[i, j], quality[i, j], source[i, j] = (
+                        info.t_obs, info.exptime, info.quality, info.path.name)
+        dims = ("time", "channel")
+        return {
+            "t_obs": (dims, t_obs, {"long_name": "observation time (T_OBS) of the frame", "timezone": "UTC"}),
+            "exptime": (dims, exptime, {"units": "s", "long_name": "exposure time (EXPTIME) divided out"}),
+            "quality": (dims, quality, {"long_name": "QUALITY keyword (-1: no frame)"}),
+            "source": (dims, source.astype(str), {"long_name": "input file name"}),
+        }
+
+    def describe(self) -> dict:
+        return {
+            "cadence": str(pd.Timedelta(self.cadence)),
+            "tolerance": str(pd.Timedelta(self.tolerance)),
+            "slot_rule": "nearest slot of a grid anchored at 00:00 UTC; |T_OBS - slot| <= tolerance",
+            "duplicates": "the frame nearest the slot time is kept",
+            "channels": list(self.channels),
+        }
+
+
+def plan_slots(
+    infos: Sequence[FrameInfo],
+    *,
+    channels: Sequence[int],
+    cadence: str | np.timedelta64,
+    tolerance: str | np.timedelta64 | None = None,
+    start: str | np.datetime64 | None = None,
+    end: str | np.datetime64 | None = None,
+    fill_missing: bool = False,
+    skipped: Sequence[Skip] = (),
+) -> SlotPlan:
+    """Assign validated frames to cadence slots (see the module docstring for the rules).
+
+    ``tolerance`` defaults to half the cadence. ``start``/``end`` (inclusive, UTC) cut the
+    slot range. Raises :class:`EmptySelectionError` when no complete slot remains, or when
+    ``start >= end``.
+    """
+    cadence = to_timedelta(cadence)
+    tolerance = to_timedelta(tolerance) if tolerance is not None else cadence // 2
+    channels = tuple(int(c) for c in channels)
+    skips = list(skipped)
+    t_start = np.datetime64(start, "ns") if start is not None else None
+    t_end = np.datetime64(end, "ns") if end is not None else None
+    if t_start is not None and t_end is not None and t_start >= t_end:
+        raise EmptySelectionError(f"empty time range: start {t_start} is not before end {t_end}")
+
+    cells: dict[tuple[np.datetime64, int], list[FrameInfo]] = {}
+    for info in sorted(infos, key=lambda f: (f.t_obs, f.path.name)):
+        if info.channel not in channels:
+            skips.append(Skip(info.path.name, "channel-not-selected", f"{info.channel} Å"))
+            continue
+        day = info.t_obs.astype("datetime64[D]").astype("datetime64[ns]")
+        slot = day + np.round((info.t_obs - day) / cadence).astype(np.int64) * cadence
+        if abs(info.t_obs - slot) > tolerance:
+            skips.append(Skip(info.path.name, "off-grid", f"T_OBS {info.t_obs} is {abs(info.t_obs - slot)} from slot"))
+            continue
+        if (t_start is not None and slot < t_start) or (t_end is not None and slot > t_end):
+            skips.append(Skip(info.path.name, "outside-time-range", str(slot)))
+            continue
+        cells.setdefault((slot, info.channel), []).append(info)
+
+    slots = sorted({slot for slot, _ in cells})
+    frames: list[list[FrameInfo | None]] = []
+    times = []
+    for slot in slots:
+        row: list[FrameInfo | None] = []
+        for channel in channels:
+            candidates = sorted(cells.get((slot, channel), []), key=lambda f: (abs(f.t_obs - slot), f.path.name))
+            for dup in candidates[1:]:
+                skips.append(Skip(dup.path.name, "duplicate", f"{channel} Å at {slot}: kept {candidates[0].path.name}"))
+            row.append(candidates[0] if candidates else None)
+        missing = [c for c, f in zip(channels, row) if f is None]
+        if missing and not fill_missing:
+            for f in row:
+                if f is not None:
+                    skips.append(Skip(f.path.name, "slot-incomplete", f"{slot} lacks {missing} Å"))
+            continue
+        times.append(slot)
+        frames.append(row)
+    for s in skips[len(skipped):]:
+        log.warning("skip %s: %s %s", s.source, s.reason, s.detail)
+    if not times:
+        raise EmptySelectionError(
+            f"no complete cadence slot for channels {list(channels)} "
+            f"({len(infos)} valid frames, {len(skips)} skipped; see the skip list)"
+        )
+    shapes = {f.shape for row in frames for f in row if f is not None}
+    if len(shapes) > 1:
+        raise ValueError(f"frames differ in shape {sorted(shapes)}: pass shape=(ny, nx) to resample them")
+    return SlotPlan(np.array(times, dtype="datetime64[ns]"), channels, frames, cadence, tolerance, skips)
+
+
+def plan_fingerprint(plan: SlotPlan, checksums: dict[str, str], params: dict) -> str:
+    """A sha256 over the inputs' checksums, the slot assignment and the prep parameters."""
+    payload = {
+        "cells": [[f.path.name if f else None for f in row] for row in plan.frames],
+        "times": [str(t) for t in plan.times],
+        "checksums": dict(sorted(checksums.items())),
+        "params": params,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- targets
+
+def forecast_coords(forecasts: Sequence[tuple[str, str]]) -> dict[str, tuple]:
+    """Coordinates of the ``forecast`` dimension: label, ``lead`` and ``window`` (timedelta)."""
+    leads = np.array([to_timedelta(lead) for lead, _ in forecasts], dtype="timedelta64[ns]")
+    windows = np.array([to_timedelta(window) for _, window in forecasts], dtype="timedelta64[ns]")
+    labels = [f"lead{_minutes(lead)}min_window{_minutes(win)}min" for lead, win in zip(leads, windows)]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"repeated forecast (lead, window) pairs: {list(forecasts)}")
+    return {
+        "forecast": ("forecast", np.array(labels)),
+        "lead": ("forecast", leads, {"long_name": "time from t to the start of the target window"}),
+        "window": ("forecast", windows, {"long_name": "length of the target window"}),
+    }
+
+
+def _minutes(delta: np.timedelta64) -> int:
+    return int(delta // np.timedelta64(1, "m"))
+
+
+def _target_dataset(times, forecasts, now, future, attrs: dict) -> xr.Dataset:
+    coords = {"time": times, **forecast_coords(forecasts)}
+    ds = xr.Dataset(
+        {
+            "flux_now": ("time", now.astype(np.float32), {"units": "W m-2", "long_name": "nowcast XRS-B flux at t"}),
+            "flux_max": (("time", "forecast"), future.astype(np.float32),
+                         {"units": "W m-2", "long_name": "max XRS-B flux in [t + lead, t + lead + window]"}),
+            "class_now": ("time", flare_class(now), {"long_name": "GOES class of flux_now ('' = no data)"}),
+            "class_max": (("time", "forecast"), flare_class(future),
+                          {"long_name": "GOES class of flux_max ('' = no data)"}),
+        },
+        coords=coords,
+    )
+    for name in ("flux_now", "flux_max", "class_now", "class_max"):
+        ds[name].attrs.update(attrs)
+    return ds
+
+
+def goes_targets(
+    xrs: xr.Dataset, times: np.ndarray, cadence: str | np.timedelta64, forecasts: Sequence[tuple[str, str]],
+    *, min_coverage: float = 0.5,
+) -> xr.Dataset:
+    """XRS-B on the cube's time grid plus targets computed from the native-cadence series.
+
+    Returns ``xrsb`` (slot mean), ``flux_now`` (= ``xrsb``), ``flux_max`` (time, forecast),
+    ``class_now`` and ``class_max``. Windows running past the data or with too many gaps
+    are NaN (class ``""``).
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    xrsb = resample_to_slots(xrs["xrsb"], times, to_timedelta(cadence), min_coverage=min_coverage)
+    future = np.stack(
+        [window_max(xrs["xrsb"], times, to_timedelta(lead), to_timedelta(window), min_coverage=min_coverage)
+         for lead, window in forecasts],
+        axis=-1,
+    )
+    attrs = {"target_source": "goes-xrs", "goes_scaling": xrs.attrs.get("goes_scaling", "unknown")}
+    ds = _target_dataset(times, forecasts, xrsb.values, future, attrs)
+    ds["xrsb"] = ("time", xrsb.values.astype(np.float32), {
+        "units": "W m-2", "long_name": "GOES XRS-B (1-8 Å) flux, mean over the cadence slot",
+        "n_gap_slots": xrsb.attrs["n_gap_slots"]})
+    return ds
+
+
+def events_dataset(events: Sequence[dict]) -> xr.Dataset:
+    """A flare event list as variables on an ``event`` dimension.
+
+    Each event is a mapping with ``start``, ``peak``, ``end`` (UTC) and ``goes_class``
+    (e.g. ``"X2.2"``) or ``peak_flux`` (W/m²); optional ``source`` and ``noaa_ar``.
+    """
+    rows = []
+    for k, ev in enumerate(events):
+        try:
+            start, peak, end = (np.datetime64(pd.Timestamp(ev[key]).tz_localize(None), "ns")
+                                for key in ("start", "peak", "end"))
+            flux = float(ev["peak_flux"]) if "peak_flux" in ev else class_to_flux(ev["goes_class"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"flare event #{k} {dict(ev)!r}: {exc}") from exc
+        if not start <= peak <= end:
+            raise ValueError(f"flare event #{k}: needs start <= peak <= end, got {start}, {peak}, {end}")
+        rows.append((start, peak, end, flux, str(ev.get("source", "")), int(ev.get("noaa_ar", -1))))
+    cols = list(zip(*rows)) if rows else [[]] * 6
+    return xr.Dataset(
+        {
+            "event_start": ("event", np.array(cols[0], dtype="datetime64[ns]")),
+            "event_peak": ("event", np.array(cols[1], dtype="datetime64[ns]")),
+            "event_end": ("event", np.array(cols[2], dtype="datetime64[ns]")),
+            "event_peak_flux": ("event", np.array(cols[3], dtype=np.float32), {"units": "W m-2"}),
+            "event_class": ("event", np.array([flare_class_label(f) for f in cols[3]], dtype="<U6")),
+            "event_source": ("event", np.array(cols[4], dtype=str)),
+            "event_noaa_ar": ("event", np.array(cols[5], dtype=np.int32)),
+        }
+    )
+
+
+def event_targets(events: xr.Dataset, times: np.ndarray, forecasts: Sequence[tuple[str, str]]) -> xr.Dataset:
+    """Targets from a flare event list, where no GOES light curve is available.
+
+    ``flux_now(t)`` is the peak flux of the largest listed event in progress at ``t``
+    (``start <= t <= end``); ``flux_max(t)`` is the largest peak flux of the events that
+    overlap ``[t + lead, t + lead + window]``. Both are NaN where no listed event applies:
+    an event list says nothing about the background flux. These are upper bounds of the
+    measured flux, not measurements; ``attrs["target_source"] = "event-list"`` says so.
+    ``xrsb`` is all NaN.
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    start, end = events.event_start.values, events.event_end.values
+    flux = events.event_peak_flux.values.astype(float)
+
+    def strongest(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        overlap = (start[None, :] <= hi[:, None]) & (end[None, :] >= lo[:, None])
+        return np.where(overlap.any(axis=1), np.where(overlap, flux[None, :], -np.inf).max(axis=1), np.nan)
+
+    now = strongest(times, times) if flux.size else np.full(times.shape, np.nan)
+    future = np.stack(
+        [strongest(times + to_timedelta(lead), times + to_timedelta(lead) + to_timedelta(window))
+         if flux.size else np.full(times.shape, np.nan) for lead, window in forecasts], axis=-1)
+    attrs = {"target_source": "event-list",
+             "target_note": "peak flux of listed flare events overlapping the window: an upper bound, "
+                            "NaN where no listed event applies (no GOES light curve for this period)"}
+    ds = _target_dataset(times, forecasts, now, future, attrs)
+    ds["xrsb"] = ("time", np.full(times.shape, np.nan, dtype=np.float32),
+                  {"units": "W m-2", "long_name": "GOES XRS-B (1-8 Å) flux", "note": "no GOES data in this cube"})
+    return ds

@@ -1,0 +1,382 @@
+"""The cube on disk: one Zarr store per dataset, written resumably, readable by plain xarray.
+
+Format choices (also in ``DATASET_CARD.md``, which every store carries in its attrs):
+
+* **Zarr format 2**, on purpose. Consolidated metadata is part of the v2 convention
+  but not of the v3 specification (zarr-python warns about it); SDOML v2, which a later
+  stage reads, is Zarr v2, so both stores open with the same tools; and every Zarr
+  reader in the ecosystem (zarr-python 2 and 3, xarray, Julia, JS, ...) reads v2.
+* Chunks of **one time step with all channels** ``(1, C, ny, nx)`` for ``aia`` (and
+  ``(1, ny, nx)`` for per-pixel masks), so a training sample or a slider step is one read.
+* **Blosc zstd, level 5, byte shuffle** and **consolidated metadata**.
+
+Resumable writes: :func:`write_cube` first writes a *template* (every coordinate and
+target, ``aia`` empty, ``ingested=0`` everywhere, ``attrs["ingest_status"]="incomplete"``)
+under a temporary name and renames it into place; then it fills the time steps block by
+block and sets ``ingested`` for a block only after its pixels are written; finally it
+marks the store ``complete`` and consolidates the metadata again. A killed writer
+therefore leaves a store that says it is incomplete and which steps are missing;
+re-running the same ingest (same inputs, same parameters: same ``input_fingerprint``)
+fills in exactly those steps. :func:`open_cube` refuses incomplete stores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import dask.array
+import numcodecs
+import numpy as np
+import xarray as xr
+import zarr
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+ZARR_FORMAT = 2
+COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+DATASET_CARD_PATH = Path(__file__).with_name("DATASET_CARD.md")
+
+
+class IncompleteCubeError(RuntimeError):
+    """The store exists but its ingest did not finish (re-run the same ingest to complete it)."""
+
+
+class CubeMismatchError(RuntimeError):
+    """A store exists at the path but was made from other inputs or parameters."""
+
+
+def dataset_card() -> str:
+    """The dataset card (markdown) that documents the cube schema."""
+    return DATASET_CARD_PATH.read_text()
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the packages that shape the cube's content."""
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("flarelib", "numpy", "astropy", "sunpy", "aiapy", "xarray", "zarr", "numcodecs"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _encoding(template: xr.Dataset, streamed: set[str]) -> dict:
+    enc = {}
+    for name, var in template.variables.items():
+        if var.dtype.kind in "fiub":
+            enc[name] = {"compressors": (COMPRESSOR,)}
+        if name in streamed:
+            enc[name]["chunks"] = (1,) + tuple(var.shape[1:])
+        elif "time" in var.dims and var.dtype.kind in "fiub" and var.ndim >= 1:
+            enc[name]["chunks"] = var.shape
+    enc["ingested"] = {"chunks": (1,), "compressors": (COMPRESSOR,)}
+    return enc
+
+
+def _read_attrs(path: Path) -> dict:
+    return dict(zarr.open_group(str(path), mode="r", zarr_format=ZARR_FORMAT).attrs)
+
+
+def _write_template(path: Path, template: xr.Dataset, streamed: dict[str, tuple]) -> None:
+    ds = template.copy()
+    nt = ds.sizes["time"]
+    for name, (dims, shape, dtype) in streamed.items():
+        fill = np.nan if np.dtype(dtype).kind == "f" else 0
+        ds[name] = (("time",) + tuple(dims),
+                    dask.array.full((nt,) + tuple(shape), fill, dtype=dtype, chunks=(1,) + tuple(shape)))
+    ds["ingested"] = ("time", np.zeros(nt, dtype=np.uint8),
+                      {"long_name": "1 once the time step's streamed variables are written"})
+    ds.attrs["ingest_status"] = "incomplete"
+    tmp = path.with_name(path.name + ".template-tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    ds.to_zarr(str(tmp), mode="w", zarr_format=ZARR_FORMAT, consolidated=True, compute=False,
+               encoding=_encoding(ds, set(streamed)))
+    tmp.rename(path)
+
+
+def write_cube(
+    path: str | Path,
+    template: xr.Dataset,
+    streamed: dict[str, tuple[tuple[str, ...], tuple[int, ...], str]],
+    fill_block: Callable[[int, int], dict[str, np.ndarray]],
+    *,
+    block: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_block: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write (or resume) a cube store.
+
+    Parameters
+    ----------
+    path
+        Target ``.zarr`` directory.
+    template
+        Everything but the streamed variables: coordinates, targets and attrs. Its
+        ``attrs["input_fingerprint"]`` identifies the inputs and parameters.
+    streamed
+        ``{name: (dims_without_time, shape_without_time, dtype)}`` of the variables filled
+        block by block, e.g. ``{"aia": (("channel", "y", "x"), (6, 64, 64), "float32")}``.
+    fill_block
+        ``fill_block(i0, i1)`` returns ``{name: array of shape (i1 - i0, *shape)}``.
+    block
+        Time steps per call of ``fill_block``.
+    overwrite
+        Replace a store made from other inputs instead of raising :class:`CubeMismatchError`.
+    on_block
+        Called after each block is committed (progress reporting, tests).
+    """
+    path = Path(path)
+    fingerprint = template.attrs["input_fingerprint"]
+    if path.exists():
+        try:
+            attrs = _read_attrs(path)
+        except Exception:  # not a zarr group: never delete what we did not write
+            raise CubeMismatchError(f"{path} exists and is not a flarelib cube; remove it yourself") from None
+        if attrs.get("input_fingerprint") != fingerprint:
+            if not overwrite:
+                raise CubeMismatchError(
+                    f"{path} was built from other inputs or parameters "
+                    f"(fingerprint {str(attrs.get('input_fingerprint'))[:12]} != {fingerprint[:12]}); "
+                    "pass overwrite=True to replace it")
+            shutil.rmtree(path)
+        elif attrs.get("ingest_status") == "complete":
+            log.info("%s is complete and up to date", path)
+            return path
+        else:
+            log.info("resuming the incomplete store %s", path)
+    if not path.exists():
+        _write_template(path, template, streamed)
+
+    group = zarr.open_group(str(path), mode="r+", zarr_format=ZARR_FORMAT)
+    done = group["ingested"][:].astype(bool)
+    todo = np.flatnonzero(~done)
+    blocks = [todo[k:k + block] for k in range(0, len(todo), block)]
+    with tqdm(total=len(todo), desc=f"write {path.name}", unit="step", disable=not progress) as bar:
+        for idx in blocks:
+            # contiguous runs inside a block keep region writes simple
+            for run in np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1):
+                i0, i1 = int(run[0]), int(run[-1]) + 1
+                arrays = fill_block(i0, i1)
+                for name in streamed:
+                    group[name][i0:i1] = arrays[name]
+                group["ingested"][i0:i1] = 1
+                bar.update(i1 - i0)
+                if on_block is not None:
+                    on_block(i0, i1)
+    group.attrs["ingest_status"] = "complete"
+    zarr.consolidate_metadata(str(path), zarr_format=ZARR_FORMAT)
+    return path
+
+
+def cube_status(path: str | Path) -> dict:
+    """``{"status": ..., "n_steps": ..., "n_ingested": ..., "missing": [times]}`` of a store."""
+    group = zarr.open_group(str(path), mode="r", zarr_format=ZARR_FORMAT)
+    ingested = group["ingested"][:].astype(bool)
+    ds = xr.open_zarr(str(path))
+    return {
+        "status": group.attrs.get("ingest_status", "unknown"),
+        "n_steps": int(ingested.size),
+        "n_ingested": int(ingested.sum()),
+        "missing": [str(t) for t in ds.time.values[~ingested]],
+    }
+
+
+def open_cube(path: str | Path, *, allow_incomplete: bool = False, **kwargs) -> xr.Dataset:
+    """Open a cube lazily with :func:`xarray.open_zarr`, refusing incomplete stores.
+
+    Plain ``xr.open_zarr(path)`` opens the same store without flarelib; this wrapper
+    adds the completeness check.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no cube at {path}; build it first (see data_catalog.yaml / make data)")
+    ds = xr.open_zarr(str(path), **kwargs)
+    status = ds.attrs.get("ingest_status")
+    if status != "complete" or not bool(ds["ingested"].all()):
+        missing = int((ds["ingested"] == 0).sum())
+        message = (f"{path} is incomplete ({missing} of {ds.sizes['time']} time steps not written; "
+                   "re-run the same ingest to complete it)")
+        if not allow_incomplete:
+            raise IncompleteCubeError(message)
+        log.warning(message)
+    return ds
+
+
+def json_attr(value) -> str:
+    """Serialize provenance for a Zarr attr (stable key order, so reruns compare equal)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------- FITS -> cube
+
+WCS_KEYS = ("ctype1", "ctype2", "cunit1", "cunit2", "crpix1", "crpix2", "crval1", "crval2", "cdelt1", "cdelt2",
+            "crota2", "date-obs", "t_obs", "rsun_obs", "rsun_ref", "dsun_obs", "hgln_obs", "hglt_obs", "crln_obs",
+            "crlt_obs", "wavelnth", "waveunit", "telescop", "instrume", "detector", "bunit", "lvl_num")
+
+
+def build_fits_cube(
+    files,
+    path: str | Path,
+    *,
+    name: str,
+    channels=None,
+    cadence: str = "12min",
+    tolerance: str | None = None,
+    shape: tuple[int, int] | None = None,
+    degradation: bool = True,
+    correction_table: str | Path | None = None,
+    register: bool | str = "auto",
+    start: str | None = None,
+    end: str | None = None,
+    fill_missing: bool = False,
+    allowed_quality_bits: int = 0,
+    goes: xr.Dataset | None = None,
+    events=None,
+    forecasts=(("0min", "12min"),),
+    description: str = "",
+    extra_attrs: dict | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_block: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Validate, align, calibrate and write AIA FITS files (plus GOES or events) as a cube.
+
+    The steps: :func:`flarelib.align.scan_frames` (bad files become logged skips),
+    :func:`flarelib.align.plan_slots` (cadence slots, duplicates, missing channels),
+    targets from ``goes`` (an XRS dataset from :func:`flarelib.goes.load_xrs`) or from
+    ``events`` (flare event dicts, see :func:`flarelib.align.events_dataset`), then
+    :func:`flarelib.prep.prep_frame` per frame inside the resumable :func:`write_cube`.
+    Returns the store path. See ``DATASET_CARD.md`` for the schema.
+    """
+    from flarelib import align, prep
+
+    channels = tuple(channels or prep.DEFAULT_CHANNELS)
+    files = [Path(f) for f in files]
+    if not files:
+        raise align.EmptySelectionError(f"{name}: no input files")
+    infos, skipped = align.scan_frames(files, allowed_quality_bits=allowed_quality_bits, progress=progress)
+    plan = align.plan_slots(infos, channels=channels, cadence=cadence, tolerance=tolerance, start=start, end=end,
+                            fill_missing=fill_missing, skipped=skipped)
+    checksums = {f.name: prep.sha256_of(f) for f in files if f.exists()}
+    prep_params = {"degradation": degradation, "register": register, "shape": list(shape) if shape else None,
+                   "correction_table": Path(correction_table).name if correction_table
+                   else (prep.aiapy_correction_table_path().name if degradation else None),
+                   "allowed_quality_bits": allowed_quality_bits, "fill_missing": fill_missing}
+    targets_id = {"goes": goes.attrs.get("source") if goes is not None else None,
+                  "events": [dict(e) for e in events] if events else None, "forecasts": [list(f) for f in forecasts]}
+    fingerprint = align.plan_fingerprint(plan, checksums, {"prep": prep_params, "targets": targets_id,
+                                                           "cadence": str(cadence), "name": name})
+
+    first = next(f for f in plan.frames[0] if f is not None)
+    ny, nx = shape or first.shape
+    if goes is not None:
+        targets = align.goes_targets(goes, plan.times, plan.cadence, forecasts)
+        goes_attrs = {"goes_satellite": goes.attrs.get("goes_satellite", "unknown"),
+                      "goes_scaling": goes.attrs.get("goes_scaling", "unknown"), "target_source": "goes-xrs"}
+        event_ds = align.events_dataset(events or [])
+    else:
+        event_ds = align.events_dataset(events or [])
+        targets = align.event_targets(event_ds, plan.times, forecasts)
+        goes_attrs = {"goes_satellite": "none", "goes_scaling": "none",
+                      "target_source": "event-list" if events else "none"}
+    template = xr.Dataset(
+        coords={"time": ("time", plan.times, {"long_name": "nominal cadence slot", "timezone": "UTC"}),
+                "channel": ("channel", np.array(channels, dtype=np.int32), {"units": "angstrom"}),
+                "y": ("y", np.arange(ny, dtype=np.int32), {"long_name": "pixel row"}),
+                "x": ("x", np.arange(nx, dtype=np.int32), {"long_name": "pixel column"}),
+                **plan.frame_coords()},
+    )
+    template = xr.merge([template, targets, event_ds], combine_attrs="drop_conflicts")
+    template.attrs = {
+        "title": f"{name}: aligned SDO/AIA cube" + (" with GOES/XRS" if goes is not None else ""),
+        "name": name,
+        "description": description,
+        "synthetic": False,
+        "dataset_card": dataset_card(),
+        "aia_units": "DN/s",
+        "inputs": json_attr([{"file": k, "sha256": v} for k, v in sorted(checksums.items())]),
+        "prep_steps": json_attr(_prep_step_list(prep_params)),
+        "alignment": json_attr(plan.describe()),
+        "skipped_inputs": json_attr([s.as_dict() for s in plan.skipped]),
+        "n_skipped": len(plan.skipped),
+        "software_versions": json_attr(software_versions()),
+        "input_fingerprint": fingerprint,
+        "zarr_format_reason": ZARR_FORMAT_REASON,
+        **goes_attrs,
+        **(extra_attrs or {}),
+    }
+    frames = plan.frames
+
+    def fill_block(i0: int, i1: int) -> dict[str, np.ndarray]:
+        out = np.full((i1 - i0, len(channels), ny, nx), np.nan, dtype=np.float32)
+        for i in range(i0, i1):
+            for j, info in enumerate(frames[i]):
+                if info is not None:
+                    smap, _ = prep.prep_frame(info.path, degradation=degradation, correction_table=correction_table,
+                                              register=register, shape=shape)
+                    out[i - i0, j] = smap.data
+        return {"aia": out}
+
+    template.attrs["reference_header"] = json_attr(_reference_headers(frames[0], channels, prep_params, shape))
+    return write_cube(path, template, {"aia": (("channel", "y", "x"), (len(channels), ny, nx), "float32")},
+                      fill_block, overwrite=overwrite, progress=progress, on_block=on_block)
+
+
+ZARR_FORMAT_REASON = ("Zarr v2: consolidated metadata is standard there (not in the v3 spec), SDOML v2 is v2, "
+                      "and every Zarr reader supports it")
+
+
+def _prep_step_list(params: dict) -> list[dict]:
+    steps = []
+    if params["register"]:
+        steps.append({"step": "register", "function": "aiapy.calibrate.register", "when": str(params["register"]),
+                      "applies_to": "full-disk level-1 input"})
+    if params["degradation"]:
+        steps.append({"step": "degradation", "function": "aiapy.calibrate.degradation",
+                      "table": params["correction_table"], "table_source": "shipped inside aiapy"})
+    steps.append({"step": "exposure", "operation": "divide by EXPTIME", "units_after": "DN/s"})
+    if params["shape"]:
+        steps.append({"step": "downsample", "shape": params["shape"],
+                      "function": "sunpy superpixel (mean) for integer factors, else resample (linear)"})
+    return steps
+
+
+def _reference_headers(row, channels, params, shape) -> dict:
+    """WCS keywords of the first time step's calibrated frames (for sunpy.map.Map rebuilds)."""
+    from flarelib import prep
+
+    out = {}
+    for channel, info in zip(channels, row):
+        if info is None:
+            continue
+        smap, _ = prep.prep_frame(info.path, degradation=False, register=params["register"], shape=shape)
+        out[str(channel)] = {k: smap.meta.get(k) for k in WCS_KEYS if k in smap.meta}
+    return out
+
+
+def frame_map(cube: xr.Dataset, time_index: int, channel: int):
+    """A :class:`sunpy.map.Map` of one cube frame, with the reference WCS of its channel.
+
+    The header is that of the cube's first time step (exact for full-disk cubes; cutouts
+    that track a region drift by a few pixels over an hour).
+    """
+    import sunpy.map
+
+    headers = json.loads(cube.attrs.get("reference_header", "{}"))
+    if str(channel) not in headers:
+        raise KeyError(f"no reference header for channel {channel} in this cube")
+    meta = dict(headers[str(channel)])
+    meta["bunit"] = "DN/s"
+    meta["date-obs"] = str(cube.t_obs.sel(channel=channel).values[time_index])
+    data = cube.aia.sel(channel=channel).isel(time=time_index).values
+    return sunpy.map.Map(data, meta)
