@@ -224,6 +224,8 @@ def combine_xrs(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     """
     if not parts:
         raise GOESDataError("no GOES data to combine")
+    if len(parts) == 1:
+        return parts[0]
     scalings = {p.attrs.get("goes_scaling") for p in parts}
     if len(scalings) > 1:
         raise GOESDataError(

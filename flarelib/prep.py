@@ -19,7 +19,6 @@ the ingest in :mod:`flarelib.store` turns these into logged, counted skips.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -176,15 +175,6 @@ def load_correction_table(path: str | None = None):
     from aiapy.calibrate.util import get_correction_table
 
     return get_correction_table(Path(path) if path else aiapy_correction_table_path())
-
-
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def prep_frame(

@@ -258,7 +258,7 @@ def build_fits_cube(
     :func:`flarelib.prep.prep_frame` per frame inside the resumable :func:`write_cube`.
     Returns the store path. See ``DATASET_CARD.md`` for the schema.
     """
-    from flarelib import align, prep
+    from flarelib import acquire, align, prep
 
     channels = tuple(channels or prep.DEFAULT_CHANNELS)
     files = [Path(f) for f in files]
@@ -267,7 +267,7 @@ def build_fits_cube(
     infos, skipped = align.scan_frames(files, allowed_quality_bits=allowed_quality_bits, progress=progress)
     plan = align.plan_slots(infos, channels=channels, cadence=cadence, tolerance=tolerance, start=start, end=end,
                             fill_missing=fill_missing, skipped=skipped)
-    checksums = {f.name: prep.sha256_of(f) for f in files if f.exists()}
+    checksums = {f.name: acquire.sha256_of(f) for f in files if f.exists()}
     prep_params = {"degradation": degradation, "register": register, "shape": list(shape) if shape else None,
                    "correction_table": Path(correction_table).name if correction_table
                    else (prep.aiapy_correction_table_path().name if degradation else None),

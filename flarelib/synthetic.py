@@ -370,7 +370,7 @@ def _event_positions(history: History, axis: str) -> np.ndarray:
 
 
 def _sha(path) -> str:
-    from flarelib.prep import sha256_of
+    from flarelib.acquire import sha256_of
 
     return sha256_of(path)
 

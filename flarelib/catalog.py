@@ -1,0 +1,263 @@
+"""``data_catalog.yaml``: every dataset the suite knows, validated, verified and openable.
+
+>>> from flarelib.catalog import load_catalog
+>>> cat = load_catalog()
+>>> cat.names()                                   # doctest: +SKIP
+>>> cube = cat.open("sample-flare-2011-02-15")    # builds the Zarr cube once, then opens it
+
+Kinds implemented here: ``aia_fits`` (a folder of AIA FITS files, built into a cube),
+``goes_xrs`` (GOES XRS files, opened as one XRS dataset) and ``synthetic`` (the synthetic
+sun, generated into a cube). The network kinds ``fido_aia``, ``jsoc_export``,
+``sdoml_v2``, ``fido_goes`` and ``hek_events`` are reserved: they validate, and opening
+them says that the acquisition stage does not exist yet.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import xarray as xr
+import yaml
+
+from flarelib import acquire
+
+LOCAL_KINDS = ("aia_fits", "goes_xrs", "synthetic")
+NETWORK_KINDS = ("fido_aia", "jsoc_export", "sdoml_v2", "fido_goes", "hek_events")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_COMMON = {
+    "kind": {"enum": list(LOCAL_KINDS + NETWORK_KINDS)},
+    "description": {"type": "string", "minLength": 1},
+    "synthetic": {"type": "boolean"},
+    "licence": {"type": "string", "minLength": 1},
+    "citation": {"type": "string", "minLength": 1},
+    "time_range": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+    "channels": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+    "path": {"type": "string"},
+    "pattern": {"type": "string"},
+    "checksums": {"type": "string"},
+    "sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+    "cube": {"type": "object"},
+    "generator": {"type": "object"},
+    "disk_from": {"type": "string"},
+    "query": {"type": "object"},
+}
+ENTRY_SCHEMA = {
+    "type": "object",
+    "required": ["kind", "description", "synthetic", "licence", "citation"],
+    "properties": _COMMON,
+    "additionalProperties": False,
+    "allOf": [
+        {"if": {"properties": {"kind": {"enum": ["aia_fits", "goes_xrs"]}}},
+         "then": {"required": ["path", "sha256", "time_range"]}},
+        {"if": {"properties": {"kind": {"const": "aia_fits"}}}, "then": {"required": ["channels", "cube"]}},
+        {"if": {"properties": {"kind": {"const": "synthetic"}}},
+         "then": {"required": ["generator", "disk_from", "channels"], "properties": {"synthetic": {"const": True}}}},
+        {"if": {"properties": {"kind": {"enum": list(NETWORK_KINDS)}}}, "then": {"required": ["query"]}},
+    ],
+}
+CATALOG_SCHEMA = {
+    "type": "object",
+    "required": ["version", "entries"],
+    "properties": {"version": {"const": 1}, "entries": {"type": "object", "minProperties": 1}},
+    "additionalProperties": False,
+}
+
+
+class CatalogError(ValueError):
+    """A catalog entry is invalid or its files do not match; the message names entry and field."""
+
+
+def default_catalog_path() -> Path:
+    """``$FLARELIB_CATALOG`` or the ``data_catalog.yaml`` at the project root."""
+    return Path(os.environ.get("FLARELIB_CATALOG", REPO_ROOT / "data_catalog.yaml"))
+
+
+def default_build_dir() -> Path:
+    """Where cubes are built: ``$FLARELIB_DATA_DIR`` or ``build/data`` at the project root."""
+    return Path(os.environ.get("FLARELIB_DATA_DIR", REPO_ROOT / "build" / "data"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One validated catalog entry."""
+
+    name: str
+    kind: str
+    spec: dict
+    root: Path
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.spec["synthetic"])
+
+    @property
+    def path(self) -> Path:
+        return (self.root / self.spec["path"]).resolve()
+
+
+class Catalog:
+    """The datasets of ``data_catalog.yaml`` (see the module docstring)."""
+
+    def __init__(self, entries: dict[str, Entry], source: Path):
+        self.entries = entries
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.source}, {len(self.entries)} entries)"
+
+    def __getitem__(self, name: str) -> Entry:
+        if name not in self.entries:
+            raise CatalogError(f"no catalog entry {name!r}; known: {sorted(self.entries)}")
+        return self.entries[name]
+
+    def names(self, kind: str | None = None) -> list[str]:
+        return [n for n, e in self.entries.items() if kind is None or e.kind == kind]
+
+    def summary(self):
+        """A pandas table of the entries (name, kind, synthetic, channels, time range, description)."""
+        import pandas as pd
+
+        rows = [{"name": e.name, "kind": e.kind, "synthetic": e.synthetic,
+                 "channels": e.spec.get("channels", ""), "time_range": " to ".join(e.spec.get("time_range", [])),
+                 "description": e.spec["description"]} for e in self.entries.values()]
+        return pd.DataFrame(rows).set_index("name")
+
+    def files(self, name: str, *, verify: bool = True) -> list[Path]:
+        """The files of a local entry, checked against its sha256 (and its checksum list)."""
+        entry = self[name]
+        if entry.kind in NETWORK_KINDS:
+            raise NotImplementedError(_network_message(entry))
+        if entry.kind == "synthetic":
+            raise CatalogError(f"entry {name!r}, field kind: a synthetic entry has no files; use open()")
+        path = entry.path
+        if not path.exists():
+            raise CatalogError(f"entry {name!r}, field path: {path} does not exist")
+        if path.is_file():
+            if verify and acquire.sha256_of(path) != entry.spec["sha256"]:
+                raise CatalogError(f"entry {name!r}, field sha256: {path.name} does not match the recorded checksum")
+            return [path]
+        sums_name = entry.spec.get("checksums")
+        if not sums_name:
+            raise CatalogError(f"entry {name!r}, field checksums: a folder entry needs a checksum list")
+        sums_file = path / sums_name
+        if verify:
+            if not sums_file.is_file():
+                raise CatalogError(f"entry {name!r}, field checksums: {sums_file} is missing")
+            if acquire.sha256_of(sums_file) != entry.spec["sha256"]:
+                raise CatalogError(f"entry {name!r}, field sha256: {sums_file.name} does not match the recorded "
+                                   "checksum (the checksum list itself changed)")
+        sums = acquire.read_checksums(sums_file)
+        pattern = entry.spec.get("pattern", "*")
+        selected = {n: h for n, h in sums.items() if Path(n).match(pattern)}
+        if not selected:
+            raise CatalogError(f"entry {name!r}, field pattern: {pattern!r} matches no listed file")
+        if not verify:
+            return [path / n for n in sorted(selected)]
+        try:
+            return acquire.verify_files(path, selected)
+        except acquire.ChecksumError as err:
+            raise CatalogError(f"entry {name!r}, field checksums: {err}") from err
+
+    def cube_path(self, name: str, build_dir: str | Path | None = None) -> Path:
+        return Path(build_dir or default_build_dir()) / f"{name}.zarr"
+
+    def build(self, name: str, *, build_dir: str | Path | None = None, overwrite: bool = False,
+              progress: bool = True) -> Path:
+        """Build (or resume, or reuse) the cube of an ``aia_fits`` or ``synthetic`` entry."""
+        entry = self[name]
+        out = self.cube_path(name, build_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if entry.kind == "aia_fits":
+            from flarelib.store import build_fits_cube
+
+            cube = dict(entry.spec["cube"])
+            goes = None
+            if "goes_from" in cube:
+                goes = self.open(cube.pop("goes_from"))
+            forecasts = [tuple(f) for f in cube.pop("forecasts", [["0min", "12min"]])]
+            shape = tuple(cube.pop("shape")) if "shape" in cube else None
+            try:
+                return build_fits_cube(self.files(name), out, name=name, channels=entry.spec["channels"], goes=goes,
+                                       forecasts=forecasts, shape=shape, description=entry.spec["description"],
+                                       overwrite=overwrite, progress=progress,
+                                       extra_attrs={"licence": entry.spec["licence"],
+                                                    "citation": entry.spec["citation"]}, **cube)
+            except TypeError as err:
+                raise CatalogError(f"entry {name!r}, field cube: {err}") from err
+        if entry.kind == "synthetic":
+            from flarelib import synthetic
+
+            params = dict(entry.spec["generator"])
+            size = params.pop("size", "default")
+            if size not in synthetic.SIZES:
+                raise CatalogError(f"entry {name!r}, field generator.size: {size!r} is not one of "
+                                   f"{sorted(synthetic.SIZES)}")
+            try:
+                config = synthetic.SIZES[size].__class__(**{**synthetic.SIZES[size].__dict__, **params})
+            except TypeError as err:
+                raise CatalogError(f"entry {name!r}, field generator: {err}") from err
+            if list(config.channels) != list(entry.spec["channels"]):
+                raise CatalogError(f"entry {name!r}, field channels: {entry.spec['channels']} differ from the "
+                                   f"generator's {list(config.channels)}")
+            return synthetic.build_synthetic_cube(out, config, self.files(entry.spec["disk_from"]), name=name,
+                                                  overwrite=overwrite, progress=progress)
+        if entry.kind in NETWORK_KINDS:
+            raise NotImplementedError(_network_message(entry))
+        raise CatalogError(f"entry {name!r}, field kind: {entry.kind!r} entries are not built into cubes")
+
+    def open(self, name: str, *, build_dir: str | Path | None = None, progress: bool = True) -> xr.Dataset:
+        """Open an entry: a cube (built on first use) or, for ``goes_xrs``, the XRS dataset."""
+        entry = self[name]
+        if entry.kind == "goes_xrs":
+            from flarelib.goes import combine_xrs, load_xrs
+
+            return combine_xrs([load_xrs(f) for f in self.files(name)])
+        from flarelib.store import open_cube
+
+        return open_cube(self.build(name, build_dir=build_dir, progress=progress))
+
+
+def _network_message(entry: Entry) -> str:
+    return (f"entry {entry.name!r}: kind {entry.kind!r} needs the network acquisition stage "
+            "(sunpy Fido/JSOC, SDOML v2 on S3, HEK), which this version of flarelib does not have yet")
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Read and validate a catalog (``yaml.safe_load`` + JSON schema).
+
+    Raises :class:`CatalogError` naming the entry and field of the first problem.
+    """
+    path = Path(path) if path else default_catalog_path()
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise CatalogError(f"{path}: not valid YAML: {err}") from err
+    try:
+        jsonschema.validate(raw, CATALOG_SCHEMA)
+    except jsonschema.ValidationError as err:
+        raise CatalogError(f"{path}: {'/'.join(map(str, err.absolute_path)) or 'top level'}: {err.message}") from err
+    entries = {}
+    validator = jsonschema.Draft202012Validator(ENTRY_SCHEMA)
+    for name, spec in raw["entries"].items():
+        errors = sorted(validator.iter_errors(spec or {}), key=lambda e: list(e.absolute_path))
+        if errors:
+            err = errors[0]
+            field = ".".join(map(str, err.absolute_path)) or _missing_field(err) or "(entry)"
+            raise CatalogError(f"entry {name!r}, field {field}: {err.message}")
+        entries[name] = Entry(name, spec["kind"], spec, path.parent)
+    for entry in entries.values():
+        if entry.kind == "synthetic" and entry.spec["disk_from"] not in entries:
+            raise CatalogError(f"entry {entry.name!r}, field disk_from: no entry {entry.spec['disk_from']!r}")
+    return Catalog(entries, path)
+
+
+def _missing_field(err: jsonschema.ValidationError) -> str | None:
+    if err.validator == "required":
+        return err.message.split("'")[1]
+    if err.validator == "additionalProperties":
+        return err.message.split("'")[1] if "'" in err.message else None
+    return None
