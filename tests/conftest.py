@@ -1,0 +1,58 @@
+"""Shared fixtures: paths of the embedded real data and small cubes built once per session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT / "data" / "real"
+FLARE_DIR = REAL / "aia_flare_2011-02-15"
+GOES_DIR = REAL / "goes_xrs"
+FLARE_EVENT = {"start": "2011-02-15T01:44:00", "peak": "2011-02-15T01:56:00", "end": "2011-02-15T02:06:00",
+               "goes_class": "X2.2", "noaa_ar": 11158, "source": "test"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--remote-data", action="store_true", default=False,
+                     help="run tests that need the internet (sunpy convention)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--remote-data"):
+        return
+    skip = pytest.mark.skip(reason="needs the internet; run with --remote-data")
+    for item in items:
+        if "remote_data" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def flare_files() -> list[Path]:
+    return sorted(FLARE_DIR.glob("*.fits"))
+
+
+@pytest.fixture
+def flare_copy(tmp_path, flare_files) -> Path:
+    """A writable copy of the 60 real flare cutouts."""
+    folder = tmp_path / "flare"
+    folder.mkdir()
+    for f in flare_files:
+        shutil.copyfile(f, folder / f.name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    from flarelib.catalog import load_catalog
+
+    return load_catalog()
+
+
+@pytest.fixture(scope="session")
+def small_synthetic(tmp_path_factory, catalog):
+    """The small synthetic cube, built once into a session folder."""
+    build = tmp_path_factory.mktemp("cubes")
+    return catalog.open("synthetic-sun-small", build_dir=build, progress=False)

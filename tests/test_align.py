@@ -1,0 +1,110 @@
+"""Slot assignment, duplicates, missing channels, time ranges and the targets."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flarelib import align
+from flarelib.prep import FrameInfo
+
+T0 = np.datetime64("2011-02-15T01:44:00", "ns")
+
+
+def _info(channel, seconds, name=None):
+    t = T0 + np.timedelta64(int(seconds * 1e9), "ns")
+    return FrameInfo(Path(name or f"f_{channel}_{seconds}.fits"), channel, t, 2.0, 0, 1.0, (4, 4), False)
+
+
+def test_channels_within_tolerance_share_a_slot():
+    infos = [_info(94, 2), _info(131, 9), _info(171, 24), _info(94, 122), _info(131, 130), _info(171, 135)]
+    plan = align.plan_slots(infos, channels=[94, 131, 171], cadence="2min", tolerance="60s")
+    assert list(plan.times) == [T0, T0 + np.timedelta64(2, "m")]
+    assert [[f.channel for f in row] for row in plan.frames] == [[94, 131, 171]] * 2
+    assert plan.skipped == []
+
+
+def test_off_grid_frames_are_skipped():
+    infos = [_info(94, 2), _info(131, 50)]
+    plan = align.plan_slots(infos, channels=[94], cadence="2min", tolerance="30s")
+    assert [s.reason for s in plan.skipped] == ["channel-not-selected"]
+    with pytest.raises(align.EmptySelectionError):
+        align.plan_slots([_info(94, 50)], channels=[94], cadence="2min", tolerance="30s")
+
+
+def test_duplicates_keep_the_frame_nearest_the_slot_and_input_order_does_not_matter():
+    infos = [_info(94, 20, "late.fits"), _info(94, 3, "near.fits"), _info(94, -10, "early.fits")]
+    plan = align.plan_slots(infos, channels=[94], cadence="2min")
+    again = align.plan_slots(list(reversed(infos)), channels=[94], cadence="2min")
+    assert plan.frames[0][0].path.name == "near.fits" == again.frames[0][0].path.name
+    assert sorted(s.source for s in plan.skipped if s.reason == "duplicate") == ["early.fits", "late.fits"]
+
+
+def test_missing_channel_drops_the_slot_or_fills_it():
+    infos = [_info(94, 0), _info(131, 0), _info(94, 120)]
+    plan = align.plan_slots(infos, channels=[94, 131], cadence="2min")
+    assert len(plan.times) == 1
+    assert [s.reason for s in plan.skipped] == ["slot-incomplete"]
+    filled = align.plan_slots(infos, channels=[94, 131], cadence="2min", fill_missing=True)
+    assert len(filled.times) == 2 and filled.frames[1][1] is None
+    coords = filled.frame_coords()
+    assert coords["quality"][1][1, 1] == -1 and coords["source"][1][1, 1] == ""
+
+
+def test_time_range_cut_and_empty_time_range():
+    infos = [_info(94, 120 * k) for k in range(5)]
+    plan = align.plan_slots(infos, channels=[94], cadence="2min", start="2011-02-15T01:46", end="2011-02-15T01:48")
+    assert len(plan.times) == 2
+    with pytest.raises(align.EmptySelectionError, match="empty time range"):
+        align.plan_slots(infos, channels=[94], cadence="2min", start="2011-02-15T02:00", end="2011-02-15T01:00")
+    with pytest.raises(align.EmptySelectionError):
+        align.plan_slots(infos, channels=[94], cadence="2min", start="2012-01-01", end="2012-01-02")
+
+
+def test_shape_mismatch_is_a_clear_error():
+    a, b = _info(94, 0), dataclasses.replace(_info(94, 120), shape=(8, 8))
+    with pytest.raises(ValueError, match="differ in shape"):
+        align.plan_slots([a, b], channels=[94], cadence="2min")
+
+
+def test_event_targets_by_hand():
+    events = align.events_dataset([{"start": "2011-02-15T01:44", "peak": "2011-02-15T01:56",
+                                    "end": "2011-02-15T02:06", "goes_class": "X2.2"}])
+    times = T0 + np.array([-20, 0, 20, 30], dtype="timedelta64[m]")
+    ds = align.event_targets(events, times, [("0min", "10min"), ("30min", "10min")])
+    np.testing.assert_allclose(ds.flux_now.values, [np.nan, 2.2e-4, 2.2e-4, np.nan], rtol=1e-6)
+    # window [t+0, t+10]: 01:24-01:34 misses; ... ; 02:14-02:24 misses
+    np.testing.assert_allclose(ds.flux_max.values[:, 0], [np.nan, 2.2e-4, 2.2e-4, np.nan], rtol=1e-6)
+    # window [t+30, t+40]: 01:54-02:04 hits for t=01:24; 02:14 onwards misses
+    np.testing.assert_allclose(ds.flux_max.values[:, 1], [2.2e-4, np.nan, np.nan, np.nan], rtol=1e-6)
+    assert ds.class_max.values[0, 1] == "X" and ds.class_now.values[0] == ""
+    assert ds.flux_now.attrs["target_source"] == "event-list"
+    assert events.event_class.values[0] == "X2.2"
+
+
+def test_bad_event_entries_are_clear_errors():
+    with pytest.raises(ValueError, match="start <= peak <= end"):
+        align.events_dataset([{"start": "2011-02-15T02:00", "peak": "2011-02-15T01:00", "end": "2011-02-15T03:00",
+                               "goes_class": "C1"}])
+    with pytest.raises(ValueError, match="event #0"):
+        align.events_dataset([{"start": "2011-02-15T02:00", "goes_class": "C1"}])
+
+
+def test_goes_targets_from_a_light_curve():
+    import xarray as xr
+
+    t = np.datetime64("2020-01-01", "ns") + np.arange(240).astype("timedelta64[m]")
+    flux = np.full(240, 2e-7)
+    flux[100:110] = 3e-5  # an M3 flare from minute 100 to 109
+    xrs = xr.Dataset({"xrsb": ("time", flux)}, coords={"time": t}, attrs={"goes_scaling": "science-quality"})
+    grid = t[::12]
+    ds = align.goes_targets(xrs, grid, "12min", [("0min", "12min"), ("1h", "1h")])
+    # slot means: slot 96 (90-101) holds 2 flare minutes -> C; slot 108 (102-113) holds 8 -> M
+    assert ds.class_now.values[8] == "C" and ds.class_now.values[9] == "M" and ds.class_now.values[0] == "B"
+    assert ds.flux_now.values[9] == pytest.approx((8 * 3e-5 + 4 * 2e-7) / 12, rel=1e-5)
+    # window [t + 60, t + 120] min holds minutes 100-109 for t = 0 ... 48 and not from t = 60
+    fmax = ds.flux_max.sel(forecast="lead60min_window60min").values
+    assert fmax[0] == pytest.approx(3e-5) and fmax[4] == pytest.approx(3e-5) and fmax[5] == pytest.approx(2e-7)
+    assert np.isnan(fmax[-1])  # window runs past the data
+    assert ds.flux_max.attrs["goes_scaling"] == "science-quality"

@@ -1,0 +1,136 @@
+"""AIA frame validation and calibration on the real flare cutouts, and every bad-input case."""
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import xarray as xr
+from astropy.io import fits
+
+from flarelib import align, prep, store
+from tests.conftest import FLARE_EVENT, REAL
+
+AEC_193 = "aia_flare_2011-02-15T01-58-10_193.fits"  # EXPTIME 0.0049 s (flare mode)
+NORMAL_193 = "aia_flare_2011-02-15T01-44-07_193.fits"  # EXPTIME 2.0 s
+
+
+def _edit(path, **changes):
+    with fits.open(path, mode="update") as hdul:
+        for key, value in changes.items():
+            if value is None:
+                del hdul[0].header[key]
+            else:
+                hdul[0].header[key] = value
+
+
+def test_frame_info_of_a_flare_mode_frame(flare_copy):
+    info = prep.read_frame_info(flare_copy / AEC_193)
+    assert info.channel == 193
+    assert info.exptime == pytest.approx(0.0049182)
+    assert info.aectype == 2
+    assert info.quality == 0
+    assert not info.full_disk
+    assert info.t_obs == np.datetime64("2011-02-15T01:58:10.507")
+
+
+def test_exposure_normalization_matters_on_aec_frames(flare_copy):
+    """Raw DN of a 0.005 s frame are far below a 2 s frame; DN/s put them on one scale."""
+    raw_aec = fits.getdata(flare_copy / AEC_193)
+    raw_normal = fits.getdata(flare_copy / NORMAL_193)
+    aec, steps = prep.prep_frame(flare_copy / AEC_193)
+    normal, _ = prep.prep_frame(flare_copy / NORMAL_193)
+    assert [s["step"] for s in steps] == ["degradation", "exposure"]
+    assert str(aec.unit) == "DN / s" and aec.data.dtype == np.float32
+    degradation = steps[0]["divided_by"]
+    np.testing.assert_allclose(aec.data, raw_aec / degradation / 0.0049182, rtol=1e-5)
+    # quiet corner pixels: the raw ratio is ~ the exposure ratio, the DN/s ratio is ~1
+    raw_ratio = np.median(raw_aec[:10, :10]) / np.median(raw_normal[:10, :10])
+    assert raw_ratio < 0.05
+    # the flare brightens the cutout ~10-100x between 01:44 and 01:58 in DN/s
+    assert np.median(aec.data) > 3 * np.median(normal.data)
+
+
+def test_degradation_uses_the_table_inside_aiapy():
+    path = prep.aiapy_correction_table_path()
+    assert path.name.endswith("_response_table.txt") and "aiapy" in str(path)
+    assert len(prep.load_correction_table(str(path))) > 0
+
+
+def test_registration_runs_on_full_disk_level1_only(flare_copy):
+    level1 = REAL / "aia_fulldisk_level1_2011-02-15" / "aia_171_level1.fits"
+    smap, steps = prep.prep_frame(level1)
+    assert steps[0]["step"] == "register"
+    assert smap.meta["lvl_num"] == 1.5
+    _, cutout_steps = prep.prep_frame(flare_copy / NORMAL_193)
+    assert "register" not in [s["step"] for s in cutout_steps]
+    with pytest.raises(prep.BadFrameError, match="not-full-disk"):
+        prep.prep_frame(flare_copy / NORMAL_193, register=True)
+
+
+def test_downsampling_with_superpixel_and_resample():
+    disk = REAL / "aia_fulldisk_2014-01-01" / "aia_synoptic_2014-01-01T00-00-00_171_256.fits"
+    small, steps = prep.prep_frame(disk, shape=(64, 64))
+    assert small.data.shape == (64, 64) and steps[-1]["function"] == "superpixel"
+    odd, steps = prep.prep_frame(disk, shape=(100, 100))
+    assert odd.data.shape == (100, 100) and steps[-1]["function"] == "resample"
+    full, _ = prep.prep_frame(disk)
+    assert small.data.mean() == pytest.approx(full.data.mean(), rel=0.01)  # mean-preserving
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ("truncate", "unreadable"),
+    ("non_aia", "not-aia"),
+    ("no_wavelnth", "missing-keyword"),
+    ("no_exptime", "missing-keyword"),
+    ("exptime_zero", "bad-exptime"),
+    ("quality", "quality"),
+    ("all_nan", "all-nan"),
+])
+def test_bad_frames_raise_clear_errors(flare_copy, change, reason):
+    path = flare_copy / NORMAL_193
+    if change == "truncate":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif change == "non_aia":
+        _edit(path, TELESCOP="SOHO", INSTRUME="EIT")
+    elif change == "no_wavelnth":
+        _edit(path, WAVELNTH=None)
+    elif change == "no_exptime":
+        _edit(path, EXPTIME=None)
+    elif change == "exptime_zero":
+        _edit(path, EXPTIME=0.0)
+    elif change == "quality":
+        _edit(path, QUALITY=0x40000000)
+    elif change == "all_nan":
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].data[:] = np.nan
+    with pytest.raises(prep.BadFrameError) as err:
+        prep.read_frame_info(path)
+    assert err.value.reason == reason
+    assert path.name in str(err.value)
+
+
+def test_bad_files_are_logged_counted_skips_in_an_ingest(flare_copy, tmp_path, caplog):
+    (flare_copy / NORMAL_193).write_bytes((flare_copy / NORMAL_193).read_bytes()[:5000])  # truncated
+    _edit(flare_copy / "aia_flare_2011-02-15T01-46-02_094.fits", QUALITY=0x100)
+    _edit(flare_copy / "aia_flare_2011-02-15T01-48-03_335.fits", EXPTIME=0.0)
+    (flare_copy / "aia_flare_2011-02-15T01-50-02_094.fits").unlink()  # a channel missing in a slot
+    files = sorted(flare_copy.glob("*.fits"), reverse=True)  # unsorted input
+    with caplog.at_level(logging.WARNING, logger="flarelib"):
+        path = store.build_fits_cube(files, tmp_path / "cube.zarr", name="t", cadence="2min", tolerance="60s",
+                                     events=[FLARE_EVENT], progress=False)
+    ds = xr.open_zarr(path)
+    skipped = json.loads(ds.attrs["skipped_inputs"])
+    reasons = [s["reason"] for s in skipped]
+    assert reasons.count("unreadable") == 1 and reasons.count("quality") == 1 and reasons.count("bad-exptime") == 1
+    assert reasons.count("slot-incomplete") == 5 * 3 + 5  # 3 slots with one bad file + the slot missing 94 Å
+    assert ds.attrs["n_skipped"] == len(skipped)
+    assert ds.sizes["time"] == 6  # 10 slots - 4 incomplete
+    assert bool((np.diff(ds.time.values) > np.timedelta64(0)).all())
+    # nothing is lost: every input file is either in the cube or in the skip list
+    used = set(ds.source.values.ravel())
+    assert used | {s["source"] for s in skipped} == {f.name for f in files}
+    assert "skip" in caplog.text
+    # the inputs' checksums include the skipped files
+    assert len(json.loads(ds.attrs["inputs"])) == len(files)
