@@ -29,14 +29,15 @@ The generative model (all random draws from ``numpy.random.default_rng(seed)``):
   with log peak flux. The amplitude is set so that one AR's precursor is about
   ``precursor_snr`` times the pixel noise at its peak: visible but noisy.
 * **GOES XRS-B** = quiet background ``background_flux`` + a contribution of each visible
-  AR (``ar_flux`` x envelope) + the flare light curves, with 2 % multiplicative noise,
+  AR (``ar_flux`` x envelope x complexity) + the flare light curves, with 2 % multiplicative noise,
   sampled every minute (targets use the 1-minute series; ``xrsb`` is the slot mean).
 * **AIA flare emission.** A compact kernel at the AR centre whose brightness follows the
   GOES light curve to the power 0.7, strongest in 131 and 94 Å.
 * **Noise.** Gaussian, with variance proportional to the intensity (photon-like) and a
   quiet-Sun signal-to-noise of about ``quiet_snr`` per pixel.
 * **Ground truth.** ``flare_mask(time, y, x)`` is 1 within 2 kernel widths of every flare
-  of class C1 or above, from its start until its flux decays below 10 % of its peak.
+  of class C1 or above, from its start until its flux decays below 10 % of its peak, while
+  its AR is on the visible disk.
 
 Signal-to-noise, honestly: flares are obvious once they happen, so nowcasting is easy.
 Forecasting is hard by design: the precursor is faint, most flaring ARs are already bright
@@ -81,7 +82,7 @@ class SyntheticConfig:
     flux_min: float = 1e-7  #: W/m², B1
     powerlaw_index: float = 2.0
     background_flux: float = 2e-8  #: W/m²
-    ar_flux: float = 1.2e-7  #: W/m² per AR at full envelope
+    ar_flux: float = 2.5e-7  #: W/m² per AR at full envelope and complexity 1
     precursor_hours: float = 3.0
     precursor_snr: float = 1.5
     quiet_snr: float = 25.0
@@ -200,7 +201,8 @@ def simulate_history(config: SyntheticConfig, disk_radius: float) -> History:
     minutes = np.arange(int(config.days * 1440))
     goes = np.full(minutes.shape, config.background_flux)
     step_of_min = np.minimum(minutes // cadence, n_steps - 1)
-    goes += config.ar_flux * np.where(visible, envelope, 0.0)[step_of_min].sum(axis=1)
+    # complex ARs are hotter: their X-ray background scales with complexity as their flare rate does
+    goes += config.ar_flux * np.where(visible, envelope * complexity, 0.0)[step_of_min].sum(axis=1)
 
     rate = config.flare_rate * np.where(visible, envelope, 0.0) * complexity ** 2 * cadence / 1440.0
     counts = rng.poisson(rate)
@@ -236,6 +238,7 @@ def simulate_history(config: SyntheticConfig, disk_radius: float) -> History:
                 "peak_flux": flux, "source": "synthetic", "noaa_ar": int(a),
             })
     goes *= 1 + 0.02 * rng.standard_normal(goes.shape)
+    mask_on &= ar_amp > 0  # an AR that rotated behind the limb (or died) during a flare shows no mask
     events.sort(key=lambda e: e["peak"])
     modulation = 1 + 0.03 * np.sin(2 * np.pi * t_days[:, None] / rng.uniform(5, 15, len(config.channels))[None, :]
                                    + rng.uniform(0, 2 * np.pi, len(config.channels))[None, :])

@@ -1,0 +1,107 @@
+"""data_catalog.yaml: validation, checksums, kinds, and opening entries."""
+
+import shutil
+
+import pytest
+import yaml
+
+from flarelib.catalog import CatalogError, load_catalog
+from tests.conftest import ROOT
+
+
+def _write(tmp_path, entries, copy_data=False):
+    if copy_data:
+        shutil.copytree(ROOT / "data", tmp_path / "data")
+    path = tmp_path / "data_catalog.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "entries": entries}))
+    return path
+
+
+def _entry(name):
+    return yaml.safe_load((ROOT / "data_catalog.yaml").read_text())["entries"][name]
+
+
+def test_the_project_catalog_is_valid_and_labels_synthetic_data(catalog):
+    assert {"sample-flare-2011-02-15", "fulldisk-2014-01-01", "goes15-2011-06-07",
+            "synthetic-sun-small", "synthetic-sun-default"} <= set(catalog.names())
+    for name in catalog.names():
+        entry = catalog[name]
+        assert entry.synthetic == ("SYNTHETIC" in entry.spec["description"])
+        assert entry.spec["licence"] and entry.spec["citation"]
+
+
+def test_every_real_file_matches_its_checksum(catalog):
+    for name in catalog.names("aia_fits") + catalog.names("goes_xrs"):
+        assert catalog.files(name)
+
+
+def test_unknown_kind_names_entry_and_field(tmp_path):
+    bad = dict(_entry("goes15-2011-06-07"), kind="ftp_mirror")
+    with pytest.raises(CatalogError, match=r"entry 'x', field kind"):
+        load_catalog(_write(tmp_path, {"x": bad}))
+
+
+def test_missing_required_field_names_it(tmp_path):
+    bad = dict(_entry("sample-flare-2011-02-15"))
+    del bad["channels"]
+    with pytest.raises(CatalogError, match=r"entry 'x', field channels"):
+        load_catalog(_write(tmp_path, {"x": bad}))
+
+
+def test_misspelled_field_and_bad_sha_format(tmp_path):
+    bad = dict(_entry("goes15-2011-06-07"), licnese="oops")
+    with pytest.raises(CatalogError, match=r"entry 'x', field licnese"):
+        load_catalog(_write(tmp_path, {"x": bad}))
+    bad = dict(_entry("goes15-2011-06-07"), sha256="abc")
+    with pytest.raises(CatalogError, match=r"entry 'x', field sha256"):
+        load_catalog(_write(tmp_path, {"x": bad}))
+
+
+def test_synthetic_entry_must_say_it_is_synthetic(tmp_path):
+    bad = dict(_entry("synthetic-sun-small"), synthetic=False)
+    entries = {"fulldisk-2014-01-01": _entry("fulldisk-2014-01-01"), "x": bad}
+    with pytest.raises(CatalogError, match=r"entry 'x', field synthetic"):
+        load_catalog(_write(tmp_path, entries))
+
+
+def test_checksum_mismatch_names_entry_and_file(tmp_path):
+    path = _write(tmp_path, {"flare": _entry("sample-flare-2011-02-15")}, copy_data=True)
+    victim = tmp_path / "data/real/aia_flare_2011-02-15/aia_flare_2011-02-15T01-50-02_094.fits"
+    data = bytearray(victim.read_bytes())
+    data[-10] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(CatalogError, match=r"entry 'flare', field checksums: .*01-50-02_094.fits.*does not match"):
+        load_catalog(path).files("flare")
+
+
+def test_tampered_checksum_list_is_caught(tmp_path):
+    path = _write(tmp_path, {"flare": _entry("sample-flare-2011-02-15")}, copy_data=True)
+    sums = tmp_path / "data/real/aia_flare_2011-02-15/SHA256SUMS"
+    sums.write_text(sums.read_text().replace("aia_flare_2011-02-15T01-44-00_211.fits\n", "", 1))
+    with pytest.raises(CatalogError, match=r"entry 'flare', field sha256"):
+        load_catalog(path).files("flare")
+
+
+def test_network_kinds_validate_and_say_they_are_not_there_yet(tmp_path):
+    entry = {"kind": "sdoml_v2", "description": "SDOML v2 2011", "synthetic": False, "licence": "NASA",
+             "citation": "Galvez+ 2019", "query": {"year": 2011}}
+    cat = load_catalog(_write(tmp_path, {"sdoml-v2-2011": entry}))
+    with pytest.raises(NotImplementedError, match="acquisition stage"):
+        cat.files("sdoml-v2-2011")
+
+
+def test_unknown_entry_and_bad_generator(tmp_path, catalog):
+    with pytest.raises(CatalogError, match="no catalog entry"):
+        catalog["nope"]
+    bad = dict(_entry("synthetic-sun-small"), generator={"size": "huge"})
+    entries = {"fulldisk-2014-01-01": _entry("fulldisk-2014-01-01"), "x": bad}
+    cat = load_catalog(_write(tmp_path, entries, copy_data=True))
+    with pytest.raises(CatalogError, match=r"entry 'x', field generator.size"):
+        cat.build("x", build_dir=tmp_path / "b")
+
+
+def test_open_goes_and_real_cube(tmp_path, catalog):
+    xrs = catalog.open("goes15-2011-06-07")
+    assert xrs.attrs["goes_scaling"] == "swpc-scaled"
+    cube = catalog.open("fulldisk-2014-01-01", build_dir=tmp_path, progress=False)
+    assert dict(cube.sizes)["y"] == 256 and cube.attrs["licence"]
