@@ -261,3 +261,27 @@ def _missing_field(err: jsonschema.ValidationError) -> str | None:
     if err.validator == "additionalProperties":
         return err.message.split("'")[1] if "'" in err.message else None
     return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flarelib.catalog [list | build NAME ... | verify]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="flarelib data catalog")
+    parser.add_argument("command", choices=["list", "build", "verify"])
+    parser.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    cat = load_catalog()
+    if args.command == "list":
+        print(cat.summary().to_string())
+    elif args.command == "verify":
+        for name in cat.names("aia_fits") + cat.names("goes_xrs"):
+            print(f"{name}: {len(cat.files(name))} files OK")
+    else:
+        for name in args.names or cat.names("aia_fits") + cat.names("synthetic"):
+            print(f"{name}: {cat.build(name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -253,3 +253,24 @@ def prep_frame(
             smap = smap.resample([shape[1], shape[0]] * u.pix, method="linear")
             steps.append({"step": "downsample", "function": "resample", "shape": list(shape), "method": "linear"})
     return sunpy.map.Map(smap.data.astype(np.float32), smap.meta), steps
+
+
+def exposure_table(files, channel: int):
+    """Per frame of one channel: exposure, median raw DN and median DN/s (a pandas table by T_OBS).
+
+    Shows why exposure normalization is mandatory on flare-mode (AEC) frames.
+    """
+    import pandas as pd
+
+    rows = []
+    for f in files:
+        info = read_frame_info(f)
+        if info.channel != channel:
+            continue
+        raw = fits.getdata(info.path).astype(float)
+        smap, _ = prep_frame(info.path, degradation=False)
+        rows.append({"t_obs": info.t_obs, "exptime_s": info.exptime, "aectype": info.aectype,
+                     "median_dn": float(np.nanmedian(raw)), "median_dn_per_s": float(np.nanmedian(smap.data))})
+    if not rows:
+        raise ValueError(f"no valid {channel} Å frame among {len(list(files))} files")
+    return pd.DataFrame(rows).set_index("t_obs").sort_index()

@@ -1,0 +1,86 @@
+"""Benchmark of the data layer (not a test): ingest speed and random single-sample reads.
+
+    python benchmarks/bench_store.py [--steps 2000] [--reads 2000]
+
+Prints, in one run:
+* ingest frames/s of the real FITS path (60 real AIA cutouts: validate, calibrate, write);
+* ingest frames/s of the synthetic generator (generation plus write);
+* random single-time-step read throughput from the Zarr cube and from a numpy memmap of
+  the same array on the same disk, and their ratio (the reference is measured in the same run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from flarelib import store, synthetic
+from flarelib.catalog import load_catalog
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=2000, help="synthetic time steps (64x64, 6 channels)")
+    parser.add_argument("--reads", type=int, default=2000)
+    args = parser.parse_args()
+    cat = load_catalog()
+    work = Path(tempfile.mkdtemp(prefix="flarelib-bench-"))
+
+    entry = cat["sample-flare-2011-02-15"]
+    files = cat.files(entry.name)
+    start = time.perf_counter()
+    store.build_fits_cube(files, work / "flare.zarr", name=entry.name, progress=False,
+                          **{k: v for k, v in entry.spec["cube"].items() if k != "forecasts"})
+    fits_rate = len(files) / (time.perf_counter() - start)
+
+    config = dataclasses.replace(synthetic.SIZES["default"], days=args.steps * 12 / 1440)
+    disk = cat.files("fulldisk-2014-01-01")
+    start = time.perf_counter()
+    path = synthetic.build_synthetic_cube(work / "syn.zarr", config, disk, progress=False)
+    syn_rate = config.n_steps * len(config.channels) / (time.perf_counter() - start)
+
+    cube = xr.open_zarr(path)
+    array = cube.aia.values
+    memmap_path = work / "aia.npy"
+    np.save(memmap_path, array)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, array.shape[0], args.reads)
+
+    aia = zarr.open_group(str(path), mode="r")["aia"]  # what a DataLoader worker holds
+    start = time.perf_counter()
+    for i in idx:
+        np.asarray(aia[i])
+    zarr_rate = args.reads / (time.perf_counter() - start)
+
+    mm = np.load(memmap_path, mmap_mode="r")
+    start = time.perf_counter()
+    for i in idx:
+        np.array(mm[i])
+    mm_rate = args.reads / (time.perf_counter() - start)
+
+    xr_cube = xr.open_zarr(path)
+    n_xr = min(args.reads, 300)
+    start = time.perf_counter()
+    for i in idx[:n_xr]:
+        xr_cube.aia.isel(time=int(i)).values
+    xr_rate = n_xr / (time.perf_counter() - start)
+
+    sample_mb = array[0].nbytes / 1e6
+    print(f"ingest, real FITS (60 AIA cutouts 67x67): {fits_rate:8.1f} frames/s")
+    print(f"ingest, synthetic ({config.n_steps} steps x 6 x 64x64): {syn_rate:8.1f} frames/s")
+    print(f"random single-sample reads ({sample_mb:.3f} MB each, {args.reads} reads):")
+    print(f"  zarr array       {zarr_rate:8.1f} samples/s")
+    print(f"  numpy memmap     {mm_rate:8.1f} samples/s")
+    print(f"  xarray .isel     {xr_rate:8.1f} samples/s  (lazy xarray+dask per sample, for comparison)")
+    print(f"  ratio zarr/memmap = {zarr_rate / mm_rate:.3f}")
+
+
+if __name__ == "__main__":
+    main()

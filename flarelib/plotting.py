@@ -1,0 +1,135 @@
+"""Plots for the notebooks. Every title says whether the data are REAL or SYNTHETIC."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+from flarelib.goes import FLARE_CLASS_THRESHOLDS, flare_class_label
+
+
+def data_label(ds: xr.Dataset) -> str:
+    """``"SYNTHETIC"`` or ``"REAL"`` from a cube's or XRS dataset's attrs."""
+    synthetic = ds.attrs.get("synthetic") is True or ds.attrs.get("goes_scaling") == "synthetic"
+    return "SYNTHETIC" if synthetic else "REAL"
+
+
+def aia_cmap(channel: int):
+    """The sunpy colormap of an AIA channel (``sdoaia171`` ...)."""
+    import sunpy.visualization.colormaps  # noqa: F401  (registers the colormaps)
+
+    return plt.get_cmap(f"sdoaia{int(channel)}")
+
+
+def plot_channels(cube: xr.Dataset, time_index: int = 0, *, mask: bool = True, axes=None):
+    """One panel per channel of a time step, log-scaled DN/s, with sunpy's AIA colormaps.
+
+    Synthetic cubes draw the ground-truth flare mask as a contour when ``mask``.
+    """
+    from matplotlib.colors import LogNorm
+
+    channels = cube.channel.values
+    if axes is None:
+        fig, axes = plt.subplots(1, len(channels), figsize=(2.6 * len(channels), 3), squeeze=False)
+        axes = axes[0]
+    frame = cube.aia.isel(time=time_index).values
+    for ax, channel, image in zip(axes, channels, frame):
+        positive = image[np.isfinite(image) & (image > 0)]
+        lo, hi = (np.percentile(positive, [1, 99.8]) if positive.size else (1, 10))
+        ax.imshow(np.clip(image, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
+        if mask and "flare_mask" in cube and cube.flare_mask.isel(time=time_index).values.any():
+            ax.contour(cube.flare_mask.isel(time=time_index).values, levels=[0.5], colors="cyan", linewidths=0.8)
+        exptime = float(cube.exptime.isel(time=time_index).sel(channel=channel))
+        ax.set_title(f"{channel} Å  (exp {exptime:.3g} s)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    t = np.datetime_as_string(cube.time.values[time_index], unit="s")
+    axes[0].figure.suptitle(f"{data_label(cube)} {cube.attrs.get('name', '')}: {t} UTC, DN/s (log)")
+    axes[0].figure.tight_layout()
+    return axes
+
+
+def add_class_bands(ax, *, labels: bool = True) -> None:
+    """Shade the GOES class bands (A ... X) on a log flux axis."""
+    bounds = list(FLARE_CLASS_THRESHOLDS.items())
+    for k, (letter, lo) in enumerate(bounds):
+        hi = bounds[k + 1][1] if k + 1 < len(bounds) else 1e-2
+        ax.axhspan(lo, hi, color="0.5" if k % 2 else "0.85", alpha=0.25, lw=0)
+        if labels:
+            ax.text(1.005, np.sqrt(lo * min(hi, 1e-3)), letter, transform=ax.get_yaxis_transform(), va="center",
+                    fontsize=9)
+
+
+def plot_goes(xrs: xr.Dataset, *, ax=None, title: str | None = None, mark_peak: bool = True):
+    """The XRS-B light curve on a log axis with class bands and the peak's class label."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.2))
+    ax.semilogy(xrs.time.values, xrs.xrsb.values, lw=0.8, color="tab:red", label="XRS-B 1-8 Å")
+    add_class_bands(ax)
+    finite = np.isfinite(xrs.xrsb.values)
+    if mark_peak and finite.any():
+        k = int(np.nanargmax(xrs.xrsb.values))
+        peak = float(xrs.xrsb.values[k])
+        ax.annotate(f"{flare_class_label(peak)} at {np.datetime_as_string(xrs.time.values[k], unit='m')}",
+                    (xrs.time.values[k], peak), xytext=(10, 5), textcoords="offset points")
+    lo = np.nanmin(xrs.xrsb.values[finite]) if finite.any() else 1e-8
+    hi = np.nanmax(xrs.xrsb.values[finite]) if finite.any() else 1e-4
+    ax.set_ylim(max(lo / 3, 1e-9), hi * 5)
+    ax.set_ylabel("W m$^{-2}$")
+    scaling = xrs.attrs.get("goes_scaling", "")
+    ax.set_title(title or f"{data_label(xrs)} {xrs.attrs.get('goes_satellite', '')} XRS-B ({scaling})")
+    return ax
+
+
+def plot_exposure_normalization(table, *, channel: int = 193, title: str = ""):
+    """Raw DN vs DN/s of one channel over time (the table of :func:`flarelib.prep.exposure_table`)."""
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.2))
+    ax1.semilogy(table.index, table["exptime_s"], "o-")
+    ax1.set_title(f"{channel} Å exposure time (s)")
+    ax2.semilogy(table.index, table["median_dn"], "o-", color="tab:orange")
+    ax2.set_title("median raw DN: drops when AEC shortens exposures")
+    ax3.semilogy(table.index, table["median_dn_per_s"], "o-", color="tab:green")
+    ax3.set_title("median DN/s: the flare brightening")
+    for ax in (ax1, ax2, ax3):
+        ax.tick_params(axis="x", rotation=45)
+    fig.suptitle(title or f"REAL AIA {channel} Å, 2011-02-15: why exposure normalization is mandatory")
+    fig.tight_layout()
+    return fig
+
+
+def plot_goes_and_aia(cube: xr.Dataset, totals: xr.DataArray, *, start=None, end=None):
+    """GOES XRS-B (top) beside total AIA intensity of hot channels (bottom), same time axis."""
+    sub = cube.sel(time=slice(start, end))
+    tot = totals.sel(time=slice(start, end))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
+    top.semilogy(sub.time.values, sub.xrsb.values, color="tab:red", lw=0.8)
+    add_class_bands(top)
+    top.set_ylabel("XRS-B W m$^{-2}$")
+    for channel in tot.channel.values:
+        series = tot.sel(channel=channel).values
+        bottom.semilogy(sub.time.values, series / np.nanmedian(series), lw=0.8, label=f"{channel} Å")
+    bottom.set_ylabel("AIA total / median")
+    bottom.legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"{data_label(cube)} {cube.attrs.get('name', '')}: GOES vs hot AIA channels")
+    fig.tight_layout()
+    return fig
+
+
+def plot_target_distributions(cube: xr.Dataset):
+    """Histograms of log10 of each target (nowcast and every forecast window)."""
+    forecasts = list(cube.forecast.values)
+    fig, axes = plt.subplots(1, 1 + len(forecasts), figsize=(3.6 * (1 + len(forecasts)), 3), sharey=True)
+    series = [("flux_now", cube.flux_now.values)] + [(f, cube.flux_max.sel(forecast=f).values) for f in forecasts]
+    bins = np.linspace(-8.5, -3, 45)
+    for ax, (name, values) in zip(axes, series):
+        values = values[np.isfinite(values)]
+        ax.hist(np.log10(values), bins=bins, color="tab:blue")
+        for lo in FLARE_CLASS_THRESHOLDS.values():
+            ax.axvline(np.log10(lo), color="0.6", lw=0.6)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("log10 flux (W m$^{-2}$)")
+    axes[0].set_ylabel("time steps")
+    fig.suptitle(f"{data_label(cube)} {cube.attrs.get('name', '')}: target distributions")
+    fig.tight_layout()
+    return fig

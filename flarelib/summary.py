@@ -1,0 +1,78 @@
+"""Dataset summaries for exploration (notebook 03): class counts, channel statistics, event rates.
+
+All functions take a cube (:class:`xarray.Dataset` with the flarelib schema) and return
+pandas tables, so a notebook can show or plot them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from flarelib.goes import BELOW_A, FLARE_CLASS_THRESHOLDS, NO_DATA
+
+CLASS_ORDER = [BELOW_A, *FLARE_CLASS_THRESHOLDS]
+
+
+def class_counts(cube: xr.Dataset, forecast: str | None = None, *, by: str | None = None) -> pd.DataFrame:
+    """Number of time steps per GOES class of a target.
+
+    ``forecast=None`` counts ``class_now``; otherwise ``class_max`` of that forecast label.
+    ``by="month"`` gives one row per calendar month. Steps without a target are left out.
+    """
+    labels = cube.class_now if forecast is None else cube.class_max.sel(forecast=forecast)
+    frame = pd.DataFrame({"class": labels.values.astype(str)}, index=pd.DatetimeIndex(cube.time.values))
+    frame = frame[frame["class"] != NO_DATA]
+    if by == "month":
+        table = frame.groupby([frame.index.to_period("M"), "class"]).size().unstack(fill_value=0)
+    elif by is None:
+        table = frame["class"].value_counts().to_frame("steps").T
+    else:
+        raise ValueError(f"by must be None or 'month', not {by!r}")
+    return table.reindex(columns=[c for c in CLASS_ORDER if c in table.columns or c in "BCMX"], fill_value=0)
+
+
+def channel_statistics(cube: xr.Dataset, *, max_steps: int = 500) -> pd.DataFrame:
+    """Per-channel statistics of ``aia`` in DN/s over up to ``max_steps`` evenly spaced steps.
+
+    Columns: median, p1, p99, mean and std of log10(DN/s) (non-positive pixels excluded),
+    and the fraction of non-positive pixels.
+    """
+    step = max(1, cube.sizes["time"] // max_steps)
+    sample = cube.aia.isel(time=slice(None, None, step)).values
+    rows = {}
+    for j, channel in enumerate(cube.channel.values):
+        values = sample[:, j].ravel()
+        values = values[np.isfinite(values)]
+        positive = values[values > 0]
+        logs = np.log10(positive)
+        rows[int(channel)] = {
+            "median DN/s": float(np.median(positive)), "p1 DN/s": float(np.percentile(positive, 1)),
+            "p99 DN/s": float(np.percentile(positive, 99)), "mean log10": float(logs.mean()),
+            "std log10": float(logs.std()), "non-positive fraction": float(1 - positive.size / max(values.size, 1)),
+        }
+    frame = pd.DataFrame(rows).T
+    frame.index.name = "channel (Å)"
+    return frame
+
+
+def events_per_span(cube: xr.Dataset, spans_days=(1, 7, 30, 60, 365), threshold: float = 1e-5) -> pd.DataFrame:
+    """How many events of at least ``threshold`` W/m² a span of data holds ("long data").
+
+    Uses the cube's event rate (events per day over the cube's duration) and a Poisson
+    model: expected count and the probability that a span holds none.
+    """
+    days = (cube.time.values[-1] - cube.time.values[0]) / np.timedelta64(1, "D")
+    n = int((cube.event_peak_flux.values >= threshold).sum())
+    rate = n / days if days > 0 else np.nan
+    rows = [{"span (days)": s, "expected events": rate * s, "P(no event)": float(np.exp(-rate * s))}
+            for s in spans_days]
+    frame = pd.DataFrame(rows).set_index("span (days)")
+    frame.attrs.update({"events_in_cube": n, "cube_days": float(days), "rate_per_day": rate})
+    return frame
+
+
+def hot_channel_totals(cube: xr.Dataset, channels=(94, 131)) -> xr.DataArray:
+    """Sum of ``aia`` over the image (DN/s) for the given channels, as (time, channel)."""
+    return cube.aia.sel(channel=list(channels)).sum(("y", "x"))
