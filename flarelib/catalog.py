@@ -14,6 +14,7 @@ them says that the acquisition stage does not exist yet.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,7 +198,7 @@ class Catalog:
                 raise CatalogError(f"entry {name!r}, field generator.size: {size!r} is not one of "
                                    f"{sorted(synthetic.SIZES)}")
             try:
-                config = synthetic.SIZES[size].__class__(**{**synthetic.SIZES[size].__dict__, **params})
+                config = dataclasses.replace(synthetic.SIZES[size], **params)
             except TypeError as err:
                 raise CatalogError(f"entry {name!r}, field generator: {err}") from err
             if list(config.channels) != list(entry.spec["channels"]):
