@@ -178,7 +178,7 @@ def load_correction_table(path: str | None = None):
 
 
 def prep_frame(
-    source: str | Path,
+    source: str | Path | FrameInfo,
     *,
     degradation: bool = True,
     correction_table: str | Path | None = None,
@@ -190,7 +190,9 @@ def prep_frame(
     Parameters
     ----------
     source
-        Path of an AIA FITS file (validated with :func:`read_frame_info` first).
+        Path of an AIA FITS file (validated with :func:`read_frame_info` first), or the
+        :class:`FrameInfo` of a file already validated (the ingest passes these, so a file is
+        not validated twice and its ``allowed_quality_bits`` decision stands).
     degradation
         Apply the time-dependent degradation correction.
     correction_table
@@ -209,7 +211,7 @@ def prep_frame(
     """
     import sunpy.map
 
-    info = read_frame_info(source)
+    info = source if isinstance(source, FrameInfo) else read_frame_info(source)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         smap = sunpy.map.Map(str(info.path))
@@ -268,7 +270,7 @@ def exposure_table(files, channel: int):
         if info.channel != channel:
             continue
         raw = fits.getdata(info.path).astype(float)
-        smap, _ = prep_frame(info.path, degradation=False)
+        smap, _ = prep_frame(info, degradation=False)
         rows.append({"t_obs": info.t_obs, "exptime_s": info.exptime, "aectype": info.aectype,
                      "median_dn": float(np.nanmedian(raw)), "median_dn_per_s": float(np.nanmedian(smap.data))})
     if not rows:

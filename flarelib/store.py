@@ -279,13 +279,12 @@ def build_fits_cube(
 
     first = next(f for f in plan.frames[0] if f is not None)
     ny, nx = shape or first.shape
+    event_ds = align.events_dataset(events or [])
     if goes is not None:
         targets = align.goes_targets(goes, plan.times, plan.cadence, forecasts)
         goes_attrs = {"goes_satellite": goes.attrs.get("goes_satellite", "unknown"),
                       "goes_scaling": goes.attrs.get("goes_scaling", "unknown"), "target_source": "goes-xrs"}
-        event_ds = align.events_dataset(events or [])
     else:
-        event_ds = align.events_dataset(events or [])
         targets = align.event_targets(event_ds, plan.times, forecasts)
         goes_attrs = {"goes_satellite": "none", "goes_scaling": "none",
                       "target_source": "event-list" if events else "none"}
@@ -322,7 +321,7 @@ def build_fits_cube(
         for i in range(i0, i1):
             for j, info in enumerate(frames[i]):
                 if info is not None:
-                    smap, _ = prep.prep_frame(info.path, degradation=degradation, correction_table=correction_table,
+                    smap, _ = prep.prep_frame(info, degradation=degradation, correction_table=correction_table,
                                               register=register, shape=shape)
                     out[i - i0, j] = smap.data
         return {"aia": out}
@@ -359,7 +358,7 @@ def _reference_headers(row, channels, params, shape) -> dict:
     for channel, info in zip(channels, row):
         if info is None:
             continue
-        smap, _ = prep.prep_frame(info.path, degradation=False, register=params["register"], shape=shape)
+        smap, _ = prep.prep_frame(info, degradation=False, register=params["register"], shape=shape)
         out[str(channel)] = {k: smap.meta.get(k) for k in WCS_KEYS if k in smap.meta}
     return out
 

@@ -129,7 +129,7 @@ def load_quiet_sun(files: Sequence[str | Path], channels: Sequence[int], size: i
     for f in files:
         info = read_frame_info(f)
         if info.channel in channels:
-            smap, _ = prep_frame(f)
+            smap, _ = prep_frame(info)
             by_channel[info.channel] = smap.data
             radius = float((smap.rsun_obs / smap.scale.axis1).value) * size / smap.data.shape[1]
     missing = sorted(set(channels) - set(by_channel))

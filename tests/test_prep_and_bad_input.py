@@ -134,3 +134,15 @@ def test_bad_files_are_logged_counted_skips_in_an_ingest(flare_copy, tmp_path, c
     assert "skip" in caplog.text
     # the inputs' checksums include the skipped files
     assert len(json.loads(ds.attrs["inputs"])) == len(files)
+
+
+def test_allowed_quality_bits_hold_through_the_whole_ingest(flare_copy, tmp_path):
+    """A frame accepted at scan time is calibrated without being re-validated with stricter rules."""
+    _edit(flare_copy / NORMAL_193, QUALITY=0x100)
+    files = sorted(flare_copy.glob("*.fits"))
+    path = store.build_fits_cube(files, tmp_path / "cube.zarr", name="t", cadence="2min", tolerance="60s",
+                                 allowed_quality_bits=0x100, events=[FLARE_EVENT], progress=False)
+    ds = xr.open_zarr(path)
+    assert ds.attrs["n_skipped"] == 0 and ds.sizes["time"] == 10
+    assert int(ds.quality.sel(channel=193).values[0]) == 0x100
+    assert np.isfinite(ds.aia.sel(channel=193).values[0]).all()
