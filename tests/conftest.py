@@ -52,7 +52,13 @@ def catalog():
 
 
 @pytest.fixture(scope="session")
-def small_synthetic(tmp_path_factory, catalog):
+def small_cube_path(tmp_path_factory, catalog) -> Path:
     """The small synthetic cube, built once into a session folder."""
-    build = tmp_path_factory.mktemp("cubes")
-    return catalog.open("synthetic-sun-small", build_dir=build, progress=False)
+    return catalog.build("synthetic-sun-small", build_dir=tmp_path_factory.mktemp("cubes"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def small_synthetic(small_cube_path):
+    from flarelib.store import open_cube
+
+    return open_cube(small_cube_path)

@@ -1,0 +1,572 @@
+"""Data stage: from a flarelib cube (Zarr) to leakage-safe training samples.
+
+* :func:`resolve_target` picks the target of a cube: ``"now"`` (``flux_now``) or one
+  forecast label (``flux_max``), as log10 W/m².
+* :func:`blocked_split` assigns time steps to train/val/test in contiguous time blocks and
+  purges the samples whose input or target window would reach past their block, so that
+  no two splits share a frame or a target window (property-tested with hypothesis).
+* :class:`Normalizer` is the per-channel scaling (log10 or asinh, then standardization)
+  fitted on the training block only; it travels inside the model checkpoint.
+* :class:`CubeSamples` is the torch Dataset. Each DataLoader worker opens the store
+  lazily, so spawn and forkserver work. With ``cache="memory"`` or ``"device"`` the
+  normalized frames are read once, in contiguous batches, into one float16 tensor (in
+  host or accelerator memory) and batches are gathered from it.
+* :class:`FlareDataModule` is the LightningDataModule that ties it together.
+
+Shapes: one sample is ``x`` float32 ``(C, ny, nx)`` (normalized, NaN -> 0), ``y`` float32
+log10 W/m², ``w`` float32 sample weight and ``i`` the time index in the cube.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytorch_lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+import zarr
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from flarelib.align import to_timedelta
+from flarelib.goes import flare_class
+from flarelib.prep import DEFAULT_CHANNELS
+from flarelib.summary import CLASS_ORDER
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+NOWCAST = "now"
+
+
+class DataConfigError(ValueError):
+    """A data-module setting that cannot work with this cube (the message says which and why)."""
+
+
+# --------------------------------------------------------------------------- targets
+
+@dataclass(frozen=True)
+class Target:
+    """The quantity a model predicts: GOES XRS-B flux, now or as a max over a future window."""
+
+    name: str  #: ``"now"`` or a forecast label such as ``lead60min_window360min``
+    lead: np.timedelta64
+    window: np.timedelta64
+    flux: np.ndarray  #: (time,) W/m², NaN where no target
+
+    @property
+    def horizon(self) -> np.timedelta64:
+        """How far past the input time the target reaches: ``lead + window`` (0 for a nowcast)."""
+        return self.lead + self.window
+
+    @property
+    def log_flux(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.flux > 0, np.log10(self.flux), np.nan).astype(np.float32)
+
+
+def _parse_target(target: str) -> tuple[np.timedelta64, np.timedelta64] | None:
+    if target in (NOWCAST, "nowcast"):
+        return None
+    if "/" in target:  # "1h/6h"
+        lead, window = target.split("/", 1)
+        return to_timedelta(lead), to_timedelta(window)
+    if target.startswith("lead") and "_window" in target:
+        lead, window = target[4:].split("_window", 1)
+        return to_timedelta(lead), to_timedelta(window)
+    raise DataConfigError(f"target {target!r}: use 'now', a forecast label like 'lead60min_window360min' "
+                          "or 'LEAD/WINDOW' like '1h/6h'")
+
+
+def resolve_target(cube: xr.Dataset, target: str = NOWCAST) -> Target:
+    """The target of ``cube`` named by ``target`` (``"now"``, a forecast label or ``"1h/6h"``)."""
+    parsed = _parse_target(target)
+    zero = np.timedelta64(0, "ns")
+    if parsed is None:
+        return Target(NOWCAST, zero, zero, cube["flux_now"].values.astype(np.float64))
+    lead, window = parsed
+    times = cube["time"].values
+    span = times[-1] - times[0]
+    if lead + window >= span:
+        raise DataConfigError(f"target {target!r}: lead + window ({pd.Timedelta(lead + window)}) is longer than "
+                              f"the data ({pd.Timedelta(span)} from {times[0]} to {times[-1]})")
+    leads, windows = cube["lead"].values, cube["window"].values
+    match = np.flatnonzero((leads == lead) & (windows == window))
+    if match.size == 0:
+        raise DataConfigError(f"target {target!r}: the cube has no forecast with lead {pd.Timedelta(lead)} and "
+                              f"window {pd.Timedelta(window)}; it has {list(cube['forecast'].values)} (and 'now')")
+    label = str(cube["forecast"].values[match[0]])
+    return Target(label, lead, window, cube["flux_max"].isel(forecast=int(match[0])).values.astype(np.float64))
+
+
+# --------------------------------------------------------------------------- split
+
+def _block_edges(times: np.ndarray, block: str) -> np.ndarray:
+    """Edges of calendar blocks (``"MS"`` months, ``"10D"``, ``"7D"``, ...) covering ``times``."""
+    first = pd.Timestamp(times[0])
+    start = first.normalize().replace(day=1)
+    try:
+        offset = pd.tseries.frequencies.to_offset(block)
+    except ValueError as err:
+        raise DataConfigError(f"split_block {block!r} is not a pandas frequency (e.g. 'MS', '10D')") from err
+    edges = pd.date_range(start=start, end=pd.Timestamp(times[-1]) + offset, freq=offset)
+    if edges[0] > first:
+        edges = edges.insert(0, start)
+    return edges.values.astype("datetime64[ns]")
+
+
+def blocked_split(
+    times: np.ndarray,
+    horizon: np.timedelta64 | str = "0min",
+    *,
+    block: str | None = None,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    pattern: Sequence[str] = ("train", "train", "train", "val", "test"),
+    gap: np.timedelta64 | str | None = None,
+    history: np.timedelta64 | str = "0min",
+) -> dict[str, np.ndarray]:
+    """Assign time steps to contiguous train/val/test blocks with a purge gap at every split change.
+
+    ``times`` are the (sorted) sample times. ``block=None`` makes three blocks by
+    ``fractions`` of the time span (train first, then val, then test); a pandas frequency
+    (``"MS"`` = calendar months, ``"10D"``) makes calendar blocks assigned to splits by
+    repeating ``pattern``. Adjacent blocks of the same split are merged. Where the split
+    changes at time ``E``, a sample at ``t`` is kept only if ``t + gap < E`` and (in the
+    next block) ``t - history >= E``, where ``gap >= horizon = lead + window``. So every
+    sample's interval ``[t - history, t + horizon]`` lies inside its own block.
+
+    Returns ``{"train": idx, "val": idx, "test": idx}``: integer indices into ``times``.
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    if times.size == 0:
+        raise DataConfigError("no time steps to split")
+    if np.any(np.diff(times) <= np.timedelta64(0, "ns")):
+        raise DataConfigError("times must be strictly increasing")
+    horizon = to_timedelta(horizon)
+    history = to_timedelta(history)
+    gap = horizon if gap is None else to_timedelta(gap)
+    if gap < horizon:
+        raise DataConfigError(f"gap {pd.Timedelta(gap)} is shorter than lead + window ({pd.Timedelta(horizon)}): "
+                              "target windows would cross split boundaries")
+    if block is None:
+        if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1.0):
+            raise DataConfigError(f"split_fractions must be three non-negative numbers summing to 1, not {fractions}")
+        span = times[-1] - times[0] + np.timedelta64(1, "ns")
+        cuts = [times[0] + span * float(f) for f in np.cumsum(fractions)[:2]]
+        edges = np.array([times[0], *cuts, times[-1] + np.timedelta64(1, "ns")], dtype="datetime64[ns]")
+        labels = list(SPLITS)
+    else:
+        unknown = set(pattern) - set(SPLITS)
+        if unknown or not pattern:
+            raise DataConfigError(f"split_pattern must list {SPLITS}, got {list(pattern)}")
+        edges = _block_edges(times, block)
+        labels = [pattern[k % len(pattern)] for k in range(len(edges) - 1)]
+    # merge runs of the same split
+    merged_edges, merged_labels = [edges[0]], []
+    for k, label in enumerate(labels):
+        if merged_labels and merged_labels[-1] == label:
+            merged_edges[-1] = edges[k + 1]
+        else:
+            merged_labels.append(label)
+            merged_edges.append(edges[k + 1])
+    out = {name: [] for name in SPLITS}
+    for k, label in enumerate(merged_labels):
+        start, end = merged_edges[k], merged_edges[k + 1]
+        keep = (times >= start) & (times < end)
+        if k > 0:
+            keep &= times - history >= start
+        if k < len(merged_labels) - 1:
+            keep &= times + gap < end
+        out[label].append(np.flatnonzero(keep))
+    return {name: np.concatenate(parts) if parts else np.array([], dtype=np.int64) for name, parts in out.items()}
+
+
+# --------------------------------------------------------------------------- normalization
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Per-channel ``(T(x) - mean) / std`` with ``T = log10(max(x, floor))`` or ``asinh(x / scale)``.
+
+    ``x`` is in DN/s. Fitted on training frames only (:meth:`fit`); stored in the model
+    checkpoint as plain numbers (:meth:`to_dict`).
+    """
+
+    channels: tuple[int, ...]
+    transform: str
+    param: tuple[float, ...]  #: floor (log) or softening scale (asinh), DN/s, per channel
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    TRANSFORMS = ("log", "asinh")
+
+    def _transform(self, x, param, lib):
+        if self.transform == "log":
+            return lib.log10(lib.maximum(x, param))
+        return lib.asinh(x / param)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Normalize ``x`` (..., C, ny, nx) in DN/s -> float32, NaN set to 0 (the channel mean)."""
+        shape = (-1, 1, 1)
+        param = np.asarray(self.param, np.float32).reshape(shape)
+        mean = np.asarray(self.mean, np.float32).reshape(shape)
+        std = np.asarray(self.std, np.float32).reshape(shape)
+        with np.errstate(invalid="ignore"):
+            out = (self._transform(np.asarray(x, np.float32), param, np) - mean) / std
+        return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+    @classmethod
+    def fit(cls, frames: np.ndarray, channels: Sequence[int], transform: str = "log") -> Normalizer:
+        """Fit on ``frames`` (N, C, ny, nx) in DN/s from the training block."""
+        if transform not in cls.TRANSFORMS:
+            raise DataConfigError(f"normalization {transform!r} is not one of {cls.TRANSFORMS}")
+        frames = np.asarray(frames, np.float64)
+        params, means, stds = [], [], []
+        for c in range(frames.shape[1]):
+            values = frames[:, c].ravel()
+            values = values[np.isfinite(values)]
+            positive = values[values > 0]
+            if positive.size == 0:
+                raise DataConfigError(f"channel {channels[c]}: no positive DN/s in the training frames")
+            param = max(float(np.percentile(positive, 1)), 1e-3) if transform == "log" else float(np.median(positive))
+            t = np.log10(np.maximum(values, param)) if transform == "log" else np.arcsinh(values / param)
+            params.append(param)
+            means.append(float(t.mean()))
+            stds.append(float(max(t.std(), 1e-6)))
+        as32 = lambda values: tuple(float(np.float32(v)) for v in values)  # exact in the model's float32 buffers
+        return cls(tuple(int(c) for c in channels), transform, as32(params), as32(means), as32(stds))
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalizer:
+        return cls(tuple(int(c) for c in d["channels"]), str(d["transform"]),
+                   *(tuple(float(v) for v in d[k]) for k in ("param", "mean", "std")))
+
+
+# --------------------------------------------------------------------------- class weights
+
+def class_weights(labels: np.ndarray, power: float = 0.5) -> np.ndarray:
+    """Per-sample weights ``(n / (K n_class)) ** power``, normalized to mean 1.
+
+    ``labels`` are GOES class letters; ``power=1`` is full inverse frequency, ``0.5`` its
+    square root (a common compromise that does not let three X flares dominate).
+    """
+    labels = np.asarray(labels).astype(str)
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    w = (labels.size / (len(classes) * counts.astype(np.float64))) ** power
+    weights = w[inverse]
+    return (weights / weights.mean()).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- dataset
+
+class CubeSamples(Dataset):
+    """Samples of one split. Opens the Zarr store lazily in each worker process.
+
+    With ``cache_rows`` (rows of a tensor of normalized frames held by the data module),
+    ``x`` is the cache row instead of the frames, and :meth:`FlareDataModule.gather`
+    (called by Lightning in ``on_after_batch_transfer``) swaps in the frames.
+    """
+
+    def __init__(self, store: str | Path, time_index: np.ndarray, channel_index: np.ndarray, log_flux: np.ndarray,
+                 normalizer: Normalizer, weights: np.ndarray | None = None, *, cache_rows: np.ndarray | None = None):
+        self.store = str(store)
+        self.time_index = np.asarray(time_index, np.int64)
+        self.channel_index = np.asarray(channel_index, np.int64)
+        self.log_flux = np.asarray(log_flux, np.float32)
+        self.weights = np.ones(len(self.time_index), np.float32) if weights is None else np.asarray(weights, np.float32)
+        self.normalizer = normalizer
+        self.cache_rows = None if cache_rows is None else np.asarray(cache_rows, np.int64)
+        self._aia = None
+
+    @property
+    def cached(self) -> bool:
+        return self.cache_rows is not None
+
+    def __len__(self) -> int:
+        return len(self.time_index)
+
+    def __getstate__(self):  # workers get a copy without the open store
+        state = self.__dict__.copy()
+        state["_aia"] = None
+        return state
+
+    def _array(self):
+        if self._aia is None:
+            self._aia = zarr.open_group(self.store, mode="r")["aia"]
+        return self._aia
+
+    def __getitem__(self, i: int):
+        t = int(self.time_index[i])
+        if self.cached:
+            x = torch.tensor(self.cache_rows[i])
+        else:
+            frame = self._array()[t]  # one chunk: all channels of one time step
+            x = torch.from_numpy(self.normalizer.apply(frame[self.channel_index]))
+        return x, torch.tensor(self.log_flux[i]), torch.tensor(self.weights[i]), torch.tensor(t)
+
+
+def read_frames(store: str | Path, time_index: np.ndarray, channel_index: np.ndarray, *, batch: int = 256,
+                progress: bool = False):
+    """Yield ``(positions, frames)`` for sorted ``time_index`` in contiguous bounded reads.
+
+    ``frames`` is (n, C, ny, nx) float32 DN/s; contiguous runs of time steps are read with
+    one slice each (at most ``batch`` steps), so the store is read chunk-sequentially.
+    """
+    from tqdm.auto import tqdm
+
+    aia = zarr.open_group(str(store), mode="r")["aia"]
+    time_index = np.asarray(time_index, np.int64)
+    order = np.argsort(time_index, kind="stable")
+    sorted_t = time_index[order]
+    bar = tqdm(total=len(sorted_t), desc="read frames", unit="step", disable=not progress)
+    start = 0
+    while start < len(sorted_t):
+        stop = min(start + batch, len(sorted_t))
+        t0, t1 = sorted_t[start], sorted_t[stop - 1]
+        block = aia[int(t0): int(t1) + 1][:, channel_index]
+        yield order[start:stop], block[sorted_t[start:stop] - t0]
+        bar.update(stop - start)
+        start = stop
+    bar.close()
+
+
+# --------------------------------------------------------------------------- data module
+
+def resolve_cube_path(cube: str | Path, build_dir: str | Path | None = None) -> tuple[Path, str | None]:
+    """A cube path, or the path of the catalog entry named ``cube`` (and that name)."""
+    path = Path(cube)
+    if path.suffix == ".zarr" or path.exists():
+        return path, None
+    from flarelib.catalog import load_catalog
+
+    catalog = load_catalog()
+    catalog[str(cube)]  # raises CatalogError naming the known entries
+    return catalog.cube_path(str(cube), build_dir), str(cube)
+
+
+class FlareDataModule(L.LightningDataModule):
+    """LightningDataModule over a flarelib cube (a catalog entry name or a ``.zarr`` path).
+
+    Args:
+        cube: catalog entry (built in :meth:`prepare_data` if missing) or path of a cube.
+        channels: AIA wavelengths (integer Å) to feed the model, in this order.
+        target: ``"now"``, a forecast label (``lead60min_window360min``) or ``"1h/6h"``.
+        split_block: ``None`` for one train/val/test block each by ``split_fractions``, or a
+            pandas frequency (``"MS"``, ``"10D"``) for calendar blocks assigned by ``split_pattern``.
+        gap: minimum separation of samples in different splits (default and minimum: lead + window).
+        normalization: ``"log"`` or ``"asinh"`` (see :class:`Normalizer`), fitted on train.
+        norm_frames: how many evenly spaced training frames the normalizer is fitted on.
+        class_weighting: ``"none"``, ``"loss"`` (weights in the loss) or ``"sampler"``
+            (weighted sampling with replacement), by GOES class of the target.
+        cache: ``"none"`` (read Zarr in the workers), ``"memory"`` (normalized frames in host
+            memory) or ``"device"`` (in accelerator memory); falls back to ``"none"`` with a
+            warning if the cache would exceed ``cache_max_gb``.
+        cache_dtype: ``"float16"``, ``"bfloat16"`` or ``"float32"``.
+    """
+
+    def __init__(
+        self,
+        cube: str = "synthetic-sun-small",
+        channels: list[int] = list(DEFAULT_CHANNELS),
+        target: str = NOWCAST,
+        split_block: str | None = None,
+        split_fractions: list[float] = [0.7, 0.15, 0.15],
+        split_pattern: list[str] = ["train", "train", "train", "val", "test"],
+        gap: str | None = None,
+        normalization: str = "log",
+        norm_frames: int = 200,
+        class_weighting: str = "none",
+        class_weight_power: float = 0.5,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        multiprocessing_context: str | None = None,
+        cache: str = "none",
+        cache_dtype: str = "float16",
+        cache_max_gb: float = 4.0,
+        build_dir: str | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if class_weighting not in ("none", "loss", "sampler"):
+            raise DataConfigError(f"class_weighting {class_weighting!r} is not one of 'none', 'loss', 'sampler'")
+        if cache not in ("none", "memory", "device"):
+            raise DataConfigError(f"cache {cache!r} is not one of 'none', 'memory', 'device'")
+        if cache_dtype not in ("float16", "bfloat16", "float32"):
+            raise DataConfigError(f"cache_dtype {cache_dtype!r} is not one of 'float16', 'bfloat16', 'float32'")
+        if normalization not in Normalizer.TRANSFORMS:
+            raise DataConfigError(f"normalization {normalization!r} is not one of {Normalizer.TRANSFORMS}")
+        self.save_hyperparameters()
+        self.store_path, self.entry = resolve_cube_path(cube, build_dir)
+        self.channels = [int(c) for c in channels]
+        self.normalizer: Normalizer | None = None
+        self.samples: dict[str, CubeSamples] = {}
+        self._cache: torch.Tensor | None = None
+        self.predict_split = "test"
+        self._ready = False
+
+    # -- Lightning hooks
+    def prepare_data(self) -> None:
+        if self.entry is not None and not self.store_path.exists():
+            from flarelib.catalog import load_catalog
+
+            load_catalog().build(self.entry, build_dir=self.store_path.parent, progress=False)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        from flarelib.store import open_cube
+
+        if not self.store_path.exists():
+            self.prepare_data()
+        cube = open_cube(self.store_path)
+        self.cube_attrs = dict(cube.attrs)
+        self.synthetic = bool(cube.attrs.get("synthetic", False))
+        available = [int(c) for c in cube["channel"].values]
+        self.cube_channels = available
+        unknown = [c for c in self.channels if c not in available]
+        if unknown or not self.channels:
+            raise DataConfigError(f"channels {unknown or self.channels} not in cube {self.store_path.name}, "
+                                  f"which has {available}")
+        if len(set(self.channels)) != len(self.channels):
+            raise DataConfigError(f"channels {self.channels} repeat a wavelength")
+        self.channel_index = np.array([available.index(c) for c in self.channels])
+        self.target = resolve_target(cube, self.hparams.target)
+        self.times = cube["time"].values
+        self.cadence = np.median(np.diff(self.times)) if self.times.size > 1 else np.timedelta64(0, "ns")
+        self.flux_now = cube["flux_now"].values.astype(np.float64)
+        quality = cube["quality"].values[:, self.channel_index]
+        usable = np.all(quality >= 0, axis=1) & np.isfinite(self.target.log_flux)
+        n_bad = int((~usable).sum())
+        if n_bad:
+            log.info("%d of %d time steps have no target or miss a selected channel; left out", n_bad, usable.size)
+        split = blocked_split(self.times, self.target.horizon, block=self.hparams.split_block,
+                              fractions=self.hparams.split_fractions, pattern=self.hparams.split_pattern,
+                              gap=self.hparams.gap)
+        self.split_index = {name: idx[usable[idx]] for name, idx in split.items()}
+        for name, idx in self.split_index.items():
+            if idx.size == 0:
+                raise DataConfigError(
+                    f"split {name!r} is empty: {self.times.size} steps from {self.times[0]} to {self.times[-1]}, "
+                    f"target {self.target.name} (lead + window {pd.Timedelta(self.target.horizon)}), "
+                    f"split_block={self.hparams.split_block!r}, fractions={self.hparams.split_fractions}; "
+                    "use more data, a shorter target or other fractions")
+        labels = flare_class(self.target.flux)
+        self.labels = labels
+        if self.normalizer is None:
+            self.normalizer = self._fit_normalizer()
+        elif list(self.normalizer.channels) != self.channels:
+            raise DataConfigError(f"the normalizer is for channels {list(self.normalizer.channels)}, "
+                                  f"the data module for {self.channels}")
+        cached = self.hparams.cache != "none" and self._build_cache()
+        start = 0
+        for name, idx in self.split_index.items():
+            weights = None
+            if name == "train" and self.hparams.class_weighting != "none":
+                weights = class_weights(labels[idx], self.hparams.class_weight_power)
+            rows = np.arange(start, start + idx.size) if cached else None
+            start += idx.size
+            self.samples[name] = CubeSamples(self.store_path, idx, self.channel_index, self.target.log_flux[idx],
+                                             self.normalizer, weights, cache_rows=rows)
+        self._ready = True
+
+    def _fit_normalizer(self) -> Normalizer:
+        train = self.split_index["train"]
+        pick = train[np.unique(np.linspace(0, train.size - 1, min(self.hparams.norm_frames, train.size)).astype(int))]
+        frames = np.empty((pick.size, len(self.channels), *self._frame_shape()), np.float32)
+        for pos, block in read_frames(self.store_path, pick, self.channel_index):
+            frames[pos] = block
+        return Normalizer.fit(frames, self.channels, self.hparams.normalization)
+
+    def _frame_shape(self) -> tuple[int, int]:
+        shape = zarr.open_group(str(self.store_path), mode="r")["aia"].shape
+        return int(shape[2]), int(shape[3])
+
+    def _build_cache(self) -> bool:
+        dtype = getattr(torch, self.hparams.cache_dtype)
+        rows = np.concatenate([self.split_index[name] for name in SPLITS])
+        nbytes = rows.size * len(self.channels) * int(np.prod(self._frame_shape())) * torch.finfo(dtype).bits // 8
+        if nbytes > self.hparams.cache_max_gb * 2**30:
+            log.warning("cache of %.2f GB exceeds cache_max_gb=%.2f; reading from Zarr instead",
+                        nbytes / 2**30, self.hparams.cache_max_gb)
+            return False
+        cache = torch.empty((rows.size, len(self.channels), *self._frame_shape()), dtype=dtype)
+        for pos, block in read_frames(self.store_path, rows, self.channel_index, progress=False):
+            cache[torch.from_numpy(pos)] = torch.from_numpy(self.normalizer.apply(block)).to(dtype)
+        self._cache = cache
+        log.info("cached %d normalized frames (%.1f MB, %s)", rows.size, nbytes / 2**20, self.hparams.cache_dtype)
+        return True
+
+    def gather(self, batch):
+        """Swap cache rows for normalized float32 frames (no-op without a cache)."""
+        if self._cache is None:
+            return batch
+        rows, y, w, t = batch
+        if self.hparams.cache == "device" and self._cache.device != rows.device:
+            self._cache = self._cache.to(rows.device)
+        frames = self._cache[rows.to(self._cache.device)]
+        return frames.to(device=rows.device, dtype=torch.float32), y, w, t
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int = 0):
+        return self.gather(batch)
+
+    # -- loaders
+    def loader(self, split: str, *, shuffle: bool = False) -> DataLoader:
+        """A DataLoader over one split (``train``, ``val`` or ``test``)."""
+        self.setup()
+        dataset = self.samples[split]
+        sampler = None
+        if split == "train" and self.hparams.class_weighting == "sampler":
+            generator = torch.Generator().manual_seed(self.hparams.seed)
+            sampler = WeightedRandomSampler(torch.from_numpy(dataset.weights).double(), len(dataset),
+                                            replacement=True, generator=generator)
+            shuffle = False
+        workers = 0 if dataset.cached else self.hparams.num_workers
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, sampler=sampler,
+                          num_workers=workers, persistent_workers=workers > 0,
+                          multiprocessing_context=self.hparams.multiprocessing_context if workers else None,
+                          pin_memory=torch.cuda.is_available() and self.hparams.cache == "none")
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The loader of ``self.predict_split`` (``"test"`` unless set)."""
+        return self.loader(self.predict_split, shuffle=False)
+
+    # -- reporting
+    def class_counts(self) -> pd.DataFrame:
+        """Samples per GOES class of the target, one row per split."""
+        self.setup()
+        rows = {}
+        for name, idx in self.split_index.items():
+            counts = pd.Series(self.labels[idx]).value_counts()
+            rows[name] = {c: int(counts.get(c, 0)) for c in CLASS_ORDER}
+        table = pd.DataFrame(rows).T
+        table = table.loc[:, (table != 0).any(axis=0) | table.columns.isin(["C", "M", "X"])]
+        table["total"] = table.sum(axis=1)
+        return table
+
+    def split_table(self) -> pd.DataFrame:
+        """First and last sample time and the sample count of each split."""
+        self.setup()
+        return pd.DataFrame({name: {"first": self.times[idx].min(), "last": self.times[idx].max(), "samples": idx.size}
+                             for name, idx in self.split_index.items()}).T
+
+    def state_dict(self) -> dict:
+        return {"normalizer": self.normalizer.to_dict() if self.normalizer else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("normalizer"):
+            self.normalizer = Normalizer.from_dict(state["normalizer"])

@@ -1,0 +1,327 @@
+"""Model stage: FlareNet as a LightningModule, trained through LightningCLI and YAML configs.
+
+FlareNet (McGregor et al. 2017, ``nasa-fdl/flarenet``) reads a stack of AIA channels and
+regresses the GOES XRS-B flux. Ours: ``depth`` conv blocks ``[Conv3x3 -> BatchNorm ->
+nn.ReLU -> MaxPool2]``, global average pooling, and a small dense head that outputs
+log10 of the target flux (W/m²); optionally a second head with logits for flux >= C1
+and >= M1. Every ReLU is an ``nn.ReLU()`` module (never in place, never functional) so
+that every Captum method, Guided Grad-CAM included, can hook it.
+
+Input ``x`` is (B, C, ny, nx), normalized by :class:`flarelib.data.Normalizer`; the
+normalizer fitted on the training block is stored in the model's buffers, so a checkpoint
+carries it and loads with ``weights_only=True`` (:func:`load_flarenet`).
+
+Command line (LightningCLI)::
+
+    python -m flarelib.model fit --config configs/small.yaml
+    python -m flarelib.model fit --config configs/default.yaml --data.target lead60min_window360min
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as L
+from pytorch_lightning.cli import LightningCLI
+import torch
+import xarray as xr
+from torch import nn
+
+from flarelib.catalog import REPO_ROOT
+from flarelib.data import FlareDataModule, Normalizer
+from flarelib.prep import DEFAULT_CHANNELS
+
+CONFIG_DIR = REPO_ROOT / "configs"
+#: log10 W/m² thresholds of the optional class head: >= C1 and >= M1.
+CLASS_HEAD_THRESHOLDS = {"C": -6.0, "M": -5.0}
+#: Normalization layers after each conv.
+NORMS = {"group": lambda width: nn.GroupNorm(min(8, width), width), "batch": nn.BatchNorm2d, "none": None}
+
+
+class FlareNet(L.LightningModule):
+    """CNN from AIA channels to log10 GOES XRS-B flux (W/m²).
+
+    Args:
+        channels: AIA wavelengths (Å) of the input, in order; linked from the data module.
+        target: the target name (``now`` or a forecast label); linked from the data module.
+        widths: output channels of each conv block (the depth is ``len(widths)``).
+        hidden: width of the dense head.
+        pool: global pooling before the head, ``"max"`` (as FlareNet's ``fdl4``: a flare or an
+            active region is a small bright spot) or ``"avg"``.
+        norm: normalization after each conv: ``"group"`` (GroupNorm, the default: the same in
+            training and evaluation), ``"batch"`` (BatchNorm) or ``"none"``.
+        dropout: dropout before the last layer.
+        class_head: also predict P(flux >= C1) and P(flux >= M1) (logits, BCE loss).
+        class_loss_weight: weight of the class-head loss next to the regression MSE.
+        lr, weight_decay: AdamW.
+        channels_last: run convolutions in ``torch.channels_last`` memory format.
+        flip_augment: random north-south and east-west flips of training batches (a single
+            frame carries no rotation direction; flips multiply scarce flaring examples).
+        normalization: the :class:`Normalizer` transform (buffers filled at fit start).
+    """
+
+    def __init__(
+        self,
+        channels: list[int] = list(DEFAULT_CHANNELS),
+        target: str = "now",
+        widths: list[int] = [16, 32, 64, 64],
+        hidden: int = 64,
+        norm: str = "group",
+        pool: str = "max",
+        dropout: float = 0.1,
+        class_head: bool = False,
+        class_loss_weight: float = 0.5,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-4,
+        channels_last: bool = False,
+        flip_augment: bool = True,
+        normalization: str = "log",
+    ):
+        super().__init__()
+        if not channels:
+            raise ValueError("FlareNet needs at least one input channel")
+        if not widths:
+            raise ValueError("FlareNet needs at least one conv block (widths)")
+        if norm not in NORMS:
+            raise ValueError(f"norm {norm!r} is not one of {sorted(NORMS)}")
+        self.save_hyperparameters()
+        layers: list[nn.Module] = []
+        previous = len(channels)
+        for width in widths:
+            layers += [nn.Conv2d(previous, width, 3, padding=1, bias=norm == "none")]
+            if norm != "none":
+                layers += [NORMS[norm](width)]
+            layers += [nn.ReLU(), nn.MaxPool2d(2)]
+            previous = width
+        self.features = nn.Sequential(*layers)
+        if pool not in ("max", "avg"):
+            raise ValueError(f"pool {pool!r} is not 'max' or 'avg'")
+        self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(previous, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.regressor = nn.Linear(hidden, 1)
+        self.classifier = nn.Linear(hidden, len(CLASS_HEAD_THRESHOLDS)) if class_head else None
+        n = len(channels)
+        for name in ("norm_param", "norm_mean", "norm_std"):
+            self.register_buffer(name, torch.full((n,), float("nan")))
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    # -- normalization carried in the checkpoint
+    @property
+    def normalizer(self) -> Normalizer | None:
+        """The training-block normalizer (``None`` before fitting)."""
+        if torch.isnan(self.norm_mean).any():
+            return None
+        return Normalizer(tuple(self.hparams.channels), self.hparams.normalization,
+                          *(tuple(float(v) for v in getattr(self, f"norm_{k}").cpu()) for k in ("param", "mean", "std")))
+
+    def set_normalizer(self, normalizer: Normalizer) -> None:
+        if list(normalizer.channels) != list(self.hparams.channels):
+            raise ValueError(f"normalizer channels {list(normalizer.channels)} != model channels "
+                             f"{list(self.hparams.channels)}")
+        if normalizer.transform != self.hparams.normalization:
+            raise ValueError(f"normalizer transform {normalizer.transform!r} != model's {self.hparams.normalization!r}")
+        for k in ("param", "mean", "std"):
+            getattr(self, f"norm_{k}").copy_(torch.tensor(getattr(normalizer, k)))
+
+    def on_fit_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None or dm.normalizer is None:
+            raise RuntimeError("FlareNet is trained with a FlareDataModule, which fits the normalizer")
+        if list(dm.channels) != list(self.hparams.channels):
+            raise ValueError(f"data channels {dm.channels} != model channels {list(self.hparams.channels)}")
+        self.set_normalizer(dm.normalizer)
+        if self.current_epoch == 0 and self.global_step == 0:  # start the regressor at the training mean
+            train_mean = float(np.nanmean(dm.target.log_flux[dm.split_index["train"]]))
+            with torch.no_grad():
+                self.regressor.bias.fill_(train_mean)
+
+    # -- network
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, ny, nx) normalized -> (B, hidden) features of the head."""
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.head(self.pool(self.features(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, ny, nx) normalized -> (B,) predicted log10 flux (W/m²)."""
+        return self.regressor(self.embed(x)).squeeze(-1)
+
+    def class_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, ny, nx) -> (B, 2) logits of flux >= C1 and >= M1 (needs ``class_head=True``)."""
+        if self.classifier is None:
+            raise RuntimeError("this FlareNet has no class head (class_head=False)")
+        return self.classifier(self.embed(x))
+
+    # -- training
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        x, y, w, _ = batch
+        features = self.embed(x)
+        pred = self.regressor(features).squeeze(-1)
+        mse = (w * (pred.float() - y) ** 2).mean()
+        loss = mse
+        if self.classifier is not None:
+            labels = torch.stack([y >= v for v in CLASS_HEAD_THRESHOLDS.values()], dim=-1).float()
+            bce = nn.functional.binary_cross_entropy_with_logits(self.classifier(features).float(), labels,
+                                                                 weight=w[:, None].expand_as(labels))
+            loss = loss + self.hparams.class_loss_weight * bce
+            self.log(f"{stage}_bce", bce, on_epoch=True, on_step=False)
+        self.log(f"{stage}_loss", loss, on_epoch=True, on_step=stage == "train", prog_bar=True)
+        self.log(f"{stage}_mae", (pred.float() - y).abs().mean(), on_epoch=True, on_step=False)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        if self.hparams.flip_augment:
+            x, y, w, t = batch
+            flip_y, flip_x = torch.rand(2, x.shape[0], device=x.device) < 0.5
+            x = torch.where(flip_y[:, None, None, None], x.flip(-2), x)
+            x = torch.where(flip_x[:, None, None, None], x.flip(-1), x)
+            batch = (x, y, w, t)
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        x, y, _, t = batch
+        features = self.embed(x)
+        out = {"pred": self.regressor(features).squeeze(-1).float(), "true": y, "time_index": t}
+        if self.classifier is not None:
+            out["prob"] = torch.sigmoid(self.classifier(features).float())
+        return out
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        epochs = max(int(self.trainer.max_epochs or 1), 1) if self._trainer is not None else 1
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+
+
+# --------------------------------------------------------------------------- CLI and helpers
+
+class FlareCLI(LightningCLI):
+    """LightningCLI with the data module's channels and target linked into the model."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.channels", "model.channels")
+        parser.link_arguments("data.target", "model.target")
+        parser.link_arguments("data.normalization", "model.normalization")
+
+
+def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
+    """The LightningCLI of FlareNet + FlareDataModule (``args=None`` reads ``sys.argv``)."""
+    argv = sys.argv if args is None else sys.argv[:1]  # a notebook kernel's or pytest's own argv is not ours
+    with mock.patch.object(sys, "argv", argv):
+        return FlareCLI(FlareNet, FlareDataModule, args=args, run=run, save_config_kwargs={"overwrite": True})
+
+
+def run_dir(size: str, target: str, root: str | Path | None = None) -> Path:
+    """Where a notebook training run of ``size`` (small/default) for ``target`` writes its logs and checkpoints."""
+    root = Path(root or os.environ.get("FLARELIB_RUNS_DIR", REPO_ROOT / "build" / "runs"))
+    return root / size / target
+
+
+def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | None = None):
+    """Fit FlareNet from a YAML config (as ``python -m flarelib.model fit`` does) and test it.
+
+    ``overrides`` are CLI-style arguments such as ``["--data.target=lead60min_window360min"]``.
+    Logs (``metrics.csv``) and checkpoints go under ``out_dir``. Returns the LightningCLI
+    object (``.model``, ``.datamodule``, ``.trainer``).
+    """
+    out_dir = Path(out_dir)
+    args = ["--config", str(config), f"--trainer.default_root_dir={out_dir}",
+            f"--trainer.logger.init_args.save_dir={out_dir}", *(overrides or [])]
+    cli = make_cli(args, run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return cli
+
+
+def best_checkpoint(out_dir: str | Path) -> Path:
+    """The checkpoint ModelCheckpoint kept under ``out_dir`` (the best by validation loss)."""
+    found = sorted(Path(out_dir).rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    best = [p for p in found if p.name != "last.ckpt"]
+    if not best:
+        raise FileNotFoundError(f"no checkpoint under {out_dir}; train first (notebook 04)")
+    return best[-1]
+
+
+def metrics_frame(out_dir: str | Path) -> pd.DataFrame:
+    """The CSVLogger's ``metrics.csv`` of the latest run under ``out_dir``, one row per epoch."""
+    files = sorted(Path(out_dir).rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise FileNotFoundError(f"no metrics.csv under {out_dir}")
+    table = pd.read_csv(files[-1])
+    return table.groupby("epoch").mean(numeric_only=True).drop(columns=["step"], errors="ignore")
+
+
+def load_flarenet(path: str | Path, map_location: str = "cpu") -> FlareNet:
+    """Load a checkpoint safely: ``weights_only=True`` (no arbitrary pickled objects run)."""
+    model = FlareNet.load_from_checkpoint(str(path), map_location=map_location, weights_only=True)
+    model.eval()
+    return model
+
+
+def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides) -> FlareDataModule:
+    """The data module a checkpoint was trained with (its saved settings), using the model's normalizer.
+
+    ``overrides`` replace saved settings, e.g. ``cache="none"`` or ``num_workers=0``.
+    """
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    settings = {k: v for k, v in state.get("datamodule_hyper_parameters", {}).items() if not k.startswith("_")}
+    if not settings:
+        raise ValueError(f"{path} has no data-module settings (was it trained with FlareDataModule?)")
+    dm = FlareDataModule(**{**settings, **overrides})
+    model = model or load_flarenet(path)
+    dm.normalizer = model.normalizer
+    dm.setup()
+    return dm
+
+
+@torch.no_grad()
+def predict(model: FlareNet, dm: FlareDataModule, split: str = "test") -> xr.Dataset:
+    """Predictions of ``model`` on one split: a Dataset on the cube's ``time`` (log10 W/m²).
+
+    Runs in plain eval mode on the model's device (no Trainer needed).
+    """
+    dm.setup()
+    model.eval()
+    device = model.device
+    preds, trues, index, probs = [], [], [], []
+    for batch in dm.loader(split):
+        x, y, _, t = dm.gather(batch)
+        features = model.embed(x.to(device))
+        preds.append(model.regressor(features).squeeze(-1).float().cpu())
+        if model.classifier is not None:
+            probs.append(torch.sigmoid(model.classifier(features).float()).cpu())
+        trues.append(y)
+        index.append(t)
+    t = torch.cat(index).numpy()
+    ds = xr.Dataset(
+        {"pred": ("time", torch.cat(preds).numpy(), {"units": "log10 W m-2"}),
+         "true": ("time", torch.cat(trues).numpy(), {"units": "log10 W m-2"})},
+        coords={"time": dm.times[t], "time_index": ("time", t)},
+        attrs={"split": split, "target": dm.target.name, "synthetic": dm.synthetic,
+               "cube": dm.cube_attrs.get("name", str(dm.store_path))},
+    )
+    if probs:
+        p = torch.cat(probs).numpy()
+        for k, name in enumerate(CLASS_HEAD_THRESHOLDS):
+            ds[f"prob_{name}"] = ("time", p[:, k], {"long_name": f"P(flux >= {name}1)"})
+    return ds
+
+
+def main(argv: list[str] | None = None) -> int:
+    make_cli(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

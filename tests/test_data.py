@@ -1,0 +1,190 @@
+"""Data stage: the leakage-safe split (property test), normalization, weights, caching and config errors."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flarelib import data
+from flarelib.catalog import CatalogError
+from flarelib.data import DataConfigError, FlareDataModule, Normalizer, blocked_split
+
+START = np.datetime64("2031-01-25T00:00", "ns")
+MINUTE = np.timedelta64(1, "m")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(st.integers(1, 180), min_size=1, max_size=250),
+    horizon=st.integers(0, 24 * 60),
+    extra_gap=st.integers(0, 12 * 60),
+    history=st.integers(0, 120),
+    block=st.sampled_from([None, "D", "2D", "7D", "MS"]),
+    fractions=st.sampled_from([(0.7, 0.15, 0.15), (0.5, 0.25, 0.25), (0.34, 0.33, 0.33), (1.0, 0.0, 0.0)]),
+    pattern=st.lists(st.sampled_from(data.SPLITS), min_size=1, max_size=6),
+)
+def test_no_sample_input_or_target_window_overlaps_another_split(steps, horizon, extra_gap, history, block,
+                                                                 fractions, pattern):
+    times = START + np.cumsum(steps).astype("timedelta64[m]")
+    gap = (horizon + extra_gap) * MINUTE
+    split = blocked_split(times, horizon * MINUTE, block=block, fractions=fractions, pattern=pattern, gap=gap,
+                          history=history * MINUTE)
+    assert set(split) == set(data.SPLITS)
+    everything = np.concatenate(list(split.values()))
+    assert len(np.unique(everything)) == len(everything), "a sample is in two splits"
+    assert np.all((everything >= 0) & (everything < len(times)))
+    t = np.concatenate([times[split[s]] for s in data.SPLITS])
+    who = np.concatenate([np.full(len(split[s]), k) for k, s in enumerate(data.SPLITS)])
+    lo = t - history * MINUTE  # earliest frame an input may use
+    hi = t + horizon * MINUTE  # end of the target window
+    different = who[:, None] != who[None, :]
+    overlap = (lo[:, None] <= hi[None, :]) & (lo[None, :] <= hi[:, None])
+    assert not np.any(different & overlap), "an input or target window is shared by two splits"
+    separation = np.abs(t[:, None] - t[None, :])
+    assert not np.any(different & (separation <= gap)), "samples of different splits closer than the gap"
+
+
+def test_fraction_split_keeps_everything_without_horizon_and_is_in_time_order():
+    times = START + np.arange(100) * 12 * MINUTE
+    split = blocked_split(times, "0min", fractions=(0.6, 0.2, 0.2))
+    assert sum(len(v) for v in split.values()) == 100
+    assert split["train"].max() < split["val"].min() < split["val"].max() < split["test"].min()
+    purged = blocked_split(times, "1h", fractions=(0.6, 0.2, 0.2))
+    # one hour (5 steps of 12 min, the 5th strictly) is purged before each of the two boundaries
+    assert sum(len(v) for v in purged.values()) == 100 - 2 * 5
+
+
+def test_split_rejects_bad_settings():
+    times = START + np.arange(10) * MINUTE
+    with pytest.raises(DataConfigError, match="shorter than lead"):
+        blocked_split(times, "1h", gap="10min")
+    with pytest.raises(DataConfigError, match="summing to 1"):
+        blocked_split(times, fractions=(0.5, 0.2, 0.2))
+    with pytest.raises(DataConfigError, match="pandas frequency"):
+        blocked_split(times, block="fortnightly")
+    with pytest.raises(DataConfigError, match="split_pattern"):
+        blocked_split(times, block="D", pattern=["train", "holdout"])
+    with pytest.raises(DataConfigError, match="increasing"):
+        blocked_split(times[::-1])
+
+
+def test_normalizer_log_and_asinh_standardize_the_training_frames():
+    rng = np.random.default_rng(0)
+    frames = rng.lognormal(3.0, 1.0, size=(20, 2, 8, 8)).astype(np.float32)
+    for transform in Normalizer.TRANSFORMS:
+        norm = Normalizer.fit(frames, [94, 131], transform)
+        out = norm.apply(frames)
+        assert out.dtype == np.float32 and out.shape == frames.shape
+        np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-4)
+        np.testing.assert_allclose(out.std(axis=(0, 2, 3)), 1, atol=1e-3)
+        assert Normalizer.from_dict(norm.to_dict()) == norm
+    bad = frames.copy()
+    bad[0, 0, 0, 0] = np.nan
+    assert np.isfinite(norm.apply(bad)).all()  # NaN pixels become 0 = the channel mean
+    with pytest.raises(DataConfigError, match="normalization"):
+        Normalizer.fit(frames, [94, 131], "sqrt")
+    with pytest.raises(DataConfigError, match="no positive"):
+        Normalizer.fit(-frames, [94, 131], "log")
+
+
+def test_class_weights_favour_rare_classes_with_mean_one():
+    labels = np.array(["B"] * 90 + ["C"] * 9 + ["M"])
+    w = data.class_weights(labels, power=1.0)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[-1] > w[90] > w[0]
+    assert w[-1] / w[0] == pytest.approx(90.0)
+    assert data.class_weights(labels, power=0.0).tolist() == [1.0] * 100
+
+
+def _dm(cube_path, **kw):
+    dm = FlareDataModule(cube=str(cube_path), **kw)
+    dm.setup()
+    return dm
+
+
+def test_data_module_reports_split_counts_and_fits_the_normalizer_on_train_only(small_cube_path):
+    dm = _dm(small_cube_path, target="lead60min_window360min", split_fractions=[0.6, 0.2, 0.2])
+    counts = dm.class_counts()
+    assert list(counts.index) == ["train", "val", "test"]
+    assert (counts["total"] == [len(dm.split_index[s]) for s in data.SPLITS]).all()
+    assert dm.split_index["train"].max() < dm.split_index["val"].min()
+    # the normalizer is the fit of training frames, not of all frames
+    train_fit = dm._fit_normalizer()
+    assert dm.normalizer == train_fit
+    x, y, w, t = dm.samples["train"][0]
+    assert x.shape == (6, 32, 32) and x.dtype == torch.float32
+    assert float(y) == pytest.approx(float(dm.target.log_flux[int(t)]))
+
+
+def test_selected_channels_come_in_the_requested_order(small_cube_path):
+    dm = _dm(small_cube_path, channels=[131, 94])
+    full = _dm(small_cube_path)
+    assert dm.channel_index.tolist() == [1, 0]
+    assert dm.normalizer.channels == (131, 94)
+    assert dm.normalizer.mean == (full.normalizer.mean[1], full.normalizer.mean[0])
+
+
+def test_memory_cache_gives_the_same_batches_as_zarr_reads(small_cube_path):
+    zarr_dm = _dm(small_cube_path, batch_size=16)
+    cache_dm = _dm(small_cube_path, batch_size=16, cache="memory", cache_dtype="float32")
+    half_dm = _dm(small_cube_path, batch_size=16, cache="memory", cache_dtype="float16")
+    for split in data.SPLITS:
+        a = next(iter(zarr_dm.loader(split)))
+        b = cache_dm.gather(next(iter(cache_dm.loader(split))))
+        c = half_dm.gather(next(iter(half_dm.loader(split))))
+        torch.testing.assert_close(a[0], b[0])
+        torch.testing.assert_close(a[0], c[0], atol=0.01, rtol=0.002)
+        for k in (1, 2, 3):
+            assert torch.equal(a[k], b[k])
+
+
+def test_cache_too_big_falls_back_to_zarr(small_cube_path, caplog):
+    dm = _dm(small_cube_path, cache="memory", cache_max_gb=1e-6)
+    assert dm._cache is None and not dm.samples["train"].cached
+    assert "exceeds cache_max_gb" in caplog.text
+
+
+def test_weighted_sampler_draws_rare_classes_more_often(small_cube_path):
+    dm = _dm(small_cube_path, class_weighting="sampler", class_weight_power=1.0, batch_size=64)
+    labels = dm.labels[dm.split_index["train"]]
+    drawn = np.concatenate([dm.labels[b[3].numpy()] for _ in range(5) for b in dm.train_dataloader()])
+    common = max(set(labels), key=list(labels).count)
+    assert np.mean(drawn == common) < np.mean(labels == common)
+
+
+def test_workers_open_the_store_lazily_under_spawn(small_cube_path):
+    dm = _dm(small_cube_path, num_workers=1, multiprocessing_context="spawn", batch_size=8)
+    reference = _dm(small_cube_path, batch_size=8)
+    spawned = next(iter(dm.val_dataloader()))
+    torch.testing.assert_close(spawned[0], next(iter(reference.val_dataloader()))[0])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"channels": [94, 999]}, r"channels \[999\] not in cube"),
+    ({"channels": [94, 94]}, "repeat"),
+    ({"target": "2D/5D"}, "longer than the data"),
+    ({"target": "1h/2h"}, "no forecast with lead"),
+    ({"target": "tomorrow"}, "use 'now'"),
+    ({"split_fractions": [1.0, 0.0, 0.0]}, "split 'val' is empty"),
+    ({"target": "lead60min_window360min", "gap": "10min"}, "shorter than lead"),
+])
+def test_bad_settings_give_clear_errors(small_cube_path, kwargs, match):
+    with pytest.raises(DataConfigError, match=match):
+        _dm(small_cube_path, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"class_weighting": "focal"}, "class_weighting"),
+    ({"cache": "disk"}, "cache"),
+    ({"cache_dtype": "int4"}, "cache_dtype"),
+    ({"normalization": "sqrt"}, "normalization"),
+])
+def test_bad_options_fail_at_construction(kwargs, match):
+    with pytest.raises(DataConfigError, match=match):
+        FlareDataModule(cube="x.zarr", **kwargs)
+
+
+def test_unknown_catalog_entry_is_named():
+    with pytest.raises(CatalogError, match="no catalog entry 'no-such-cube'"):
+        FlareDataModule(cube="no-such-cube")

@@ -1,0 +1,139 @@
+"""FlareNet: training through LightningCLI, determinism, checkpoints, Captum-friendly modules, bad configs."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from flarelib import metrics
+from flarelib import model as M
+from flarelib.data import DataConfigError
+
+SMALL = str(M.CONFIG_DIR / "small.yaml")
+
+
+def _cli(tmp_path, *extra, cube):
+    args = ["--config", SMALL, f"--data.cube={cube}", f"--trainer.default_root_dir={tmp_path}",
+            f"--trainer.logger.init_args.save_dir={tmp_path}", *extra]
+    return M.make_cli(args, run=False)
+
+
+def test_fast_dev_run_on_the_small_synthetic_cube(tmp_path, small_cube_path):
+    cli = _cli(tmp_path, "--trainer.fast_dev_run=true", cube=small_cube_path)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.state.finished
+    assert cli.model.normalizer == cli.datamodule.normalizer  # copied from the train block at fit start
+    assert cli.model.hparams.channels == cli.datamodule.channels  # linked by the CLI
+
+
+def test_bf16_and_channels_last_options_train(tmp_path, small_cube_path):
+    cli = _cli(tmp_path, "--trainer.fast_dev_run=true", "--trainer.precision=bf16-mixed",
+               "--model.channels_last=true", cube=small_cube_path)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.trainer.state.finished
+    assert cli.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, small_cube_path):
+    out = tmp_path_factory.mktemp("run")
+    cli = M.train(SMALL, out_dir=out, overrides=[f"--data.cube={small_cube_path}", "--trainer.max_epochs=2"])
+    return out, cli
+
+
+def test_training_writes_metrics_csv_and_a_checkpoint(trained):
+    out, _ = trained
+    curves = M.metrics_frame(out)
+    assert len(curves) == 2 and {"train_loss_epoch", "val_loss", "val_mae"} <= set(curves.columns)
+    assert np.isfinite(curves["val_loss"]).all()
+    assert M.best_checkpoint(out).suffix == ".ckpt"
+
+
+def test_two_runs_with_the_same_seed_give_identical_metrics(trained, tmp_path, small_cube_path):
+    out, first = trained
+    second = M.train(SMALL, out_dir=tmp_path, overrides=[f"--data.cube={small_cube_path}", "--trainer.max_epochs=2"])
+    a, b = M.metrics_frame(out), M.metrics_frame(tmp_path)
+    assert a.equals(b)
+    pa, pb = M.predict(first.model, first.datamodule), M.predict(second.model, second.datamodule)
+    np.testing.assert_array_equal(pa["pred"].values, pb["pred"].values)
+
+
+def test_checkpoint_round_trip_with_weights_only(trained):
+    out, cli = trained
+    loaded = M.load_flarenet(M.best_checkpoint(out))
+    assert loaded.normalizer == cli.datamodule.normalizer
+    assert loaded.hparams.channels == cli.datamodule.channels and loaded.hparams.target == "now"
+    state = torch.load(M.best_checkpoint(out), weights_only=True, map_location="cpu")
+    reference = M.FlareNet(**{k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")})
+    reference.load_state_dict(state["state_dict"])
+    reference.eval()
+    x = torch.randn(3, 6, 32, 32)
+    torch.testing.assert_close(loaded(x), reference(x))
+
+
+class _Payload:
+    """Unpickling this touches a file: what a malicious checkpoint could do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_an_untrusted_pickle_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    bad = tmp_path / "bad.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"x": _Payload(marker)}}, bad)
+    with pytest.raises(pickle.UnpicklingError):
+        M.load_flarenet(bad)
+    assert not marker.exists()
+
+
+def test_relus_are_modules_for_captum():
+    net = M.FlareNet(widths=[4, 8], hidden=8)
+    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+    assert len(relus) == 3 and not any(m.inplace for m in relus)
+    from captum.attr import GuidedBackprop
+
+    x = torch.randn(2, 6, 16, 16)
+    net.eval()
+    attr = GuidedBackprop(net).attribute(x, target=None)
+    assert attr.shape == x.shape and torch.isfinite(attr).all()
+
+
+def test_class_head_outputs_two_logits_and_is_absent_when_off():
+    with_head = M.FlareNet(widths=[4], hidden=8, class_head=True)
+    assert with_head.class_logits(torch.randn(2, 6, 8, 8)).shape == (2, 2)
+    with pytest.raises(RuntimeError, match="no class head"):
+        M.FlareNet(widths=[4], hidden=8).class_logits(torch.randn(2, 6, 8, 8))
+
+
+def test_evaluation_table_has_the_model_and_three_baselines(trained):
+    _, cli = trained
+    preds = M.predict(cli.model, cli.datamodule, "test")
+    table = metrics.evaluate(preds, cli.datamodule)
+    predictors = set(table.index.get_level_values("predictor"))
+    assert predictors == {"FlareNet", "persistence", "climatology", "brightest pixel 94 Å"} or \
+        predictors == {"FlareNet", "persistence", "climatology", "brightest pixel 131 Å"}
+    assert table["dataset"].str.startswith("SYNTHETIC").all()
+    assert (table["samples"] == len(preds.time)).all()
+
+
+@pytest.mark.parametrize("extra, error, match", [
+    (["--data.channels=[94,1600]"], DataConfigError, "not in cube"),
+    (["--data.target=1D/5D"], DataConfigError, "longer than the data"),
+    (["--data.split_fractions=[1.0,0.0,0.0]"], DataConfigError, "is empty"),
+])
+def test_bad_config_values_give_clear_errors(tmp_path, small_cube_path, extra, error, match):
+    cli = _cli(tmp_path, "--trainer.fast_dev_run=true", *extra, cube=small_cube_path)
+    with pytest.raises(error, match=match):
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+
+
+def test_unknown_config_key_is_rejected_by_the_cli(tmp_path, small_cube_path):
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "--model.wdiths=[4]", cube=small_cube_path)
