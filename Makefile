@@ -36,6 +36,7 @@ lab: setup
 
 bench: setup
 	$(PY) benchmarks/bench_store.py
+	$(PY) benchmarks/bench_training.py
 
 clean:
 	rm -rf build

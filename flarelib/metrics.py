@@ -23,11 +23,14 @@ Baselines, computed on the same samples as the model:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+import zarr
 
 #: Event thresholds in W/m².
 THRESHOLDS = {"C": 1e-6, "M": 1e-5}
@@ -107,16 +110,28 @@ def climatology(train_log: np.ndarray, n: int) -> np.ndarray:
     return np.full(n, np.nanmean(np.asarray(train_log, float)))
 
 
-def brightest_pixel(store: str, time_index: np.ndarray, channel_index: int, *, batch: int = 512) -> np.ndarray:
-    """log10 of the maximum DN/s of one channel at each time step (NaN-safe), read in contiguous batches."""
+@functools.lru_cache(maxsize=8)
+def _brightest_pixel_series(store: str, channel_index: int, mtime: float) -> np.ndarray:
     from flarelib.data import read_frames
 
-    out = np.full(len(time_index), np.nan)
-    for pos, frames in read_frames(store, np.asarray(time_index), np.array([channel_index]), batch=batch):
+    n = zarr.open_group(store, mode="r")["aia"].shape[0]
+    out = np.full(n, np.nan)
+    for pos, frames in read_frames(store, np.arange(n), np.array([channel_index]), batch=512):
         peak = np.nanmax(frames[:, 0].reshape(len(pos), -1), axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             out[pos] = np.where(peak > 0, np.log10(peak), np.nan)
+    out.flags.writeable = False
     return out
+
+
+def brightest_pixel(store: str | Path, time_index: np.ndarray, channel_index: int) -> np.ndarray:
+    """log10 of the maximum DN/s of one channel at the time steps ``time_index`` (NaN-safe).
+
+    The whole series of the channel is read once, in contiguous batches, and memoized per store.
+    """
+    store = str(store)
+    mtime = (Path(store) / ".zmetadata").stat().st_mtime if (Path(store) / ".zmetadata").exists() else 0.0
+    return _brightest_pixel_series(store, int(channel_index), mtime)[np.asarray(time_index)]
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -146,14 +161,14 @@ def baseline_predictions(dm, test: np.ndarray, *, hot_channels: tuple[int, ...] 
         if channel not in dm.cube_channels:
             continue
         k = dm.cube_channels.index(channel)
-        x_train = brightest_pixel(str(dm.store_path), train, k)
+        x_train = brightest_pixel(dm.store_path, train, k)
         a, b = fit_linear(x_train, train_log)
         residual = mae(a + b * x_train, train_log)
         if best is None or residual < best[0]:
             best = (residual, channel, k, a, b)
     if best is not None:
         _, channel, k, a, b = best
-        out[f"brightest pixel {channel} Å"] = a + b * brightest_pixel(str(dm.store_path), test, k)
+        out[f"brightest pixel {channel} Å"] = a + b * brightest_pixel(dm.store_path, test, k)
     return out
 
 

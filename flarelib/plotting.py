@@ -133,3 +133,85 @@ def plot_target_distributions(cube: xr.Dataset):
     fig.suptitle(f"{data_label(cube)} {cube.attrs.get('name', '')}: target distributions")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- training and evaluation
+
+SPLIT_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+
+
+def plot_split(dm, *, ax=None):
+    """The target flux over time, coloured by split: shows the blocks and the purged gaps."""
+    dm.setup()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 3.2))
+    flux = dm.target.flux
+    ax.semilogy(dm.times, np.where(flux > 0, flux, np.nan), color="0.75", lw=0.6, label="not used (gap / no data)")
+    for name, idx in dm.split_index.items():
+        ax.semilogy(dm.times[idx], flux[idx], ".", ms=1.5, color=SPLIT_COLOURS[name], label=f"{name} ({idx.size})")
+    add_class_bands(ax)
+    kind = "SYNTHETIC" if dm.synthetic else "REAL"
+    ax.set_title(f"{kind} {dm.cube_attrs.get('name', '')}: target {dm.target.name} by split")
+    ax.set_ylabel("target flux (W/m²)")
+    ax.legend(loc="upper left", fontsize=8, markerscale=6, ncols=4)
+    return ax
+
+
+def plot_loss_curves(curves, *, title: str, ax=None):
+    """Training and validation loss per epoch from :func:`flarelib.model.metrics_frame`."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    for column, style in (("train_loss_epoch", "-o"), ("val_loss", "-s"), ("val_mae", ":^")):
+        if column in curves:
+            ax.plot(curves.index, curves[column], style, ms=3, label=column)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (MSE in dex², + BCE) / MAE (dex)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_pred_vs_true(true_log, predictions: dict, *, title: str, axes=None):
+    """Predicted vs true log10 flux, one panel per predictor, with the C and M thresholds."""
+    if axes is None:
+        _, axes = plt.subplots(1, len(predictions), figsize=(3.3 * len(predictions), 3.4), squeeze=False,
+                               sharex=True, sharey=True)
+        axes = axes[0]
+    true_log = np.asarray(true_log, float)
+    finite = true_log[np.isfinite(true_log)]
+    lo, hi = (finite.min() - 0.3, finite.max() + 0.3) if finite.size else (-8, -3)
+    for ax, (name, pred) in zip(axes, predictions.items()):
+        ax.plot(true_log, pred, ".", ms=2, alpha=0.4)
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.6)
+        for level in (-6, -5):
+            ax.axvline(level, color="0.6", lw=0.6, ls="--")
+            ax.axhline(level, color="0.6", lw=0.6, ls="--")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("true log10 flux (W/m²)")
+    axes[0].set_ylabel("predicted log10 flux")
+    axes[0].figure.suptitle(title, fontsize=10)
+    axes[0].figure.tight_layout()
+    return axes
+
+
+def plot_confusion(table, predictors, *, threshold: str = ">=M1", title: str, axes=None):
+    """2x2 contingency tables (rows: observed yes/no, columns: forecast yes/no) from a skill table."""
+    if axes is None:
+        _, axes = plt.subplots(1, len(predictors), figsize=(2.8 * len(predictors), 2.9), squeeze=False)
+        axes = axes[0]
+    target = table.index.get_level_values("target")[0]
+    for ax, name in zip(axes, predictors):
+        row = table.loc[(target, name, threshold)]
+        matrix = np.array([[row["TP"], row["FN"]], [row["FP"], row["TN"]]])
+        ax.imshow(np.log1p(matrix), cmap="Blues")
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, int(value), ha="center", va="center", fontsize=10)
+        ax.set_xticks([0, 1], ["fcst yes", "fcst no"])
+        ax.set_yticks([0, 1], ["obs yes", "obs no"])
+        ax.set_title(f"{name}\nTSS {row['TSS']:.2f}", fontsize=9)
+    axes[0].figure.suptitle(f"{title} ({threshold})", fontsize=10)
+    axes[0].figure.tight_layout()
+    return axes

@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n=== flarelib suite finished ===")
     print(f"executed notebooks and HTML: {out}")
     print(f"cubes: {os.environ.get('FLARELIB_DATA_DIR', REPO_ROOT / 'build' / 'data')}")
+    print(f"training runs and checkpoints: {os.environ.get('FLARELIB_RUNS_DIR', REPO_ROOT / 'build' / 'runs')}")
     for name, seconds in timings.items():
         print(f"  {name}: {seconds} s")
     if results_path().exists():

@@ -29,6 +29,18 @@ def test_fast_dev_run_on_the_small_synthetic_cube(tmp_path, small_cube_path):
     assert cli.model.hparams.channels == cli.datamodule.channels  # linked by the CLI
 
 
+def test_training_from_the_frame_cache_matches_training_from_zarr(tmp_path, small_cube_path):
+    runs = []
+    for cache in ("none", "memory"):
+        cli = _cli(tmp_path / cache, "--trainer.max_epochs=1", f"--data.cache={cache}", "--data.cache_dtype=float32",
+                   cube=small_cube_path)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        runs.append(cli)
+    assert runs[1].datamodule._cache is not None
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()):
+        torch.testing.assert_close(a, b)
+
+
 def test_bf16_and_channels_last_options_train(tmp_path, small_cube_path):
     cli = _cli(tmp_path, "--trainer.fast_dev_run=true", "--trainer.precision=bf16-mixed",
                "--model.channels_last=true", cube=small_cube_path)

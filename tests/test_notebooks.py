@@ -11,7 +11,7 @@ NOTEBOOKS = suite.numbered_notebooks()
 
 
 def test_there_are_numbered_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03"]
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -28,6 +28,7 @@ def test_committed_without_outputs_with_one_parameters_cell_and_stated_cost(path
 def test_the_suite_runs_in_small_mode(tmp_path, monkeypatch):
     monkeypatch.setenv("FLARELIB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FLARELIB_RESULTS", str(tmp_path / "results.json"))
+    monkeypatch.setenv("FLARELIB_RUNS_DIR", str(tmp_path / "runs"))
     timings = suite.run_suite("small", out_dir=tmp_path / "out")
     assert set(timings) == {p.name for p in NOTEBOOKS}
     for path in NOTEBOOKS:
@@ -38,3 +39,8 @@ def test_the_suite_runs_in_small_mode(tmp_path, monkeypatch):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["01 GOES-15 2011-06-07 peak"] == "M2.6"
     assert (tmp_path / "data" / "synthetic-sun-small.zarr").exists()
+    table = results["05 skill table (test block)"]
+    for predictor in ("FlareNet", "persistence", "climatology", "brightest pixel"):
+        assert predictor in table
+    assert results["05 dataset"].startswith("SYNTHETIC")
+    assert (tmp_path / "runs" / "small" / "now").is_dir()
