@@ -546,6 +546,14 @@ class FlareDataModule(L.LightningDataModule):
         return self.loader(self.predict_split, shuffle=False)
 
     # -- reporting
+    def describe(self) -> str:
+        """One line naming the data set (REAL/SYNTHETIC), target, channels and split: a caption for tables."""
+        self.setup()
+        kind = "SYNTHETIC" if self.synthetic else "REAL"
+        sizes = ", ".join(f"{name} {idx.size}" for name, idx in self.split_index.items())
+        return (f"{kind} {self.cube_attrs.get('name', self.store_path.name)}: target {self.target.name}, "
+                f"channels {self.channels} Å, samples {sizes}")
+
     def class_counts(self) -> pd.DataFrame:
         """Samples per GOES class of the target, one row per split."""
         self.setup()

@@ -188,3 +188,8 @@ def test_bad_options_fail_at_construction(kwargs, match):
 def test_unknown_catalog_entry_is_named():
     with pytest.raises(CatalogError, match="no catalog entry 'no-such-cube'"):
         FlareDataModule(cube="no-such-cube")
+
+
+def test_describe_names_the_data_set_as_synthetic(small_cube_path):
+    text = _dm(small_cube_path, channels=[94, 131]).describe()
+    assert text.startswith("SYNTHETIC synthetic-sun-small: target now, channels [94, 131]")
