@@ -62,3 +62,14 @@ def small_synthetic(small_cube_path):
     from flarelib.store import open_cube
 
     return open_cube(small_cube_path)
+
+
+@pytest.fixture(scope="session")
+def trained_small(tmp_path_factory, small_cube_path):
+    """FlareNet trained for 2 epochs on the small synthetic cube (configs/small.yaml): (run folder, LightningCLI)."""
+    from flarelib import model
+
+    out = tmp_path_factory.mktemp("run")
+    cli = model.train(model.CONFIG_DIR / "small.yaml", out_dir=out,
+                      overrides=[f"--data.cube={small_cube_path}", "--trainer.max_epochs=2"])
+    return out, cli

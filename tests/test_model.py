@@ -49,11 +49,9 @@ def test_bf16_and_channels_last_options_train(tmp_path, small_cube_path):
     assert cli.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, small_cube_path):
-    out = tmp_path_factory.mktemp("run")
-    cli = M.train(SMALL, out_dir=out, overrides=[f"--data.cube={small_cube_path}", "--trainer.max_epochs=2"])
-    return out, cli
+@pytest.fixture
+def trained(trained_small):
+    return trained_small
 
 
 def test_training_writes_metrics_csv_and_a_checkpoint(trained):
