@@ -91,6 +91,27 @@ def normalized_frames(dm: FlareDataModule, time_index: Sequence[int]) -> torch.T
     return torch.from_numpy(out)
 
 
+def _inputs(model: nn.Module, source: FlareDataModule | xr.Dataset, index: np.ndarray):
+    """(inputs, times, channels, synthetic, name) of cube steps ``index`` from a data module or a cube.
+
+    A cube that did not train the model (e.g. the REAL flare cutouts) is normalized with the
+    normalizer stored in the model's checkpoint.
+    """
+    if isinstance(source, FlareDataModule):
+        return (normalized_frames(source, index), source.times[index], source.channels, source.synthetic,
+                source.cube_attrs.get("name", ""))
+    normalizer = getattr(model, "normalizer", None)
+    if normalizer is None:
+        raise ValueError("explaining a cube needs a trained model that carries its normalizer")
+    channels = list(normalizer.channels)
+    missing = [c for c in channels if c not in source["channel"].values]
+    if missing:
+        raise ValueError(f"the cube lacks the model's channels {missing}")
+    raw = source["aia"].isel(time=index).sel(channel=channels).values
+    return (torch.from_numpy(normalizer.apply(raw)), source["time"].values[index], channels,
+            bool(source.attrs.get("synthetic", False)), source.attrs.get("name", ""))
+
+
 def _attribute_batch(forward: ExplainedOutput, x: torch.Tensor, method: str, params: dict) -> torch.Tensor:
     model = forward.model
     if method == "saliency":
@@ -120,7 +141,7 @@ def _attribute_batch(forward: ExplainedOutput, x: torch.Tensor, method: str, par
 
 def attribute(
     model: nn.Module,
-    dm: FlareDataModule,
+    dm: FlareDataModule | xr.Dataset,
     time_index: Sequence[int],
     method: str = "gradcam",
     *,
@@ -132,6 +153,9 @@ def attribute(
 ) -> xr.DataArray:
     """Attributions of ``method`` for the cube steps ``time_index``: ``DataArray(time, channel, y, x)``.
 
+    ``dm`` is the model's data module, or any cube (``xr.Dataset``) with the model's
+    channels, normalized with the normalizer the model carries.
+
     ``params`` go to the method (``n_steps``, ``nt_samples``, ``stdevs``, ``window``,
     ``stride``, ``per_channel_occlusion``, ``layer``). Units: output units (dex for
     ``head="flux"``) per normalized input unit (gradients) or output units (IG, occlusion).
@@ -142,7 +166,7 @@ def attribute(
     model = model.to(device).eval()
     forward = ExplainedOutput(model, head)
     index = np.asarray(time_index, np.int64)
-    inputs = normalized_frames(dm, index)
+    inputs, times, channels, synthetic, name = _inputs(model, dm, index)
     parts = []
     with torch.inference_mode(False), torch.enable_grad():
         for k in tqdm(range(0, len(index), batch_size), desc=f"{method}", disable=not progress, unit="batch"):
@@ -151,19 +175,19 @@ def attribute(
     values = torch.cat(parts).numpy() if parts else np.zeros((0, *inputs.shape[1:]), np.float32)
     return xr.DataArray(
         values, dims=("time", "channel", "y", "x"),
-        coords={"time": dm.times[index], "channel": dm.channels, "time_index": ("time", index),
+        coords={"time": times, "channel": channels, "time_index": ("time", index),
                 "y": np.arange(values.shape[2]), "x": np.arange(values.shape[3])},
         name=method,
         attrs={"method": method, "head": head, "per_channel": method != "gradcam",
                "params": json.dumps({k: v for k, v in params.items() if k != "layer"}, default=str),
                "units": "log10 W m-2 per normalized unit" if method in ("saliency", "gradcam", "guided_gradcam")
-               else "log10 W m-2", "synthetic": dm.synthetic, "cube": dm.cube_attrs.get("name", "")},
+               else "log10 W m-2", "synthetic": synthetic, "cube": name},
     )
 
 
 # --------------------------------------------------------------------------- activations
 
-def layer_activations(model: nn.Module, dm: FlareDataModule, time_index: Sequence[int], layer: str,
+def layer_activations(model: nn.Module, dm: FlareDataModule | xr.Dataset, time_index: Sequence[int], layer: str,
                       *, after_relu: bool = True) -> xr.DataArray:
     """Activations of conv layer ``layer`` (a name from :func:`conv_layers`): ``(time, filter, fy, fx)``.
 
@@ -182,11 +206,11 @@ def layer_activations(model: nn.Module, dm: FlareDataModule, time_index: Sequenc
         target = next((m for m in children[start:] if isinstance(m, nn.ReLU)), target)
     model = model.eval()
     index = np.asarray(time_index, np.int64)
-    x = normalized_frames(dm, index).to(next(model.parameters()).device)
+    x, times, _, _, _ = _inputs(model, dm, index)
     with torch.no_grad():
-        acts = LayerActivation(model, target).attribute(x).float().cpu().numpy()
+        acts = LayerActivation(model, target).attribute(x.to(next(model.parameters()).device)).float().cpu().numpy()
     return xr.DataArray(acts, dims=("time", "filter", "fy", "fx"),
-                        coords={"time": dm.times[index], "time_index": ("time", index),
+                        coords={"time": times, "time_index": ("time", index),
                                 "filter": np.arange(acts.shape[1])},
                         name=f"activation {layer}", attrs={"layer": layer, "after_relu": after_relu})
 
@@ -216,6 +240,29 @@ def filters_on_regions(acts: xr.DataArray, mask: np.ndarray) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- summaries and scores
+
+def flaring_steps(dm: FlareDataModule, split: str = "test", n: int | None = None) -> np.ndarray:
+    """Cube steps of ``split`` whose ground-truth ``flare_mask`` is not empty (synthetic cubes), evenly thinned to ``n``."""
+    dm.setup()
+    mask = xr.open_zarr(str(dm.store_path))["flare_mask"]
+    idx = np.sort(dm.split_index[split])
+    hits = idx[mask.isel(time=idx).any(dim=("y", "x")).values]
+    if n is not None and hits.size > n:
+        hits = hits[np.unique(np.linspace(0, hits.size - 1, n).astype(int))]
+    return hits
+
+
+def bright_region_mask(cube: xr.Dataset, time_index: Sequence[int], channel: int = 94,
+                       percentile: float = 99.0) -> np.ndarray:
+    """(T, ny, nx) mask of the pixels above the on-disk ``percentile`` of a hot channel: active regions and flares."""
+    frames = cube["aia"].isel(time=np.asarray(time_index)).sel(channel=channel).values
+    out = np.zeros(frames.shape, bool)
+    for k, frame in enumerate(frames):
+        finite = frame[np.isfinite(frame)]
+        if finite.size:
+            out[k] = frame > np.percentile(finite, percentile)
+    return out
+
 
 def channel_importance(attr: xr.DataArray) -> xr.DataArray:
     """Share of |attribution| per channel at each time: ``(time, channel)``, summing to 1."""
@@ -347,3 +394,26 @@ def write_saliency_store(
                 "prediction": ((), (), "float32")}
     return store.write_cube(path, template, streamed, fill_block, block=block, progress=progress,
                             on_block=on_block)
+
+
+def localization_table(model: nn.Module, dm: FlareDataModule, time_index: Sequence[int],
+                       methods: Sequence[str] = METHODS, **params) -> pd.DataFrame:
+    """Mean positive-mass fraction inside the ground-truth mask and pointing-game score, one row per method."""
+    mask = xr.open_zarr(str(dm.store_path))["flare_mask"].isel(time=np.asarray(time_index)).values
+    rows = []
+    for method in methods:
+        scores = localization(attribute(model, dm, time_index, method, **params), mask)
+        rows.append({"method": method, "mass_inside_mask": scores["mass_inside"].mean(),
+                     "pointing_game": scores["pointing_hit"].mean(), "mask_area_fraction": scores["mask_fraction"].mean(),
+                     "frames": len(scores)})
+    kind = "SYNTHETIC" if dm.synthetic else "REAL"
+    table = pd.DataFrame(rows).set_index("method")
+    table.attrs["dataset"] = f"{kind} {dm.cube_attrs.get('name', '')}"
+    return table
+
+
+def sanity_table(model: nn.Module, dm: FlareDataModule, time_index: Sequence[int],
+                 methods: Sequence[str] = ("saliency", "integrated_gradients", "gradcam", "guided_gradcam"),
+                 **params) -> pd.DataFrame:
+    """:func:`randomization_test` for several methods, stacked (one row per method and layer)."""
+    return pd.concat([randomization_test(model, dm, time_index, m, **params) for m in methods], ignore_index=True)

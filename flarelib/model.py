@@ -253,6 +253,16 @@ def best_checkpoint(out_dir: str | Path) -> Path:
     return best[-1]
 
 
+def ensure_trained(size: str, target: str) -> Path:
+    """The best checkpoint of notebook 04's run for ``size`` and ``target``, training it first if missing."""
+    out = run_dir(size, target)
+    try:
+        return best_checkpoint(out)
+    except FileNotFoundError:
+        train(CONFIG_DIR / f"{size}.yaml", out_dir=out, overrides=[f"--data.target={target}"])
+        return best_checkpoint(out)
+
+
 def metrics_frame(out_dir: str | Path) -> pd.DataFrame:
     """The CSVLogger's ``metrics.csv`` of the latest run under ``out_dir``, one row per epoch."""
     files = sorted(Path(out_dir).rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)

@@ -26,6 +26,11 @@ def results_path() -> Path:
     return Path(os.environ.get("FLARELIB_RESULTS", REPO_ROOT / "build" / "results.json"))
 
 
+def artifacts_dir() -> Path:
+    """Where notebooks put files for readers (animations): beside ``results.json`` (``build/`` by default)."""
+    return results_path().parent
+
+
 def record(key: str, value) -> None:
     """Store one key figure of a notebook run (shown at the end of ``make demo``)."""
     path = results_path()

@@ -36,6 +36,22 @@ def ipympl_active() -> bool:
     return "ipympl" in matplotlib.get_backend() or matplotlib.get_backend() == "widget"
 
 
+def use_interactive_backend() -> str:
+    """Switch a notebook to ``%matplotlib widget`` (ipympl) when it is installed; else stay inline.
+
+    Returns the backend in use. Call it in the cell before a browser is built.
+    """
+    try:
+        import ipympl  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return matplotlib.get_backend()
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        shell.run_line_magic("matplotlib", "widget")
+    return matplotlib.get_backend()
+
+
 def _guarded(output: W.Output, fn: Callable) -> Callable:
     """Wrap a widget callback so an exception is printed in ``output`` (not lost in a log)."""
 
@@ -75,6 +91,9 @@ class _Browser:
             plt.close(fig)
 
     def _finish(self, fig) -> None:
+        if ipympl_active():
+            # send whole frames: diff frames on a stale base left half-old images when steps came fast (Play)
+            fig.canvas._force_full = True
         fig.canvas.draw_idle()
         if not ipympl_active():
             with self.static:
@@ -259,3 +278,20 @@ def save_animation(cube: xr.Dataset, saliency: xr.Dataset, path: str | Path, *, 
     animation.save(str(path), writer=PillowWriter(fps=fps))
     plt.close(browser.fig)
     return path
+
+
+def time_redraws(browser: _Browser, steps: int = 20) -> float:
+    """Median milliseconds of one slider step: update the artists and render the figure (synchronously).
+
+    The browser is left at the step it showed before.
+    """
+    durations = []
+    start_step = browser.slider.value
+    n = browser.slider.max + 1
+    for k in range(1, min(steps, n - 1) + 1):
+        start = _time.perf_counter()
+        browser.slider.value = (browser.slider.value + 1) % n
+        browser.fig.canvas.draw()
+        durations.append(_time.perf_counter() - start)
+    browser.slider.value = start_step
+    return 1e3 * float(np.median(durations))

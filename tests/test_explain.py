@@ -164,3 +164,24 @@ def test_saliency_store_is_resumable_and_carries_provenance(setup, trained_small
     assert provenance["checkpoint_sha256"] == explain.checkpoint_sha256(checkpoint)
     assert provenance["methods"] == ["gradcam", "saliency"]
     np.testing.assert_array_equal(a.time.values, dm.times[steps])
+
+
+def test_a_real_cube_is_explained_with_the_checkpoint_normalizer(setup, catalog, tmp_path):
+    model, _, _, _ = setup
+    real = catalog.open("sample-flare-2011-02-15", build_dir=tmp_path, progress=False)
+    attr = explain.attribute(model, real, [0, 5], "gradcam")
+    assert attr.attrs["synthetic"] is False and attr.attrs["cube"] == "sample-flare-2011-02-15"
+    assert attr.shape == (2, 6, real.sizes["y"], real.sizes["x"])
+    np.testing.assert_array_equal(attr.time.values, real.time.values[[0, 5]])
+    with pytest.raises(ValueError, match="normalizer"):
+        explain.attribute(M.FlareNet(widths=[4]), real, [0], "saliency")
+
+
+def test_flaring_steps_and_bright_regions(setup):
+    model, dm, mask, _ = setup
+    steps = explain.flaring_steps(dm, "test", n=5)
+    assert len(steps) <= 5 and np.isin(steps, dm.split_index["test"]).all()
+    assert all(mask[s].any() for s in steps)
+    cube = xr.open_zarr(str(dm.store_path))
+    bright = explain.bright_region_mask(cube, steps, 94, 99.0)
+    assert bright.shape == (len(steps), 32, 32) and 0 < bright.mean() < 0.05

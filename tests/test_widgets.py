@@ -95,3 +95,11 @@ def test_animation_is_a_gif_with_one_frame_per_step(stores, tmp_path):
     path = widgets.save_animation(cube, saliency, tmp_path / "sal.gif", method="gradcam", channel=131, max_frames=10)
     with Image.open(path) as gif:
         assert gif.format == "GIF" and gif.n_frames == 10
+
+
+def test_time_redraws_renders_each_step(stores):
+    cube, saliency, _, _ = stores
+    browser = widgets.SaliencyBrowser(cube, saliency)
+    ms = widgets.time_redraws(browser, steps=5)
+    assert ms > 0 and browser.slider.value == 0  # left where it was
+    assert len(browser.redraw_seconds) >= 7
