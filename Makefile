@@ -37,6 +37,7 @@ lab: setup
 bench: setup
 	$(PY) benchmarks/bench_store.py
 	$(PY) benchmarks/bench_training.py
+	$(PY) benchmarks/bench_explain.py
 
 clean:
 	rm -rf build

@@ -48,6 +48,9 @@ def chromium():
 def jupyterlab(tmp_path, small_cube_path):
     """JupyterLab serving the repository on 127.0.0.1 with a token; data and runs in tmp_path."""
     port, token = _free_port(), secrets.token_hex(16)
+    served = tmp_path / "served"  # a copy: JupyterLab saves what it runs, and the repository's notebook stays clean
+    (served / "notebooks").mkdir(parents=True)
+    shutil.copyfile(ROOT / NOTEBOOK, served / NOTEBOOK)
     data = tmp_path / "data"
     data.mkdir()
     shutil.copytree(small_cube_path, data / small_cube_path.name)
@@ -59,7 +62,7 @@ def jupyterlab(tmp_path, small_cube_path):
     log = open(tmp_path / "jupyterlab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--LabApp.expose_app_in_browser=True",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={served}", "--LabApp.expose_app_in_browser=True",
          "--ServerApp.disable_check_xsrf=True", "--allow-root"],
         env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -87,6 +90,7 @@ def test_notebook_08_runs_in_a_real_browser_and_the_slider_changes_the_image(chr
     from playwright.sync_api import sync_playwright
 
     url, token = jupyterlab
+    committed = (ROOT / NOTEBOOK).read_bytes()
     artifacts = Path(os.environ.get("FLARELIB_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
@@ -137,6 +141,7 @@ def test_notebook_08_runs_in_a_real_browser_and_the_slider_changes_the_image(chr
             raise
         finally:
             browser.close()
+    assert (ROOT / NOTEBOOK).read_bytes() == committed, "the browser run must not touch the committed notebook"
     assert moved_to > 0
     assert before != after, "moving the slider did not change the rendered figure"
     assert not [e for e in errors if "matplotlib" in e.lower() or "widget" in e.lower()], errors

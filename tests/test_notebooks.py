@@ -11,7 +11,7 @@ NOTEBOOKS = suite.numbered_notebooks()
 
 
 def test_there_are_numbered_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -44,3 +44,7 @@ def test_the_suite_runs_in_small_mode(tmp_path, monkeypatch):
         assert predictor in table
     assert results["05 dataset"].startswith("SYNTHETIC")
     assert (tmp_path / "runs" / "small" / "now").is_dir()
+    assert set(results["06 localization (mass inside mask, pointing game)"]) == {
+        "saliency", "integrated_gradients", "smoothgrad", "gradcam", "guided_gradcam", "occlusion"}
+    assert (tmp_path / "animations" / "saliency-small.gif").stat().st_size > 0
+    assert (tmp_path / "data" / "saliency-small.zarr").is_dir()
