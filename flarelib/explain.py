@@ -139,6 +139,23 @@ def _attribute_batch(forward: ExplainedOutput, x: torch.Tensor, method: str, par
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 
+def attribute_tensor(model: nn.Module, inputs: torch.Tensor, method: str, *, head: str = "flux",
+                     batch_size: int = 32, device: str | torch.device | None = None, progress: bool = False,
+                     **params) -> torch.Tensor:
+    """Attributions (N, C, ny, nx) on the CPU for normalized model inputs (N, C, ny, nx), in batches."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    forward = ExplainedOutput(model, head)
+    parts = []
+    with torch.inference_mode(False), torch.enable_grad():
+        for k in tqdm(range(0, len(inputs), batch_size), desc=method, disable=not progress, unit="batch"):
+            x = inputs[k:k + batch_size].to(device).requires_grad_(True)
+            parts.append(_attribute_batch(forward, x, method, params).detach().float().cpu())
+    return torch.cat(parts) if parts else torch.zeros((0, *inputs.shape[1:]))
+
+
 def attribute(
     model: nn.Module,
     dm: FlareDataModule | xr.Dataset,
@@ -162,17 +179,10 @@ def attribute(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
-    forward = ExplainedOutput(model, head)
     index = np.asarray(time_index, np.int64)
     inputs, times, channels, synthetic, name = _inputs(model, dm, index)
-    parts = []
-    with torch.inference_mode(False), torch.enable_grad():
-        for k in tqdm(range(0, len(index), batch_size), desc=f"{method}", disable=not progress, unit="batch"):
-            x = inputs[k:k + batch_size].to(device).requires_grad_(True)
-            parts.append(_attribute_batch(forward, x, method, params).detach().float().cpu())
-    values = torch.cat(parts).numpy() if parts else np.zeros((0, *inputs.shape[1:]), np.float32)
+    values = attribute_tensor(model, inputs, method, head=head, batch_size=batch_size, device=device,
+                              progress=progress, **params).numpy()
     return xr.DataArray(
         values, dims=("time", "channel", "y", "x"),
         coords={"time": times, "channel": channels, "time_index": ("time", index),
@@ -382,12 +392,11 @@ def write_saliency_store(
     model = model.eval()
 
     def fill_block(i0: int, i1: int) -> dict[str, np.ndarray]:
-        steps = index[i0:i1]
-        maps = np.stack([attribute(model, dm, steps, m, head=head, batch_size=batch_size, **params).values
+        x = normalized_frames(dm, index[i0:i1])  # read once, for every method and the prediction
+        maps = np.stack([attribute_tensor(model, x, m, head=head, batch_size=batch_size, **params).numpy()
                          for m in methods], axis=1)
         with torch.no_grad():
-            x = normalized_frames(dm, steps).to(next(model.parameters()).device)
-            pred = ExplainedOutput(model, head)(x).float().cpu().numpy()
+            pred = ExplainedOutput(model, head)(x.to(next(model.parameters()).device)).float().cpu().numpy()
         return {"saliency": maps.astype(dtype), "prediction": pred.astype(np.float32)}
 
     streamed = {"saliency": (("method", "channel", "y", "x"), (len(methods), len(dm.channels), ny, nx), dtype),

@@ -46,10 +46,16 @@ def use_interactive_backend() -> str:
         from IPython import get_ipython
     except ImportError:
         return matplotlib.get_backend()
-    shell = get_ipython()
-    if shell is not None and getattr(shell, "kernel", None) is not None:
-        shell.run_line_magic("matplotlib", "widget")
+    if _in_kernel():
+        get_ipython().run_line_magic("matplotlib", "widget")
     return matplotlib.get_backend()
+
+
+def _in_kernel() -> bool:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def _guarded(output: W.Output, fn: Callable) -> Callable:
@@ -95,7 +101,7 @@ class _Browser:
             # send whole frames: diff frames on a stale base left half-old images when steps came fast (Play)
             fig.canvas._force_full = True
         fig.canvas.draw_idle()
-        if not ipympl_active():
+        if not ipympl_active() and _in_kernel():
             with self.static:
                 self.static.clear_output(wait=True)
                 display(fig)
