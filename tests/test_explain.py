@@ -185,3 +185,13 @@ def test_flaring_steps_and_bright_regions(setup):
     cube = xr.open_zarr(str(dm.store_path))
     bright = explain.bright_region_mask(cube, steps, 94, 99.0)
     assert bright.shape == (len(steps), 32, 32) and 0 < bright.mean() < 0.05
+
+
+def test_occlusion_one_channel_at_a_time_differs_per_channel(setup):
+    model, dm, _, steps = setup
+    attr = explain.attribute(model, dm, steps[:1], "occlusion", window=16, stride=16, per_channel_occlusion=True)
+    values = attr.values[0]
+    assert values.shape == (6, 32, 32)
+    assert not np.allclose(values[0], values[1])  # each channel occluded on its own
+    joint = explain.attribute(model, dm, steps[:1], "occlusion", window=16, stride=16).values[0]
+    assert np.allclose(joint[0], joint[1])  # all channels at once: one value per patch
