@@ -16,6 +16,7 @@ the GOES marker, for readers without a kernel.
 from __future__ import annotations
 
 import functools
+import io
 import time as _time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from IPython.display import display
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.colors import LogNorm, Normalize
+from matplotlib.ticker import NullLocator
 
 from flarelib.plotting import add_class_bands, aia_cmap, data_label
 
@@ -89,6 +92,39 @@ class _Browser:
         self.play = W.Play(value=0, min=0, max=max(n_steps - 1, 0), interval=interval_ms, description="play")
         W.jslink((self.play, "value"), (self.slider, "value"))
         self.redraw_seconds: list[float] = []
+        self._blit = False
+        self._background = None
+        self._animated: list = []
+
+    def _setup_blit(self, animated: list) -> None:
+        """Blit the artists that change per step where the canvas can (ipympl); the rest is drawn once.
+
+        The standard matplotlib blitting pattern: a full draw (``draw_event``) stores the
+        background without the animated artists; a slider step restores it, draws only those
+        artists and sends the frame.
+        """
+        self._animated = animated
+        # ipympl's canvas (matplotlib's WebAgg core) says supports_blit = False because diff frames on a
+        # restored region can go stale; we send whole frames (_force_full), which makes blitting safe there.
+        self._blit = ipympl_active() and hasattr(self.fig.canvas, "copy_from_bbox")
+        if self._blit:
+            for artist in animated:
+                artist.set_animated(True)
+            self.fig.canvas.mpl_connect("draw_event", self._on_draw)
+
+    def _on_draw(self, event) -> None:
+        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        for artist in self._animated:
+            self.fig.draw_artist(artist)
+
+    def render_now(self) -> None:
+        """Render the current state synchronously, as the user would wait for it (for timing)."""
+        if self._blit and self._background is not None:
+            return  # show() already blitted and sent the frame
+        if type(self.fig.canvas) is FigureCanvasBase:  # inline fallback: what display() renders
+            self.fig.savefig(io.BytesIO(), format="png")
+        else:
+            self.fig.canvas.draw()
 
     @staticmethod
     def _detach(fig) -> None:
@@ -96,7 +132,14 @@ class _Browser:
         if not ipympl_active():
             plt.close(fig)
 
-    def _finish(self, fig) -> None:
+    def _finish(self, fig, *, full: bool = False) -> None:
+        if self._blit and self._background is not None and not full and fig.canvas.manager is not None:
+            fig.canvas.restore_region(self._background)
+            for artist in self._animated:
+                fig.draw_artist(artist)
+            fig.canvas._force_full = True
+            fig.canvas.blit(fig.bbox)
+            return
         if ipympl_active():
             # send whole frames: diff frames on a stale base left half-old images when steps came fast (Play)
             fig.canvas._force_full = True
@@ -149,11 +192,14 @@ class SaliencyBrowser(_Browser):
         add_class_bands(self.ax_goes)
         self.marker = self.ax_goes.axvline(self.times[0], color="k", lw=1.2)
         self.ax_goes.set_ylabel("XRS-B (W/m²)")
+        self.ax_goes.yaxis.set_minor_locator(NullLocator())  # dozens of log minor ticks cost more than the images
         self.ax_goes.set_title(f"{label} GOES XRS-B", fontsize=10)
         self.fig.autofmt_xdate()
         self.suptitle = self.fig.suptitle("")
+        self.ax_img.set_title(f"{self.channel.value} Å + {self.method.value}", fontsize=10)
         self.fig.tight_layout()
         self._detach(self.fig)
+        self._setup_blit([self.image, self.overlay, self.marker, self.suptitle])
 
         self.slider.observe(_guarded(self.errors, lambda change: self.show(change["new"])), names="value")
         self.channel.observe(_guarded(self.errors, lambda change: self._restyle()), names="value")
@@ -177,10 +223,11 @@ class SaliencyBrowser(_Browser):
         """A new channel or method: new colormap and colour scales, same artists."""
         self.image.set_cmap(aia_cmap(self.channel.value))
         self.overlay.set_norm(self._sal_norm())
-        self.show(self.slider.value)
+        self.ax_img.set_title(f"{self.channel.value} Å + {self.method.value}", fontsize=10)
+        self.show(self.slider.value, full=True)
 
-    def show(self, step: int) -> None:
-        """Draw time step ``step`` of the saliency store (what the slider does)."""
+    def show(self, step: int, *, full: bool = False) -> None:
+        """Draw time step ``step`` of the saliency store (what the slider does); ``full`` redraws everything."""
         start = _time.perf_counter()
         frame, sal = self._arrays(step)
         self.image.set_data(frame)
@@ -189,9 +236,8 @@ class SaliencyBrowser(_Browser):
         self.overlay.set_alpha(self.alpha.value)
         self.marker.set_xdata([self.times[step], self.times[step]])
         t = np.datetime_as_string(self.times[step], unit="m")
-        self.ax_img.set_title(f"{self.channel.value} Å + {self.method.value}", fontsize=10)
         self.suptitle.set_text(f"{data_label(self.cube)} {self.cube.attrs.get('name', '')}: {t} UTC")
-        self._finish(self.fig)
+        self._finish(self.fig, full=full)
         self.redraw_seconds.append(_time.perf_counter() - start)
 
     def widget(self) -> W.Widget:
@@ -272,6 +318,9 @@ def save_animation(cube: xr.Dataset, saliency: xr.Dataset, path: str | Path, *, 
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     browser = SaliencyBrowser(cube, saliency, channel=channel, method=method)
+    browser._blit = False  # the animation writer renders whole frames itself
+    for artist in browser._animated:
+        artist.set_animated(False)
     steps = np.unique(np.linspace(0, len(browser.times) - 1, min(max_frames, len(browser.times))).astype(int))
 
     def update(k):
@@ -297,7 +346,7 @@ def time_redraws(browser: _Browser, steps: int = 20) -> float:
     for k in range(1, min(steps, n - 1) + 1):
         start = _time.perf_counter()
         browser.slider.value = (browser.slider.value + 1) % n
-        browser.fig.canvas.draw()
+        browser.render_now()
         durations.append(_time.perf_counter() - start)
     browser.slider.value = start_step
     return 1e3 * float(np.median(durations))
