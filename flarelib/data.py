@@ -315,8 +315,9 @@ def read_frames(store: str | Path, time_index: np.ndarray, channel_index: np.nda
                 progress: bool = False):
     """Yield ``(positions, frames)`` for sorted ``time_index`` in contiguous bounded reads.
 
-    ``frames`` is (n, C, ny, nx) float32 DN/s; contiguous runs of time steps are read with
-    one slice each (at most ``batch`` steps), so the store is read chunk-sequentially.
+    ``frames`` is (n, C, ny, nx) float32 DN/s. Nearby steps are read with one slice each (at
+    most ``batch`` steps spanning at most ``2 * batch`` time steps), so the store is read
+    chunk-sequentially and memory stays bounded however sparse the selection.
     """
     from tqdm.auto import tqdm
 
@@ -327,7 +328,10 @@ def read_frames(store: str | Path, time_index: np.ndarray, channel_index: np.nda
     bar = tqdm(total=len(sorted_t), desc="read frames", unit="step", disable=not progress)
     start = 0
     while start < len(sorted_t):
-        stop = min(start + batch, len(sorted_t))
+        # a run: at most `batch` steps, spanning at most 2 x batch time steps, so sparse picks never read a huge slice
+        stop = start + 1
+        while stop < len(sorted_t) and stop - start < batch and sorted_t[stop] - sorted_t[start] < 2 * batch:
+            stop += 1
         t0, t1 = sorted_t[start], sorted_t[stop - 1]
         block = aia[int(t0): int(t1) + 1][:, channel_index]
         yield order[start:stop], block[sorted_t[start:stop] - t0]
@@ -478,24 +482,25 @@ class FlareDataModule(L.LightningDataModule):
     def _fit_normalizer(self) -> Normalizer:
         train = self.split_index["train"]
         pick = train[np.unique(np.linspace(0, train.size - 1, min(self.hparams.norm_frames, train.size)).astype(int))]
-        frames = np.empty((pick.size, len(self.channels), *self._frame_shape()), np.float32)
+        frames = np.empty((pick.size, len(self.channels), *self.frame_shape()), np.float32)
         for pos, block in read_frames(self.store_path, pick, self.channel_index):
             frames[pos] = block
         return Normalizer.fit(frames, self.channels, self.hparams.normalization)
 
-    def _frame_shape(self) -> tuple[int, int]:
+    def frame_shape(self) -> tuple[int, int]:
+        """(ny, nx) of the cube's frames."""
         shape = zarr.open_group(str(self.store_path), mode="r")["aia"].shape
         return int(shape[2]), int(shape[3])
 
     def _build_cache(self) -> bool:
         dtype = getattr(torch, self.hparams.cache_dtype)
         rows = np.concatenate([self.split_index[name] for name in SPLITS])
-        nbytes = rows.size * len(self.channels) * int(np.prod(self._frame_shape())) * torch.finfo(dtype).bits // 8
+        nbytes = rows.size * len(self.channels) * int(np.prod(self.frame_shape())) * torch.finfo(dtype).bits // 8
         if nbytes > self.hparams.cache_max_gb * 2**30:
             log.warning("cache of %.2f GB exceeds cache_max_gb=%.2f; reading from Zarr instead",
                         nbytes / 2**30, self.hparams.cache_max_gb)
             return False
-        cache = torch.empty((rows.size, len(self.channels), *self._frame_shape()), dtype=dtype)
+        cache = torch.empty((rows.size, len(self.channels), *self.frame_shape()), dtype=dtype)
         for pos, block in read_frames(self.store_path, rows, self.channel_index, progress=False):
             cache[torch.from_numpy(pos)] = torch.from_numpy(self.normalizer.apply(block)).to(dtype)
         self._cache = cache

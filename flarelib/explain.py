@@ -85,7 +85,7 @@ def normalized_frames(dm: FlareDataModule, time_index: Sequence[int]) -> torch.T
     """Model input for cube steps ``time_index``: (T, C, ny, nx) float32, normalized as in training."""
     dm.setup()
     index = np.asarray(time_index, np.int64)
-    out = np.empty((index.size, len(dm.channels), *dm._frame_shape()), np.float32)
+    out = np.empty((index.size, len(dm.channels), *dm.frame_shape()), np.float32)
     for pos, frames in read_frames(dm.store_path, index, dm.channel_index):
         out[pos] = dm.normalizer.apply(frames)
     return torch.from_numpy(out)
@@ -374,7 +374,7 @@ def write_saliency_store(
         raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
     dm.setup()
     index = np.arange(dm.times.size) if time_index is None else np.asarray(time_index, np.int64)
-    ny, nx = dm._frame_shape()
+    ny, nx = dm.frame_shape()
     provenance = {"checkpoint_sha256": checkpoint_sha256(checkpoint) if checkpoint else "in-memory model",
                   "methods": list(methods), "params": {k: v for k, v in params.items() if k != "layer"},
                   "head": head, "cube": dm.cube_attrs.get("name", ""),

@@ -193,3 +193,25 @@ def test_unknown_catalog_entry_is_named():
 def test_describe_names_the_data_set_as_synthetic(small_cube_path):
     text = _dm(small_cube_path, channels=[94, 131]).describe()
     assert text.startswith("SYNTHETIC synthetic-sun-small: target now, channels [94, 131]")
+
+
+def test_read_frames_reads_sparse_picks_in_bounded_slices(small_cube_path, monkeypatch):
+    import zarr as zarr_module
+
+    picks = np.array([400, 3, 250, 0, 479, 120])
+    aia = zarr_module.open_group(str(small_cube_path), mode="r")["aia"]
+    got = np.empty((len(picks), 2, 32, 32), np.float32)
+    largest = []
+    real_getitem = type(aia).__getitem__
+
+    def spy(self, key):
+        out = real_getitem(self, key)
+        largest.append(out.shape[0])
+        return out
+
+    monkeypatch.setattr(type(aia), "__getitem__", spy)
+    for pos, frames in data.read_frames(small_cube_path, picks, np.array([0, 1]), batch=8):
+        got[pos] = frames
+    monkeypatch.undo()
+    np.testing.assert_array_equal(got, aia[:][picks][:, [0, 1]])
+    assert max(largest) <= 16  # never the whole 0..479 span
