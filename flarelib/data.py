@@ -442,7 +442,6 @@ class FlareDataModule(L.LightningDataModule):
         self.channel_index = np.array([available.index(c) for c in self.channels])
         self.target = resolve_target(cube, self.hparams.target)
         self.times = cube["time"].values
-        self.cadence = np.median(np.diff(self.times)) if self.times.size > 1 else np.timedelta64(0, "ns")
         self.flux_now = cube["flux_now"].values.astype(np.float64)
         quality = cube["quality"].values[:, self.channel_index]
         usable = np.all(quality >= 0, axis=1) & np.isfinite(self.target.log_flux)

@@ -44,6 +44,7 @@ from scipy.stats import spearmanr
 from torch import nn
 from tqdm.auto import tqdm
 
+from flarelib.acquire import sha256_of
 from flarelib.data import FlareDataModule, read_frames
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradcam", "guided_gradcam", "occlusion")
@@ -335,14 +336,6 @@ def randomization_test(model: nn.Module, dm: FlareDataModule, time_index: Sequen
 
 # --------------------------------------------------------------------------- saliency over time
 
-def checkpoint_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_saliency_store(
     path: str | Path,
     model: nn.Module,
@@ -375,7 +368,7 @@ def write_saliency_store(
     dm.setup()
     index = np.arange(dm.times.size) if time_index is None else np.asarray(time_index, np.int64)
     ny, nx = dm.frame_shape()
-    provenance = {"checkpoint_sha256": checkpoint_sha256(checkpoint) if checkpoint else "in-memory model",
+    provenance = {"checkpoint_sha256": sha256_of(checkpoint) if checkpoint else "in-memory model",
                   "methods": list(methods), "params": {k: v for k, v in params.items() if k != "layer"},
                   "head": head, "cube": dm.cube_attrs.get("name", ""),
                   "cube_fingerprint": dm.cube_attrs.get("input_fingerprint", ""), "channels": dm.channels,

@@ -22,6 +22,13 @@ def aia_cmap(channel: int):
     return plt.get_cmap(f"sdoaia{int(channel)}")
 
 
+def frame_range(image: np.ndarray) -> tuple[float, float]:
+    """Display range (DN/s) of an AIA frame for a log scale: 1st and 99.8th percentile of its positive pixels."""
+    positive = image[np.isfinite(image) & (image > 0)]
+    lo, hi = np.percentile(positive, [1, 99.8]) if positive.size else (1.0, 10.0)
+    return float(lo), float(hi)
+
+
 def plot_channels(cube: xr.Dataset, time_index: int = 0, *, mask: bool = True, axes=None):
     """One panel per channel of a time step, log-scaled DN/s, with sunpy's AIA colormaps.
 
@@ -35,8 +42,7 @@ def plot_channels(cube: xr.Dataset, time_index: int = 0, *, mask: bool = True, a
         axes = axes[0]
     frame = cube.aia.isel(time=time_index).values
     for ax, channel, image in zip(axes, channels, frame):
-        positive = image[np.isfinite(image) & (image > 0)]
-        lo, hi = (np.percentile(positive, [1, 99.8]) if positive.size else (1, 10))
+        lo, hi = frame_range(image)
         ax.imshow(np.clip(image, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
         if mask and "flare_mask" in cube and cube.flare_mask.isel(time=time_index).values.any():
             ax.contour(cube.flare_mask.isel(time=time_index).values, levels=[0.5], colors="cyan", linewidths=0.8)
@@ -233,8 +239,7 @@ def plot_attributions(cube: xr.Dataset, attributions: dict, *, step: int = 0, ch
     if axes is None:
         _, axes = plt.subplots(1, len(attributions) + 1, figsize=(2.7 * (len(attributions) + 1), 3.1))
     frame = cube["aia"].isel(time=t).sel(channel=channel).values
-    positive = frame[np.isfinite(frame) & (frame > 0)]
-    lo, hi = np.percentile(positive, [1, 99.8]) if positive.size else (1, 10)
+    lo, hi = frame_range(frame)
     axes[0].imshow(np.clip(frame, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
     axes[0].set_title(f"{channel} Å (DN/s)", fontsize=9)
     for ax, (name, attr) in zip(axes[1:], attributions.items()):

@@ -31,7 +31,7 @@ from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.ticker import NullLocator
 
-from flarelib.plotting import add_class_bands, aia_cmap, data_label
+from flarelib.plotting import add_class_bands, aia_cmap, data_label, frame_range
 
 
 def ipympl_active() -> bool:
@@ -76,8 +76,7 @@ def _guarded(output: W.Output, fn: Callable) -> Callable:
 
 
 def _frame_norm(image: np.ndarray) -> LogNorm:
-    positive = image[np.isfinite(image) & (image > 0)]
-    lo, hi = np.percentile(positive, [1, 99.8]) if positive.size else (1.0, 10.0)
+    lo, hi = frame_range(image)
     return LogNorm(max(lo, 1e-3), max(hi, lo * 1.01))
 
 
@@ -96,7 +95,7 @@ class _Browser:
         self._background = None
         self._animated: list = []
 
-    def _setup_blit(self, animated: list) -> None:
+    def _setup_blit(self, animated: list, enabled: bool = True) -> None:
         """Blit the artists that change per step where the canvas can (ipympl); the rest is drawn once.
 
         The standard matplotlib blitting pattern: a full draw (``draw_event``) stores the
@@ -106,7 +105,7 @@ class _Browser:
         self._animated = animated
         # ipympl's canvas (matplotlib's WebAgg core) says supports_blit = False because diff frames on a
         # restored region can go stale; we send whole frames (_force_full), which makes blitting safe there.
-        self._blit = ipympl_active() and hasattr(self.fig.canvas, "copy_from_bbox")
+        self._blit = enabled and ipympl_active() and hasattr(self.fig.canvas, "copy_from_bbox")
         if self._blit:
             for artist in animated:
                 artist.set_animated(True)
@@ -158,10 +157,11 @@ class SaliencyBrowser(_Browser):
 
     ``cube`` is the flarelib cube, ``saliency`` a store written by
     :func:`flarelib.explain.write_saliency_store` (its ``time`` is a subset of the cube's).
+    ``blit=False`` redraws the whole figure on every step (what an animation writer needs).
     """
 
     def __init__(self, cube: xr.Dataset, saliency: xr.Dataset, *, channel: int | None = None,
-                 method: str | None = None, alpha: float = 0.5):
+                 method: str | None = None, alpha: float = 0.5, blit: bool = True):
         self.cube = cube
         self.saliency = saliency
         self.times = saliency["time"].values
@@ -199,7 +199,7 @@ class SaliencyBrowser(_Browser):
         self.ax_img.set_title(f"{self.channel.value} Å + {self.method.value}", fontsize=10)
         self.fig.tight_layout()
         self._detach(self.fig)
-        self._setup_blit([self.image, self.overlay, self.marker, self.suptitle])
+        self._setup_blit([self.image, self.overlay, self.marker, self.suptitle], enabled=blit)
 
         self.slider.observe(_guarded(self.errors, lambda change: self.show(change["new"])), names="value")
         self.channel.observe(_guarded(self.errors, lambda change: self._restyle()), names="value")
@@ -317,10 +317,8 @@ def save_animation(cube: xr.Dataset, saliency: xr.Dataset, path: str | Path, *, 
     """
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    browser = SaliencyBrowser(cube, saliency, channel=channel, method=method)
-    browser._blit = False  # the animation writer renders whole frames itself
-    for artist in browser._animated:
-        artist.set_animated(False)
+    # the animation writer renders whole frames, so no blitting
+    browser = SaliencyBrowser(cube, saliency, channel=channel, method=method, blit=False)
     steps = np.unique(np.linspace(0, len(browser.times) - 1, min(max_frames, len(browser.times))).astype(int))
 
     def update(k):

@@ -6,6 +6,7 @@ import torch
 import xarray as xr
 
 from flarelib import explain
+from flarelib.acquire import sha256_of
 from flarelib import model as M
 
 
@@ -161,7 +162,7 @@ def test_saliency_store_is_resumable_and_carries_provenance(setup, trained_small
     assert a.saliency.dims == ("time", "method", "channel", "y", "x")
     assert a.saliency.encoding["chunks"] == (1, 2, 6, 32, 32)  # one time step per chunk: one read per slider step
     provenance = __import__("json").loads(a.attrs["provenance"])
-    assert provenance["checkpoint_sha256"] == explain.checkpoint_sha256(checkpoint)
+    assert provenance["checkpoint_sha256"] == sha256_of(checkpoint)
     assert provenance["methods"] == ["gradcam", "saliency"]
     np.testing.assert_array_equal(a.time.values, dm.times[steps])
 
