@@ -1,15 +1,35 @@
 """Acquisition: getting input files and proving they are the ones we expect.
 
-This version covers local files: the embedded data under ``data/real`` and any folder a
-researcher points a catalog entry at, verified against sha256 checksums. The network
-sources (sunpy Fido/JSOC for AIA, SDOML v2 on S3, GOES XRS through Fido, HEK flare lists)
-are catalog kinds reserved for the acquisition stage and are not implemented yet.
+* Local files: the embedded data under ``data/real`` and any folder a catalog entry points
+  at, verified against sha256 checksum lists.
+* Downloads: :func:`download_files` (URLs, e.g. a JSOC export) and :func:`fido_fetch`
+  (a ``Fido.search`` result) use parfive, check every file (sha256 where known, else a
+  format check such as :func:`verify_aia_fits`), refetch what is missing or corrupt, and
+  record what they got in ``SHA256SUMS``.
+* AIA through sunpy Fido (:func:`aia_query`) or a JSOC export through drms
+  (:func:`jsoc_query`, :func:`jsoc_export`, e-mail from ``$JSOC_EMAIL``).
+* GOES XRS through Fido (:func:`goes_query`, :func:`fetch_goes`), keeping the SWPC-scaled
+  vs science-quality record.
+* Flare events from HEK (:func:`hek_flare_query`, :func:`flare_events`).
+* SDOML v2 on S3 lives in :mod:`flarelib.sdoml`.
+
+Everything that talks to a remote archive needs the network; its tests are marked
+``remote_data``. Query construction, result handling and downloads are tested offline
+against local servers.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+log = logging.getLogger(__name__)
 
 
 class ChecksumError(ValueError):
@@ -54,3 +74,368 @@ def verify_files(folder: str | Path, checksums: dict[str, str]) -> list[Path]:
             raise ChecksumError(f"{path}: sha256 {actual[:16]}... does not match the recorded {expected[:16]}...")
         paths.append(path)
     return paths
+
+
+# --------------------------------------------------------------------------- downloads
+
+class DownloadError(RuntimeError):
+    """Some files could not be fetched and verified after every try; the good ones are kept."""
+
+    def __init__(self, message: str, failed: list[str]):
+        super().__init__(message)
+        self.failed = failed
+
+
+def verify_aia_fits(path: str | Path) -> None:
+    """Raise ``ValueError`` unless ``path`` is a complete, readable AIA FITS file.
+
+    Uses :func:`flarelib.prep.read_frame_info` (truncation, missing keywords, all-NaN
+    data) plus the FITS ``DATASUM``/``CHECKSUM`` cards where the file carries them.
+    """
+    import warnings
+
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
+
+    from flarelib import prep
+
+    try:
+        prep.read_frame_info(path)
+    except prep.BadFrameError as err:
+        raise ValueError(str(err)) from err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)
+        try:
+            with fits.open(path, checksum=True, memmap=False) as hdul:
+                for hdu in hdul:
+                    _ = hdu.data
+        except AstropyUserWarning as warning:
+            if "checksum" in str(warning).lower() or "datasum" in str(warning).lower():
+                raise ValueError(f"{Path(path).name}: {warning}") from None
+
+
+def verify_goes_file(path: str | Path) -> None:
+    """Raise ``ValueError`` unless ``path`` opens as a GOES XRS file with samples."""
+    from flarelib.goes import GOESDataError, load_xrs
+
+    try:
+        load_xrs(path)
+    except GOESDataError as err:
+        raise ValueError(str(err)) from err
+
+
+def write_checksums(folder: str | Path, paths: Sequence[str | Path], name: str = "SHA256SUMS") -> Path:
+    """Merge the sha256 of ``paths`` into ``folder/name`` (``sha256sum`` format, sorted)."""
+    folder = Path(folder)
+    sums_file = folder / name
+    sums = read_checksums(sums_file) if sums_file.is_file() else {}
+    for path in paths:
+        path = Path(path)
+        sums[path.relative_to(folder).as_posix()] = sha256_of(path)
+    tmp = sums_file.with_name(sums_file.name + ".tmp")
+    tmp.write_text("".join(f"{digest}  {n}\n" for n, digest in sorted(sums.items())))
+    tmp.replace(sums_file)
+    return sums_file
+
+
+def _passes(path: Path, verify: Callable[[Path], None] | None) -> bool:
+    """True when ``verify`` accepts the file; a rejected file is deleted (so it is fetched again)."""
+    try:
+        if verify is not None:
+            verify(path)
+    except ValueError as err:
+        log.warning("corrupt download %s (%s): removed, will refetch", path.name, err)
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _failed_names(results) -> list[str]:
+    return [str(err.url) for err in results.errors]
+
+
+def download_files(
+    requests: Sequence[dict],
+    dest: str | Path,
+    *,
+    verify: Callable[[Path], None] | None = None,
+    max_tries: int = 3,
+    max_conn: int = 4,
+    progress: bool = False,
+) -> list[Path]:
+    """Fetch URLs with :mod:`parfive`, check every file, refetch what failed; resumable.
+
+    Parameters
+    ----------
+    requests
+        ``{"url": ..., "filename": ..., "sha256": hex or None}`` per file.
+    dest
+        Download folder. Files already there are kept when they pass the check (their
+        sha256 where one is given, else ``verify``): rerunning after an interruption
+        fetches only what is missing or bad. A file cut off mid-transfer fails the
+        check and is fetched again from the start (parfive does not resume inside a file).
+    verify
+        ``verify(path)`` raises ``ValueError`` for a bad file (e.g. :func:`verify_aia_fits`).
+
+    Returns the verified paths in request order and records them in ``dest/SHA256SUMS``.
+    Raises :class:`DownloadError` naming the files still bad after ``max_tries`` rounds.
+    """
+    import parfive
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    pending = list(requests)
+    done: dict[str, Path] = {}
+    for attempt in range(1, max_tries + 1):
+        downloader = parfive.Downloader(max_conn=max_conn, progress=progress, overwrite=False)
+        for req in pending:
+            sha = req.get("sha256")
+            downloader.enqueue_file(req["url"], path=dest, filename=req["filename"],
+                                    checksum=f"sha256={sha}" if sha else None)
+        results = downloader.download()
+        for err in results.errors:
+            log.warning("download try %d of %s failed: %s", attempt, err.url, err.exception)
+        by_name = {r["filename"]: r for r in pending}
+        for path in map(Path, results):
+            # parfive has checked the sha256 where one was given; the rest get ``verify``
+            if by_name[path.name].get("sha256") or _passes(path, verify):
+                done[path.name] = path
+        pending = [r for r in pending if r["filename"] not in done]
+        if not pending:
+            break
+    if pending:
+        raise DownloadError(f"{len(pending)} file(s) failed after {max_tries} tries: "
+                            f"{[r['filename'] for r in pending][:5]} (the {len(done)} good files are kept in {dest})",
+                            [r["filename"] for r in pending])
+    paths = [done[r["filename"]] for r in requests]
+    write_checksums(dest, paths)
+    return paths
+
+
+def fido_fetch(
+    results,
+    dest: str | Path,
+    *,
+    verify: Callable[[Path], None] | None = None,
+    max_tries: int = 3,
+    max_conn: int = 4,
+    progress: bool = False,
+) -> list[Path]:
+    """Download a :class:`sunpy.net.fido_factory.UnifiedResponse` with ``Fido.fetch``; verified, resumable.
+
+    Files already in ``dest`` are skipped (``overwrite=False``); failed transfers are
+    retried with ``Fido.fetch(results_of_last_try)``; files that fail ``verify`` are
+    deleted and fetched again. Records the good files in ``dest/SHA256SUMS``.
+    """
+    import parfive
+    from sunpy.net import Fido
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    template = str(dest / "{file}")
+    good: dict[str, Path] = {}
+    for attempt in range(1, max_tries + 1):
+        downloader = parfive.Downloader(max_conn=max_conn, progress=progress, overwrite=False)
+        fetched = Fido.fetch(results, path=template, downloader=downloader)
+        for err in fetched.errors:
+            log.warning("Fido try %d of %s failed: %s", attempt, err.url, err.exception)
+        paths = [Path(p) for p in fetched if p]
+        ok = [p for p in paths if _passes(p, verify)]
+        good.update({p.name: p for p in ok})
+        if not fetched.errors and len(ok) == len(paths):
+            break
+    else:
+        raise DownloadError(f"Fido downloads still failing after {max_tries} tries "
+                            f"(the {len(good)} good files are kept in {dest})", _failed_names(fetched))
+    paths = sorted(good.values())
+    write_checksums(dest, paths)
+    return paths
+
+
+# --------------------------------------------------------------------------- AIA: Fido and JSOC
+
+def _times(time_range: Sequence[str]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start, end = (pd.Timestamp(t) for t in time_range)
+    if start.tzinfo is not None:
+        start, end = (t.tz_convert("UTC").tz_localize(None) for t in (start, end))
+    if not start < end:
+        raise ValueError(f"time range {list(time_range)}: start must be before end")
+    return start, end
+
+
+def aia_query(time_range: Sequence[str], channels: Sequence[int], cadence: str | None = None) -> tuple:
+    """Fido attrs for AIA level-1 EUV images: time (UTC), wavelengths (integer Å), ``a.Sample``.
+
+    >>> from sunpy.net import Fido
+    >>> Fido.search(*aia_query(["2011-02-15T01:00", "2011-02-15T02:00"], [94, 131], "12min"))  # doctest: +SKIP
+    """
+    import astropy.units as u
+    from sunpy.net import attrs as a
+
+    start, end = _times(time_range)
+    if not channels:
+        raise ValueError("aia_query needs at least one channel")
+    wavelengths = a.Wavelength(int(channels[0]) * u.AA)
+    for channel in channels[1:]:
+        wavelengths = wavelengths | a.Wavelength(int(channel) * u.AA)
+    query = [a.Time(start.isoformat(), end.isoformat()), a.Instrument.aia, wavelengths]
+    if cadence is not None:
+        query.append(a.Sample(pd.Timedelta(cadence).total_seconds() * u.s))
+    return tuple(query)
+
+
+def search_aia(time_range: Sequence[str], channels: Sequence[int], cadence: str | None = None):
+    """``Fido.search`` for AIA frames (needs the network)."""
+    from sunpy.net import Fido
+
+    return Fido.search(*aia_query(time_range, channels, cadence))
+
+
+JSOC_EMAIL_ENV = "JSOC_EMAIL"
+
+
+def jsoc_email() -> str:
+    """The JSOC-registered e-mail from ``$JSOC_EMAIL``; never stored in notebooks, outputs or logs."""
+    email = os.environ.get(JSOC_EMAIL_ENV, "").strip()
+    if "@" not in email:
+        raise RuntimeError(f"JSOC exports need a registered e-mail address in ${JSOC_EMAIL_ENV} "
+                           "(register at http://jsoc.stanford.edu/ajax/register_email.html)")
+    return email
+
+
+def _jsoc_duration(delta: pd.Timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        raise ValueError(f"JSOC durations must be positive, got {delta}")
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def jsoc_query(
+    time_range: Sequence[str],
+    channels: Sequence[int],
+    cadence: str = "12min",
+    *,
+    series: str = "aia.lev1_euv_12s",
+    segment: str = "image",
+) -> str:
+    """A DRMS record-set query, e.g. ``aia.lev1_euv_12s[2011-02-15T00:00:00Z/1h@12m][94,131]{image}``."""
+    start, end = _times(time_range)
+    channel_list = ",".join(str(int(c)) for c in channels)
+    return (f"{series}[{start.strftime('%Y-%m-%dT%H:%M:%SZ')}/{_jsoc_duration(end - start)}"
+            f"@{_jsoc_duration(pd.Timedelta(cadence))}][{channel_list}]{{{segment}}}")
+
+
+def jsoc_requests(urls) -> list[dict]:
+    """Download requests from a drms export's ``urls`` table (columns ``filename``, ``url``)."""
+    return [{"url": str(row.url), "filename": str(row.filename), "sha256": None} for row in urls.itertuples()]
+
+
+def jsoc_export(query: str, dest: str | Path, *, method: str = "url", protocol: str = "fits",
+                max_tries: int = 3, progress: bool = False) -> list[Path]:
+    """Export a record set from JSOC with :mod:`drms`, then download and verify it (needs the network).
+
+    Large requests go through JSOC's export system (``method="url-tar"`` bundles them). The
+    e-mail comes from ``$JSOC_EMAIL`` and is passed to drms only.
+    """
+    import drms
+
+    client = drms.Client(email=jsoc_email())
+    log.info("JSOC export of %s", query)
+    request = client.export(query, method=method, protocol=protocol)
+    request.wait(sleep=10, timeout=3600)
+    if method == "url-tar":
+        return request.download(str(dest))["download"].map(Path).tolist()
+    return download_files(jsoc_requests(request.urls), dest, verify=verify_aia_fits,
+                          max_tries=max_tries, progress=progress)
+
+
+# --------------------------------------------------------------------------- GOES XRS through Fido
+
+def goes_query(time_range: Sequence[str], satellite: int | None = None, resolution: str = "avg1m") -> tuple:
+    """Fido attrs for GOES XRS: ``a.Instrument('XRS')``, ``a.Resolution`` (``avg1m`` or ``flx1s``), satellite."""
+    from sunpy.net import attrs as a
+
+    start, end = _times(time_range)
+    if resolution not in ("avg1m", "flx1s"):
+        raise ValueError(f"GOES XRS resolution {resolution!r}: use 'avg1m' (1-min averages) or 'flx1s'")
+    query = [a.Time(start.isoformat(), end.isoformat()), a.Instrument("XRS"), a.Resolution(resolution)]
+    if satellite is not None:
+        query.append(a.goes.SatelliteNumber(int(satellite)))
+    return tuple(query)
+
+
+def fetch_goes(time_range: Sequence[str], dest: str | Path, *, satellite: int | None = None,
+               resolution: str = "avg1m", science_quality: bool = True, results=None) -> xr.Dataset:
+    """GOES XRS for a time range through Fido, as one dataset in W/m² (needs the network).
+
+    Each file's scaling (``swpc-scaled`` or ``science-quality``) is read by
+    :func:`flarelib.goes.load_xrs`; with ``science_quality`` the SWPC-scaled parts are
+    converted before combining, and parts of different scaling are never mixed unconverted.
+    ``results`` is a ready Fido search result (then no search is made).
+    """
+    from sunpy.net import Fido
+
+    from flarelib import goes
+
+    if results is None:
+        results = Fido.search(*goes_query(time_range, satellite, resolution))
+    paths = fido_fetch(results, dest, verify=verify_goes_file)
+    parts = [goes.load_xrs(p) for p in paths]
+    if science_quality:
+        parts = [goes.to_science_quality(p) for p in parts]
+    start, end = _times(time_range)
+    return goes.combine_xrs(parts).sel(time=slice(start, end))
+
+
+# --------------------------------------------------------------------------- HEK flare events
+
+def hek_flare_query(time_range: Sequence[str], observatory: str = "SWPC") -> tuple:
+    """Fido attrs for HEK flare events of one feature-recognition method (default NOAA/SWPC)."""
+    from sunpy.net import attrs as a
+
+    start, end = _times(time_range)
+    return (a.Time(start.isoformat(), end.isoformat()), a.hek.EventType("FL"), a.hek.FRM.Name == observatory)
+
+
+def flare_events(table, *, source: str = "HEK (NOAA/SWPC)") -> list[dict]:
+    """HEK flare rows -> event dicts for :func:`flarelib.align.events_dataset`, sorted by start.
+
+    Rows without a valid GOES class or times are skipped with a log line (nothing is
+    silently lost); exact duplicates (same start, peak and class) are kept once.
+    """
+    from flarelib.goes import class_to_flux
+
+    events, seen = [], set()
+    for k, row in enumerate(table):
+        try:
+            label = str(row["fl_goescls"]).strip()
+            class_to_flux(label)
+            times = [pd.Timestamp(str(getattr(row[key], "isot", row[key]))) for key in
+                     ("event_starttime", "event_peaktime", "event_endtime")]
+        except (KeyError, ValueError) as err:
+            log.warning("skip HEK flare row %d: %s", k, err)
+            continue
+        if not times[0] <= times[1] <= times[2]:
+            log.warning("skip HEK flare row %d: times out of order %s", k, times)
+            continue
+        key = (times[0], times[1], label)
+        if key in seen:
+            log.info("skip duplicate HEK flare row %d (%s at %s)", k, label, times[1])
+            continue
+        seen.add(key)
+        ar = row["ar_noaanum"] if "ar_noaanum" in table.colnames else None
+        events.append({"start": times[0].isoformat(), "peak": times[1].isoformat(), "end": times[2].isoformat(),
+                       "goes_class": label, "noaa_ar": int(ar) if ar not in (None, "") and int(ar) > 0 else -1,
+                       "source": source})
+    return sorted(events, key=lambda e: e["start"])
+
+
+def search_flare_events(time_range: Sequence[str], observatory: str = "SWPC") -> list[dict]:
+    """Flare events from HEK (needs the network)."""
+    from sunpy.net import Fido
+
+    result = Fido.search(*hek_flare_query(time_range, observatory))
+    return flare_events(result["hek"])

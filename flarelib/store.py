@@ -22,6 +22,7 @@ fills in exactly those steps. :func:`open_cube` refuses incomplete stores.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -113,8 +114,9 @@ def write_cube(
     overwrite: bool = False,
     progress: bool = True,
     on_block: Callable[[int, int], None] | None = None,
+    scheduler=None,
 ) -> Path:
-    """Write (or resume) a cube store.
+    """Write (or resume) a cube store, serially or on Dask workers.
 
     Parameters
     ----------
@@ -134,6 +136,13 @@ def write_cube(
         Replace a store made from other inputs instead of raising :class:`CubeMismatchError`.
     on_block
         Called after each block is committed (progress reporting, tests).
+    scheduler
+        ``None``: fill and write the blocks in this process. Otherwise the blocks run as
+        tasks on ``dask.distributed`` (see :func:`dask_client`: ``"local"``, ``"local:N"``
+        for a LocalCluster of N single-threaded worker processes, a scheduler address, or
+        a ``Client``). Each task fills one block and writes its own chunk-aligned region
+        (chunks hold one time step) plus its ``ingested`` flags, so the workers never
+        share a chunk. The store must be on a path every worker can write.
     """
     path = Path(path)
     fingerprint = template.attrs["input_fingerprint"]
@@ -161,21 +170,74 @@ def write_cube(
     done = group["ingested"][:].astype(bool)
     todo = np.flatnonzero(~done)
     blocks = [todo[k:k + block] for k in range(0, len(todo), block)]
+    # contiguous runs inside a block keep region writes simple
+    regions = [(int(run[0]), int(run[-1]) + 1) for idx in blocks
+               for run in np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1)]
     with tqdm(total=len(todo), desc=f"write {path.name}", unit="step", disable=not progress) as bar:
-        for idx in blocks:
-            # contiguous runs inside a block keep region writes simple
-            for run in np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1):
-                i0, i1 = int(run[0]), int(run[-1]) + 1
-                arrays = fill_block(i0, i1)
-                for name in streamed:
-                    group[name][i0:i1] = arrays[name]
-                group["ingested"][i0:i1] = 1
-                bar.update(i1 - i0)
-                if on_block is not None:
-                    on_block(i0, i1)
+        if scheduler is None:
+            results = (write_region(group, list(streamed), fill_block, i0, i1) for i0, i1 in regions)
+        else:
+            results = _distributed_regions(scheduler, str(path), list(streamed), fill_block, regions)
+        for i0, i1 in results:
+            bar.update(i1 - i0)
+            if on_block is not None:
+                on_block(i0, i1)
     group.attrs["ingest_status"] = "complete"
     zarr.consolidate_metadata(str(path), zarr_format=ZARR_FORMAT)
     return path
+
+
+def write_region(group, names: list[str], fill_block: Callable, i0: int, i1: int) -> tuple[int, int]:
+    """Fill time steps ``[i0, i1)`` of the streamed variables, then flag them ingested.
+
+    ``group`` is an open Zarr group or a store path (what a Dask worker receives).
+    """
+    if not isinstance(group, zarr.Group):
+        group = zarr.open_group(str(group), mode="r+", zarr_format=ZARR_FORMAT)
+    arrays = fill_block(i0, i1)
+    for name in names:
+        group[name][i0:i1] = arrays[name]
+    group["ingested"][i0:i1] = 1
+    return i0, i1
+
+
+def dask_client(scheduler):
+    """A ``dask.distributed.Client`` (and the cluster it owns, or ``None``) for a scheduler spec.
+
+    ``"local"`` or ``"local:N"``: a :class:`~dask.distributed.LocalCluster` of ``N``
+    (default: the CPU count) worker processes with one thread each, on 127.0.0.1.
+    ``"tcp://host:port"`` (or any address): an existing scheduler, e.g. one started by
+    ``dask-jobqueue``, ``dask-kubernetes`` or ``dask scheduler`` on a cluster. A ``Client``
+    is used as it is.
+    """
+    import os
+
+    from dask.distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        return scheduler, None
+    spec = str(scheduler)
+    if spec == "local" or spec.startswith("local:"):
+        n = int(spec.split(":")[1]) if ":" in spec else os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address=None)
+        return Client(cluster), cluster
+    return Client(spec), None
+
+
+def _distributed_regions(scheduler, path: str, names: list[str], fill_block: Callable, regions):
+    from dask.distributed import as_completed
+
+    client, cluster = dask_client(scheduler)
+    try:
+        futures = [client.submit(write_region, path, names, fill_block, i0, i1, pure=False, key=f"region-{i0}-{i1}")
+                   for i0, i1 in regions]
+        for future in as_completed(futures):
+            yield future.result()
+    finally:
+        if cluster is not None:
+            client.close()
+            cluster.close()
 
 
 def cube_status(path: str | Path) -> dict:
@@ -248,6 +310,7 @@ def build_fits_cube(
     overwrite: bool = False,
     progress: bool = True,
     on_block: Callable[[int, int], None] | None = None,
+    scheduler=None,
 ) -> Path:
     """Validate, align, calibrate and write AIA FITS files (plus GOES or events) as a cube.
 
@@ -255,8 +318,8 @@ def build_fits_cube(
     :func:`flarelib.align.plan_slots` (cadence slots, duplicates, missing channels),
     targets from ``goes`` (an XRS dataset from :func:`flarelib.goes.load_xrs`) or from
     ``events`` (flare event dicts, see :func:`flarelib.align.events_dataset`), then
-    :func:`flarelib.prep.prep_frame` per frame inside the resumable :func:`write_cube`.
-    Returns the store path. See ``DATASET_CARD.md`` for the schema.
+    :func:`flarelib.prep.prep_frame` per frame inside the resumable :func:`write_cube`
+    (serially, or on Dask workers with ``scheduler``). Returns the store path. See ``DATASET_CARD.md`` for the schema.
     """
     from flarelib import acquire, align, prep
 
@@ -272,13 +335,77 @@ def build_fits_cube(
                    "correction_table": Path(correction_table).name if correction_table
                    else (prep.aiapy_correction_table_path().name if degradation else None),
                    "allowed_quality_bits": allowed_quality_bits, "fill_missing": fill_missing}
+    read_frame = functools.partial(_prepped_frame, degradation=degradation, correction_table=correction_table,
+                                   register=register, shape=shape)
+    first = next(f for f in plan.frames[0] if f is not None)
+    return build_cube_from_plan(
+        plan, path, name=name, read_frames=_FrameReader(read_frame), shape=shape or first.shape,
+        inputs=checksums, prep_steps=_prep_step_list(prep_params), fingerprint_params={"prep": prep_params, "cadence": str(cadence)},
+        reference_header=_reference_headers(plan.frames[0], channels, prep_params, shape), goes=goes, events=events,
+        forecasts=forecasts, description=description, extra_attrs=extra_attrs, overwrite=overwrite,
+        progress=progress, on_block=on_block, scheduler=scheduler)
+
+
+def _prepped_frame(info, **prep_options) -> np.ndarray:
+    from flarelib import prep
+
+    smap, _ = prep.prep_frame(info, **prep_options)
+    return smap.data
+
+
+class _FrameReader:
+    """``read_frames(rows) -> (n, C, ny, nx)`` from a one-frame reader (picklable for Dask workers)."""
+
+    def __init__(self, read_frame: Callable):
+        self.read_frame = read_frame
+
+    def __call__(self, rows, shape) -> np.ndarray:
+        out = np.full((len(rows), len(rows[0]), *shape), np.nan, dtype=np.float32)
+        for i, row in enumerate(rows):
+            for j, info in enumerate(row):
+                if info is not None:
+                    out[i, j] = self.read_frame(info)
+        return out
+
+
+def build_cube_from_plan(
+    plan,
+    path: str | Path,
+    *,
+    name: str,
+    read_frames: Callable,
+    shape: tuple[int, int],
+    inputs: dict[str, str],
+    prep_steps: list[dict],
+    fingerprint_params: dict,
+    reference_header: dict,
+    goes: xr.Dataset | None = None,
+    events=None,
+    forecasts=(("0min", "12min"),),
+    description: str = "",
+    extra_attrs: dict | None = None,
+    block: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    on_block: Callable[[int, int], None] | None = None,
+    scheduler=None,
+) -> Path:
+    """Write the cube of a :class:`flarelib.align.SlotPlan`, whatever the frames come from.
+
+    ``read_frames(rows, shape)`` turns ``plan.frames[i0:i1]`` into a float32 array
+    ``(i1 - i0, C, ny, nx)`` in DN/s (NaN where a row has no frame). ``inputs`` maps each
+    input's name to its sha256 (or another stable identity); with ``fingerprint_params``
+    it makes the store's ``input_fingerprint``. FITS files (:func:`build_fits_cube`) and
+    SDOML v2 stores (:func:`flarelib.sdoml.build_sdoml_cube`) both come through here, so
+    their cubes have one schema. ``scheduler`` as in :func:`write_cube`.
+    """
+    from flarelib import align
+
+    channels = plan.channels
+    ny, nx = shape
     targets_id = {"goes": goes.attrs.get("source") if goes is not None else None,
                   "events": [dict(e) for e in events] if events else None, "forecasts": [list(f) for f in forecasts]}
-    fingerprint = align.plan_fingerprint(plan, checksums, {"prep": prep_params, "targets": targets_id,
-                                                           "cadence": str(cadence), "name": name})
-
-    first = next(f for f in plan.frames[0] if f is not None)
-    ny, nx = shape or first.shape
+    fingerprint = align.plan_fingerprint(plan, inputs, {**fingerprint_params, "targets": targets_id, "name": name})
     event_ds = align.events_dataset(events or [])
     if goes is not None:
         targets = align.goes_targets(goes, plan.times, plan.cadence, forecasts)
@@ -303,8 +430,8 @@ def build_fits_cube(
         "synthetic": False,
         "dataset_card": dataset_card(),
         "aia_units": "DN/s",
-        "inputs": json_attr([{"file": k, "sha256": v} for k, v in sorted(checksums.items())]),
-        "prep_steps": json_attr(_prep_step_list(prep_params)),
+        "inputs": json_attr([{"file": k, "sha256": v} for k, v in sorted(inputs.items())]),
+        "prep_steps": json_attr(prep_steps),
         "alignment": json_attr(plan.describe()),
         "skipped_inputs": json_attr([s.as_dict() for s in plan.skipped]),
         "n_skipped": len(plan.skipped),
@@ -313,22 +440,22 @@ def build_fits_cube(
         "zarr_format_reason": ZARR_FORMAT_REASON,
         **goes_attrs,
         **(extra_attrs or {}),
+        "reference_header": json_attr(reference_header),
     }
-    frames = plan.frames
-
-    def fill_block(i0: int, i1: int) -> dict[str, np.ndarray]:
-        out = np.full((i1 - i0, len(channels), ny, nx), np.nan, dtype=np.float32)
-        for i in range(i0, i1):
-            for j, info in enumerate(frames[i]):
-                if info is not None:
-                    smap, _ = prep.prep_frame(info, degradation=degradation, correction_table=correction_table,
-                                              register=register, shape=shape)
-                    out[i - i0, j] = smap.data
-        return {"aia": out}
-
-    template.attrs["reference_header"] = json_attr(_reference_headers(frames[0], channels, prep_params, shape))
+    fill_block = _PlanBlocks(plan.frames, read_frames, (ny, nx))
     return write_cube(path, template, {"aia": (("channel", "y", "x"), (len(channels), ny, nx), "float32")},
-                      fill_block, overwrite=overwrite, progress=progress, on_block=on_block)
+                      fill_block, block=block, overwrite=overwrite, progress=progress, on_block=on_block,
+                      scheduler=scheduler)
+
+
+class _PlanBlocks:
+    """``fill_block(i0, i1)`` of a slot plan (a class, so Dask can ship it to workers)."""
+
+    def __init__(self, frames, read_frames: Callable, shape: tuple[int, int]):
+        self.frames, self.read_frames, self.shape = frames, read_frames, shape
+
+    def __call__(self, i0: int, i1: int) -> dict[str, np.ndarray]:
+        return {"aia": self.read_frames(self.frames[i0:i1], self.shape)}
 
 
 ZARR_FORMAT_REASON = ("Zarr v2: consolidated metadata is standard there (not in the v3 spec), SDOML v2 is v2, "

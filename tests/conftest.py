@@ -73,3 +73,45 @@ def trained_small(tmp_path_factory, small_cube_path):
     cli = model.train(model.CONFIG_DIR / "small.yaml", out_dir=out,
                       overrides=[f"--data.cube={small_cube_path}", "--trainer.max_epochs=2"])
     return out, cli
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 server on 127.0.0.1 (moto in server mode), stopped after the session.
+
+    Yields the fsspec ``storage_options`` that reach it with credentials (for writing);
+    anonymous reads add ``anon=True`` themselves.
+    """
+    import logging
+    import os
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per S3 request otherwise
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    old = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"})
+    try:
+        yield {"endpoint": endpoint,
+               "write": {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": endpoint}},
+               "read": {"client_kwargs": {"endpoint_url": endpoint}}}
+    finally:
+        server.stop()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

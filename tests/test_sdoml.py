@@ -1,0 +1,98 @@
+"""SDOML v2 on a real (local) S3 server: the cube from the store equals the cube from the same FITS frames."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from astropy.io import fits
+
+from conftest import FLARE_EVENT
+from flarelib import prep, sdoml
+from flarelib.store import build_fits_cube, open_cube
+
+CHANNELS = (94, 131, 171, 193, 211, 335)
+HEADER_KEYS = ("T_OBS", "EXPTIME", "WAVELNTH", "QUALITY", "CDELT1", "CDELT2", "CRPIX1", "CRPIX2", "CRVAL1",
+               "CRVAL2", "RSUN_OBS", "DSUN_OBS", "CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2")
+BUCKET = "sdoml-test"
+
+
+def make_public_bucket(s3_server, bucket):
+    """A bucket anyone may list and read, like the public SDOML v2 bucket."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server["endpoint"], aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+    client.create_bucket(Bucket=bucket, ACL="public-read")
+
+
+def sdoml_frame(path):
+    """(DN/s pixels, header dict) of a real FITS frame, calibrated as the FITS path does it."""
+    info = prep.read_frame_info(path)
+    data = prep.prep_frame(info)[0].data
+    header = fits.getheader(path, 1 if fits.getheader(path).get("NAXIS", 0) == 0 else 0)
+    return data, {k: header.get(k) for k in HEADER_KEYS if header.get(k) is not None}
+
+
+@pytest.fixture(scope="module")
+def sdoml_store(s3_server, tmp_path_factory):
+    """An SDOML v2-layout store (Zarr v2, unsorted, one 94 Å frame fewer) on the local S3 server."""
+    from conftest import FLARE_DIR
+
+    files = sorted(FLARE_DIR.glob("*.fits"))
+    dropped = next(f for f in files if prep.read_frame_info(f).channel == 94)
+    kept = [f for f in files if f != dropped]
+    make_public_bucket(s3_server, BUCKET)
+    url = f"s3://{BUCKET}/fdl-sdoml-v2/sdomlv2_small.zarr"
+    sdoml.write_sdoml_layout([sdoml_frame(f) for f in kept], url, storage_options=s3_server["write"], seed=7)
+    return {"url": url, "files": kept, "dropped": dropped, "read": s3_server["read"]}
+
+
+def test_store_has_the_sdoml_v2_layout(sdoml_store):
+    group = sdoml.open_sdoml(sdoml_store["url"], storage_options=sdoml_store["read"])
+    assert group.metadata.zarr_format == 2
+    assert sorted(group["2011"].array_keys()) == sorted(f"{c}A" for c in CHANNELS)
+    counts = {k: group["2011"][k].shape[0] for k in group["2011"].array_keys()}
+    assert counts["94A"] == 9 and counts["171A"] == 10  # channel counts differ, as in SDOML v2
+    t_obs = list(group["2011"]["171A"].attrs["T_OBS"])
+    assert t_obs != sorted(t_obs)  # not ordered by time
+    assert group["2011"]["171A"].chunks == (4, 67, 67)
+
+
+def test_sdoml_cube_equals_the_fits_cube(sdoml_store, tmp_path):
+    common = dict(name="sample", channels=CHANNELS, cadence="2min", tolerance="60s", events=[FLARE_EVENT],
+                  forecasts=[("0min", "10min")], progress=False)
+    fits_cube = open_cube(build_fits_cube(sdoml_store["files"], tmp_path / "fits.zarr", **common))
+    s3_cube = open_cube(sdoml.build_sdoml_cube(tmp_path / "s3.zarr", url=sdoml_store["url"],
+                                               storage_options=sdoml_store["read"], start="2011-02-15T01:40",
+                                               end="2011-02-15T02:10", block=3, **common))
+    assert s3_cube.sizes["time"] == fits_cube.sizes["time"] == 9  # the slot missing a 94 Å frame is left out
+    compared = ["aia", "t_obs", "exptime", "quality", "flux_now", "flux_max", "xrsb", "ingested"]
+    # equal pixels, times, header coordinates and targets; only the frame names differ (file vs store index)
+    xr.testing.assert_equal(s3_cube[compared].drop_vars("source").load(), fits_cube[compared].drop_vars("source").load())
+    assert s3_cube.source.values[0, 0].startswith("2011_94A_")
+    assert np.isfinite(s3_cube.aia).all()
+    assert s3_cube.attrs["source_store"] == sdoml_store["url"]
+    assert s3_cube.attrs["aia_units"] == "DN/s"
+    assert "sdoml-v2" in s3_cube.attrs["prep_steps"]
+
+
+def test_missing_channel_and_bad_header_lists_are_clear_errors(sdoml_store, s3_server):
+    group = sdoml.open_sdoml(sdoml_store["url"], storage_options=sdoml_store["read"])
+    with pytest.raises(sdoml.SDOMLError, match="2011/304A is not in the store"):
+        sdoml.sdoml_frames(group, years=[2011], channels=[304])
+    with pytest.raises(sdoml.SDOMLError, match="year 2012"):
+        sdoml.sdoml_frames(group, years=[2012], channels=[171])
+    url = f"s3://{BUCKET}/broken.zarr"
+    data, header = sdoml_frame(sdoml_store["files"][0])
+    bad = dict(header, EXPTIME=-1.0)
+    sdoml.write_sdoml_layout([(data, header), (data, bad)], url, storage_options=s3_server["write"], seed=None)
+    infos, skipped, _ = sdoml.sdoml_frames(sdoml.open_sdoml(url, storage_options=s3_server["read"]), years=[2011],
+                                           channels=[header["WAVELNTH"]])
+    assert len(infos) == 1 and [s.reason for s in skipped] == ["bad-exptime"]
+
+
+def test_block_mean_downsamples_and_refuses_other_shapes():
+    frames = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
+    out = sdoml.block_mean(frames, (2, 2))
+    assert out.shape == (2, 2, 2) and out[0, 0, 0] == np.mean([0, 1, 4, 5])
+    with pytest.raises(sdoml.SDOMLError, match="does not divide"):
+        sdoml.block_mean(frames, (3, 3))
