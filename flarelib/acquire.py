@@ -184,9 +184,15 @@ def download_files(
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    pending = list(requests)
     done: dict[str, Path] = {}
+    for req in requests:  # what an earlier run left: keep it if it checks out, without asking the server
+        path = dest / req["filename"]
+        if path.is_file() and (sha256_of(path) == req["sha256"] if req.get("sha256") else _passes(path, verify)):
+            done[path.name] = path
+    pending = [r for r in requests if r["filename"] not in done]
     for attempt in range(1, max_tries + 1):
+        if not pending:
+            break
         downloader = parfive.Downloader(max_conn=max_conn, progress=progress, overwrite=False)
         for req in pending:
             sha = req.get("sha256")
@@ -201,8 +207,6 @@ def download_files(
             if by_name[path.name].get("sha256") or _passes(path, verify):
                 done[path.name] = path
         pending = [r for r in pending if r["filename"] not in done]
-        if not pending:
-            break
     if pending:
         raise DownloadError(f"{len(pending)} file(s) failed after {max_tries} tries: "
                             f"{[r['filename'] for r in pending][:5]} (the {len(done)} good files are kept in {dest})",

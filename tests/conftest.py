@@ -115,3 +115,56 @@ def s3_server():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving ``root``, able to misbehave on purpose.
+
+    ``server.faults[name] = ("truncate", n)`` makes the first ``n`` requests of ``name``
+    send half the file then drop the connection (``"corrupt"``: send flipped bytes); later
+    requests are served correctly. ``server.hits[name]`` counts the requests. (parfive
+    makes two GETs per file: one for the headers, one for the body.)
+    """
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    root = tmp_path / "served"
+    root.mkdir()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            name = self.path.lstrip("/")
+            path = root / name
+            server.hits[name] = server.hits.get(name, 0) + 1
+            if not path.is_file():
+                self.send_error(404)
+                return
+            body = path.read_bytes()
+            kind, n_faulty = server.faults.get(name, (None, 0))
+            fault = kind if server.hits[name] <= n_faulty else None
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if fault == "truncate":
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            if fault == "corrupt":
+                body = bytes(b ^ 0xFF for b in body[:4096]) + body[4096:]
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.root, server.faults, server.hits = root, {}, {}
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
