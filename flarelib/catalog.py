@@ -5,16 +5,24 @@
 >>> cat.names()                                   # doctest: +SKIP
 >>> cube = cat.open("sample-flare-2011-02-15")    # builds the Zarr cube once, then opens it
 
-Kinds implemented here: ``aia_fits`` (a folder of AIA FITS files, built into a cube),
-``goes_xrs`` (GOES XRS files, opened as one XRS dataset) and ``synthetic`` (the synthetic
-sun, generated into a cube). The network kinds ``fido_aia``, ``jsoc_export``,
-``sdoml_v2``, ``fido_goes`` and ``hek_events`` are reserved: they validate, and opening
-them says that the acquisition stage does not exist yet.
+Local kinds: ``aia_fits`` (a folder of AIA FITS files, built into a cube), ``goes_xrs``
+(GOES XRS files, opened as one XRS dataset) and ``synthetic`` (the synthetic sun,
+generated into a cube).
+
+Network kinds (:mod:`flarelib.acquire`, :mod:`flarelib.sdoml`; they need the network the
+first time): ``fido_aia`` and ``jsoc_export`` download AIA FITS into
+``<build dir>/downloads/<entry>`` and build the same cube as ``aia_fits``; ``sdoml_v2``
+reads the SDOML v2 Zarr store on S3 into that cube; ``fido_goes`` opens GOES XRS like
+``goes_xrs``; ``hek_events`` opens a HEK flare list (kept as JSON once fetched). A cube's
+``goes_from`` / ``events_from`` name the entry its targets come from. Once built, a cube
+whose entry has not changed is reused without touching the network.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +65,9 @@ ENTRY_SCHEMA = {
         {"if": {"properties": {"kind": {"const": "aia_fits"}}}, "then": {"required": ["channels", "cube"]}},
         {"if": {"properties": {"kind": {"const": "synthetic"}}},
          "then": {"required": ["generator", "disk_from", "channels"], "properties": {"synthetic": {"const": True}}}},
-        {"if": {"properties": {"kind": {"enum": list(NETWORK_KINDS)}}}, "then": {"required": ["query"]}},
+        {"if": {"properties": {"kind": {"enum": list(NETWORK_KINDS)}}}, "then": {"required": ["query", "time_range"]}},
+        {"if": {"properties": {"kind": {"enum": ["fido_aia", "jsoc_export", "sdoml_v2"]}}},
+         "then": {"required": ["channels", "cube"]}},
     ],
 }
 CATALOG_SCHEMA = {
@@ -127,11 +137,14 @@ class Catalog:
                  "description": e.spec["description"]} for e in self.entries.values()]
         return pd.DataFrame(rows).set_index("name")
 
-    def files(self, name: str, *, verify: bool = True) -> list[Path]:
-        """The files of a local entry, checked against its sha256 (and its checksum list)."""
+    def files(self, name: str, *, verify: bool = True, build_dir: str | Path | None = None) -> list[Path]:
+        """The files of an entry, checked: a local entry's against its sha256 (and its checksum list);
+        a ``fido_aia``/``jsoc_export`` entry's are downloaded (resumably) and verified first."""
         entry = self[name]
+        if entry.kind in ("fido_aia", "jsoc_export"):
+            return self._download_aia(entry, build_dir)
         if entry.kind in NETWORK_KINDS:
-            raise NotImplementedError(_network_message(entry))
+            raise CatalogError(f"entry {name!r}, field kind: {entry.kind!r} entries have no file list; use open()")
         if entry.kind == "synthetic":
             raise CatalogError(f"entry {name!r}, field kind: a synthetic entry has no files; use open()")
         path = entry.path
@@ -163,30 +176,80 @@ class Catalog:
         except acquire.ChecksumError as err:
             raise CatalogError(f"entry {name!r}, field checksums: {err}") from err
 
+    def download_dir(self, name: str, build_dir: str | Path | None = None) -> Path:
+        """Where a network entry's downloads go: ``<build dir>/downloads/<name>``."""
+        return Path(build_dir or default_build_dir()) / "downloads" / name
+
+    def _download_aia(self, entry: Entry, build_dir: str | Path | None = None) -> list[Path]:
+        query = entry.spec["query"]
+        dest = self.download_dir(entry.name, build_dir)
+        time_range, channels = entry.spec["time_range"], entry.spec["channels"]
+        if entry.kind == "jsoc_export":
+            q = acquire.jsoc_query(time_range, channels, query.get("cadence", "12min"),
+                                   series=query.get("series", "aia.lev1_euv_12s"), segment=query.get("segment", "image"))
+            return acquire.jsoc_export(q, dest, method=query.get("method", "url"))
+        results = acquire.search_aia(time_range, channels, query.get("cadence"))
+        return acquire.fido_fetch(results, dest, verify=acquire.verify_aia_fits)
+
+    def events(self, name: str, *, build_dir: str | Path | None = None) -> list[dict]:
+        """Flare events of a ``hek_events`` entry (fetched once, then read from ``events.json``)."""
+        entry = self[name]
+        if entry.kind != "hek_events":
+            raise CatalogError(f"entry {name!r}, field kind: {entry.kind!r} is not a flare event list")
+        cached = self.download_dir(name, build_dir) / "events.json"
+        if cached.is_file():
+            saved = json.loads(cached.read_text())
+            if saved.get("catalog_spec") == _spec_hash(entry):
+                return saved["events"]
+        events = acquire.search_flare_events(entry.spec["time_range"], entry.spec["query"].get("observatory", "SWPC"))
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"catalog_spec": _spec_hash(entry), "events": events}, indent=1))
+        tmp.replace(cached)
+        return events
+
     def cube_path(self, name: str, build_dir: str | Path | None = None) -> Path:
         return Path(build_dir or default_build_dir()) / f"{name}.zarr"
 
     def build(self, name: str, *, build_dir: str | Path | None = None, overwrite: bool = False,
-              progress: bool = True) -> Path:
-        """Build (or resume, or reuse) the cube of an ``aia_fits`` or ``synthetic`` entry."""
+              progress: bool = True, scheduler=None) -> Path:
+        """Build (or resume, or reuse) the cube of an entry (``aia_fits``, ``synthetic`` or a network AIA kind).
+
+        ``scheduler`` (or the entry's ``cube.scheduler``) runs the frame preparation and the
+        writes on Dask (see :func:`flarelib.store.dask_client`); ``None`` builds serially.
+        """
         entry = self[name]
         out = self.cube_path(name, build_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if entry.kind == "aia_fits":
-            from flarelib.store import build_fits_cube
-
-            cube = dict(entry.spec["cube"])
-            goes = None
-            if "goes_from" in cube:
-                goes = self.open(cube.pop("goes_from"))
+        if entry.kind in ("fido_aia", "jsoc_export", "sdoml_v2"):
+            if _is_current(out, entry):
+                return out
+            overwrite = True  # the entry changed (or the cube is new): what is there is not this entry's cube
+        if entry.kind in ("aia_fits", "fido_aia", "jsoc_export", "sdoml_v2"):
+            cube = dict(entry.spec.get("cube", {}))
+            goes = self.open(cube.pop("goes_from"), build_dir=build_dir) if "goes_from" in cube else None
+            if "events_from" in cube:
+                cube["events"] = self.events(cube.pop("events_from"), build_dir=build_dir)
             forecasts = [tuple(f) for f in cube.pop("forecasts", [["0min", "12min"]])]
             shape = tuple(cube.pop("shape")) if "shape" in cube else None
+            cube["scheduler"] = scheduler or cube.get("scheduler")
+            attrs = {"licence": entry.spec["licence"], "citation": entry.spec["citation"],
+                     "catalog_spec": _spec_hash(entry)}
+            common = dict(name=name, channels=entry.spec["channels"], goes=goes, forecasts=forecasts, shape=shape,
+                          description=entry.spec["description"], overwrite=overwrite, progress=progress,
+                          extra_attrs=attrs, **cube)
             try:
-                return build_fits_cube(self.files(name), out, name=name, channels=entry.spec["channels"], goes=goes,
-                                       forecasts=forecasts, shape=shape, description=entry.spec["description"],
-                                       overwrite=overwrite, progress=progress,
-                                       extra_attrs={"licence": entry.spec["licence"],
-                                                    "citation": entry.spec["citation"]}, **cube)
+                if entry.kind == "sdoml_v2":
+                    from flarelib.sdoml import SDOML_V2_URL, build_sdoml_cube
+
+                    query = entry.spec["query"]
+                    start, end = entry.spec["time_range"]
+                    return build_sdoml_cube(out, url=query.get("url", SDOML_V2_URL),
+                                            storage_options=query.get("storage_options"), start=start, end=end,
+                                            **common)
+                from flarelib.store import build_fits_cube
+
+                return build_fits_cube(self.files(name, build_dir=build_dir), out, **common)
             except TypeError as err:
                 raise CatalogError(f"entry {name!r}, field cube: {err}") from err
         if entry.kind == "synthetic":
@@ -206,8 +269,6 @@ class Catalog:
                                    f"generator's {list(config.channels)}")
             return synthetic.build_synthetic_cube(out, config, self.files(entry.spec["disk_from"]), name=name,
                                                   overwrite=overwrite, progress=progress)
-        if entry.kind in NETWORK_KINDS:
-            raise NotImplementedError(_network_message(entry))
         raise CatalogError(f"entry {name!r}, field kind: {entry.kind!r} entries are not built into cubes")
 
     def open(self, name: str, *, build_dir: str | Path | None = None, progress: bool = True) -> xr.Dataset:
@@ -217,14 +278,39 @@ class Catalog:
             from flarelib.goes import combine_xrs, load_xrs
 
             return combine_xrs([load_xrs(f) for f in self.files(name)])
+        if entry.kind == "fido_goes":
+            from flarelib.acquire import fetch_goes
+
+            query = entry.spec["query"]
+            return fetch_goes(entry.spec["time_range"], self.download_dir(name, build_dir),
+                              satellite=query.get("satellite"), resolution=query.get("resolution", "avg1m"),
+                              science_quality=query.get("science_quality", True))
+        if entry.kind == "hek_events":
+            from flarelib.align import events_dataset
+
+            return events_dataset(self.events(name, build_dir=build_dir))
         from flarelib.store import open_cube
 
         return open_cube(self.build(name, build_dir=build_dir, progress=progress))
 
 
-def _network_message(entry: Entry) -> str:
-    return (f"entry {entry.name!r}: kind {entry.kind!r} needs the network acquisition stage "
-            "(sunpy Fido/JSOC, SDOML v2 on S3, HEK), which this version of flarelib does not have yet")
+def _spec_hash(entry: Entry) -> str:
+    return hashlib.sha256(json.dumps(entry.spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _is_current(out: Path, entry: Entry) -> bool:
+    """A complete cube built from exactly this entry (so no network is needed to reuse it)."""
+    from flarelib.store import cube_status
+
+    if not (out / ".zattrs").exists():
+        return False
+    try:
+        import zarr
+
+        attrs = dict(zarr.open_group(str(out), mode="r", zarr_format=2).attrs)
+        return attrs.get("catalog_spec") == _spec_hash(entry) and cube_status(out)["status"] == "complete"
+    except Exception:  # unreadable: rebuild
+        return False
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
@@ -271,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="flarelib data catalog")
     parser.add_argument("command", choices=["list", "build", "verify"])
     parser.add_argument("names", nargs="*")
+    parser.add_argument("--scheduler", default=None,
+                        help="build on Dask: 'local', 'local:N' (N worker processes) or a scheduler address")
     args = parser.parse_args(argv)
     cat = load_catalog()
     if args.command == "list":
@@ -280,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {len(cat.files(name))} files OK")
     else:
         for name in args.names or cat.names("aia_fits") + cat.names("synthetic"):
-            print(f"{name}: {cat.build(name)}")
+            print(f"{name}: {cat.build(name, scheduler=args.scheduler)}")
     return 0
 
 

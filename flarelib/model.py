@@ -170,9 +170,10 @@ class FlareNet(L.LightningModule):
             bce = nn.functional.binary_cross_entropy_with_logits(self.classifier(features).float(), labels,
                                                                  weight=w[:, None].expand_as(labels))
             loss = loss + self.hparams.class_loss_weight * bce
-            self.log(f"{stage}_bce", bce, on_epoch=True, on_step=False)
-        self.log(f"{stage}_loss", loss, on_epoch=True, on_step=stage == "train", prog_bar=True)
-        self.log(f"{stage}_mae", (pred.float() - y).abs().mean(), on_epoch=True, on_step=False)
+            self.log(f"{stage}_bce", bce, on_epoch=True, on_step=False, sync_dist=True)
+        # sync_dist: under DDP the epoch values are means over all processes (a no-op on one)
+        self.log(f"{stage}_loss", loss, on_epoch=True, on_step=stage == "train", prog_bar=True, sync_dist=True)
+        self.log(f"{stage}_mae", (pred.float() - y).abs().mean(), on_epoch=True, on_step=False, sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx):

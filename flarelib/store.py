@@ -230,7 +230,8 @@ def _distributed_regions(scheduler, path: str, names: list[str], fill_block: Cal
 
     client, cluster = dask_client(scheduler)
     try:
-        futures = [client.submit(write_region, path, names, fill_block, i0, i1, pure=False, key=f"region-{i0}-{i1}")
+        shipped = client.scatter(fill_block, broadcast=True, hash=False)  # once per worker, not once per task
+        futures = [client.submit(write_region, path, names, shipped, i0, i1, pure=False, key=f"region-{i0}-{i1}")
                    for i0, i1 in regions]
         for future in as_completed(futures):
             yield future.result()
@@ -311,6 +312,7 @@ def build_fits_cube(
     progress: bool = True,
     on_block: Callable[[int, int], None] | None = None,
     scheduler=None,
+    block: int = 1,
 ) -> Path:
     """Validate, align, calibrate and write AIA FITS files (plus GOES or events) as a cube.
 
@@ -319,7 +321,8 @@ def build_fits_cube(
     targets from ``goes`` (an XRS dataset from :func:`flarelib.goes.load_xrs`) or from
     ``events`` (flare event dicts, see :func:`flarelib.align.events_dataset`), then
     :func:`flarelib.prep.prep_frame` per frame inside the resumable :func:`write_cube`
-    (serially, or on Dask workers with ``scheduler``). Returns the store path. See ``DATASET_CARD.md`` for the schema.
+    (serially, or on Dask workers with ``scheduler``, ``block`` time steps per task).
+    Returns the store path. See ``DATASET_CARD.md`` for the schema.
     """
     from flarelib import acquire, align, prep
 
@@ -342,7 +345,7 @@ def build_fits_cube(
         plan, path, name=name, read_frames=_FrameReader(read_frame), shape=shape or first.shape,
         inputs=checksums, prep_steps=_prep_step_list(prep_params), fingerprint_params={"prep": prep_params, "cadence": str(cadence)},
         reference_header=_reference_headers(plan.frames[0], channels, prep_params, shape), goes=goes, events=events,
-        forecasts=forecasts, description=description, extra_attrs=extra_attrs, overwrite=overwrite,
+        forecasts=forecasts, description=description, extra_attrs=extra_attrs, block=block, overwrite=overwrite,
         progress=progress, on_block=on_block, scheduler=scheduler)
 
 

@@ -1,5 +1,6 @@
 """data_catalog.yaml: validation, checksums, kinds, and opening entries."""
 
+import json
 import shutil
 
 import pytest
@@ -82,12 +83,31 @@ def test_tampered_checksum_list_is_caught(tmp_path):
         load_catalog(path).files("flare")
 
 
-def test_network_kinds_validate_and_say_they_are_not_there_yet(tmp_path):
-    entry = {"kind": "sdoml_v2", "description": "SDOML v2 2011", "synthetic": False, "licence": "NASA",
-             "citation": "Galvez+ 2019", "query": {"year": 2011}}
-    cat = load_catalog(_write(tmp_path, {"sdoml-v2-2011": entry}))
-    with pytest.raises(NotImplementedError, match="acquisition stage"):
-        cat.files("sdoml-v2-2011")
+def test_network_kinds_need_a_query_and_a_time_range_and_have_no_file_list(tmp_path):
+    entry = {"kind": "hek_events", "description": "HEK flares, 2011-02", "synthetic": False, "licence": "public",
+             "citation": "HEK", "query": {"observatory": "SWPC"}}
+    with pytest.raises(CatalogError, match=r"entry 'hek', field time_range"):
+        load_catalog(_write(tmp_path, {"hek": entry}))
+    entry["time_range"] = ["2011-02-01T00:00", "2011-03-01T00:00"]
+    cat = load_catalog(_write(tmp_path, {"hek": entry}))
+    with pytest.raises(CatalogError, match="no file list"):
+        cat.files("hek")
+    with pytest.raises(CatalogError, match="not built into cubes"):
+        cat.build("hek", build_dir=tmp_path / "b")
+
+
+def test_hek_entry_reuses_its_saved_events_offline(tmp_path):
+    entry = {"kind": "hek_events", "description": "HEK flares", "synthetic": False, "licence": "public",
+             "citation": "HEK", "query": {}, "time_range": ["2011-02-15T00:00", "2011-02-16T00:00"]}
+    cat = load_catalog(_write(tmp_path, {"hek": entry}))
+    from flarelib.catalog import _spec_hash
+
+    saved = cat.download_dir("hek", tmp_path / "b") / "events.json"
+    saved.parent.mkdir(parents=True)
+    event = {"start": "2011-02-15T01:44:00", "peak": "2011-02-15T01:56:00", "end": "2011-02-15T02:06:00",
+             "goes_class": "X2.2", "noaa_ar": 11158, "source": "HEK (NOAA/SWPC)"}
+    saved.write_text(json.dumps({"catalog_spec": _spec_hash(cat["hek"]), "events": [event]}))
+    assert cat.open("hek", build_dir=tmp_path / "b").event_class.values.tolist() == ["X2.2"]
 
 
 def test_unknown_entry_and_bad_generator(tmp_path, catalog):

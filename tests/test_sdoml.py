@@ -96,3 +96,25 @@ def test_block_mean_downsamples_and_refuses_other_shapes():
     assert out.shape == (2, 2, 2) and out[0, 0, 0] == np.mean([0, 1, 4, 5])
     with pytest.raises(sdoml.SDOMLError, match="does not divide"):
         sdoml.block_mean(frames, (3, 3))
+
+
+def test_a_catalog_entry_builds_the_cube_and_reuses_it(sdoml_store, tmp_path):
+    import yaml
+
+    from flarelib.catalog import load_catalog
+
+    entry = {"kind": "sdoml_v2", "description": "REAL frames in the SDOML v2 layout on a local S3 server",
+             "synthetic": False, "licence": "NASA/SDO public data", "citation": "test",
+             "time_range": ["2011-02-15T01:40:00", "2011-02-15T02:10:00"], "channels": list(CHANNELS),
+             "query": {"url": sdoml_store["url"], "storage_options": sdoml_store["read"]},
+             "cube": {"cadence": "2min", "tolerance": "60s", "events": [FLARE_EVENT],
+                      "forecasts": [["0min", "10min"]], "block": 4}}
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "entries": {"sdoml-local": entry}}))
+    cat = load_catalog(path)
+    cube_path = cat.build("sdoml-local", build_dir=tmp_path / "b", progress=False)
+    cube = cat.open("sdoml-local", build_dir=tmp_path / "b")
+    assert cube.sizes["time"] == 9 and cube.attrs["licence"] == "NASA/SDO public data"
+    stamp = (cube_path / ".zattrs").stat().st_mtime_ns
+    assert cat.build("sdoml-local", build_dir=tmp_path / "b") == cube_path
+    assert (cube_path / ".zattrs").stat().st_mtime_ns == stamp  # reused, not rebuilt
