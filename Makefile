@@ -32,12 +32,13 @@ test: setup
 	$(PY) -m pytest
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	FLARELIB_SIZE=$${FLARELIB_SIZE:-small} $(VENV)/bin/jupyter lab notebooks/
 
 bench: setup
 	$(PY) benchmarks/bench_store.py
 	$(PY) benchmarks/bench_training.py
 	$(PY) benchmarks/bench_explain.py
+	$(PY) benchmarks/bench_ingest.py
 
 clean:
 	rm -rf build

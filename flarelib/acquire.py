@@ -443,3 +443,76 @@ def search_flare_events(time_range: Sequence[str], observatory: str = "SWPC") ->
 
     result = Fido.search(*hek_flare_query(time_range, observatory))
     return flare_events(result["hek"])
+
+
+# --------------------------------------------------------------------------- what the archives hold
+
+ARCHIVE_HOSTS = {
+    "AIA (Fido: VSO/JSOC)": "vso.nascom.nasa.gov",
+    "GOES XRS (Fido: NOAA NCEI)": "www.ncei.noaa.gov",
+    "flare events (HEK)": "www.lmsal.com",
+    "SDOML v2 (S3)": "gov-nasa-hdrl-data1.s3.amazonaws.com",
+}
+
+
+def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """True when a TCP connection to ``host:port`` opens within ``timeout`` s."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def preview_archives(time_range: Sequence[str], channels: Sequence[int], cadence: str = "12min") -> pd.DataFrame:
+    """What each archive holds for a period, one row per archive, without downloading anything.
+
+    Archives that cannot be reached are listed as skipped (offline use is normal: tests,
+    Binder without network); a failing call is listed with its error instead of raising.
+    """
+    from flarelib import sdoml
+
+    searches = {
+        "AIA (Fido: VSO/JSOC)": (str(aia_query(time_range, channels, cadence)),
+                                 lambda: f"{search_aia(time_range, channels, cadence).file_num} frames"),
+        "GOES XRS (Fido: NOAA NCEI)": (str(goes_query(time_range)), lambda: _count_fido(goes_query(time_range))),
+        "flare events (HEK)": (str(hek_flare_query(time_range)),
+                               lambda: _describe_events(search_flare_events(time_range))),
+        "SDOML v2 (S3)": (sdoml.SDOML_V2_URL, lambda: _count_sdoml(time_range, channels)),
+    }
+    rows = []
+    for archive, (query, search) in searches.items():
+        if not reachable(ARCHIVE_HOSTS[archive]):
+            status = f"skipped: {ARCHIVE_HOSTS[archive]} cannot be reached (offline)"
+        else:
+            try:
+                status = search()
+            except Exception as err:  # a preview reports every failure instead of raising
+                status = f"error: {type(err).__name__}: {err}"[:200]
+        rows.append({"archive": archive, "query": query, "found": status})
+    return pd.DataFrame(rows).set_index("archive")
+
+
+def _count_fido(query) -> str:
+    from sunpy.net import Fido
+
+    return f"{Fido.search(*query).file_num} files"
+
+
+def _describe_events(events: list[dict]) -> str:
+    from flarelib.goes import class_to_flux
+
+    strongest = max(events, key=lambda e: class_to_flux(e["goes_class"]), default=None)
+    return f"{len(events)} flares" + (f", strongest {strongest['goes_class']}" if strongest else "")
+
+
+def _count_sdoml(time_range: Sequence[str], channels: Sequence[int]) -> str:
+    from flarelib import sdoml
+
+    start, end = _times(time_range)
+    group = sdoml.open_sdoml()
+    infos, _, _ = sdoml.sdoml_frames(group, years=range(start.year, end.year + 1), channels=channels)
+    n = sum(start.to_datetime64() <= f.t_obs <= end.to_datetime64() for f in infos)
+    return f"{n} frames"

@@ -128,13 +128,17 @@ class Catalog:
     def names(self, kind: str | None = None) -> list[str]:
         return [n for n, e in self.entries.items() if kind is None or e.kind == kind]
 
-    def summary(self):
-        """A pandas table of the entries (name, kind, synthetic, channels, time range, description)."""
+    def summary(self, network: bool | None = None):
+        """A pandas table of the entries (name, kind, synthetic, channels, time range, description).
+
+        ``network=True`` lists only the entries fetched from archives, ``False`` only local ones.
+        """
         import pandas as pd
 
+        entries = [e for e in self.entries.values() if network is None or (e.kind in NETWORK_KINDS) == network]
         rows = [{"name": e.name, "kind": e.kind, "synthetic": e.synthetic,
                  "channels": e.spec.get("channels", ""), "time_range": " to ".join(e.spec.get("time_range", [])),
-                 "description": e.spec["description"]} for e in self.entries.values()]
+                 "description": e.spec["description"]} for e in entries]
         return pd.DataFrame(rows).set_index("name")
 
     def files(self, name: str, *, verify: bool = True, build_dir: str | Path | None = None) -> list[Path]:

@@ -224,6 +224,9 @@ def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
         return FlareCLI(FlareNet, FlareDataModule, args=args, run=run, save_config_kwargs={"overwrite": True})
 
 
+NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window360min"}  #: what notebooks 04-08 train and use
+
+
 def run_dir(size: str, target: str, root: str | Path | None = None) -> Path:
     """Where a notebook training run of ``size`` (small/default) for ``target`` writes its logs and checkpoints."""
     root = Path(root or os.environ.get("FLARELIB_RUNS_DIR", REPO_ROOT / "build" / "runs"))

@@ -2,9 +2,11 @@
 
     python -m flarelib.suite --size default      # make demo
     python -m flarelib.suite --size small        # what the tests run
+    python -m flarelib.suite --prepare --size small   # Binder's postBuild: data + checkpoints only
 
 Executed notebooks and their HTML go to ``build/notebooks``; key figures that notebooks
-record with :func:`record` go to ``build/results.json`` and are printed at the end.
+record with :func:`record` go to ``build/results.json`` and are printed at the end, with
+each notebook's run time and its kernel's peak resident memory (:class:`PeakMemory`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,55 +47,148 @@ def numbered_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_notebook(path: Path, out_dir: Path, size: str, *, timeout: int = 1800) -> Path:
-    """Execute one notebook with ``SIZE=size`` and write the executed copy and its HTML."""
+def default_size() -> str:
+    """``$FLARELIB_SIZE`` (Binder's ``start`` sets ``small``), else ``small``."""
+    size = os.environ.get("FLARELIB_SIZE", "small")
+    if size not in SIZES:
+        raise ValueError(f"FLARELIB_SIZE must be one of {SIZES}, not {size!r}")
+    return size
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident set size: ``VmHWM`` on Linux, else its current RSS."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss
+
+
+class PeakMemory:
+    """Peak resident memory of the processes this process starts while the block runs (e.g. a kernel).
+
+    A thread samples every ``interval`` s each child process (recursively): its high-water
+    mark ``VmHWM`` on Linux (exact, whatever the sampling rate), else its RSS. ``peak_bytes``
+    is the largest sum over the children alive at one sample; since each process's
+    high-water mark is counted, a kernel and a DataLoader worker that peak at different
+    times are added (an upper bound).
+    """
+
+    def __init__(self, interval: float = 0.2):
+        self.interval = interval
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._seen: dict[int, int] = {}
+
+    def _sample(self) -> None:
+        import psutil
+
+        try:
+            children = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            return
+        for child in children:
+            try:
+                self._seen[child.pid] = max(self._seen.get(child.pid, 0), _peak_rss_bytes(child.pid))
+            except (psutil.Error, OSError):
+                continue
+        alive = {c.pid for c in children}
+        self.peak_bytes = max(self.peak_bytes, sum(v for k, v in self._seen.items() if k in alive))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_notebook(path: Path, out_dir: Path, size: str, *, timeout: int = 1800) -> tuple[Path, int]:
+    """Execute one notebook with ``SIZE=size``, write the executed copy and its HTML.
+
+    Returns the executed notebook's path and the kernel's peak resident memory in bytes.
+    """
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
-    papermill.execute_notebook(str(path), str(executed), parameters={"SIZE": size}, cwd=str(path.parent),
-                               kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+    with PeakMemory() as memory:
+        papermill.execute_notebook(str(path), str(executed), parameters={"SIZE": size}, cwd=str(path.parent),
+                                   kernel_name="python3", progress_bar=False, execution_timeout=timeout)
     html, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     executed.with_suffix(".html").write_text(html)
-    return executed
+    return executed, memory.peak_bytes
 
 
 def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str] | None = None) -> dict:
-    """Run every numbered notebook (or those whose name starts with one of ``only``)."""
+    """Run every numbered notebook (or those whose name starts with one of ``only``).
+
+    Returns ``{notebook: {"seconds": run time, "peak_rss_mb": kernel peak memory in MiB}}``.
+    """
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, not {size!r}")
     out_dir = out_dir or REPO_ROOT / "build" / "notebooks"
     os.environ.setdefault("MPLBACKEND", "Agg")
-    timings = {}
+    runs = {}
     for nb in numbered_notebooks():
         if only and not any(nb.name.startswith(o) for o in only):
             continue
         start = time.perf_counter()
         print(f"running {nb.name} ({size}) ...", flush=True)
-        run_notebook(nb, out_dir, size)
-        timings[nb.name] = round(time.perf_counter() - start, 1)
-        print(f"  done in {timings[nb.name]} s", flush=True)
-    return timings
+        _, peak = run_notebook(nb, out_dir, size)
+        runs[nb.name] = {"seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak / 2**20)}
+        print(f"  done in {runs[nb.name]['seconds']} s, kernel peak memory {runs[nb.name]['peak_rss_mb']} MiB",
+              flush=True)
+    return runs
+
+
+def prepare(size: str = "small") -> None:
+    """Build the embedded data of ``size`` and train its checkpoints (Binder's ``postBuild``)."""
+    from flarelib import model
+    from flarelib.catalog import load_catalog
+
+    catalog = load_catalog()
+    for name in ("sample-flare-2011-02-15", "fulldisk-2014-01-01", "fulldisk-level1-2011-02-15",
+                 f"synthetic-sun-{size}"):
+        print(f"{name}: {catalog.build(name, progress=False)}", flush=True)
+    for target in model.NOTEBOOK_TARGETS.values():
+        print(f"{size} {target}: {model.ensure_trained(size, target)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the flarelib notebook suite")
     parser.add_argument("--size", default="default", choices=SIZES)
+    parser.add_argument("--prepare", action="store_true",
+                        help="only build the data and train the checkpoints of --size (Binder's postBuild)")
     parser.add_argument("--out", type=Path, default=None, help="where executed notebooks and HTML go")
     parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
     args = parser.parse_args(argv)
+    if args.prepare:
+        prepare(args.size)
+        return 0
     if results_path().exists():
         results_path().unlink()
-    timings = run_suite(args.size, args.out, args.only)
+    runs = run_suite(args.size, args.out, args.only)
     out = args.out or REPO_ROOT / "build" / "notebooks"
     print("\n=== flarelib suite finished ===")
     print(f"executed notebooks and HTML: {out}")
     print(f"cubes: {os.environ.get('FLARELIB_DATA_DIR', REPO_ROOT / 'build' / 'data')}")
     print(f"training runs and checkpoints: {os.environ.get('FLARELIB_RUNS_DIR', REPO_ROOT / 'build' / 'runs')}")
-    for name, seconds in timings.items():
-        print(f"  {name}: {seconds} s")
+    for name, run in runs.items():
+        print(f"  {name}: {run['seconds']} s, kernel peak memory {run['peak_rss_mb']} MiB")
     if results_path().exists():
         print(f"key figures ({results_path()}):")
         for key, value in json.loads(results_path().read_text()).items():

@@ -212,3 +212,21 @@ def test_live_sdoml_v2_has_the_documented_layout():
     group = sdoml.open_sdoml()
     assert "171A" in group["2011"]
     assert "T_OBS" in group["2011"]["171A"].attrs
+
+
+def test_preview_lists_every_archive_and_skips_unreachable_ones(monkeypatch):
+    monkeypatch.setattr(acquire, "reachable", lambda host, **kw: host == "www.lmsal.com")
+    monkeypatch.setattr(acquire, "search_flare_events", lambda tr: [
+        {"goes_class": "M6.6"}, {"goes_class": "X2.2"}, {"goes_class": "C1.0"}])
+    table = acquire.preview_archives(["2011-02-15T00:00", "2011-02-15T06:00"], [171])
+    assert list(table.index) == list(acquire.ARCHIVE_HOSTS)
+    assert table.loc["flare events (HEK)", "found"] == "3 flares, strongest X2.2"
+    assert table.loc["AIA (Fido: VSO/JSOC)", "found"].startswith("skipped: vso.nascom.nasa.gov")
+    assert "Wavelength(171.0" in table.loc["AIA (Fido: VSO/JSOC)", "query"]
+    monkeypatch.setattr(acquire, "reachable", lambda host, **kw: True)
+    monkeypatch.setattr(acquire, "search_aia", lambda *a: (_ for _ in ()).throw(ConnectionError("refused")))
+    monkeypatch.setattr(acquire, "_count_fido", lambda q: "2 files")
+    monkeypatch.setattr(acquire, "_count_sdoml", lambda tr, ch: "9 frames")
+    table = acquire.preview_archives(["2011-02-15T00:00", "2011-02-15T06:00"], [171])
+    assert table.loc["AIA (Fido: VSO/JSOC)", "found"] == "error: ConnectionError: refused"
+    assert table.loc["SDOML v2 (S3)", "found"] == "9 frames"

@@ -24,13 +24,27 @@ def test_committed_without_outputs_with_one_parameters_cell_and_stated_cost(path
     assert "Run time" in first and "Data" in first
 
 
+BINDER_MEMORY_BYTES = 2 * 10**9  # mybinder.org: about 2 GB per user session
+
+
 @pytest.mark.notebooks
-def test_the_suite_runs_in_small_mode(tmp_path, monkeypatch):
+def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tmp_path, monkeypatch):
+    """What Binder does: postBuild's prepare step, then each notebook in small mode, each kernel's peak memory measured."""
     monkeypatch.setenv("FLARELIB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FLARELIB_RESULTS", str(tmp_path / "results.json"))
     monkeypatch.setenv("FLARELIB_RUNS_DIR", str(tmp_path / "runs"))
-    timings = suite.run_suite("small", out_dir=tmp_path / "out")
-    assert set(timings) == {p.name for p in NOTEBOOKS}
+    monkeypatch.setenv("FLARELIB_SIZE", "small")
+    suite.prepare("small")
+    assert (tmp_path / "runs" / "small" / "now").is_dir() and (tmp_path / "data" / "synthetic-sun-small.zarr").exists()
+    runs = suite.run_suite("small", out_dir=tmp_path / "out")
+    assert set(runs) == {p.name for p in NOTEBOOKS}
+    print("\nBinder-like run, small mode (kernel peak RSS):")
+    for name, run in runs.items():
+        print(f"  {name}: {run['seconds']} s, {run['peak_rss_mb']} MiB")
+    for name, run in runs.items():
+        assert 50 < run["peak_rss_mb"], f"{name}: no kernel memory measured"
+        assert run["peak_rss_mb"] * 2**20 < BINDER_MEMORY_BYTES, f"{name} needs {run['peak_rss_mb']} MiB"
+    (tmp_path / "memory.json").write_text(json.dumps(runs, indent=1))
     for path in NOTEBOOKS:
         executed = nbformat.read(tmp_path / "out" / path.name, as_version=4)
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
@@ -38,13 +52,31 @@ def test_the_suite_runs_in_small_mode(tmp_path, monkeypatch):
         assert (tmp_path / "out" / path.name).with_suffix(".html").exists()
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["01 GOES-15 2011-06-07 peak"] == "M2.6"
-    assert (tmp_path / "data" / "synthetic-sun-small.zarr").exists()
     table = results["05 skill table (test block)"]
     for predictor in ("FlareNet", "persistence", "climatology", "brightest pixel"):
         assert predictor in table
     assert results["05 dataset"].startswith("SYNTHETIC")
-    assert (tmp_path / "runs" / "small" / "now").is_dir()
     assert set(results["06 localization (mass inside mask, pointing game)"]) == {
         "saliency", "integrated_gradients", "smoothgrad", "gradcam", "guided_gradcam", "occlusion"}
     assert (tmp_path / "animations" / "saliency-small.gif").stat().st_size > 0
     assert (tmp_path / "data" / "saliency-small.zarr").is_dir()
+
+
+def test_peak_memory_sees_a_child_process_allocate():
+    import subprocess
+    import sys
+
+    with suite.PeakMemory() as memory:
+        subprocess.run([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+                        "time.sleep(0.5)"], check=True)
+    assert 300 * 2**20 < memory.peak_bytes < 600 * 2**20
+
+
+def test_notebook_size_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("FLARELIB_SIZE", raising=False)
+    assert suite.default_size() == "small"
+    monkeypatch.setenv("FLARELIB_SIZE", "default")
+    assert suite.default_size() == "default"
+    monkeypatch.setenv("FLARELIB_SIZE", "huge")
+    with pytest.raises(ValueError, match="FLARELIB_SIZE"):
+        suite.default_size()
