@@ -351,9 +351,41 @@ def jsoc_export(query: str, dest: str | Path, *, method: str = "url", protocol: 
     request = client.export(query, method=method, protocol=protocol)
     request.wait(sleep=10, timeout=3600)
     if method == "url-tar":
-        return request.download(str(dest))["download"].map(Path).tolist()
+        tars = request.download(str(dest))["download"].dropna().map(Path).tolist()
+        return unpack_export(tars, dest)
     return download_files(jsoc_requests(request.urls), dest, verify=verify_aia_fits,
                           max_tries=max_tries, progress=progress)
+
+
+def unpack_export(tars: Sequence[str | Path], dest: str | Path) -> list[Path]:
+    """Unpack JSOC ``url-tar`` bundles into ``dest``; verify each FITS inside; record them in ``SHA256SUMS``.
+
+    Members are extracted with tarfile's ``data`` filter (no absolute paths, links or
+    devices). A tar that does not open, or a FITS that fails :func:`verify_aia_fits`, raises
+    :class:`DownloadError` naming it (delete the tar and rerun the export to fetch it again).
+    """
+    import tarfile
+
+    dest = Path(dest)
+    paths, bad = [], []
+    for tar in map(Path, tars):
+        try:
+            with tarfile.open(tar) as bundle:
+                names = [m.name for m in bundle.getmembers() if m.isfile() and m.name.endswith(".fits")]
+                bundle.extractall(dest, members=[bundle.getmember(n) for n in names], filter="data")
+        except (tarfile.TarError, OSError) as err:
+            bad.append(f"{tar.name}: {err}")
+            continue
+        for name in names:
+            path = dest / name
+            if _passes(path, verify_aia_fits):
+                paths.append(path)
+            else:
+                bad.append(f"{tar.name}:{name}")
+    if bad:
+        raise DownloadError(f"JSOC export bundles with bad content: {bad[:5]}", bad)
+    write_checksums(dest, paths)
+    return sorted(paths)
 
 
 # --------------------------------------------------------------------------- GOES XRS through Fido

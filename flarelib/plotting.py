@@ -67,12 +67,38 @@ def add_class_bands(ax, *, labels: bool = True) -> None:
                     fontsize=9)
 
 
-def plot_goes(xrs: xr.Dataset, *, ax=None, title: str | None = None, mark_peak: bool = True):
-    """The XRS-B light curve on a log axis with class bands and the peak's class label."""
+def add_event_markers(ax, events: xr.Dataset, *, start=None, end=None) -> int:
+    """Dashed lines at the peaks of listed flares (e.g. HEK/SWPC events), labelled with their class.
+
+    ``events`` has the ``event_peak`` / ``event_class`` variables of
+    :func:`flarelib.align.events_dataset`; only peaks inside ``[start, end]`` are drawn.
+    Returns the number of markers drawn.
+    """
+    peaks, classes = events.event_peak.values, events.event_class.values
+    inside = np.ones(peaks.shape, bool)
+    if start is not None:
+        inside &= peaks >= np.datetime64(start, "ns")
+    if end is not None:
+        inside &= peaks <= np.datetime64(end, "ns")
+    for peak, label in zip(peaks[inside], classes[inside]):
+        ax.axvline(peak, color="0.3", ls="--", lw=0.7)
+        ax.annotate(str(label), (peak, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                    textcoords="offset points", fontsize=7, color="0.3")
+    return int(inside.sum())
+
+
+def plot_goes(xrs: xr.Dataset, *, ax=None, title: str | None = None, mark_peak: bool = True,
+              events: xr.Dataset | None = None):
+    """The XRS-B light curve on a log axis with class bands and the peak's class label.
+
+    ``events`` (a flare list, e.g. a ``hek_events`` catalog entry) adds a marker per listed flare.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 3.2))
     ax.semilogy(xrs.time.values, xrs.xrsb.values, lw=0.8, color="tab:red", label="XRS-B 1-8 Å")
     add_class_bands(ax)
+    if events is not None:
+        add_event_markers(ax, events, start=xrs.time.values[0], end=xrs.time.values[-1])
     finite = np.isfinite(xrs.xrsb.values)
     if mark_peak and finite.any():
         k = int(np.nanargmax(xrs.xrsb.values))

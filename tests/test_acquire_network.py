@@ -230,3 +230,48 @@ def test_preview_lists_every_archive_and_skips_unreachable_ones(monkeypatch):
     table = acquire.preview_archives(["2011-02-15T00:00", "2011-02-15T06:00"], [171])
     assert table.loc["AIA (Fido: VSO/JSOC)", "found"] == "error: ConnectionError: refused"
     assert table.loc["SDOML v2 (S3)", "found"] == "9 frames"
+
+
+def test_a_jsoc_tar_bundle_is_unpacked_verified_and_recorded(tmp_path):
+    import tarfile
+
+    bundle = tmp_path / "export.tar"
+    with tarfile.open(bundle, "w") as tar:
+        for p in AIA:
+            tar.add(p, arcname=p.name)
+    paths = acquire.unpack_export([bundle], tmp_path / "out")
+    assert [p.name for p in paths] == [p.name for p in AIA]
+    assert set(acquire.read_checksums(tmp_path / "out" / "SHA256SUMS")) == {p.name for p in AIA}
+    broken = tmp_path / "broken.tar"
+    with tarfile.open(broken, "w") as tar:
+        cut = tmp_path / AIA[0].name
+        cut.write_bytes(AIA[0].read_bytes()[:6000])
+        tar.add(cut, arcname="cut.fits")
+    with pytest.raises(acquire.DownloadError, match="broken.tar:cut.fits"):
+        acquire.unpack_export([broken], tmp_path / "out2")
+
+
+def test_hek_events_mark_the_goes_plot(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from flarelib import plotting
+    from flarelib.align import events_dataset
+    from flarelib.goes import load_xrs
+
+    xrs = load_xrs(GOES_DIR / "go1520110607.fits")
+    events = events_dataset([
+        {"start": "2011-06-07T06:16", "peak": "2011-06-07T06:41", "end": "2011-06-07T06:59", "goes_class": "M2.5"},
+        {"start": "2011-06-08T03:00", "peak": "2011-06-08T03:10", "end": "2011-06-08T03:20", "goes_class": "C1.0"}])
+    ax = plotting.plot_goes(xrs, events=events)
+    labels = [t.get_text() for t in ax.texts]
+    assert "M2.5" in labels and "C1.0" not in labels  # only events inside the light curve's span
+
+
+@pytest.mark.remote_data
+def test_live_jsoc_export_of_one_frame(tmp_path):
+    if not acquire.os.environ.get(acquire.JSOC_EMAIL_ENV):
+        pytest.skip("set JSOC_EMAIL to a registered address to run the live JSOC export")
+    query = acquire.jsoc_query(["2011-02-15T01:56", "2011-02-15T01:57"], [171], "1min")
+    paths = acquire.jsoc_export(query, tmp_path)
+    assert paths and all(p.suffix == ".fits" for p in paths)
