@@ -171,8 +171,8 @@ def download_files(
         ``{"url": ..., "filename": ..., "sha256": hex or None}`` per file.
     dest
         Download folder. Files already there are kept when they pass the check (their
-        sha256 where one is given, else ``verify``): rerunning after an interruption
-        fetches only what is missing or bad. A file cut off mid-transfer fails the
+        sha256 where one is given, else ``verify``; with neither they are fetched again):
+        rerunning after an interruption fetches only what is missing or bad. A file cut off mid-transfer fails the
         check and is fetched again from the start (parfive does not resume inside a file).
     verify
         ``verify(path)`` raises ``ValueError`` for a bad file (e.g. :func:`verify_aia_fits`).
@@ -187,8 +187,16 @@ def download_files(
     done: dict[str, Path] = {}
     for req in requests:  # what an earlier run left: keep it if it checks out, without asking the server
         path = dest / req["filename"]
-        if path.is_file() and (sha256_of(path) == req["sha256"] if req.get("sha256") else _passes(path, verify)):
+        if not path.is_file():
+            continue
+        if req.get("sha256"):
+            good = sha256_of(path) == req["sha256"]
+        else:  # with nothing to check it against, a file found on disk is fetched again
+            good = verify is not None and _passes(path, verify)
+        if good:
             done[path.name] = path
+        else:
+            path.unlink(missing_ok=True)
     pending = [r for r in requests if r["filename"] not in done]
     for attempt in range(1, max_tries + 1):
         if not pending:

@@ -275,3 +275,12 @@ def test_live_jsoc_export_of_one_frame(tmp_path):
     query = acquire.jsoc_query(["2011-02-15T01:56", "2011-02-15T01:57"], [171], "1min")
     paths = acquire.jsoc_export(query, tmp_path)
     assert paths and all(p.suffix == ".fits" for p in paths)
+
+
+def test_a_leftover_file_that_cannot_be_checked_is_not_trusted(file_server, tmp_path):
+    requests = serve(file_server, AIA[:1])
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    (dest / AIA[0].name).write_bytes(b"half a file")
+    (path,) = acquire.download_files(requests, dest)  # no sha256, no verify
+    assert path.read_bytes() == AIA[0].read_bytes()
