@@ -82,11 +82,49 @@ def _encoding(template: xr.Dataset, streamed: set[str]) -> dict:
     return enc
 
 
-def _read_attrs(path: Path) -> dict:
-    return dict(zarr.open_group(str(path), mode="r", zarr_format=ZARR_FORMAT).attrs)
+def is_url(path) -> bool:
+    """True for an fsspec URL such as ``s3://bucket/cube.zarr`` (object storage), False for a local path."""
+    return isinstance(path, str) and "://" in path
 
 
-def _write_template(path: Path, template: xr.Dataset, streamed: dict[str, tuple]) -> None:
+def _location(path, storage_options: dict | None):
+    """What zarr and xarray open: a local path string, or an fsspec store for a URL."""
+    if is_url(path):
+        return zarr.storage.FsspecStore.from_url(path, storage_options=storage_options or {})
+    return str(path)
+
+
+def _exists(path, storage_options: dict | None, name: str = "") -> bool:
+    if is_url(path):
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        return fs.exists(f"{root}/{name}" if name else root)
+    return (Path(path) / name).exists()
+
+
+def _remove(path, storage_options: dict | None) -> None:
+    if is_url(path):
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        fs.rm(root, recursive=True)
+    else:
+        shutil.rmtree(path)
+
+
+def _read_attrs(path, storage_options: dict | None = None) -> dict:
+    return dict(zarr.open_group(_location(path, storage_options), mode="r", zarr_format=ZARR_FORMAT).attrs)
+
+
+def _write_template(path, template: xr.Dataset, streamed: dict[str, tuple],
+                    storage_options: dict | None = None) -> None:
+    """Write the template: locally under a temporary name, then renamed into place.
+
+    On object storage (no atomic rename) it is written in place; its consolidated
+    metadata (``.zmetadata``) is written last, so a store without it is a template that
+    was cut off, which :func:`write_cube` deletes and writes again.
+    """
     ds = template.copy()
     nt = ds.sizes["time"]
     for name, (dims, shape, dtype) in streamed.items():
@@ -96,6 +134,10 @@ def _write_template(path: Path, template: xr.Dataset, streamed: dict[str, tuple]
     ds["ingested"] = ("time", np.zeros(nt, dtype=np.uint8),
                       {"long_name": "1 once the time step's streamed variables are written"})
     ds.attrs["ingest_status"] = "incomplete"
+    if is_url(path):
+        ds.to_zarr(_location(path, storage_options), mode="w", zarr_format=ZARR_FORMAT, consolidated=True,
+                   compute=False, encoding=_encoding(ds, set(streamed)))
+        return
     tmp = path.with_name(path.name + ".template-tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -115,13 +157,15 @@ def write_cube(
     progress: bool = True,
     on_block: Callable[[int, int], None] | None = None,
     scheduler=None,
-) -> Path:
-    """Write (or resume) a cube store, serially or on Dask workers.
+    storage_options: dict | None = None,
+) -> Path | str:
+    """Write (or resume) a cube store, serially or on Dask workers, on a disk or on object storage.
 
     Parameters
     ----------
     path
-        Target ``.zarr`` directory.
+        Target ``.zarr`` directory, or an fsspec URL (``s3://bucket/cube.zarr``, with
+        ``storage_options``) to write straight to object storage.
     template
         Everything but the streamed variables: coordinates, targets and attrs. Its
         ``attrs["input_fingerprint"]`` identifies the inputs and parameters.
@@ -142,13 +186,20 @@ def write_cube(
         for a LocalCluster of N single-threaded worker processes, a scheduler address, or
         a ``Client``). Each task fills one block and writes its own chunk-aligned region
         (chunks hold one time step) plus its ``ingested`` flags, so the workers never
-        share a chunk. The store must be on a path every worker can write.
+        share a chunk. The store must be where every worker can write: a shared file
+        system or object storage.
+    storage_options
+        fsspec options for a URL ``path`` (credentials, ``client_kwargs.endpoint_url``);
+        they are passed to the workers too.
     """
-    path = Path(path)
+    path = path if is_url(path) else Path(path)
     fingerprint = template.attrs["input_fingerprint"]
-    if path.exists():
+    if is_url(path) and _exists(path, storage_options) and not _exists(path, storage_options, ".zmetadata"):
+        log.warning("%s holds a template that was cut off; writing it again", path)
+        _remove(path, storage_options)
+    if _exists(path, storage_options):
         try:
-            attrs = _read_attrs(path)
+            attrs = _read_attrs(path, storage_options)
         except Exception:  # not a zarr group: never delete what we did not write
             raise CubeMismatchError(f"{path} exists and is not a flarelib cube; remove it yourself") from None
         if attrs.get("input_fingerprint") != fingerprint:
@@ -157,43 +208,47 @@ def write_cube(
                     f"{path} was built from other inputs or parameters "
                     f"(fingerprint {str(attrs.get('input_fingerprint'))[:12]} != {fingerprint[:12]}); "
                     "pass overwrite=True to replace it")
-            shutil.rmtree(path)
+            _remove(path, storage_options)
         elif attrs.get("ingest_status") == "complete":
             log.info("%s is complete and up to date", path)
             return path
         else:
             log.info("resuming the incomplete store %s", path)
-    if not path.exists():
-        _write_template(path, template, streamed)
+    if not _exists(path, storage_options):
+        _write_template(path, template, streamed, storage_options)
 
-    group = zarr.open_group(str(path), mode="r+", zarr_format=ZARR_FORMAT)
+    location = _location(path, storage_options)
+    group = zarr.open_group(location, mode="r+", zarr_format=ZARR_FORMAT)
     done = group["ingested"][:].astype(bool)
     todo = np.flatnonzero(~done)
     blocks = [todo[k:k + block] for k in range(0, len(todo), block)]
     # contiguous runs inside a block keep region writes simple
     regions = [(int(run[0]), int(run[-1]) + 1) for idx in blocks
                for run in np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1)]
-    with tqdm(total=len(todo), desc=f"write {path.name}", unit="step", disable=not progress) as bar:
+    name = path.rsplit("/", 1)[-1] if is_url(path) else path.name
+    with tqdm(total=len(todo), desc=f"write {name}", unit="step", disable=not progress) as bar:
         if scheduler is None:
             results = (write_region(group, list(streamed), fill_block, i0, i1) for i0, i1 in regions)
         else:
-            results = _distributed_regions(scheduler, str(path), list(streamed), fill_block, regions)
+            target = path if is_url(path) else str(path)
+            results = _distributed_regions(scheduler, target, storage_options, list(streamed), fill_block, regions)
         for i0, i1 in results:
             bar.update(i1 - i0)
             if on_block is not None:
                 on_block(i0, i1)
     group.attrs["ingest_status"] = "complete"
-    zarr.consolidate_metadata(str(path), zarr_format=ZARR_FORMAT)
+    zarr.consolidate_metadata(location, zarr_format=ZARR_FORMAT)
     return path
 
 
-def write_region(group, names: list[str], fill_block: Callable, i0: int, i1: int) -> tuple[int, int]:
+def write_region(group, names: list[str], fill_block: Callable, i0: int, i1: int,
+                 storage_options: dict | None = None) -> tuple[int, int]:
     """Fill time steps ``[i0, i1)`` of the streamed variables, then flag them ingested.
 
-    ``group`` is an open Zarr group or a store path (what a Dask worker receives).
+    ``group`` is an open Zarr group, or a store path or URL (what a Dask worker receives).
     """
     if not isinstance(group, zarr.Group):
-        group = zarr.open_group(str(group), mode="r+", zarr_format=ZARR_FORMAT)
+        group = zarr.open_group(_location(group, storage_options), mode="r+", zarr_format=ZARR_FORMAT)
     arrays = fill_block(i0, i1)
     for name in names:
         group[name][i0:i1] = arrays[name]
@@ -225,14 +280,14 @@ def dask_client(scheduler):
     return Client(spec), None
 
 
-def _distributed_regions(scheduler, path: str, names: list[str], fill_block: Callable, regions):
+def _distributed_regions(scheduler, path: str, storage_options, names: list[str], fill_block: Callable, regions):
     from dask.distributed import as_completed
 
     client, cluster = dask_client(scheduler)
     try:
         shipped = client.scatter(fill_block, broadcast=True, hash=False)  # once per worker, not once per task
-        futures = [client.submit(write_region, path, names, shipped, i0, i1, pure=False, key=f"region-{i0}-{i1}")
-                   for i0, i1 in regions]
+        futures = [client.submit(write_region, path, names, shipped, i0, i1, storage_options, pure=False,
+                                 key=f"region-{i0}-{i1}") for i0, i1 in regions]
         for future in as_completed(futures):
             yield future.result()
     finally:
@@ -241,11 +296,12 @@ def _distributed_regions(scheduler, path: str, names: list[str], fill_block: Cal
             cluster.close()
 
 
-def cube_status(path: str | Path) -> dict:
-    """``{"status": ..., "n_steps": ..., "n_ingested": ..., "missing": [times]}`` of a store."""
-    group = zarr.open_group(str(path), mode="r", zarr_format=ZARR_FORMAT)
+def cube_status(path: str | Path, *, storage_options: dict | None = None) -> dict:
+    """``{"status": ..., "n_steps": ..., "n_ingested": ..., "missing": [times]}`` of a store (path or URL)."""
+    group = zarr.open_group(_location(path, storage_options), mode="r", zarr_format=ZARR_FORMAT,
+                            use_consolidated=False)
     ingested = group["ingested"][:].astype(bool)
-    ds = xr.open_zarr(str(path))
+    ds = xr.open_zarr(_location(path, storage_options), consolidated=False)
     return {
         "status": group.attrs.get("ingest_status", "unknown"),
         "n_steps": int(ingested.size),
@@ -254,16 +310,20 @@ def cube_status(path: str | Path) -> dict:
     }
 
 
-def open_cube(path: str | Path, *, allow_incomplete: bool = False, **kwargs) -> xr.Dataset:
-    """Open a cube lazily with :func:`xarray.open_zarr`, refusing incomplete stores.
+def open_cube(path: str | Path, *, allow_incomplete: bool = False, storage_options: dict | None = None,
+              **kwargs) -> xr.Dataset:
+    """Open a cube (a path, or a URL with ``storage_options``) lazily, refusing incomplete stores.
 
     Plain ``xr.open_zarr(path)`` opens the same store without flarelib; this wrapper
     adds the completeness check.
     """
-    path = Path(path)
-    if not path.exists():
+    path = path if is_url(path) else Path(path)
+    if not _exists(path, storage_options):
         raise FileNotFoundError(f"no cube at {path}; build it first (see data_catalog.yaml / make data)")
-    ds = xr.open_zarr(str(path), **kwargs)
+    if not _exists(path, storage_options, ".zmetadata"):  # written last by every flarelib writer
+        raise IncompleteCubeError(f"{path} has no consolidated metadata: its writer stopped while writing the "
+                                  "template; re-run the same ingest")
+    ds = xr.open_zarr(_location(path, storage_options), **kwargs)
     status = ds.attrs.get("ingest_status")
     if status != "complete" or not bool(ds["ingested"].all()):
         missing = int((ds["ingested"] == 0).sum())
@@ -313,7 +373,8 @@ def build_fits_cube(
     on_block: Callable[[int, int], None] | None = None,
     scheduler=None,
     block: int = 1,
-) -> Path:
+    storage_options: dict | None = None,
+) -> Path | str:
     """Validate, align, calibrate and write AIA FITS files (plus GOES or events) as a cube.
 
     The steps: :func:`flarelib.align.scan_frames` (bad files become logged skips),
@@ -346,7 +407,7 @@ def build_fits_cube(
         inputs=checksums, prep_steps=_prep_step_list(prep_params), fingerprint_params={"prep": prep_params, "cadence": str(cadence)},
         reference_header=_reference_headers(plan.frames[0], channels, prep_params, shape), goes=goes, events=events,
         forecasts=forecasts, description=description, extra_attrs=extra_attrs, block=block, overwrite=overwrite,
-        progress=progress, on_block=on_block, scheduler=scheduler)
+        progress=progress, on_block=on_block, scheduler=scheduler, storage_options=storage_options)
 
 
 def _prepped_frame(info, **prep_options) -> np.ndarray:
@@ -392,7 +453,8 @@ def build_cube_from_plan(
     progress: bool = True,
     on_block: Callable[[int, int], None] | None = None,
     scheduler=None,
-) -> Path:
+    storage_options: dict | None = None,
+) -> Path | str:
     """Write the cube of a :class:`flarelib.align.SlotPlan`, whatever the frames come from.
 
     ``read_frames(rows, shape)`` turns ``plan.frames[i0:i1]`` into a float32 array
@@ -400,7 +462,8 @@ def build_cube_from_plan(
     input's name to its sha256 (or another stable identity); with ``fingerprint_params``
     it makes the store's ``input_fingerprint``. FITS files (:func:`build_fits_cube`) and
     SDOML v2 stores (:func:`flarelib.sdoml.build_sdoml_cube`) both come through here, so
-    their cubes have one schema. ``scheduler`` as in :func:`write_cube`.
+    their cubes have one schema. ``scheduler`` and ``storage_options`` (for a URL ``path``)
+    as in :func:`write_cube`.
     """
     from flarelib import align
 
@@ -448,7 +511,7 @@ def build_cube_from_plan(
     fill_block = _PlanBlocks(plan.frames, read_frames, (ny, nx))
     return write_cube(path, template, {"aia": (("channel", "y", "x"), (len(channels), ny, nx), "float32")},
                       fill_block, block=block, overwrite=overwrite, progress=progress, on_block=on_block,
-                      scheduler=scheduler)
+                      scheduler=scheduler, storage_options=storage_options)
 
 
 class _PlanBlocks:

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from conftest import FLARE_EVENT, ROOT
-from flarelib.store import build_fits_cube, cube_status, open_cube
+from flarelib.store import IncompleteCubeError, build_fits_cube, cube_status, open_cube
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +71,33 @@ def test_ddp_trains_on_two_cpu_processes_with_sane_metrics(small_cube_path, tmp_
     train = metrics.dropna(subset=["train_loss_epoch"])
     assert train.train_loss_epoch.iloc[-1] < train.train_loss_epoch.iloc[0]
     assert list(run.rglob("*.ckpt"))
+
+
+def test_dask_workers_write_the_cube_straight_to_object_storage(flare_files, tmp_path, dask_client, s3_server):
+    """Nothing on local disk: 2 worker processes write their regions into a bucket of the local S3 server."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_server["endpoint"]).create_bucket(Bucket="cubes")
+    url = "s3://cubes/sample.zarr"
+    options = s3_server["write"]
+    serial = open_cube(build(flare_files, tmp_path / "serial.zarr")).load()
+    assert build(flare_files, url, scheduler=dask_client, storage_options=options) == url
+    on_s3 = open_cube(url, storage_options=options).load()
+    xr.testing.assert_identical(serial, on_s3)
+    assert cube_status(url, storage_options=options)["status"] == "complete"
+    assert not list(tmp_path.glob("*.template-tmp"))
+
+
+def test_a_cut_off_template_on_object_storage_is_written_again(flare_files, s3_server):
+    import s3fs
+
+    options = s3_server["write"]
+    fs = s3fs.S3FileSystem(**options)
+    if not fs.exists("cubes"):
+        fs.mkdir("cubes")
+    url = "s3://cubes/cut.zarr"
+    fs.pipe("cubes/cut.zarr/.zgroup", b'{"zarr_format": 2}')  # what a writer killed before .zmetadata leaves
+    with pytest.raises(IncompleteCubeError, match="template"):
+        open_cube(url, storage_options=options)
+    build(flare_files, url, storage_options=options)
+    assert open_cube(url, storage_options=options).sizes["time"] == 10
