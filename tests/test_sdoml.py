@@ -118,3 +118,22 @@ def test_a_catalog_entry_builds_the_cube_and_reuses_it(sdoml_store, tmp_path):
     stamp = (cube_path / ".zattrs").stat().st_mtime_ns
     assert cat.build("sdoml-local", build_dir=tmp_path / "b") == cube_path
     assert (cube_path / ".zattrs").stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+def test_pixels_are_read_in_bounded_blocks(sdoml_store, tmp_path, monkeypatch):
+    import zarr
+
+    reads = []
+    original = zarr.Array.get_orthogonal_selection
+
+    def spy(self, selection, **kw):
+        if isinstance(selection, tuple) and isinstance(selection[0], list):  # the reader's frame picks
+            reads.append(len(selection[0]))
+        return original(self, selection, **kw)
+
+    monkeypatch.setattr(zarr.Array, "get_orthogonal_selection", spy)
+    sdoml.build_sdoml_cube(tmp_path / "c.zarr", name="sample", url=sdoml_store["url"],
+                           storage_options=sdoml_store["read"], channels=CHANNELS, start="2011-02-15T01:40",
+                           end="2011-02-15T02:10", cadence="2min", tolerance="60s", block=2, progress=False)
+    assert reads and max(reads) <= 2  # never more than `block` frames of a channel at once
+    assert sum(reads) == 9 * len(CHANNELS)  # each used frame read once
