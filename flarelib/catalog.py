@@ -304,16 +304,14 @@ def _spec_hash(entry: Entry) -> str:
 
 def _is_current(out: Path, entry: Entry) -> bool:
     """A complete cube built from exactly this entry (so no network is needed to reuse it)."""
-    from flarelib.store import cube_status
+    from flarelib.store import read_attrs, cube_status
 
     if not (out / ".zattrs").exists():
         return False
     try:
-        import zarr
-
-        attrs = dict(zarr.open_group(str(out), mode="r", zarr_format=2).attrs)
-        return attrs.get("catalog_spec") == _spec_hash(entry) and cube_status(out)["status"] == "complete"
-    except Exception:  # unreadable: rebuild
+        return (read_attrs(out).get("catalog_spec") == _spec_hash(entry)
+                and cube_status(out)["status"] == "complete")
+    except Exception:  # unreadable: build it again (write_cube refuses to delete what is not a cube)
         return False
 
 

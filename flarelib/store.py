@@ -113,7 +113,8 @@ def _remove(path, storage_options: dict | None) -> None:
         shutil.rmtree(path)
 
 
-def _read_attrs(path, storage_options: dict | None = None) -> dict:
+def read_attrs(path, storage_options: dict | None = None) -> dict:
+    """The attrs of a store (path or URL) as consolidated, without opening its variables."""
     return dict(zarr.open_group(_location(path, storage_options), mode="r", zarr_format=ZARR_FORMAT).attrs)
 
 
@@ -199,7 +200,7 @@ def write_cube(
         _remove(path, storage_options)
     if _exists(path, storage_options):
         try:
-            attrs = _read_attrs(path, storage_options)
+            attrs = read_attrs(path, storage_options)
         except Exception:  # not a zarr group: never delete what we did not write
             raise CubeMismatchError(f"{path} exists and is not a flarelib cube; remove it yourself") from None
         if attrs.get("input_fingerprint") != fingerprint:
