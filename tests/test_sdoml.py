@@ -99,22 +99,31 @@ def test_block_mean_downsamples_and_refuses_other_shapes():
 
 
 def test_a_catalog_entry_builds_the_cube_and_reuses_it(sdoml_store, tmp_path):
+    import json
+
     import yaml
 
-    from flarelib.catalog import load_catalog
+    from flarelib.catalog import _spec_hash, load_catalog
 
     entry = {"kind": "sdoml_v2", "description": "REAL frames in the SDOML v2 layout on a local S3 server",
              "synthetic": False, "licence": "NASA/SDO public data", "citation": "test",
              "time_range": ["2011-02-15T01:40:00", "2011-02-15T02:10:00"], "channels": list(CHANNELS),
              "query": {"url": sdoml_store["url"], "storage_options": sdoml_store["read"]},
-             "cube": {"cadence": "2min", "tolerance": "60s", "events": [FLARE_EVENT],
+             "cube": {"cadence": "2min", "tolerance": "60s", "events_from": "hek-local",
                       "forecasts": [["0min", "10min"]], "block": 4}}
+    hek = {"kind": "hek_events", "description": "HEK flares (saved earlier)", "synthetic": False,
+           "licence": "public", "citation": "HEK", "query": {}, "time_range": ["2011-02-15", "2011-02-16"]}
     path = tmp_path / "catalog.yaml"
-    path.write_text(yaml.safe_dump({"version": 1, "entries": {"sdoml-local": entry}}))
+    path.write_text(yaml.safe_dump({"version": 1, "entries": {"sdoml-local": entry, "hek-local": hek}}))
     cat = load_catalog(path)
+    saved = cat.download_dir("hek-local", tmp_path / "b") / "events.json"  # as a first, online run leaves it
+    saved.parent.mkdir(parents=True)
+    saved.write_text(json.dumps({"catalog_spec": _spec_hash(cat["hek-local"]), "events": [FLARE_EVENT]}))
     cube_path = cat.build("sdoml-local", build_dir=tmp_path / "b", progress=False)
     cube = cat.open("sdoml-local", build_dir=tmp_path / "b")
     assert cube.sizes["time"] == 9 and cube.attrs["licence"] == "NASA/SDO public data"
+    assert cube.event_class.values.tolist() == ["X2.2"] and cube.attrs["target_source"] == "event-list"
+    assert float(cube.flux_now.max()) == pytest.approx(2.2e-4, rel=1e-3)  # labels from the HEK entry
     stamp = (cube_path / ".zattrs").stat().st_mtime_ns
     assert cat.build("sdoml-local", build_dir=tmp_path / "b") == cube_path
     assert (cube_path / ".zattrs").stat().st_mtime_ns == stamp  # reused, not rebuilt
