@@ -97,13 +97,15 @@ def sdoml_frames(
             for i in range(array.shape[0]):
                 name = f"{year}_{key}_{i:06d}"
                 try:
-                    t_obs = np.datetime64(pd.Timestamp(str(lists["T_OBS"][i]).replace("_TAI", "")).tz_localize(None),
-                                          "ns")
+                    stamp = pd.Timestamp(str(lists["T_OBS"][i]).replace("_TAI", ""))
+                    if pd.isna(stamp):
+                        raise ValueError(f"T_OBS={lists['T_OBS'][i]!r}")
+                    t_obs = np.datetime64(stamp.tz_localize(None), "ns")
                     exptime = float(lists["EXPTIME"][i])
+                    quality = int(lists["QUALITY"][i]) if "QUALITY" in lists else 0
                 except (TypeError, ValueError) as err:
-                    skipped.append(Skip(name, "missing-keyword", f"T_OBS/EXPTIME unusable: {err}"))
+                    skipped.append(Skip(name, "missing-keyword", f"T_OBS/EXPTIME/QUALITY unusable: {err}"))
                     continue
-                quality = int(lists["QUALITY"][i]) if "QUALITY" in lists else 0
                 if not np.isfinite(exptime) or exptime <= 0:
                     skipped.append(Skip(name, "bad-exptime", f"EXPTIME={exptime}"))
                     continue
@@ -112,11 +114,12 @@ def sdoml_frames(
                     continue
                 wavelength = int(round(float(lists["WAVELNTH"][i]))) if "WAVELNTH" in lists else int(channel)
                 if wavelength != int(channel):
-                    skipped.append(Skip(name, "not-aia", f"WAVELNTH={wavelength} in the {key} array"))
+                    skipped.append(Skip(name, "wrong-channel", f"WAVELNTH={wavelength} in the {key} array"))
                     continue
+                level = float(lists["LVL_NUM"][i]) if "LVL_NUM" in lists else 1.5
                 infos.append(FrameInfo(path=Path(name), channel=int(channel), t_obs=t_obs, exptime=exptime,
-                                       quality=quality, level=float(lists.get("LVL_NUM", [1.5] * (i + 1))[i]),
-                                       shape=shape, full_disk=True, header_notes=("SDOML v2",)))
+                                       quality=quality, level=level, shape=shape, full_disk=True,
+                                       header_notes=("SDOML v2",)))
                 locations[name] = (str(year), key, i)
     for skip in skipped:
         log.warning("skip %s: %s %s", skip.source, skip.reason, skip.detail)

@@ -83,11 +83,20 @@ def test_missing_channel_and_bad_header_lists_are_clear_errors(sdoml_store, s3_s
         sdoml.sdoml_frames(group, years=[2012], channels=[171])
     url = f"s3://{BUCKET}/broken.zarr"
     data, header = sdoml_frame(sdoml_store["files"][0])
-    bad = dict(header, EXPTIME=-1.0)
-    sdoml.write_sdoml_layout([(data, header), (data, bad)], url, storage_options=s3_server["write"], seed=None)
+    frames = [(data, header), (data, dict(header, EXPTIME=-1.0)), (data, header), (data, dict(header, QUALITY=4096)),
+              (data, header)]
+    sdoml.write_sdoml_layout(frames, url, storage_options=s3_server["write"], seed=None)
+    import zarr
+
+    root = zarr.open_group(url, mode="r+", zarr_format=2, storage_options=s3_server["write"])
+    array = root["2011"][sdoml.channel_key(header["WAVELNTH"])]
+    array.attrs["T_OBS"] = [t if k != 2 else None for k, t in enumerate(array.attrs["T_OBS"])]  # a missing T_OBS
+    array.attrs["WAVELNTH"] = [w if k != 4 else 304 for k, w in enumerate(array.attrs["WAVELNTH"])]  # misfiled
+    zarr.consolidate_metadata(root.store)
     infos, skipped, _ = sdoml.sdoml_frames(sdoml.open_sdoml(url, storage_options=s3_server["read"]), years=[2011],
                                            channels=[header["WAVELNTH"]])
-    assert len(infos) == 1 and [s.reason for s in skipped] == ["bad-exptime"]
+    assert len(infos) == 1
+    assert [s.reason for s in skipped] == ["bad-exptime", "missing-keyword", "quality", "wrong-channel"]
 
 
 def test_block_mean_downsamples_and_refuses_other_shapes():
