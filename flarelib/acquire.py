@@ -228,16 +228,17 @@ def fido_fetch(
     results,
     dest: str | Path,
     *,
-    verify: Callable[[Path], None] | None = None,
+    verify: Callable[[Path], None],
     max_tries: int = 3,
     max_conn: int = 4,
     progress: bool = False,
 ) -> list[Path]:
     """Download a :class:`sunpy.net.fido_factory.UnifiedResponse` with ``Fido.fetch``; verified, resumable.
 
-    Files already in ``dest`` are skipped (``overwrite=False``); failed transfers are
-    retried with ``Fido.fetch(results_of_last_try)``; files that fail ``verify`` are
-    deleted and fetched again. Records the good files in ``dest/SHA256SUMS``.
+    Each try fetches the whole result with ``overwrite=False``, so files already in
+    ``dest`` are not downloaded again; every file, old or new, must pass ``verify``
+    (e.g. :func:`verify_aia_fits`: archives give no checksums), and one that fails is
+    deleted and fetched on the next try. Records the good files in ``dest/SHA256SUMS``.
     """
     import parfive
     from sunpy.net import Fido
