@@ -70,7 +70,8 @@ def _image_hdu(hdul: fits.HDUList) -> fits.hdu.base.ExtensionHDU | fits.PrimaryH
     raise KeyError("no 2-D image HDU")
 
 
-def _parse_time(value: str) -> np.datetime64:
+def parse_time(value: str) -> np.datetime64:
+    """An AIA time keyword (``T_OBS``/``DATE-OBS``: ISO, trailing ``Z``, ``_TAI``/``_UTC``) as ``datetime64[ns]``."""
     text = str(value).strip().rstrip("Z").replace("_TAI", "").replace("_UTC", "")
     return np.datetime64(text, "ns")
 
@@ -113,7 +114,7 @@ def read_frame_info(path: str | Path, *, check_data: bool = True, allowed_qualit
     if not header.get(time_key):
         raise BadFrameError(path, "missing-keyword", "T_OBS and DATE-OBS")
     try:
-        t_obs = _parse_time(header[time_key])
+        t_obs = parse_time(header[time_key])
     except ValueError as exc:
         raise BadFrameError(path, "missing-keyword", f"{time_key}={header[time_key]!r} is not a time") from exc
     exptime = float(header["EXPTIME"])

@@ -80,7 +80,7 @@ def sdoml_frames(
     QUALITY bits) and ``{name: (year, array name, index)}``.
     """
     from flarelib.align import Skip
-    from flarelib.prep import FrameInfo
+    from flarelib.prep import FrameInfo, parse_time
 
     infos, skipped, locations = [], [], {}
     for year in years:
@@ -97,10 +97,9 @@ def sdoml_frames(
             for i in range(array.shape[0]):
                 name = f"{year}_{key}_{i:06d}"
                 try:
-                    stamp = pd.Timestamp(str(lists["T_OBS"][i]).replace("_TAI", ""))
-                    if pd.isna(stamp):
+                    t_obs = parse_time(lists["T_OBS"][i])
+                    if np.isnat(t_obs):
                         raise ValueError(f"T_OBS={lists['T_OBS'][i]!r}")
-                    t_obs = np.datetime64(stamp.tz_localize(None), "ns")
                     exptime = float(lists["EXPTIME"][i])
                     quality = int(lists["QUALITY"][i]) if "QUALITY" in lists else 0
                 except (TypeError, ValueError) as err:
@@ -273,10 +272,12 @@ def write_sdoml_layout(
     """
     import numcodecs
 
+    from flarelib.prep import parse_time
+
     rng = np.random.default_rng(seed)
     groups: dict[tuple[str, str], list[tuple[np.ndarray, dict]]] = {}
     for data, header in frames:
-        year = str(pd.Timestamp(str(header["T_OBS"]).rstrip("Z")).year)
+        year = str(parse_time(header["T_OBS"]).astype("datetime64[Y]"))
         groups.setdefault((year, channel_key(int(round(float(header["WAVELNTH"]))))), []).append((data, header))
     root = zarr.open_group(url, mode="w", zarr_format=2, storage_options=storage_options)
     compressor = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)

@@ -94,20 +94,22 @@ def _location(path, storage_options: dict | None):
     return str(path)
 
 
+def _fs(path: str, storage_options: dict | None):
+    import fsspec
+
+    return fsspec.core.url_to_fs(path, **(storage_options or {}))
+
+
 def _exists(path, storage_options: dict | None, name: str = "") -> bool:
     if is_url(path):
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        fs, root = _fs(path, storage_options)
         return fs.exists(f"{root}/{name}" if name else root)
     return (Path(path) / name).exists()
 
 
 def _remove(path, storage_options: dict | None) -> None:
     if is_url(path):
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(path, **(storage_options or {}))
+        fs, root = _fs(path, storage_options)
         fs.rm(root, recursive=True)
     else:
         shutil.rmtree(path)
@@ -405,7 +407,8 @@ def build_fits_cube(
     first = next(f for f in plan.frames[0] if f is not None)
     return build_cube_from_plan(
         plan, path, name=name, read_frames=_FrameReader(read_frame), shape=shape or first.shape,
-        inputs=checksums, prep_steps=_prep_step_list(prep_params), fingerprint_params={"prep": prep_params, "cadence": str(cadence)},
+        inputs=checksums, prep_steps=_prep_step_list(prep_params),
+        fingerprint_params={"prep": prep_params, "cadence": str(cadence)},
         reference_header=_reference_headers(plan.frames[0], channels, prep_params, shape), goes=goes, events=events,
         forecasts=forecasts, description=description, extra_attrs=extra_attrs, block=block, overwrite=overwrite,
         progress=progress, on_block=on_block, scheduler=scheduler, storage_options=storage_options)
