@@ -1,6 +1,9 @@
 # flarelib: two commands do everything.
 #   make demo   set up .venv, build the embedded data, run every notebook (full size) -> build/
-#   make test   set up .venv and run the tests (including every notebook in small mode)
+#   make test   set up .venv, lint (make lint), then run the tests (including every notebook in small mode)
+# While developing:
+#   make lint       ruff check . (rules in pyproject.toml [tool.ruff]; the same hook runs in .pre-commit-config.yaml)
+#   make test-fast  the tests without the notebook suite, the browser and the slow (Dask/DDP) tests, under a minute
 #
 # GPU installs: CPU torch==2.13.0 is the default. Override the torch requirement and, if needed, the pip
 # options used for it, e.g.  make demo TORCH_SPEC="torch==2.13.0" TORCH_PIP_ARGS="--index-url <CUDA wheel index>"
@@ -11,7 +14,7 @@ TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flarelib-installed
 
-.PHONY: setup data demo test lab bench clean
+.PHONY: setup data demo lint test test-fast lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +31,15 @@ data: setup
 demo: data
 	MPLBACKEND=Agg $(PY) -m flarelib.suite --size default
 
-test: setup
+lint: setup
+	$(PY) -m ruff check .
+
+test: setup lint
 	$(PY) -m pytest
+
+# tests marked `slow` (more than a few seconds: training, Dask, servers, whole ingests) are left out too
+test-fast: setup
+	$(PY) -m pytest -m "not notebooks and not browser and not slow"
 
 lab: setup
 	FLARELIB_SIZE=$${FLARELIB_SIZE:-small} $(VENV)/bin/jupyter lab notebooks/

@@ -33,8 +33,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from flarelib import explain, synthetic, widgets  # noqa: E402
-from flarelib import model as flarenet  # noqa: E402
+from flarelib import (  # noqa: E402
+    explain,
+    flarenet,  # noqa: E402
+    synthetic,
+    widgets,
+)
 from flarelib.catalog import load_catalog  # noqa: E402
 from flarelib.data import FlareDataModule  # noqa: E402
 
@@ -91,8 +95,8 @@ def main() -> None:
     print(f"  {'inference':22s} {reference:10.1f} frames/s  (reference)")
     rates = {}
     for method in args.methods.split(","):
-        rates[method] = _rate(lambda: explain.attribute(model, dm, steps, method, batch_size=args.batch,
-                                                        device=device, **PARAMS), len(steps))
+        rates[method] = _rate(lambda m=method: explain.attribute(model, dm, steps, m, batch_size=args.batch,
+                                                                 device=device, **PARAMS), len(steps))
         print(f"  {method:22s} {rates[method]:10.1f} maps/s    ratio to inference {rates[method] / reference:.3f}")
 
     store_steps = steps if args.size else np.arange(min(4 * args.frames, dm.times.size))

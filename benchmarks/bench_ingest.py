@@ -13,6 +13,7 @@ Prints the time of each, the speed-up and the parallel efficiency T1 / (N * TN) 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from flarelib import store
+from flarelib import ingest, store
 from flarelib.catalog import load_catalog
 
 
@@ -43,9 +44,11 @@ def shifted_copies(files: list[Path], copies: int, out: Path) -> list[Path]:
     return paths
 
 
-def timed_build(files, path, cube, scheduler, block) -> float:
+def timed_build(files, path, options, scheduler, block) -> float:
     start = time.perf_counter()
-    store.build_fits_cube(files, path, name="bench", progress=False, scheduler=scheduler, block=block, **cube)
+    ingest.build_fits_cube(files, path, name="bench", rules=options.rules, prep_options=options.prep,
+                           targets=dataclasses.replace(options.targets, forecasts=(("0min", "12min"),)),
+                           write=dataclasses.replace(options.write, scheduler=scheduler, block=block))
     return time.perf_counter() - start
 
 
@@ -60,7 +63,7 @@ def main() -> None:
     entry = cat["sample-flare-2011-02-15"]
     work = Path(tempfile.mkdtemp(prefix="flarelib-bench-ingest-"))
     files = shifted_copies(cat.files(entry.name), args.copies, work / "fits")
-    cube = {k: v for k, v in entry.spec["cube"].items() if k != "forecasts"}
+    options = cat.cube_options(entry.name, progress=False)
     print(f"input: {len(files)} frames (real cutouts, {args.copies} time-shifted copies), {len(files) // 6} steps")
 
     clients = {n: store.dask_client(f"local:{n}") for n in (1, args.workers)}
@@ -69,7 +72,8 @@ def main() -> None:
         for r in range(args.rounds):
             for key in times:
                 path = work / f"cube-{key}-{r}.zarr"
-                times[key].append(timed_build(files, path, cube, None if key == "serial" else clients[key][0], args.block))
+                scheduler = None if key == "serial" else clients[key][0]
+                times[key].append(timed_build(files, path, options, scheduler, args.block))
                 shutil.rmtree(path)
     finally:
         for client, cluster in clients.values():

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from flarelib import store, synthetic
+from flarelib import ingest, synthetic
 from flarelib.catalog import load_catalog
 
 
@@ -36,8 +36,11 @@ def main() -> None:
     entry = cat["sample-flare-2011-02-15"]
     files = cat.files(entry.name)
     start = time.perf_counter()
-    store.build_fits_cube(files, work / "flare.zarr", name=entry.name, progress=False,
-                          **{k: v for k, v in entry.spec["cube"].items() if k != "forecasts"})
+    options = cat.cube_options(entry.name, progress=False)
+    ingest.build_fits_cube(files, work / "flare.zarr", name=entry.name, rules=options.rules,
+                           prep_options=options.prep,
+                           targets=dataclasses.replace(options.targets, forecasts=(("0min", "12min"),)),
+                           write=options.write)
     fits_rate = len(files) / (time.perf_counter() - start)
 
     config = dataclasses.replace(synthetic.SIZES["default"], days=args.steps * 12 / 1440)

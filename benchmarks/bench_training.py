@@ -35,7 +35,7 @@ import torch
 from flarelib import synthetic
 from flarelib.catalog import load_catalog
 from flarelib.data import FlareDataModule
-from flarelib.model import FlareNet
+from flarelib.flarenet import FlareNet
 
 
 def _train(model, batches, steps: int, device: torch.device, precision: str, warmup: int, gather=None) -> float:

@@ -20,60 +20,23 @@ against local servers.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
+import socket
+import tarfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 import xarray as xr
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
+
+from flarelib import goes, prep, sdoml
+from flarelib.checksums import sha256_of, write_checksums
 
 log = logging.getLogger(__name__)
-
-
-class ChecksumError(ValueError):
-    """A file is missing or its sha256 differs from the recorded one."""
-
-
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_checksums(sums_file: str | Path) -> dict[str, str]:
-    """Parse a ``sha256sum``-style file (``<hex>  <name>`` per line) into ``{name: hex}``."""
-    sums = {}
-    for number, line in enumerate(Path(sums_file).read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2 or len(parts[0]) != 64:
-            raise ChecksumError(f"{sums_file}:{number}: not a '<sha256>  <file>' line: {line!r}")
-        sums[parts[1].strip().lstrip("*")] = parts[0].lower()
-    return sums
-
-
-def verify_files(folder: str | Path, checksums: dict[str, str]) -> list[Path]:
-    """Check every listed file under ``folder``; return their paths in name order.
-
-    Raises :class:`ChecksumError` naming the first file that is missing or differs.
-    """
-    folder = Path(folder)
-    paths = []
-    for name, expected in sorted(checksums.items()):
-        path = folder / name
-        if not path.is_file():
-            raise ChecksumError(f"{path}: listed in the checksums but missing")
-        actual = sha256_of(path)
-        if actual != expected.lower():
-            raise ChecksumError(f"{path}: sha256 {actual[:16]}... does not match the recorded {expected[:16]}...")
-        paths.append(path)
-    return paths
 
 
 # --------------------------------------------------------------------------- downloads
@@ -92,13 +55,6 @@ def verify_aia_fits(path: str | Path) -> None:
     Uses :func:`flarelib.prep.read_frame_info` (truncation, missing keywords, all-NaN
     data) plus the FITS ``DATASUM``/``CHECKSUM`` cards where the file carries them.
     """
-    import warnings
-
-    from astropy.io import fits
-    from astropy.utils.exceptions import AstropyUserWarning
-
-    from flarelib import prep
-
     try:
         prep.read_frame_info(path)
     except prep.BadFrameError as err:
@@ -116,26 +72,10 @@ def verify_aia_fits(path: str | Path) -> None:
 
 def verify_goes_file(path: str | Path) -> None:
     """Raise ``ValueError`` unless ``path`` opens as a GOES XRS file with samples."""
-    from flarelib.goes import GOESDataError, load_xrs
-
     try:
-        load_xrs(path)
-    except GOESDataError as err:
+        goes.load_xrs(path)
+    except goes.GOESDataError as err:
         raise ValueError(str(err)) from err
-
-
-def write_checksums(folder: str | Path, paths: Sequence[str | Path], name: str = "SHA256SUMS") -> Path:
-    """Merge the sha256 of ``paths`` into ``folder/name`` (``sha256sum`` format, sorted)."""
-    folder = Path(folder)
-    sums_file = folder / name
-    sums = read_checksums(sums_file) if sums_file.is_file() else {}
-    for path in paths:
-        path = Path(path)
-        sums[path.relative_to(folder).as_posix()] = sha256_of(path)
-    tmp = sums_file.with_name(sums_file.name + ".tmp")
-    tmp.write_text("".join(f"{digest}  {n}\n" for n, digest in sorted(sums.items())))
-    tmp.replace(sums_file)
-    return sums_file
 
 
 def _passes(path: Path, verify: Callable[[Path], None] | None) -> bool:
@@ -180,7 +120,7 @@ def download_files(
     Returns the verified paths in request order and records them in ``dest/SHA256SUMS``.
     Raises :class:`DownloadError` naming the files still bad after ``max_tries`` rounds.
     """
-    import parfive
+    import parfive  # lazy: only downloads need it
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -240,8 +180,8 @@ def fido_fetch(
     (e.g. :func:`verify_aia_fits`: archives give no checksums), and one that fails is
     deleted and fetched on the next try. Records the good files in ``dest/SHA256SUMS``.
     """
-    import parfive
-    from sunpy.net import Fido
+    import parfive  # lazy: only downloads need it
+    from sunpy.net import Fido  # lazy: sunpy.net takes seconds to import
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -283,7 +223,7 @@ def aia_query(time_range: Sequence[str], channels: Sequence[int], cadence: str |
     >>> Fido.search(*aia_query(["2011-02-15T01:00", "2011-02-15T02:00"], [94, 131], "12min"))  # doctest: +SKIP
     """
     import astropy.units as u
-    from sunpy.net import attrs as a
+    from sunpy.net import attrs as a  # lazy: sunpy.net takes seconds to import
 
     start, end = _times(time_range)
     if not channels:
@@ -299,7 +239,7 @@ def aia_query(time_range: Sequence[str], channels: Sequence[int], cadence: str |
 
 def search_aia(time_range: Sequence[str], channels: Sequence[int], cadence: str | None = None):
     """``Fido.search`` for AIA frames (needs the network)."""
-    from sunpy.net import Fido
+    from sunpy.net import Fido  # lazy: sunpy.net takes seconds to import
 
     return Fido.search(*aia_query(time_range, channels, cadence))
 
@@ -353,7 +293,7 @@ def jsoc_export(query: str, dest: str | Path, *, method: str = "url", protocol: 
     Large requests go through JSOC's export system (``method="url-tar"`` bundles them). The
     e-mail comes from ``$JSOC_EMAIL`` and is passed to drms only.
     """
-    import drms
+    import drms  # lazy: only JSOC exports need it
 
     client = drms.Client(email=jsoc_email())
     log.info("JSOC export of %s", query)
@@ -373,8 +313,6 @@ def unpack_export(tars: Sequence[str | Path], dest: str | Path) -> list[Path]:
     devices). A tar that does not open, or a FITS that fails :func:`verify_aia_fits`, raises
     :class:`DownloadError` naming it (delete the tar and rerun the export to fetch it again).
     """
-    import tarfile
-
     dest = Path(dest)
     paths, bad = [], []
     for tar in map(Path, tars):
@@ -401,7 +339,7 @@ def unpack_export(tars: Sequence[str | Path], dest: str | Path) -> list[Path]:
 
 def goes_query(time_range: Sequence[str], satellite: int | None = None, resolution: str = "avg1m") -> tuple:
     """Fido attrs for GOES XRS: ``a.Instrument('XRS')``, ``a.Resolution`` (``avg1m`` or ``flx1s``), satellite."""
-    from sunpy.net import attrs as a
+    from sunpy.net import attrs as a  # lazy: sunpy.net takes seconds to import
 
     start, end = _times(time_range)
     if resolution not in ("avg1m", "flx1s"):
@@ -421,9 +359,7 @@ def fetch_goes(time_range: Sequence[str], dest: str | Path, *, satellite: int | 
     converted before combining, and parts of different scaling are never mixed unconverted.
     ``results`` is a ready Fido search result (then no search is made).
     """
-    from sunpy.net import Fido
-
-    from flarelib import goes
+    from sunpy.net import Fido  # lazy: sunpy.net takes seconds to import
 
     if results is None:
         results = Fido.search(*goes_query(time_range, satellite, resolution))
@@ -439,7 +375,7 @@ def fetch_goes(time_range: Sequence[str], dest: str | Path, *, satellite: int | 
 
 def hek_flare_query(time_range: Sequence[str], observatory: str = "SWPC") -> tuple:
     """Fido attrs for HEK flare events of one feature-recognition method (default NOAA/SWPC)."""
-    from sunpy.net import attrs as a
+    from sunpy.net import attrs as a  # lazy: sunpy.net takes seconds to import
 
     start, end = _times(time_range)
     return (a.Time(start.isoformat(), end.isoformat()), a.hek.EventType("FL"), a.hek.FRM.Name == observatory)
@@ -451,13 +387,11 @@ def flare_events(table, *, source: str = "HEK (NOAA/SWPC)") -> list[dict]:
     Rows without a valid GOES class or times are skipped with a log line (nothing is
     silently lost); exact duplicates (same start, peak and class) are kept once.
     """
-    from flarelib.goes import class_to_flux
-
     events, seen = [], set()
     for k, row in enumerate(table):
         try:
             label = str(row["fl_goescls"]).strip()
-            class_to_flux(label)
+            goes.class_to_flux(label)
             times = [pd.Timestamp(str(getattr(row[key], "isot", row[key]))) for key in
                      ("event_starttime", "event_peaktime", "event_endtime")]
         except (KeyError, ValueError) as err:
@@ -480,7 +414,7 @@ def flare_events(table, *, source: str = "HEK (NOAA/SWPC)") -> list[dict]:
 
 def search_flare_events(time_range: Sequence[str], observatory: str = "SWPC") -> list[dict]:
     """Flare events from HEK (needs the network)."""
-    from sunpy.net import Fido
+    from sunpy.net import Fido  # lazy: sunpy.net takes seconds to import
 
     result = Fido.search(*hek_flare_query(time_range, observatory))
     return flare_events(result["hek"])
@@ -498,8 +432,6 @@ ARCHIVE_HOSTS = {
 
 def reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
     """True when a TCP connection to ``host:port`` opens within ``timeout`` s."""
-    import socket
-
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -513,8 +445,6 @@ def preview_archives(time_range: Sequence[str], channels: Sequence[int], cadence
     Archives that cannot be reached are listed as skipped (offline use is normal: tests,
     Binder without network); a failing call is listed with its error instead of raising.
     """
-    from flarelib import sdoml
-
     searches = {
         "AIA (Fido: VSO/JSOC)": (str(aia_query(time_range, channels, cadence)),
                                  lambda: f"{search_aia(time_range, channels, cadence).file_num} frames"),
@@ -537,21 +467,17 @@ def preview_archives(time_range: Sequence[str], channels: Sequence[int], cadence
 
 
 def _count_fido(query) -> str:
-    from sunpy.net import Fido
+    from sunpy.net import Fido  # lazy: sunpy.net takes seconds to import
 
     return f"{Fido.search(*query).file_num} files"
 
 
 def _describe_events(events: list[dict]) -> str:
-    from flarelib.goes import class_to_flux
-
-    strongest = max(events, key=lambda e: class_to_flux(e["goes_class"]), default=None)
+    strongest = max(events, key=lambda e: goes.class_to_flux(e["goes_class"]), default=None)
     return f"{len(events)} flares" + (f", strongest {strongest['goes_class']}" if strongest else "")
 
 
 def _count_sdoml(time_range: Sequence[str], channels: Sequence[int]) -> str:
-    from flarelib import sdoml
-
     start, end = _times(time_range)
     group = sdoml.open_sdoml()
     infos, _, _ = sdoml.sdoml_frames(group, years=range(start.year, end.year + 1), channels=channels)

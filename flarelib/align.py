@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +24,9 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
+from flarelib.checksums import fingerprint
 from flarelib.goes import class_to_flux, flare_class, flare_class_label, resample_to_slots, window_max
-from flarelib.prep import BadFrameError, FrameInfo, read_frame_info
+from flarelib.prep import DEFAULT_CHANNELS, BadFrameError, FrameInfo, read_frame_info
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +111,29 @@ class SlotPlan:
         }
 
 
+@dataclass(frozen=True)
+class SlotRules:
+    """How frames become cadence slots: the channels (Å), the cadence, the matching tolerance
+    (default: half the cadence), an optional UTC time cut ``[start, end]``, whether slots that
+    miss a channel are kept (``fill_missing``) and which QUALITY bits are accepted."""
+
+    channels: tuple[int, ...] = DEFAULT_CHANNELS
+    cadence: str = "12min"
+    tolerance: str | None = None
+    start: str | None = None
+    end: str | None = None
+    fill_missing: bool = False
+    allowed_quality_bits: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+
+    def plan(self, infos: Sequence[FrameInfo], skipped: Sequence[Skip] = ()) -> SlotPlan:
+        """:func:`plan_slots` with these rules."""
+        return plan_slots(infos, channels=self.channels, cadence=self.cadence, tolerance=self.tolerance,
+                          start=self.start, end=self.end, fill_missing=self.fill_missing, skipped=skipped)
+
+
 def plan_slots(
     infos: Sequence[FrameInfo],
     *,
@@ -192,7 +214,7 @@ def plan_fingerprint(plan: SlotPlan, checksums: dict[str, str], params: dict) ->
         "checksums": dict(sorted(checksums.items())),
         "params": params,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return fingerprint(payload)
 
 
 # --------------------------------------------------------------------------- targets
@@ -318,3 +340,36 @@ def event_targets(events: xr.Dataset, times: np.ndarray, forecasts: Sequence[tup
     ds["xrsb"] = ("time", np.full(times.shape, np.nan, dtype=np.float32),
                   {"units": "W m-2", "long_name": "GOES XRS-B (1-8 Å) flux", "note": "no GOES data in this cube"})
     return ds
+
+
+@dataclass(frozen=True, eq=False)
+class Targets:
+    """Where a cube's targets come from: a GOES XRS dataset (W/m², from
+    :func:`flarelib.goes.load_xrs`) or, without one, a flare event list (dicts as in
+    :func:`events_dataset`); and the forecasts ``(lead, window)`` besides the nowcast."""
+
+    goes: xr.Dataset | None = None
+    events: tuple[dict, ...] = ()
+    forecasts: tuple[tuple[str, str], ...] = (("0min", "12min"),)
+
+    def __post_init__(self):
+        object.__setattr__(self, "events", tuple(dict(e) for e in self.events or ()))
+        object.__setattr__(self, "forecasts", tuple((str(lead), str(window)) for lead, window in self.forecasts))
+
+    def identity(self) -> dict:
+        """What identifies these targets in a store's fingerprint."""
+        return {"goes": self.goes.attrs.get("source") if self.goes is not None else None,
+                "events": [dict(e) for e in self.events] or None, "forecasts": [list(f) for f in self.forecasts]}
+
+    def dataset(self, times: np.ndarray, cadence: str | np.timedelta64) -> tuple[xr.Dataset, dict]:
+        """The target variables on ``times`` plus the event list, and the attrs saying where they come from."""
+        events = events_dataset(self.events)
+        if self.goes is not None:
+            targets = goes_targets(self.goes, times, cadence, self.forecasts)
+            attrs = {"goes_satellite": self.goes.attrs.get("goes_satellite", "unknown"),
+                     "goes_scaling": self.goes.attrs.get("goes_scaling", "unknown"), "target_source": "goes-xrs"}
+        else:
+            targets = event_targets(events, times, self.forecasts)
+            attrs = {"goes_satellite": "none", "goes_scaling": "none",
+                     "target_source": "event-list" if self.events else "none"}
+        return xr.merge([targets, events], combine_attrs="drop_conflicts"), attrs

@@ -16,29 +16,31 @@ reads the SDOML v2 Zarr store on S3 into that cube; ``fido_goes`` opens GOES XRS
 ``goes_xrs``; ``hek_events`` opens a HEK flare list (kept as JSON once fetched). A cube's
 ``goes_from`` / ``events_from`` name the entry its targets come from. Once built, a cube
 whose entry has not changed is reused without touching the network.
+
+Each kind is one registered :class:`Kind` (its name, the fields it requires, and its
+``files``/``build``/``open`` functions); :func:`register_kind` adds one. See "How to
+extend" in ``docs/architecture.md``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import hashlib
 import json
-import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
+import pandas as pd
 import xarray as xr
 import yaml
 
-from flarelib import acquire
-
-LOCAL_KINDS = ("aia_fits", "goes_xrs", "synthetic")
-NETWORK_KINDS = ("fido_aia", "jsoc_export", "sdoml_v2", "fido_goes", "hek_events")
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from flarelib import acquire, align, goes, ingest, prep, sdoml, store, synthetic
+from flarelib.checksums import ChecksumError, fingerprint, read_checksums, sha256_of, verify_files
+from flarelib.paths import default_build_dir, default_catalog_path
 
 _COMMON = {
-    "kind": {"enum": list(LOCAL_KINDS + NETWORK_KINDS)},
     "description": {"type": "string", "minLength": 1},
     "synthetic": {"type": "boolean"},
     "licence": {"type": "string", "minLength": 1},
@@ -54,22 +56,6 @@ _COMMON = {
     "disk_from": {"type": "string"},
     "query": {"type": "object"},
 }
-ENTRY_SCHEMA = {
-    "type": "object",
-    "required": ["kind", "description", "synthetic", "licence", "citation"],
-    "properties": _COMMON,
-    "additionalProperties": False,
-    "allOf": [
-        {"if": {"properties": {"kind": {"enum": ["aia_fits", "goes_xrs"]}}},
-         "then": {"required": ["path", "sha256", "time_range"]}},
-        {"if": {"properties": {"kind": {"const": "aia_fits"}}}, "then": {"required": ["channels", "cube"]}},
-        {"if": {"properties": {"kind": {"const": "synthetic"}}},
-         "then": {"required": ["generator", "disk_from", "channels"], "properties": {"synthetic": {"const": True}}}},
-        {"if": {"properties": {"kind": {"enum": list(NETWORK_KINDS)}}}, "then": {"required": ["query", "time_range"]}},
-        {"if": {"properties": {"kind": {"enum": ["fido_aia", "jsoc_export", "sdoml_v2"]}}},
-         "then": {"required": ["channels", "cube"]}},
-    ],
-}
 CATALOG_SCHEMA = {
     "type": "object",
     "required": ["version", "entries"],
@@ -80,16 +66,6 @@ CATALOG_SCHEMA = {
 
 class CatalogError(ValueError):
     """A catalog entry is invalid or its files do not match; the message names entry and field."""
-
-
-def default_catalog_path() -> Path:
-    """``$FLARELIB_CATALOG`` or the ``data_catalog.yaml`` at the project root."""
-    return Path(os.environ.get("FLARELIB_CATALOG", REPO_ROOT / "data_catalog.yaml"))
-
-
-def default_build_dir() -> Path:
-    """Where cubes are built: ``$FLARELIB_DATA_DIR`` or ``build/data`` at the project root."""
-    return Path(os.environ.get("FLARELIB_DATA_DIR", REPO_ROOT / "build" / "data"))
 
 
 @dataclass(frozen=True)
@@ -108,6 +84,69 @@ class Entry:
     @property
     def path(self) -> Path:
         return (self.root / self.spec["path"]).resolve()
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the entry's specification: a cube built from it records this (``catalog_spec``)."""
+        return fingerprint(self.spec)
+
+    def error(self, field: str, message: str) -> CatalogError:
+        """A :class:`CatalogError` naming this entry and ``field``."""
+        return CatalogError(f"entry {self.name!r}, field {field}: {message}")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What :meth:`Catalog.build` passes to a kind's ``build`` function."""
+
+    out: Path
+    build_dir: Path | None
+    overwrite: bool
+    progress: bool
+    scheduler: object
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of catalog entry.
+
+    ``required``: the fields its entries must have (beyond the common ones); ``schema``:
+    further JSON-schema constraints on them. ``network``: its data come from an archive
+    (a built cube is reused while the entry is unchanged). ``files(catalog, entry,
+    build_dir, verify)`` lists its files, ``build(catalog, entry, request)`` builds its
+    cube, and ``open(catalog, entry, build_dir, progress)`` opens it (default: build, then
+    :func:`flarelib.store.open_cube`). A missing function means the kind has no such thing.
+    """
+
+    name: str
+    required: tuple[str, ...] = ()
+    schema: dict = dataclasses.field(default_factory=dict)
+    network: bool = False
+    files: Callable | None = None
+    build: Callable | None = None
+    open: Callable | None = None
+
+
+#: The registered kinds, by name (see :func:`register_kind`).
+KINDS: dict[str, Kind] = {}
+
+
+def register_kind(kind: Kind) -> Kind:
+    """Make ``kind`` known to every catalog loaded from now on (replacing one of the same name)."""
+    KINDS[kind.name] = kind
+    return kind
+
+
+def entry_schema() -> dict:
+    """The JSON schema of one entry: the common fields plus what each registered kind requires."""
+    return {
+        "type": "object",
+        "required": ["kind", "description", "synthetic", "licence", "citation"],
+        "properties": {"kind": {"enum": list(KINDS)}, **_COMMON},
+        "additionalProperties": False,
+        "allOf": [{"if": {"properties": {"kind": {"const": k.name}}},
+                   "then": {"required": list(k.required), **k.schema}} for k in KINDS.values()],
+    }
 
 
 class Catalog:
@@ -128,14 +167,12 @@ class Catalog:
     def names(self, kind: str | None = None) -> list[str]:
         return [n for n, e in self.entries.items() if kind is None or e.kind == kind]
 
-    def summary(self, network: bool | None = None):
+    def summary(self, network: bool | None = None) -> pd.DataFrame:
         """A pandas table of the entries (name, kind, synthetic, channels, time range, description).
 
         ``network=True`` lists only the entries fetched from archives, ``False`` only local ones.
         """
-        import pandas as pd
-
-        entries = [e for e in self.entries.values() if network is None or (e.kind in NETWORK_KINDS) == network]
+        entries = [e for e in self.entries.values() if network is None or KINDS[e.kind].network == network]
         rows = [{"name": e.name, "kind": e.kind, "synthetic": e.synthetic,
                  "channels": e.spec.get("channels", ""), "time_range": " to ".join(e.spec.get("time_range", [])),
                  "description": e.spec["description"]} for e in entries]
@@ -145,75 +182,42 @@ class Catalog:
         """The files of an entry, checked: a local entry's against its sha256 (and its checksum list);
         a ``fido_aia``/``jsoc_export`` entry's are downloaded (resumably) and verified first."""
         entry = self[name]
-        if entry.kind in ("fido_aia", "jsoc_export"):
-            return self._download_aia(entry, build_dir)
-        if entry.kind in NETWORK_KINDS:
-            raise CatalogError(f"entry {name!r}, field kind: {entry.kind!r} entries have no file list; use open()")
-        if entry.kind == "synthetic":
-            raise CatalogError(f"entry {name!r}, field kind: a synthetic entry has no files; use open()")
-        path = entry.path
-        if not path.exists():
-            raise CatalogError(f"entry {name!r}, field path: {path} does not exist")
-        if path.is_file():
-            if verify and acquire.sha256_of(path) != entry.spec["sha256"]:
-                raise CatalogError(f"entry {name!r}, field sha256: {path.name} does not match the recorded checksum")
-            return [path]
-        sums_name = entry.spec.get("checksums")
-        if not sums_name:
-            raise CatalogError(f"entry {name!r}, field checksums: a folder entry needs a checksum list")
-        sums_file = path / sums_name
-        if verify:
-            if not sums_file.is_file():
-                raise CatalogError(f"entry {name!r}, field checksums: {sums_file} is missing")
-            if acquire.sha256_of(sums_file) != entry.spec["sha256"]:
-                raise CatalogError(f"entry {name!r}, field sha256: {sums_file.name} does not match the recorded "
-                                   "checksum (the checksum list itself changed)")
-        sums = acquire.read_checksums(sums_file)
-        pattern = entry.spec.get("pattern", "*")
-        selected = {n: h for n, h in sums.items() if Path(n).match(pattern)}
-        if not selected:
-            raise CatalogError(f"entry {name!r}, field pattern: {pattern!r} matches no listed file")
-        if not verify:
-            return [path / n for n in sorted(selected)]
-        try:
-            return acquire.verify_files(path, selected)
-        except acquire.ChecksumError as err:
-            raise CatalogError(f"entry {name!r}, field checksums: {err}") from err
+        kind = KINDS[entry.kind]
+        if kind.files is None:
+            raise entry.error("kind", f"{entry.kind!r} entries have no file list; use open()")
+        return kind.files(self, entry, build_dir, verify)
 
     def download_dir(self, name: str, build_dir: str | Path | None = None) -> Path:
         """Where a network entry's downloads go: ``<build dir>/downloads/<name>``."""
         return Path(build_dir or default_build_dir()) / "downloads" / name
 
-    def _download_aia(self, entry: Entry, build_dir: str | Path | None = None) -> list[Path]:
-        query = entry.spec["query"]
-        dest = self.download_dir(entry.name, build_dir)
-        time_range, channels = entry.spec["time_range"], entry.spec["channels"]
-        if entry.kind == "jsoc_export":
-            q = acquire.jsoc_query(time_range, channels, query.get("cadence", "12min"),
-                                   series=query.get("series", "aia.lev1_euv_12s"), segment=query.get("segment", "image"))
-            return acquire.jsoc_export(q, dest, method=query.get("method", "url"))
-        results = acquire.search_aia(time_range, channels, query.get("cadence"))
-        return acquire.fido_fetch(results, dest, verify=acquire.verify_aia_fits)
-
     def events(self, name: str, *, build_dir: str | Path | None = None) -> list[dict]:
         """Flare events of a ``hek_events`` entry (fetched once, then read from ``events.json``)."""
         entry = self[name]
         if entry.kind != "hek_events":
-            raise CatalogError(f"entry {name!r}, field kind: {entry.kind!r} is not a flare event list")
+            raise entry.error("kind", f"{entry.kind!r} is not a flare event list")
         cached = self.download_dir(name, build_dir) / "events.json"
         if cached.is_file():
             saved = json.loads(cached.read_text())
-            if saved.get("catalog_spec") == _spec_hash(entry):
+            if saved.get("catalog_spec") == entry.fingerprint:
                 return saved["events"]
         events = acquire.search_flare_events(entry.spec["time_range"], entry.spec["query"].get("observatory", "SWPC"))
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"catalog_spec": _spec_hash(entry), "events": events}, indent=1))
+        tmp.write_text(json.dumps({"catalog_spec": entry.fingerprint, "events": events}, indent=1))
         tmp.replace(cached)
         return events
 
     def cube_path(self, name: str, build_dir: str | Path | None = None) -> Path:
         return Path(build_dir or default_build_dir()) / f"{name}.zarr"
+
+    def cube_options(self, name: str, *, build_dir: str | Path | None = None, progress: bool = True) -> CubeOptions:
+        """The slot rules, prep, targets and write options an AIA entry's cube is built with."""
+        entry = self[name]
+        if "cube" not in entry.spec:
+            raise entry.error("cube", "this entry has no cube settings")
+        return _cube_options(self, entry, BuildRequest(self.cube_path(name, build_dir),
+                                                       Path(build_dir) if build_dir else None, False, progress, None))
 
     def build(self, name: str, *, build_dir: str | Path | None = None, overwrite: bool = False,
               progress: bool = True, scheduler=None) -> Path:
@@ -223,96 +227,209 @@ class Catalog:
         writes on Dask (see :func:`flarelib.store.dask_client`); ``None`` builds serially.
         """
         entry = self[name]
+        kind = KINDS[entry.kind]
+        if kind.build is None:
+            raise entry.error("kind", f"{entry.kind!r} entries are not built into cubes")
         out = self.cube_path(name, build_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if entry.kind in ("fido_aia", "jsoc_export", "sdoml_v2"):
+        if kind.network:
             if _is_current(out, entry):
                 return out
             overwrite = True  # the entry changed (or the cube is new): what is there is not this entry's cube
-        if entry.kind in ("aia_fits", "fido_aia", "jsoc_export", "sdoml_v2"):
-            cube = dict(entry.spec.get("cube", {}))
-            goes = self.open(cube.pop("goes_from"), build_dir=build_dir) if "goes_from" in cube else None
-            if "events_from" in cube:
-                cube["events"] = self.events(cube.pop("events_from"), build_dir=build_dir)
-            forecasts = [tuple(f) for f in cube.pop("forecasts", [["0min", "12min"]])]
-            shape = tuple(cube.pop("shape")) if "shape" in cube else None
-            cube["scheduler"] = scheduler or cube.get("scheduler")
-            attrs = {"licence": entry.spec["licence"], "citation": entry.spec["citation"],
-                     "catalog_spec": _spec_hash(entry)}
-            common = dict(name=name, channels=entry.spec["channels"], goes=goes, forecasts=forecasts, shape=shape,
-                          description=entry.spec["description"], overwrite=overwrite, progress=progress,
-                          extra_attrs=attrs, **cube)
-            try:
-                if entry.kind == "sdoml_v2":
-                    from flarelib.sdoml import SDOML_V2_URL, build_sdoml_cube
-
-                    query = entry.spec["query"]
-                    start, end = entry.spec["time_range"]
-                    return build_sdoml_cube(out, url=query.get("url", SDOML_V2_URL),
-                                            storage_options=query.get("storage_options"), start=start, end=end,
-                                            **common)
-                from flarelib.store import build_fits_cube
-
-                return build_fits_cube(self.files(name, build_dir=build_dir), out, **common)
-            except TypeError as err:
-                raise CatalogError(f"entry {name!r}, field cube: {err}") from err
-        if entry.kind == "synthetic":
-            from flarelib import synthetic
-
-            params = dict(entry.spec["generator"])
-            size = params.pop("size", "default")
-            if size not in synthetic.SIZES:
-                raise CatalogError(f"entry {name!r}, field generator.size: {size!r} is not one of "
-                                   f"{sorted(synthetic.SIZES)}")
-            try:
-                config = dataclasses.replace(synthetic.SIZES[size], **params)
-            except TypeError as err:
-                raise CatalogError(f"entry {name!r}, field generator: {err}") from err
-            if list(config.channels) != list(entry.spec["channels"]):
-                raise CatalogError(f"entry {name!r}, field channels: {entry.spec['channels']} differ from the "
-                                   f"generator's {list(config.channels)}")
-            return synthetic.build_synthetic_cube(out, config, self.files(entry.spec["disk_from"]), name=name,
-                                                  overwrite=overwrite, progress=progress)
-        raise CatalogError(f"entry {name!r}, field kind: {entry.kind!r} entries are not built into cubes")
+        return kind.build(self, entry, BuildRequest(out, Path(build_dir) if build_dir else None, overwrite,
+                                                    progress, scheduler))
 
     def open(self, name: str, *, build_dir: str | Path | None = None, progress: bool = True) -> xr.Dataset:
-        """Open an entry: a cube (built on first use) or, for ``goes_xrs``, the XRS dataset."""
+        """Open an entry: a cube (built on first use), an XRS dataset or an event list."""
         entry = self[name]
-        if entry.kind == "goes_xrs":
-            from flarelib.goes import combine_xrs, load_xrs
-
-            return combine_xrs([load_xrs(f) for f in self.files(name)])
-        if entry.kind == "fido_goes":
-            from flarelib.acquire import fetch_goes
-
-            query = entry.spec["query"]
-            return fetch_goes(entry.spec["time_range"], self.download_dir(name, build_dir),
-                              satellite=query.get("satellite"), resolution=query.get("resolution", "avg1m"),
-                              science_quality=query.get("science_quality", True))
-        if entry.kind == "hek_events":
-            from flarelib.align import events_dataset
-
-            return events_dataset(self.events(name, build_dir=build_dir))
-        from flarelib.store import open_cube
-
-        return open_cube(self.build(name, build_dir=build_dir, progress=progress))
-
-
-def _spec_hash(entry: Entry) -> str:
-    return hashlib.sha256(json.dumps(entry.spec, sort_keys=True, default=str).encode()).hexdigest()
+        kind = KINDS[entry.kind]
+        if kind.open is not None:
+            return kind.open(self, entry, build_dir, progress)
+        return store.open_cube(self.build(name, build_dir=build_dir, progress=progress))
 
 
 def _is_current(out: Path, entry: Entry) -> bool:
     """A complete cube built from exactly this entry (so no network is needed to reuse it)."""
-    from flarelib.store import read_attrs, cube_status
-
     if not (out / ".zattrs").exists():
         return False
     try:
-        return (read_attrs(out).get("catalog_spec") == _spec_hash(entry)
-                and cube_status(out)["status"] == "complete")
+        return (store.read_attrs(out).get("catalog_spec") == entry.fingerprint
+                and store.cube_status(out)["status"] == "complete")
     except Exception:  # unreadable: build it again (write_cube refuses to delete what is not a cube)
         return False
+
+
+# --------------------------------------------------------------------------- files
+
+def _local_files(catalog: Catalog, entry: Entry, build_dir, verify: bool) -> list[Path]:
+    """A local entry's file (checked by its sha256) or folder (checked by its checksum list)."""
+    path = entry.path
+    if not path.exists():
+        raise entry.error("path", f"{path} does not exist")
+    if path.is_file():
+        if verify and sha256_of(path) != entry.spec["sha256"]:
+            raise entry.error("sha256", f"{path.name} does not match the recorded checksum")
+        return [path]
+    sums_name = entry.spec.get("checksums")
+    if not sums_name:
+        raise entry.error("checksums", "a folder entry needs a checksum list")
+    sums_file = path / sums_name
+    if verify:
+        if not sums_file.is_file():
+            raise entry.error("checksums", f"{sums_file} is missing")
+        if sha256_of(sums_file) != entry.spec["sha256"]:
+            raise entry.error("sha256", f"{sums_file.name} does not match the recorded checksum "
+                                        "(the checksum list itself changed)")
+    sums = read_checksums(sums_file)
+    pattern = entry.spec.get("pattern", "*")
+    selected = {n: h for n, h in sums.items() if Path(n).match(pattern)}
+    if not selected:
+        raise entry.error("pattern", f"{pattern!r} matches no listed file")
+    if not verify:
+        return [path / n for n in sorted(selected)]
+    try:
+        return verify_files(path, selected)
+    except ChecksumError as err:
+        raise entry.error("checksums", str(err)) from err
+
+
+def _downloaded_aia(catalog: Catalog, entry: Entry, build_dir, verify: bool) -> list[Path]:
+    """A ``fido_aia`` or ``jsoc_export`` entry's AIA files, downloaded and verified (needs the network once)."""
+    query = entry.spec["query"]
+    dest = catalog.download_dir(entry.name, build_dir)
+    time_range, channels = entry.spec["time_range"], entry.spec["channels"]
+    if entry.kind == "jsoc_export":
+        q = acquire.jsoc_query(time_range, channels, query.get("cadence", "12min"),
+                               series=query.get("series", "aia.lev1_euv_12s"), segment=query.get("segment", "image"))
+        return acquire.jsoc_export(q, dest, method=query.get("method", "url"))
+    results = acquire.search_aia(time_range, channels, query.get("cadence"))
+    return acquire.fido_fetch(results, dest, verify=acquire.verify_aia_fits)
+
+
+# --------------------------------------------------------------------------- cubes
+
+#: ``cube`` settings that an entry may not set, and what sets them instead.
+_SET_ELSEWHERE = {"channels": "the entry's channels", "goes": "cube.goes_from", "overwrite": "the build command",
+                  "progress": "the build command", "on_block": "the build command",
+                  "storage_options": "the build directory"}
+_CUBE_OPTION_TYPES = (align.SlotRules, align.Targets, store.WriteOptions, prep.PrepOptions)
+
+
+def _take(cls, spec: dict) -> dict:
+    """Remove from ``spec`` and return the keys that are fields of the dataclass ``cls``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: spec.pop(k) for k in list(spec) if k in names}
+
+
+@dataclass(frozen=True, eq=False)
+class CubeOptions:
+    """An AIA entry's ``cube`` field as the ingest's parameter objects."""
+
+    rules: align.SlotRules
+    prep: prep.PrepOptions
+    targets: align.Targets
+    write: store.WriteOptions
+
+
+def _cube_options(catalog: Catalog, entry: Entry, request: BuildRequest) -> CubeOptions:
+    """An AIA entry's ``cube`` field as :class:`CubeOptions`; a bad key is an error naming it."""
+    spec = dict(entry.spec.get("cube", {}))
+    for key in spec:
+        if key in _SET_ELSEWHERE:
+            raise entry.error(f"cube.{key}", f"is set by {_SET_ELSEWHERE[key]}, not here")
+    goes_xrs = catalog.open(spec.pop("goes_from"), build_dir=request.build_dir) if "goes_from" in spec else None
+    if "events_from" in spec:
+        spec["events"] = catalog.events(spec.pop("events_from"), build_dir=request.build_dir)
+    rules, targets, write, prep_fields = (_take(cls, spec) for cls in _CUBE_OPTION_TYPES)
+    if spec:
+        known = {f.name for cls in _CUBE_OPTION_TYPES for f in dataclasses.fields(cls)} - set(_SET_ELSEWHERE)
+        known |= {"goes_from", "events_from"}
+        raise entry.error(f"cube.{sorted(spec)[0]}", f"unknown setting; known: {sorted(known)}")
+    if "shape" in prep_fields:
+        prep_fields["shape"] = tuple(prep_fields["shape"])
+    if "forecasts" in targets:
+        targets["forecasts"] = [tuple(f) for f in targets["forecasts"]]
+    write["scheduler"] = request.scheduler or write.get("scheduler")
+    return CubeOptions(rules=align.SlotRules(channels=tuple(entry.spec["channels"]), **rules),
+                       prep=prep.PrepOptions(**prep_fields), targets=align.Targets(goes=goes_xrs, **targets),
+                       write=store.WriteOptions(overwrite=request.overwrite, progress=request.progress, **write))
+
+
+def _provenance(entry: Entry) -> dict:
+    return {"licence": entry.spec["licence"], "citation": entry.spec["citation"], "catalog_spec": entry.fingerprint}
+
+
+def _build_aia_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Path:
+    """The cube of an entry whose AIA frames are FITS files (local or downloaded)."""
+    options = _cube_options(catalog, entry, request)
+    return ingest.build_fits_cube(catalog.files(entry.name, build_dir=request.build_dir), request.out,
+                                  name=entry.name, rules=options.rules, prep_options=options.prep,
+                                  targets=options.targets, write=options.write,
+                                  description=entry.spec["description"], extra_attrs=_provenance(entry))
+
+
+def _build_sdoml_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Path:
+    """The cube of an ``sdoml_v2`` entry, read from the S3 store (needs the network once)."""
+    options = _cube_options(catalog, entry, request)
+    shape = options.prep.shape
+    if options.prep != prep.PrepOptions(shape=shape):
+        raise entry.error("cube", "SDOML v2 frames are already calibrated: only the shape of the prep settings applies")
+    start, end = entry.spec["time_range"]
+    query = entry.spec["query"]
+    return sdoml.build_sdoml_cube(
+        request.out, name=entry.name, rules=dataclasses.replace(options.rules, start=start, end=end),
+        url=query.get("url", sdoml.SDOML_V2_URL), storage_options=query.get("storage_options"),
+        shape=shape, targets=options.targets, write=options.write,
+        description=entry.spec["description"], extra_attrs=_provenance(entry))
+
+
+def _build_synthetic_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Path:
+    """The synthetic sun of a ``synthetic`` entry (generator settings over a named size)."""
+    params = dict(entry.spec["generator"])
+    size = params.pop("size", "default")
+    if size not in synthetic.SIZES:
+        raise entry.error("generator.size", f"{size!r} is not one of {sorted(synthetic.SIZES)}")
+    unknown = sorted(set(params) - {f.name for f in dataclasses.fields(synthetic.SyntheticConfig)})
+    if unknown:
+        raise entry.error(f"generator.{unknown[0]}", "is not a generator setting")
+    config = dataclasses.replace(synthetic.SIZES[size], **params)
+    if list(config.channels) != list(entry.spec["channels"]):
+        raise entry.error("channels", f"{entry.spec['channels']} differ from the generator's {list(config.channels)}")
+    return synthetic.build_synthetic_cube(request.out, config, catalog.files(entry.spec["disk_from"]), name=entry.name,
+                                          overwrite=request.overwrite, progress=request.progress)
+
+
+# --------------------------------------------------------------------------- other entries
+
+def _open_goes_xrs(catalog: Catalog, entry: Entry, build_dir, progress: bool) -> xr.Dataset:
+    return goes.combine_xrs([goes.load_xrs(f) for f in catalog.files(entry.name)])
+
+
+def _open_fido_goes(catalog: Catalog, entry: Entry, build_dir, progress: bool) -> xr.Dataset:
+    query = entry.spec["query"]
+    return acquire.fetch_goes(entry.spec["time_range"], catalog.download_dir(entry.name, build_dir),
+                              satellite=query.get("satellite"), resolution=query.get("resolution", "avg1m"),
+                              science_quality=query.get("science_quality", True))
+
+
+def _open_hek_events(catalog: Catalog, entry: Entry, build_dir, progress: bool) -> xr.Dataset:
+    return align.events_dataset(catalog.events(entry.name, build_dir=build_dir))
+
+
+_AIA_CUBE = ("channels", "cube")
+_ARCHIVE = ("query", "time_range")
+register_kind(Kind("aia_fits", required=("path", "sha256", "time_range", *_AIA_CUBE), files=_local_files,
+                   build=_build_aia_cube))
+register_kind(Kind("goes_xrs", required=("path", "sha256", "time_range"), files=_local_files, open=_open_goes_xrs))
+register_kind(Kind("synthetic", required=("generator", "disk_from", "channels"),
+                   schema={"properties": {"synthetic": {"const": True}}}, build=_build_synthetic_cube))
+register_kind(Kind("fido_aia", required=(*_ARCHIVE, *_AIA_CUBE), network=True, files=_downloaded_aia,
+                   build=_build_aia_cube))
+register_kind(Kind("jsoc_export", required=(*_ARCHIVE, *_AIA_CUBE), network=True, files=_downloaded_aia,
+                   build=_build_aia_cube))
+register_kind(Kind("sdoml_v2", required=(*_ARCHIVE, *_AIA_CUBE), network=True, build=_build_sdoml_cube))
+register_kind(Kind("fido_goes", required=_ARCHIVE, network=True, open=_open_fido_goes))
+register_kind(Kind("hek_events", required=_ARCHIVE, network=True, open=_open_hek_events))
 
 
 def load_catalog(path: str | Path | None = None) -> Catalog:
@@ -330,7 +447,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     except jsonschema.ValidationError as err:
         raise CatalogError(f"{path}: {'/'.join(map(str, err.absolute_path)) or 'top level'}: {err.message}") from err
     entries = {}
-    validator = jsonschema.Draft202012Validator(ENTRY_SCHEMA)
+    validator = jsonschema.Draft202012Validator(entry_schema())
     for name, spec in raw["entries"].items():
         errors = sorted(validator.iter_errors(spec or {}), key=lambda e: list(e.absolute_path))
         if errors:
@@ -354,8 +471,6 @@ def _missing_field(err: jsonschema.ValidationError) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m flarelib.catalog [list | build NAME ... | verify]``."""
-    import argparse
-
     parser = argparse.ArgumentParser(description="flarelib data catalog")
     parser.add_argument("command", choices=["list", "build", "verify"])
     parser.add_argument("names", nargs="*")

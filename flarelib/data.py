@@ -24,18 +24,21 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pytorch_lightning as L
 import numpy as np
 import pandas as pd
+import pytorch_lightning as L
 import torch
 import xarray as xr
 import zarr
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from tqdm.auto import tqdm
 
 from flarelib.align import to_timedelta
-from flarelib.goes import flare_class
+from flarelib.catalog import load_catalog
+from flarelib.goes import CLASS_ORDER, flare_class
+from flarelib.labels import data_kind
 from flarelib.prep import DEFAULT_CHANNELS
-from flarelib.summary import CLASS_ORDER
+from flarelib.store import open_cube
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +251,18 @@ class Normalizer:
                    *(tuple(float(v) for v in d[k]) for k in ("param", "mean", "std")))
 
 
+@dataclass(frozen=True)
+class TrainingStats:
+    """What a model takes from its training data before it is fitted.
+
+    ``normalizer``: the input scaling fitted on the training block. ``target_mean``: the
+    mean training-block target, log10 W/m² (where the regressor starts).
+    """
+
+    normalizer: Normalizer
+    target_mean: float
+
+
 # --------------------------------------------------------------------------- class weights
 
 def class_weights(labels: np.ndarray, power: float = 0.5) -> np.ndarray:
@@ -319,8 +334,6 @@ def read_frames(store: str | Path, time_index: np.ndarray, channel_index: np.nda
     most ``batch`` steps spanning at most ``2 * batch`` time steps), so the store is read
     chunk-sequentially and memory stays bounded however sparse the selection.
     """
-    from tqdm.auto import tqdm
-
     aia = zarr.open_group(str(store), mode="r")["aia"]
     time_index = np.asarray(time_index, np.int64)
     order = np.argsort(time_index, kind="stable")
@@ -347,8 +360,6 @@ def resolve_cube_path(cube: str | Path, build_dir: str | Path | None = None) -> 
     path = Path(cube)
     if path.suffix == ".zarr" or path.exists():
         return path, None
-    from flarelib.catalog import load_catalog
-
     catalog = load_catalog()
     catalog[str(cube)]  # raises CatalogError naming the known entries
     return catalog.cube_path(str(cube), build_dir), str(cube)
@@ -359,7 +370,8 @@ class FlareDataModule(L.LightningDataModule):
 
     Args:
         cube: catalog entry (built in :meth:`prepare_data` if missing) or path of a cube.
-        channels: AIA wavelengths (integer Å) to feed the model, in this order.
+        channels: AIA wavelengths (integer Å) to feed the model, in this order (default: the six EUV
+            channels of :data:`flarelib.prep.DEFAULT_CHANNELS`).
         target: ``"now"``, a forecast label (``lead60min_window360min``) or ``"1h/6h"``.
         split_block: ``None`` for one train/val/test block each by ``split_fractions``, or a
             pandas frequency (``"MS"``, ``"10D"``) for calendar blocks assigned by ``split_pattern``.
@@ -377,11 +389,11 @@ class FlareDataModule(L.LightningDataModule):
     def __init__(
         self,
         cube: str = "synthetic-sun-small",
-        channels: list[int] = list(DEFAULT_CHANNELS),
+        channels: list[int] | None = None,
         target: str = NOWCAST,
         split_block: str | None = None,
-        split_fractions: list[float] = [0.7, 0.15, 0.15],
-        split_pattern: list[str] = ["train", "train", "train", "val", "test"],
+        split_fractions: tuple[float, ...] = (0.7, 0.15, 0.15),
+        split_pattern: tuple[str, ...] = ("train", "train", "train", "val", "test"),
         gap: str | None = None,
         normalization: str = "log",
         norm_frames: int = 200,
@@ -407,7 +419,7 @@ class FlareDataModule(L.LightningDataModule):
             raise DataConfigError(f"normalization {normalization!r} is not one of {Normalizer.TRANSFORMS}")
         self.save_hyperparameters()
         self.store_path, self.entry = resolve_cube_path(cube, build_dir)
-        self.channels = [int(c) for c in channels]
+        self.channels = [int(c) for c in (DEFAULT_CHANNELS if channels is None else channels)]
         self.normalizer: Normalizer | None = None
         self.samples: dict[str, CubeSamples] = {}
         self._cache: torch.Tensor | None = None
@@ -417,15 +429,11 @@ class FlareDataModule(L.LightningDataModule):
     # -- Lightning hooks
     def prepare_data(self) -> None:
         if self.entry is not None and not self.store_path.exists():
-            from flarelib.catalog import load_catalog
-
             load_catalog().build(self.entry, build_dir=self.store_path.parent, progress=False)
 
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
             return
-        from flarelib.store import open_cube
-
         if not self.store_path.exists():
             self.prepare_data()
         cube = open_cube(self.store_path)
@@ -477,6 +485,15 @@ class FlareDataModule(L.LightningDataModule):
             self.samples[name] = CubeSamples(self.store_path, idx, self.channel_index, self.target.log_flux[idx],
                                              self.normalizer, weights, cache_rows=rows)
         self._ready = True
+
+    def cube(self) -> xr.Dataset:
+        """The whole cube, opened lazily (checked complete)."""
+        return open_cube(self.store_path)
+
+    def training_stats(self) -> TrainingStats:
+        """The normalizer and the mean training target (log10 W/m²) that a model is fitted with."""
+        self.setup()
+        return TrainingStats(self.normalizer, float(np.nanmean(self.target.log_flux[self.split_index["train"]])))
 
     def _fit_normalizer(self) -> Normalizer:
         train = self.split_index["train"]
@@ -553,7 +570,7 @@ class FlareDataModule(L.LightningDataModule):
     def describe(self) -> str:
         """One line naming the data set (REAL/SYNTHETIC), target, channels and split: a caption for tables."""
         self.setup()
-        kind = "SYNTHETIC" if self.synthetic else "REAL"
+        kind = data_kind(self.synthetic)
         sizes = ", ".join(f"{name} {idx.size}" for name, idx in self.split_index.items())
         return (f"{kind} {self.cube_attrs.get('name', self.store_path.name)}: target {self.target.name}, "
                 f"channels {self.channels} Å, samples {sizes}")

@@ -29,23 +29,33 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from captum.attr import (GuidedGradCam, IntegratedGradients, LayerActivation, LayerAttribution, LayerGradCam,
-                         NoiseTunnel, Occlusion, Saliency)
+from captum.attr import (
+    GuidedGradCam,
+    IntegratedGradients,
+    LayerActivation,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
 from scipy.stats import spearmanr
 from torch import nn
 from tqdm.auto import tqdm
 
-from flarelib.acquire import sha256_of
+from flarelib import store
+from flarelib.checksums import fingerprint, sha256_of
 from flarelib.data import FlareDataModule, read_frames
+from flarelib.labels import data_kind
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradcam", "guided_gradcam", "occlusion")
 HEADS = ("flux", "prob_M")
@@ -125,7 +135,8 @@ def _attribute_batch(forward: ExplainedOutput, x: torch.Tensor, method: str, par
         tunnel = NoiseTunnel(IntegratedGradients(forward))
         return tunnel.attribute(x, baselines=torch.zeros_like(x), nt_type="smoothgrad",
                                 nt_samples=params.get("nt_samples", 8), stdevs=params.get("stdevs", 0.2),
-                                n_steps=params.get("n_steps", 16), internal_batch_size=params.get("internal_batch_size", 64))
+                                n_steps=params.get("n_steps", 16),
+                                internal_batch_size=params.get("internal_batch_size", 64))
     layer = params.get("layer") or last_conv(model)
     if method == "gradcam":
         cam = LayerGradCam(forward, layer).attribute(x, relu_attributions=False)
@@ -159,7 +170,7 @@ def attribute_tensor(model: nn.Module, inputs: torch.Tensor, method: str, *, hea
 
 def attribute(
     model: nn.Module,
-    dm: FlareDataModule | xr.Dataset,
+    source: FlareDataModule | xr.Dataset,
     time_index: Sequence[int],
     method: str = "gradcam",
     *,
@@ -171,7 +182,7 @@ def attribute(
 ) -> xr.DataArray:
     """Attributions of ``method`` for the cube steps ``time_index``: ``DataArray(time, channel, y, x)``.
 
-    ``dm`` is the model's data module, or any cube (``xr.Dataset``) with the model's
+    ``source`` is the model's data module, or any cube (``xr.Dataset``) with the model's
     channels, normalized with the normalizer the model carries.
 
     ``params`` go to the method (``n_steps``, ``nt_samples``, ``stdevs``, ``window``,
@@ -181,7 +192,7 @@ def attribute(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     index = np.asarray(time_index, np.int64)
-    inputs, times, channels, synthetic, name = _inputs(model, dm, index)
+    inputs, times, channels, synthetic, name = _inputs(model, source, index)
     values = attribute_tensor(model, inputs, method, head=head, batch_size=batch_size, device=device,
                               progress=progress, **params).numpy()
     return xr.DataArray(
@@ -198,7 +209,7 @@ def attribute(
 
 # --------------------------------------------------------------------------- activations
 
-def layer_activations(model: nn.Module, dm: FlareDataModule | xr.Dataset, time_index: Sequence[int], layer: str,
+def layer_activations(model: nn.Module, source: FlareDataModule | xr.Dataset, time_index: Sequence[int], layer: str,
                       *, after_relu: bool = True) -> xr.DataArray:
     """Activations of conv layer ``layer`` (a name from :func:`conv_layers`): ``(time, filter, fy, fx)``.
 
@@ -217,7 +228,7 @@ def layer_activations(model: nn.Module, dm: FlareDataModule | xr.Dataset, time_i
         target = next((m for m in children[start:] if isinstance(m, nn.ReLU)), target)
     model = model.eval()
     index = np.asarray(time_index, np.int64)
-    x, times, _, _, _ = _inputs(model, dm, index)
+    x, times, _, _, _ = _inputs(model, source, index)
     with torch.no_grad():
         acts = LayerActivation(model, target).attribute(x.to(next(model.parameters()).device)).float().cpu().numpy()
     return xr.DataArray(acts, dims=("time", "filter", "fy", "fx"),
@@ -253,7 +264,7 @@ def filters_on_regions(acts: xr.DataArray, mask: np.ndarray) -> pd.DataFrame:
 # --------------------------------------------------------------------------- summaries and scores
 
 def flaring_steps(dm: FlareDataModule, split: str = "test", n: int | None = None) -> np.ndarray:
-    """Cube steps of ``split`` whose ground-truth ``flare_mask`` is not empty (synthetic cubes), evenly thinned to ``n``."""
+    """Cube steps of ``split`` whose ground-truth ``flare_mask`` is not empty (synthetic cubes), thinned to ``n``."""
     dm.setup()
     mask = xr.open_zarr(str(dm.store_path))["flare_mask"]
     idx = np.sort(dm.split_index[split])
@@ -273,6 +284,51 @@ def bright_region_mask(cube: xr.Dataset, time_index: Sequence[int], channel: int
         if finite.size:
             out[k] = frame > np.percentile(finite, percentile)
     return out
+
+
+def region_mask(cube: xr.Dataset, time_index: Sequence[int], channel: int = 94, percentile: float = 99.0) -> np.ndarray:
+    """(T, ny, nx) mask of active regions and flares: :func:`bright_region_mask` or, on a synthetic
+    cube, the ground-truth ``flare_mask``."""
+    index = np.asarray(time_index)
+    mask = bright_region_mask(cube, index, channel=channel, percentile=percentile)
+    if "flare_mask" in cube:
+        mask |= cube["flare_mask"].isel(time=index).values.astype(bool)
+    return mask
+
+
+@dataclass(frozen=True, eq=False)
+class FilterSurvey:
+    """Every conv layer's activations on some cube steps, and which filters fire on regions.
+
+    ``activations``: ``{layer: DataArray(time, filter, fy, fx)}``; ``ranking``: ``{layer:``
+    :func:`filters_on_regions` ``table}``; ``summary``: one row per layer (filters, best
+    inside/outside ratio, filters with a ratio above 2); ``regions``: the (T, ny, nx) mask used.
+    """
+
+    activations: dict[str, xr.DataArray]
+    ranking: dict[str, pd.DataFrame]
+    summary: pd.DataFrame
+    regions: np.ndarray
+
+
+def survey_filters(model: nn.Module, source: FlareDataModule | xr.Dataset, time_index: Sequence[int],
+                   regions: np.ndarray) -> FilterSurvey:
+    """Activations of every conv layer (after its ReLU) on ``time_index``, ranked against ``regions``."""
+    acts = {name: layer_activations(model, source, time_index, name) for name in conv_layers(model)}
+    ranking = {name: filters_on_regions(a, regions) for name, a in acts.items()}
+    summary = pd.DataFrame({name: {"filters": len(r), "best ratio": r["ratio"].iloc[0],
+                                   "filters with ratio > 2": int((r["ratio"] > 2).sum())}
+                            for name, r in ranking.items()}).T
+    summary.index.name = "layer"
+    return FilterSurvey(acts, ranking, summary, regions)
+
+
+def steps_around_peak(dm: FlareDataModule, split: str = "test", half: int = 30) -> np.ndarray:
+    """The cube steps of ``split`` within ``half`` steps either side of its largest target flux (sorted)."""
+    dm.setup()
+    steps = np.sort(dm.split_index[split])
+    peak = int(steps[np.nanargmax(dm.target.log_flux[steps])])
+    return steps[(steps >= peak - half) & (steps <= peak + half)]
 
 
 def channel_importance(attr: xr.DataArray) -> xr.DataArray:
@@ -360,8 +416,6 @@ def write_saliency_store(
     It is written with :func:`flarelib.store.write_cube`: an interrupted run leaves
     ``ingest_status = "incomplete"`` and re-running completes it.
     """
-    from flarelib import store
-
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
@@ -373,14 +427,13 @@ def write_saliency_store(
                   "head": head, "cube": dm.cube_attrs.get("name", ""),
                   "cube_fingerprint": dm.cube_attrs.get("input_fingerprint", ""), "channels": dm.channels,
                   "time_index": [int(index[0]), int(index[-1]), int(index.size)]}
-    fingerprint = hashlib.sha256(json.dumps(provenance, sort_keys=True, default=str).encode()).hexdigest()
-    kind = "SYNTHETIC" if dm.synthetic else "REAL"
     template = xr.Dataset(
         coords={"time": dm.times[index], "time_index": ("time", index), "method": list(methods),
                 "channel": dm.channels, "y": np.arange(ny), "x": np.arange(nx)},
-        attrs={"title": f"FlareNet saliency over time on {kind} {provenance['cube']}",
+        attrs={"title": f"FlareNet saliency over time on {data_kind(dm.synthetic)} {provenance['cube']}",
                "synthetic": dm.synthetic, "provenance": json.dumps(provenance, default=str),
-               "input_fingerprint": fingerprint, "software_versions": json.dumps(store.software_versions())},
+               "input_fingerprint": fingerprint(provenance),
+               "software_versions": json.dumps(store.software_versions())},
     )
     model = model.eval()
 
@@ -394,8 +447,8 @@ def write_saliency_store(
 
     streamed = {"saliency": (("method", "channel", "y", "x"), (len(methods), len(dm.channels), ny, nx), dtype),
                 "prediction": ((), (), "float32")}
-    return store.write_cube(path, template, streamed, fill_block, block=block, progress=progress,
-                            on_block=on_block)
+    return store.write_cube(path, template, streamed, fill_block,
+                            store.WriteOptions(block=block, progress=progress, on_block=on_block))
 
 
 def localization_table(model: nn.Module, dm: FlareDataModule, time_index: Sequence[int],
@@ -406,11 +459,10 @@ def localization_table(model: nn.Module, dm: FlareDataModule, time_index: Sequen
     for method in methods:
         scores = localization(attribute(model, dm, time_index, method, **params), mask)
         rows.append({"method": method, "mass_inside_mask": scores["mass_inside"].mean(),
-                     "pointing_game": scores["pointing_hit"].mean(), "mask_area_fraction": scores["mask_fraction"].mean(),
-                     "frames": len(scores)})
-    kind = "SYNTHETIC" if dm.synthetic else "REAL"
+                     "pointing_game": scores["pointing_hit"].mean(),
+                     "mask_area_fraction": scores["mask_fraction"].mean(), "frames": len(scores)})
     table = pd.DataFrame(rows).set_index("method")
-    table.attrs["dataset"] = f"{kind} {dm.cube_attrs.get('name', '')}"
+    table.attrs["dataset"] = f"{data_kind(dm.synthetic)} {dm.cube_attrs.get('name', '')}"
     return table
 
 

@@ -30,6 +30,10 @@ FLARE_CLASS_THRESHOLDS: dict[str, float] = {"A": 1e-8, "B": 1e-7, "C": 1e-6, "M"
 #: Label used for finite fluxes below A1 and for missing values.
 BELOW_A = "<A"
 NO_DATA = ""
+#: Class labels from weakest to strongest, as tables list them.
+CLASS_ORDER: list[str] = [BELOW_A, *FLARE_CLASS_THRESHOLDS]
+#: The classes whose lower bound makes an "event" in skill scores and in the model's class head (>= C1, >= M1).
+EVENT_CLASSES: tuple[str, ...] = ("C", "M")
 #: SWPC multiplicative factors of operational GOES <= 15 data (XRS-B, XRS-A).
 SWPC_SCALE = {"xrsb": 0.7, "xrsa": 0.85}
 SCALINGS = ("swpc-scaled", "science-quality", "synthetic", "none")
@@ -147,7 +151,9 @@ def load_xrs(path: str | Path, *, mask_bad_quality: bool = True) -> xr.Dataset:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            # sunpy's GOES source calls a pandas method deprecated in pandas 3 (not ours to fix)
+            warnings.filterwarnings("ignore", message="The inplace keyword in DataFrame.sort_index",
+                                    category=getattr(pd.errors, "Pandas4Warning", DeprecationWarning))
             series = sunpy.timeseries.TimeSeries(str(path))
     except Exception as exc:  # sunpy raises many types for unreadable files
         raise GOESDataError(f"{path.name}: not a readable GOES XRS file ({type(exc).__name__}: {exc})") from exc
@@ -187,7 +193,8 @@ def load_xrs(path: str | Path, *, mask_bad_quality: bool = True) -> xr.Dataset:
         data_vars[channel] = (
             "time",
             flux,
-            {"units": "W m-2", "long_name": f"GOES {channel.upper()} flux ({'1-8' if channel == 'xrsb' else '0.5-4'} Å)"},
+            {"units": "W m-2",
+             "long_name": f"GOES {channel.upper()} flux ({'1-8' if channel == 'xrsb' else '0.5-4'} Å)"},
         )
     ds = xr.Dataset(data_vars, coords={"time": frame.index.to_numpy(dtype="datetime64[ns]")})
     ds.time.attrs["standard_name"] = "time"

@@ -32,8 +32,12 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-#: Event thresholds in W/m².
-THRESHOLDS = {"C": 1e-6, "M": 1e-5}
+from flarelib.data import read_frames
+from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
+from flarelib.labels import data_kind
+
+#: Event thresholds in W/m² (>= C1, >= M1).
+THRESHOLDS = {c: FLARE_CLASS_THRESHOLDS[c] for c in EVENT_CLASSES}
 
 
 def contingency(pred_log: np.ndarray, true_log: np.ndarray, threshold: float) -> dict[str, int]:
@@ -112,8 +116,6 @@ def climatology(train_log: np.ndarray, n: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _brightest_pixel_series(store: str, channel_index: int, mtime: float) -> np.ndarray:
-    from flarelib.data import read_frames
-
     n = zarr.open_group(store, mode="r")["aia"].shape[0]
     out = np.full(n, np.nan)
     for pos, frames in read_frames(store, np.arange(n), np.array([channel_index]), batch=512):
@@ -173,14 +175,14 @@ def baseline_predictions(dm, test: np.ndarray, *, hot_channels: tuple[int, ...] 
 
 
 def evaluate(predictions: xr.Dataset, dm, *, thresholds: Mapping[str, float] = THRESHOLDS) -> pd.DataFrame:
-    """Skill table of a model's ``predictions`` (from :func:`flarelib.model.predict`) and the baselines.
+    """Skill table of a model's ``predictions`` (from :func:`flarelib.flarenet.predict`) and the baselines.
 
     All predictors are scored on exactly the samples of ``predictions`` (one split of ``dm``).
     """
     test = predictions["time_index"].values
     preds = {"FlareNet": predictions["pred"].values.astype(float), **baseline_predictions(dm, test)}
-    kind = "SYNTHETIC" if dm.synthetic else "REAL"
-    dataset = f"{kind} {dm.cube_attrs.get('name', dm.store_path.name)}, {predictions.attrs.get('split', '?')} block"
+    name = dm.cube_attrs.get("name", dm.store_path.name)
+    dataset = f"{data_kind(dm.synthetic)} {name}, {predictions.attrs.get('split', '?')} block"
     return skill_table(preds, predictions["true"].values.astype(float), dataset=dataset,
                        target=predictions.attrs.get("target", dm.target.name), thresholds=thresholds)
 

@@ -7,12 +7,7 @@ import numpy as np
 import xarray as xr
 
 from flarelib.goes import FLARE_CLASS_THRESHOLDS, flare_class_label
-
-
-def data_label(ds: xr.Dataset) -> str:
-    """``"SYNTHETIC"`` or ``"REAL"`` from a cube's or XRS dataset's attrs."""
-    synthetic = ds.attrs.get("synthetic") is True or ds.attrs.get("goes_scaling") == "synthetic"
-    return "SYNTHETIC" if synthetic else "REAL"
+from flarelib.labels import data_kind
 
 
 def aia_cmap(channel: int):
@@ -51,7 +46,7 @@ def plot_channels(cube: xr.Dataset, time_index: int = 0, *, mask: bool = True, a
         ax.set_xticks([])
         ax.set_yticks([])
     t = np.datetime_as_string(cube.time.values[time_index], unit="s")
-    axes[0].figure.suptitle(f"{data_label(cube)} {cube.attrs.get('name', '')}: {t} UTC, DN/s (log)")
+    axes[0].figure.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {t} UTC, DN/s (log)")
     axes[0].figure.tight_layout()
     return axes
 
@@ -110,7 +105,7 @@ def plot_goes(xrs: xr.Dataset, *, ax=None, title: str | None = None, mark_peak: 
     ax.set_ylim(max(lo / 3, 1e-9), hi * 5)
     ax.set_ylabel("W m$^{-2}$")
     scaling = xrs.attrs.get("goes_scaling", "")
-    ax.set_title(title or f"{data_label(xrs)} {xrs.attrs.get('goes_satellite', '')} XRS-B ({scaling})")
+    ax.set_title(title or f"{data_kind(xrs)} {xrs.attrs.get('goes_satellite', '')} XRS-B ({scaling})")
     return ax
 
 
@@ -143,7 +138,7 @@ def plot_goes_and_aia(cube: xr.Dataset, totals: xr.DataArray, *, start=None, end
         bottom.semilogy(sub.time.values, series / np.nanmedian(series), lw=0.8, label=f"{channel} Å")
     bottom.set_ylabel("AIA total / median")
     bottom.legend(loc="upper left", fontsize=8)
-    fig.suptitle(f"{data_label(cube)} {cube.attrs.get('name', '')}: GOES vs hot AIA channels")
+    fig.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: GOES vs hot AIA channels")
     fig.tight_layout()
     return fig
 
@@ -162,7 +157,7 @@ def plot_target_distributions(cube: xr.Dataset):
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("log10 flux (W m$^{-2}$)")
     axes[0].set_ylabel("time steps")
-    fig.suptitle(f"{data_label(cube)} {cube.attrs.get('name', '')}: target distributions")
+    fig.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: target distributions")
     fig.tight_layout()
     return fig
 
@@ -182,15 +177,14 @@ def plot_split(dm, *, ax=None):
     for name, idx in dm.split_index.items():
         ax.semilogy(dm.times[idx], flux[idx], ".", ms=1.5, color=SPLIT_COLOURS[name], label=f"{name} ({idx.size})")
     add_class_bands(ax)
-    kind = "SYNTHETIC" if dm.synthetic else "REAL"
-    ax.set_title(f"{kind} {dm.cube_attrs.get('name', '')}: target {dm.target.name} by split")
+    ax.set_title(f"{data_kind(dm)} {dm.cube_attrs.get('name', '')}: target {dm.target.name} by split")
     ax.set_ylabel("target flux (W/m²)")
     ax.legend(loc="upper left", fontsize=8, markerscale=6, ncols=4)
     return ax
 
 
 def plot_loss_curves(curves, *, title: str, ax=None):
-    """Training and validation loss per epoch from :func:`flarelib.model.metrics_frame`."""
+    """Training and validation loss per epoch from :func:`flarelib.flarenet.metrics_frame`."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.2))
     for column, style in (("train_loss_epoch", "-o"), ("val_loss", "-s"), ("val_mae", ":^")):
@@ -279,7 +273,7 @@ def plot_attributions(cube: xr.Dataset, attributions: dict, *, step: int = 0, ch
         ax.set_xticks([])
         ax.set_yticks([])
     when = np.datetime_as_string(cube["time"].values[t], unit="m")
-    axes[0].figure.suptitle(f"{data_label(cube)} {cube.attrs.get('name', '')}: {when} UTC "
+    axes[0].figure.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {when} UTC "
                             "(red raises the predicted flux, blue lowers it)", fontsize=10)
     axes[0].figure.tight_layout()
     return axes

@@ -13,11 +13,12 @@ The steps, in aiapy's recommended order, each recorded with its parameters:
    factor is an integer, :meth:`~sunpy.map.GenericMap.resample` otherwise.
 
 Frames that cannot be used raise :class:`BadFrameError` with a short ``reason`` code;
-the ingest in :mod:`flarelib.store` turns these into logged, counted skips.
+the ingest (:mod:`flarelib.align`, :mod:`flarelib.ingest`) turns these into logged, counted skips.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import warnings
@@ -28,6 +29,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,14 @@ class FrameInfo:
     header_notes: tuple[str, ...] = field(default=())
 
 
+@contextlib.contextmanager
+def _known_fits_warnings_quiet():
+    """Silence the one FITS warning every AIA file gives (a BLANK card on float data); others still show."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Invalid 'BLANK' keyword in header", category=VerifyWarning)
+        yield
+
+
 def _image_hdu(hdul: fits.HDUList) -> fits.hdu.base.ExtensionHDU | fits.PrimaryHDU:
     for hdu in hdul:
         if hdu.header.get("NAXIS", 0) == 2 or isinstance(hdu, fits.CompImageHDU):
@@ -87,8 +97,7 @@ def read_frame_info(path: str | Path, *, check_data: bool = True, allowed_qualit
     """
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with _known_fits_warnings_quiet():
             with fits.open(path, memmap=False) as hdul:
                 hdu = _image_hdu(hdul)
                 header = hdu.header.copy()
@@ -154,7 +163,8 @@ def _is_full_disk(header: fits.Header, ny: int, nx: int) -> bool:
     r_sun_px = float(rsun_arcsec) / abs(float(cdelt))  # R_SUN may refer to the unbinned grid
     crpix1, crpix2 = header.get("CRPIX1", 0), header.get("CRPIX2", 0)
     return bool(
-        crpix1 - r_sun_px >= 0 and crpix1 + r_sun_px <= nx + 1 and crpix2 - r_sun_px >= 0 and crpix2 + r_sun_px <= ny + 1
+        crpix1 - r_sun_px >= 0 and crpix1 + r_sun_px <= nx + 1
+        and crpix2 - r_sun_px >= 0 and crpix2 + r_sun_px <= ny + 1
     )
 
 
@@ -178,6 +188,50 @@ def load_correction_table(path: str | None = None):
     return get_correction_table(Path(path) if path else aiapy_correction_table_path())
 
 
+@dataclass(frozen=True)
+class PrepOptions:
+    """How AIA frames are calibrated (see the module docstring for the steps).
+
+    ``degradation``: apply the time-dependent degradation correction, with the table at
+    ``correction_table`` (default: the one inside aiapy). ``register``: ``"auto"`` registers
+    full-disk level-1 input only, ``True`` demands it (error for cutouts), ``False`` never.
+    ``shape``: target ``(ny, nx)`` in pixels, or ``None`` to keep the frame's.
+    """
+
+    degradation: bool = True
+    correction_table: str | Path | None = None
+    register: bool | str = "auto"
+    shape: tuple[int, int] | None = None
+
+    def table_path(self) -> Path | None:
+        """The degradation table used (``None`` without degradation)."""
+        if not self.degradation:
+            return None
+        return Path(self.correction_table) if self.correction_table else aiapy_correction_table_path()
+
+    def steps(self, info: FrameInfo | None = None) -> list[dict]:
+        """The calibration steps, in order: what :func:`prep_frame` applies, and what a cube records.
+
+        With ``info`` the steps of that frame (registration only where it applies); without,
+        the steps of a whole ingest. This list is the only description of the prep steps.
+        """
+        steps = []
+        if self.register is True or (self.register == "auto" and (info is None
+                                                                   or (info.full_disk and info.level < 1.5))):
+            steps.append({"step": "register", "function": "aiapy.calibrate.register", "when": str(self.register),
+                          "applies_to": "full-disk level-1 input", "order": 3,
+                          "pointing_update": "not applied (needs JSOC)"})
+        if self.degradation:
+            steps.append({"step": "degradation", "function": "aiapy.calibrate.degradation",
+                          "table": self.table_path().name,
+                          "table_source": "given" if self.correction_table else "shipped inside aiapy"})
+        steps.append({"step": "exposure", "operation": "divide by EXPTIME", "units_after": "DN/s"})
+        if self.shape is not None:
+            steps.append({"step": "downsample", "shape": list(self.shape),
+                          "function": "sunpy superpixel (mean) for integer factors, else resample (linear)"})
+        return steps
+
+
 def prep_frame(
     source: str | Path | FrameInfo,
     *,
@@ -194,68 +248,74 @@ def prep_frame(
         Path of an AIA FITS file (validated with :func:`read_frame_info` first), or the
         :class:`FrameInfo` of a file already validated (the ingest passes these, so a file is
         not validated twice and its ``allowed_quality_bits`` decision stands).
-    degradation
-        Apply the time-dependent degradation correction.
-    correction_table
-        Path of an aia_V*_response_table.txt; default: the table inside aiapy.
-    register
-        ``"auto"`` registers full-disk level-1 input only; ``True`` demands it (error for
-        cutouts); ``False`` never registers.
-    shape
-        Target ``(ny, nx)``. An integer factor uses ``superpixel`` (mean), others ``resample``.
+    degradation, correction_table, register, shape
+        The calibration, as in :class:`PrepOptions` (an ingest passes ``**asdict(options)``);
+        its :meth:`PrepOptions.steps` are applied in order.
 
     Returns
     -------
     (sunpy.map.GenericMap, list[dict])
-        The calibrated map (``unit`` DN/s, data float32, shape ``shape`` or unchanged) and
-        the steps applied, each ``{"step": name, ...parameters}``.
+        The calibrated map (``unit`` DN/s, data float32, shape ``shape`` or unchanged) and the
+        steps applied: those of :meth:`PrepOptions.steps` with the values used.
     """
-    import sunpy.map
+    import sunpy.map  # lazy: sunpy.map takes seconds to import
 
+    options = PrepOptions(degradation, correction_table, register, None if shape is None else tuple(shape))
     info = source if isinstance(source, FrameInfo) else read_frame_info(source)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    if options.register is True and not info.full_disk:
+        raise BadFrameError(info.path, "not-full-disk", "register=True needs a full-disk image")
+    with _known_fits_warnings_quiet():
         smap = sunpy.map.Map(str(info.path))
-    steps: list[dict] = []
+    applied: list[dict] = []
     if smap.unit is None:
         smap.meta["bunit"] = "DN"
-        steps.append({"step": "assume-unit", "bunit": "DN", "why": "BUNIT missing in header"})
+        applied.append({"step": "assume-unit", "bunit": "DN", "why": "BUNIT missing in header"})
     smap = sunpy.map.Map(smap.data.astype(np.float64), smap.meta)
+    for step in options.steps(info):
+        smap, values = _APPLY[step["step"]](smap, options)
+        if values is not None:
+            applied.append({**step, **values})
+    return sunpy.map.Map(smap.data.astype(np.float32), smap.meta), applied
 
-    wants_register = register is True or (register == "auto" and info.full_disk and info.level < 1.5)
-    if register is True and not info.full_disk:
-        raise BadFrameError(info.path, "not-full-disk", "register=True needs a full-disk image")
-    if wants_register:
-        import aiapy.calibrate
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            smap = aiapy.calibrate.register(smap)
-        steps.append({"step": "register", "function": "aiapy.calibrate.register", "order": 3,
-                      "pointing_update": "not applied (needs JSOC)"})
-    if degradation:
-        import aiapy.calibrate
+def _register(smap, options: PrepOptions):
+    import aiapy.calibrate  # lazy: aiapy pulls in sunpy.map
 
-        table_path = Path(correction_table) if correction_table else aiapy_correction_table_path()
-        table = load_correction_table(str(table_path))
-        factor = float(aiapy.calibrate.degradation(smap.wavelength, smap.date, correction_table=table)[0])
-        smap = sunpy.map.Map(smap.data / factor, smap.meta)
-        steps.append({"step": "degradation", "function": "aiapy.calibrate.degradation",
-                      "table": table_path.name, "divided_by": round(factor, 6)})
+    return aiapy.calibrate.register(smap), {}
+
+
+def _degradation(smap, options: PrepOptions):
+    import aiapy.calibrate  # lazy: aiapy pulls in sunpy.map
+    import sunpy.map  # lazy: sunpy.map takes seconds to import
+
+    table = load_correction_table(str(options.table_path()))
+    factor = float(aiapy.calibrate.degradation(smap.wavelength, smap.date, correction_table=table)[0])
+    return sunpy.map.Map(smap.data / factor, smap.meta), {"divided_by": round(factor, 6)}
+
+
+def _exposure(smap, options: PrepOptions):
+    import sunpy.map  # lazy: sunpy.map takes seconds to import
+
     exptime = smap.exposure_time.to_value(u.s)
     smap = sunpy.map.Map(smap.data / exptime, smap.meta)
     smap.meta["bunit"] = "DN/s"
-    steps.append({"step": "exposure", "divided_by_exptime_s": float(exptime)})
-    if shape is not None and tuple(shape) != smap.data.shape:
-        ny, nx = smap.data.shape
-        if ny % shape[0] == 0 and nx % shape[1] == 0 and ny // shape[0] == nx // shape[1]:
-            factor = ny // shape[0]
-            smap = smap.superpixel([factor, factor] * u.pix, func=np.mean)
-            steps.append({"step": "downsample", "function": "superpixel", "factor": factor, "func": "mean"})
-        else:
-            smap = smap.resample([shape[1], shape[0]] * u.pix, method="linear")
-            steps.append({"step": "downsample", "function": "resample", "shape": list(shape), "method": "linear"})
-    return sunpy.map.Map(smap.data.astype(np.float32), smap.meta), steps
+    return smap, {"divided_by_exptime_s": float(exptime)}
+
+
+def _downsample(smap, options: PrepOptions):
+    shape = tuple(options.shape)
+    if shape == smap.data.shape:
+        return smap, None  # already at the target size: nothing applied
+    ny, nx = smap.data.shape
+    if ny % shape[0] == 0 and nx % shape[1] == 0 and ny // shape[0] == nx // shape[1]:
+        factor = ny // shape[0]
+        return (smap.superpixel([factor, factor] * u.pix, func=np.mean),
+                {"function": "superpixel", "factor": factor, "func": "mean"})
+    return (smap.resample([shape[1], shape[0]] * u.pix, method="linear"),
+            {"function": "resample", "method": "linear"})
+
+
+_APPLY = {"register": _register, "degradation": _degradation, "exposure": _exposure, "downsample": _downsample}
 
 
 def exposure_table(files, channel: int):

@@ -19,16 +19,18 @@ other endpoint (the tests use a local S3 server).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 import pandas as pd
-import xarray as xr
 import zarr
+
+from flarelib import align, ingest, store
+from flarelib.checksums import fingerprint
+from flarelib.prep import FrameInfo, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +81,6 @@ def sdoml_frames(
     :class:`flarelib.align.Skip` per unusable one (no or bad T_OBS, EXPTIME <= 0,
     QUALITY bits) and ``{name: (year, array name, index)}``.
     """
-    from flarelib.align import Skip
-    from flarelib.prep import FrameInfo, parse_time
-
     infos, skipped, locations = [], [], {}
     for year in years:
         if str(year) not in group:
@@ -103,17 +102,17 @@ def sdoml_frames(
                     exptime = float(lists["EXPTIME"][i])
                     quality = int(lists["QUALITY"][i]) if "QUALITY" in lists else 0
                 except (TypeError, ValueError) as err:
-                    skipped.append(Skip(name, "missing-keyword", f"T_OBS/EXPTIME/QUALITY unusable: {err}"))
+                    skipped.append(align.Skip(name, "missing-keyword", f"T_OBS/EXPTIME/QUALITY unusable: {err}"))
                     continue
                 if not np.isfinite(exptime) or exptime <= 0:
-                    skipped.append(Skip(name, "bad-exptime", f"EXPTIME={exptime}"))
+                    skipped.append(align.Skip(name, "bad-exptime", f"EXPTIME={exptime}"))
                     continue
                 if quality & ~allowed_quality_bits:
-                    skipped.append(Skip(name, "quality", f"QUALITY=0x{quality:08x}"))
+                    skipped.append(align.Skip(name, "quality", f"QUALITY=0x{quality:08x}"))
                     continue
                 wavelength = int(round(float(lists["WAVELNTH"][i]))) if "WAVELNTH" in lists else int(channel)
                 if wavelength != int(channel):
-                    skipped.append(Skip(name, "wrong-channel", f"WAVELNTH={wavelength} in the {key} array"))
+                    skipped.append(align.Skip(name, "wrong-channel", f"WAVELNTH={wavelength} in the {key} array"))
                     continue
                 level = float(lists["LVL_NUM"][i]) if "LVL_NUM" in lists else 1.5
                 infos.append(FrameInfo(path=Path(name), channel=int(channel), t_obs=t_obs, exptime=exptime,
@@ -126,7 +125,7 @@ def sdoml_frames(
 
 
 class SDOMLReader:
-    """``read_frames(rows, shape)`` for :func:`flarelib.store.build_cube_from_plan` from an SDOML store.
+    """``load_rows(rows, shape)`` of a :class:`flarelib.ingest.FrameSource` from an SDOML store.
 
     Opens the store lazily in each process (so Dask can ship it), reads each channel's
     frames of a block with one orthogonal selection, sorted by index, and block-means
@@ -174,19 +173,17 @@ def _array_identity(group: zarr.Group, year: int, key: str) -> str:
     array = group[str(year)][key]
     payload = {"shape": list(array.shape), "T_OBS": list(array.attrs["T_OBS"]),
                "EXPTIME": list(array.attrs["EXPTIME"])}
-    return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
+    return fingerprint(payload)
 
 
 def _reference_header(group, row, locations) -> dict:
-    from flarelib.store import WCS_KEYS
-
     out = {}
     for info in row:
         if info is None:
             continue
         year, key, index = locations[info.path.name]
         attrs = dict(group[year][key].attrs)
-        header = {k.lower(): v[index] for k, v in attrs.items() if isinstance(v, list) and k.lower() in WCS_KEYS}
+        header = {k.lower(): v[index] for k, v in attrs.items() if isinstance(v, list) and k.lower() in ingest.WCS_KEYS}
         header["bunit"] = "DN/s"
         out[str(info.channel)] = header
     return out
@@ -196,63 +193,53 @@ def build_sdoml_cube(
     path: str | Path,
     *,
     name: str,
+    rules: align.SlotRules,
     url: str = SDOML_V2_URL,
     storage_options: dict | None = None,
-    channels: Sequence[int] = (94, 131, 171, 193, 211, 335),
-    start: str,
-    end: str,
-    cadence: str = "12min",
-    tolerance: str | None = None,
     shape: tuple[int, int] | None = None,
-    fill_missing: bool = False,
-    allowed_quality_bits: int = 0,
-    goes: xr.Dataset | None = None,
-    events=None,
-    forecasts=(("0min", "12min"),),
-    block: int = 16,
-    scheduler=None,
+    targets: align.Targets = align.Targets(),
+    write: store.WriteOptions = store.WriteOptions(block=16),
     description: str = "",
     extra_attrs: dict | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
 ) -> Path:
-    """Align SDOML v2 frames of ``[start, end]`` (UTC) into a flarelib cube at ``path``.
+    """Align the SDOML v2 frames of ``[rules.start, rules.end]`` (UTC) into a flarelib cube at ``path``.
 
     The same cadence slots, tolerance, duplicate and missing-channel rules as
-    :func:`flarelib.store.build_fits_cube`; targets from ``goes`` or ``events`` likewise.
-    ``block`` time steps are read at a time (memory: ``block x channels x ny x nx x 4``
-    bytes). The write is resumable and can run on Dask (``scheduler``).
+    :func:`flarelib.ingest.build_fits_cube`; targets likewise. ``storage_options`` reach the
+    SDOML store (default: anonymous S3). ``shape`` block-means the stored frames.
+    ``write.block`` time steps are read at a time (memory: ``block x channels x ny x nx x 4``
+    bytes). The write is resumable and can run on Dask (``write.scheduler``).
     """
-    from flarelib import align, store
-
-    t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
+    if rules.start is None or rules.end is None:
+        raise SDOMLError("an SDOML v2 cube needs a time range: SlotRules(start=..., end=...)")
+    t0, t1 = pd.Timestamp(rules.start), pd.Timestamp(rules.end)
     group = open_sdoml(url, storage_options=storage_options)
     years = list(range(t0.year, t1.year + 1))
-    infos, skipped, locations = sdoml_frames(group, years=years, channels=channels,
-                                             allowed_quality_bits=allowed_quality_bits)
-    margin = align.to_timedelta(cadence)  # a year holds far more frames than the range: drop the rest quietly
+    infos, skipped, locations = sdoml_frames(group, years=years, channels=rules.channels,
+                                             allowed_quality_bits=rules.allowed_quality_bits)
+    margin = align.to_timedelta(rules.cadence)  # a year holds far more frames than the range: drop the rest quietly
     infos = [f for f in infos if t0.to_datetime64() - margin <= f.t_obs <= t1.to_datetime64() + margin]
-    plan = align.plan_slots(infos, channels=channels, cadence=cadence, tolerance=tolerance, start=start, end=end,
-                            fill_missing=fill_missing, skipped=skipped)
+    plan = rules.plan(infos, skipped)
     stored = next(f for f in plan.frames[0] if f is not None).shape
     shape = tuple(shape) if shape else stored
-    inputs = {f"{url}/{y}/{channel_key(c)}": _array_identity(group, y, channel_key(c)) for y in years
-              for c in channels}
     steps = [{"step": "sdoml-v2", "source": url,
               "operation": "pixels as stored: SDOML v2 divided by EXPTIME and corrected degradation (DN/s), "
                            "disk rescaled to 976 arcsec"}]
     if shape != stored:
         steps.append({"step": "downsample", "shape": list(shape), "function": "block mean"})
-    return store.build_cube_from_plan(
-        plan, path, name=name, read_frames=SDOMLReader(url, storage_options, locations), shape=shape,
-        inputs=inputs, prep_steps=steps,
-        fingerprint_params={"sdoml": {"url": url, "shape": list(shape), "cadence": str(cadence),
-                                      "allowed_quality_bits": allowed_quality_bits, "fill_missing": fill_missing}},
-        reference_header=_reference_header(group, plan.frames[0], locations), goes=goes, events=events,
-        forecasts=forecasts, description=description,
+    source = ingest.FrameSource(
+        load_rows=SDOMLReader(url, storage_options, locations), shape=shape,
+        inputs={f"{url}/{y}/{channel_key(c)}": _array_identity(group, y, channel_key(c)) for y in years
+                for c in rules.channels},
+        prep_steps=steps,
+        fingerprint_params={"sdoml": {"url": url, "shape": list(shape), "cadence": str(rules.cadence),
+                                      "allowed_quality_bits": rules.allowed_quality_bits,
+                                      "fill_missing": rules.fill_missing}},
+        reference_header=_reference_header(group, plan.frames[0], locations))
+    return ingest.build_cube_from_plan(
+        plan, path, source, name=name, targets=targets, write=write, description=description,
         extra_attrs={"source_store": url, "source_layout": "SDOML v2 (Zarr v2, /<year>/<channel>A)",
-                     **(extra_attrs or {})},
-        block=block, overwrite=overwrite, progress=progress, scheduler=scheduler)
+                     **(extra_attrs or {})})
 
 
 def write_sdoml_layout(
@@ -270,10 +257,6 @@ def write_sdoml_layout(
     ("not ordered by observation time"). Used to make test stores from real FITS frames and
     for small local mirrors; Blosc zstd level 5 with bit-shuffle as the SDOML v2 writer.
     """
-    import numcodecs
-
-    from flarelib.prep import parse_time
-
     rng = np.random.default_rng(seed)
     groups: dict[tuple[str, str], list[tuple[np.ndarray, dict]]] = {}
     for data, header in frames:

@@ -22,12 +22,12 @@ fills in exactly those steps. :func:`open_cube` refuses incomplete stores.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -53,9 +53,41 @@ class CubeMismatchError(RuntimeError):
     """A store exists at the path but was made from other inputs or parameters."""
 
 
+ZARR_FORMAT_REASON = ("Zarr v2: consolidated metadata is standard there (not in the v3 spec), SDOML v2 is v2, "
+                      "and every Zarr reader supports it")
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How :func:`write_cube` writes.
+
+    ``block``: time steps per call of ``fill_block`` (and per Dask task). ``overwrite``:
+    replace a store made from other inputs instead of raising :class:`CubeMismatchError`.
+    ``progress``: a tqdm bar. ``on_block(i0, i1)``: called after each block is committed
+    (progress reporting, tests). ``scheduler``: ``None`` writes in this process; otherwise
+    the blocks run as ``dask.distributed`` tasks (see :func:`dask_client`).
+    ``storage_options``: fsspec options for a URL path (credentials, endpoint), also passed
+    to the workers.
+    """
+
+    block: int = 1
+    overwrite: bool = False
+    progress: bool = True
+    on_block: Callable[[int, int], None] | None = None
+    scheduler: object = None
+    storage_options: dict | None = None
+
+
 def dataset_card() -> str:
     """The dataset card (markdown) that documents the cube schema."""
     return DATASET_CARD_PATH.read_text()
+
+
+def provenance_attrs() -> dict[str, str]:
+    """The attrs every flarelib cube carries about its format: the dataset card, the software
+    versions and why Zarr v2."""
+    return {"dataset_card": dataset_card(), "software_versions": json_attr(software_versions()),
+            "zarr_format_reason": ZARR_FORMAT_REASON}
 
 
 def software_versions() -> dict[str, str]:
@@ -95,7 +127,7 @@ def _location(path, storage_options: dict | None):
 
 
 def _fs(path: str, storage_options: dict | None):
-    import fsspec
+    import fsspec  # lazy: only object-storage paths need it
 
     return fsspec.core.url_to_fs(path, **(storage_options or {}))
 
@@ -154,13 +186,7 @@ def write_cube(
     template: xr.Dataset,
     streamed: dict[str, tuple[tuple[str, ...], tuple[int, ...], str]],
     fill_block: Callable[[int, int], dict[str, np.ndarray]],
-    *,
-    block: int = 1,
-    overwrite: bool = False,
-    progress: bool = True,
-    on_block: Callable[[int, int], None] | None = None,
-    scheduler=None,
-    storage_options: dict | None = None,
+    options: WriteOptions = WriteOptions(),
 ) -> Path | str:
     """Write (or resume) a cube store, serially or on Dask workers, on a disk or on object storage.
 
@@ -168,7 +194,7 @@ def write_cube(
     ----------
     path
         Target ``.zarr`` directory, or an fsspec URL (``s3://bucket/cube.zarr``, with
-        ``storage_options``) to write straight to object storage.
+        ``options.storage_options``) to write straight to object storage.
     template
         Everything but the streamed variables: coordinates, targets and attrs. Its
         ``attrs["input_fingerprint"]`` identifies the inputs and parameters.
@@ -177,24 +203,14 @@ def write_cube(
         block by block, e.g. ``{"aia": (("channel", "y", "x"), (6, 64, 64), "float32")}``.
     fill_block
         ``fill_block(i0, i1)`` returns ``{name: array of shape (i1 - i0, *shape)}``.
-    block
-        Time steps per call of ``fill_block``.
-    overwrite
-        Replace a store made from other inputs instead of raising :class:`CubeMismatchError`.
-    on_block
-        Called after each block is committed (progress reporting, tests).
-    scheduler
-        ``None``: fill and write the blocks in this process. Otherwise the blocks run as
-        tasks on ``dask.distributed`` (see :func:`dask_client`: ``"local"``, ``"local:N"``
-        for a LocalCluster of N single-threaded worker processes, a scheduler address, or
-        a ``Client``). Each task fills one block and writes its own chunk-aligned region
-        (chunks hold one time step) plus its ``ingested`` flags, so the workers never
-        share a chunk. The store must be where every worker can write: a shared file
-        system or object storage.
-    storage_options
-        fsspec options for a URL ``path`` (credentials, ``client_kwargs.endpoint_url``);
-        they are passed to the workers too.
+    options
+        :class:`WriteOptions`. With a ``scheduler``, each Dask task fills one block and
+        writes its own chunk-aligned region (chunks hold one time step) plus its
+        ``ingested`` flags, so the workers never share a chunk. The store must then be where
+        every worker can write: a shared file system or object storage.
     """
+    block, overwrite, progress, on_block = options.block, options.overwrite, options.progress, options.on_block
+    scheduler, storage_options = options.scheduler, options.storage_options
     path = path if is_url(path) else Path(path)
     fingerprint = template.attrs["input_fingerprint"]
     if is_url(path) and _exists(path, storage_options) and not _exists(path, storage_options, ".zmetadata"):
@@ -270,7 +286,7 @@ def dask_client(scheduler):
     """
     import os
 
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client, LocalCluster  # lazy: distributed takes a second to import
 
     if isinstance(scheduler, Client):
         return scheduler, None
@@ -284,7 +300,7 @@ def dask_client(scheduler):
 
 
 def _distributed_regions(scheduler, path: str, storage_options, names: list[str], fill_block: Callable, regions):
-    from dask.distributed import as_completed
+    from dask.distributed import as_completed  # lazy: distributed takes a second to import
 
     client, cluster = dask_client(scheduler)
     try:
@@ -341,238 +357,3 @@ def open_cube(path: str | Path, *, allow_incomplete: bool = False, storage_optio
 def json_attr(value) -> str:
     """Serialize provenance for a Zarr attr (stable key order, so reruns compare equal)."""
     return json.dumps(value, sort_keys=True, default=str)
-
-
-# --------------------------------------------------------------------------- FITS -> cube
-
-WCS_KEYS = ("ctype1", "ctype2", "cunit1", "cunit2", "crpix1", "crpix2", "crval1", "crval2", "cdelt1", "cdelt2",
-            "crota2", "date-obs", "t_obs", "rsun_obs", "rsun_ref", "dsun_obs", "hgln_obs", "hglt_obs", "crln_obs",
-            "crlt_obs", "wavelnth", "waveunit", "telescop", "instrume", "detector", "bunit", "lvl_num")
-
-
-def build_fits_cube(
-    files,
-    path: str | Path,
-    *,
-    name: str,
-    channels=None,
-    cadence: str = "12min",
-    tolerance: str | None = None,
-    shape: tuple[int, int] | None = None,
-    degradation: bool = True,
-    correction_table: str | Path | None = None,
-    register: bool | str = "auto",
-    start: str | None = None,
-    end: str | None = None,
-    fill_missing: bool = False,
-    allowed_quality_bits: int = 0,
-    goes: xr.Dataset | None = None,
-    events=None,
-    forecasts=(("0min", "12min"),),
-    description: str = "",
-    extra_attrs: dict | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    on_block: Callable[[int, int], None] | None = None,
-    scheduler=None,
-    block: int = 1,
-    storage_options: dict | None = None,
-) -> Path | str:
-    """Validate, align, calibrate and write AIA FITS files (plus GOES or events) as a cube.
-
-    The steps: :func:`flarelib.align.scan_frames` (bad files become logged skips),
-    :func:`flarelib.align.plan_slots` (cadence slots, duplicates, missing channels),
-    targets from ``goes`` (an XRS dataset from :func:`flarelib.goes.load_xrs`) or from
-    ``events`` (flare event dicts, see :func:`flarelib.align.events_dataset`), then
-    :func:`flarelib.prep.prep_frame` per frame inside the resumable :func:`write_cube`
-    (serially, or on Dask workers with ``scheduler``, ``block`` time steps per task).
-    Returns the store path. See ``DATASET_CARD.md`` for the schema.
-    """
-    from flarelib import acquire, align, prep
-
-    channels = tuple(channels or prep.DEFAULT_CHANNELS)
-    files = [Path(f) for f in files]
-    if not files:
-        raise align.EmptySelectionError(f"{name}: no input files")
-    infos, skipped = align.scan_frames(files, allowed_quality_bits=allowed_quality_bits, progress=progress)
-    plan = align.plan_slots(infos, channels=channels, cadence=cadence, tolerance=tolerance, start=start, end=end,
-                            fill_missing=fill_missing, skipped=skipped)
-    checksums = {f.name: acquire.sha256_of(f) for f in files if f.exists()}
-    prep_params = {"degradation": degradation, "register": register, "shape": list(shape) if shape else None,
-                   "correction_table": Path(correction_table).name if correction_table
-                   else (prep.aiapy_correction_table_path().name if degradation else None),
-                   "allowed_quality_bits": allowed_quality_bits, "fill_missing": fill_missing}
-    read_frame = functools.partial(_prepped_frame, degradation=degradation, correction_table=correction_table,
-                                   register=register, shape=shape)
-    first = next(f for f in plan.frames[0] if f is not None)
-    return build_cube_from_plan(
-        plan, path, name=name, read_frames=_FrameReader(read_frame), shape=shape or first.shape,
-        inputs=checksums, prep_steps=_prep_step_list(prep_params),
-        fingerprint_params={"prep": prep_params, "cadence": str(cadence)},
-        reference_header=_reference_headers(plan.frames[0], channels, prep_params, shape), goes=goes, events=events,
-        forecasts=forecasts, description=description, extra_attrs=extra_attrs, block=block, overwrite=overwrite,
-        progress=progress, on_block=on_block, scheduler=scheduler, storage_options=storage_options)
-
-
-def _prepped_frame(info, **prep_options) -> np.ndarray:
-    from flarelib import prep
-
-    smap, _ = prep.prep_frame(info, **prep_options)
-    return smap.data
-
-
-class _FrameReader:
-    """``read_frames(rows) -> (n, C, ny, nx)`` from a one-frame reader (picklable for Dask workers)."""
-
-    def __init__(self, read_frame: Callable):
-        self.read_frame = read_frame
-
-    def __call__(self, rows, shape) -> np.ndarray:
-        out = np.full((len(rows), len(rows[0]), *shape), np.nan, dtype=np.float32)
-        for i, row in enumerate(rows):
-            for j, info in enumerate(row):
-                if info is not None:
-                    out[i, j] = self.read_frame(info)
-        return out
-
-
-def build_cube_from_plan(
-    plan,
-    path: str | Path,
-    *,
-    name: str,
-    read_frames: Callable,
-    shape: tuple[int, int],
-    inputs: dict[str, str],
-    prep_steps: list[dict],
-    fingerprint_params: dict,
-    reference_header: dict,
-    goes: xr.Dataset | None = None,
-    events=None,
-    forecasts=(("0min", "12min"),),
-    description: str = "",
-    extra_attrs: dict | None = None,
-    block: int = 1,
-    overwrite: bool = False,
-    progress: bool = True,
-    on_block: Callable[[int, int], None] | None = None,
-    scheduler=None,
-    storage_options: dict | None = None,
-) -> Path | str:
-    """Write the cube of a :class:`flarelib.align.SlotPlan`, whatever the frames come from.
-
-    ``read_frames(rows, shape)`` turns ``plan.frames[i0:i1]`` into a float32 array
-    ``(i1 - i0, C, ny, nx)`` in DN/s (NaN where a row has no frame). ``inputs`` maps each
-    input's name to its sha256 (or another stable identity); with ``fingerprint_params``
-    it makes the store's ``input_fingerprint``. FITS files (:func:`build_fits_cube`) and
-    SDOML v2 stores (:func:`flarelib.sdoml.build_sdoml_cube`) both come through here, so
-    their cubes have one schema. ``scheduler`` and ``storage_options`` (for a URL ``path``)
-    as in :func:`write_cube`.
-    """
-    from flarelib import align
-
-    channels = plan.channels
-    ny, nx = shape
-    targets_id = {"goes": goes.attrs.get("source") if goes is not None else None,
-                  "events": [dict(e) for e in events] if events else None, "forecasts": [list(f) for f in forecasts]}
-    fingerprint = align.plan_fingerprint(plan, inputs, {**fingerprint_params, "targets": targets_id, "name": name})
-    event_ds = align.events_dataset(events or [])
-    if goes is not None:
-        targets = align.goes_targets(goes, plan.times, plan.cadence, forecasts)
-        goes_attrs = {"goes_satellite": goes.attrs.get("goes_satellite", "unknown"),
-                      "goes_scaling": goes.attrs.get("goes_scaling", "unknown"), "target_source": "goes-xrs"}
-    else:
-        targets = align.event_targets(event_ds, plan.times, forecasts)
-        goes_attrs = {"goes_satellite": "none", "goes_scaling": "none",
-                      "target_source": "event-list" if events else "none"}
-    template = xr.Dataset(
-        coords={"time": ("time", plan.times, {"long_name": "nominal cadence slot", "timezone": "UTC"}),
-                "channel": ("channel", np.array(channels, dtype=np.int32), {"units": "angstrom"}),
-                "y": ("y", np.arange(ny, dtype=np.int32), {"long_name": "pixel row"}),
-                "x": ("x", np.arange(nx, dtype=np.int32), {"long_name": "pixel column"}),
-                **plan.frame_coords()},
-    )
-    template = xr.merge([template, targets, event_ds], combine_attrs="drop_conflicts")
-    template.attrs = {
-        "title": f"{name}: aligned SDO/AIA cube" + (" with GOES/XRS" if goes is not None else ""),
-        "name": name,
-        "description": description,
-        "synthetic": False,
-        "dataset_card": dataset_card(),
-        "aia_units": "DN/s",
-        "inputs": json_attr([{"file": k, "sha256": v} for k, v in sorted(inputs.items())]),
-        "prep_steps": json_attr(prep_steps),
-        "alignment": json_attr(plan.describe()),
-        "skipped_inputs": json_attr([s.as_dict() for s in plan.skipped]),
-        "n_skipped": len(plan.skipped),
-        "software_versions": json_attr(software_versions()),
-        "input_fingerprint": fingerprint,
-        "zarr_format_reason": ZARR_FORMAT_REASON,
-        **goes_attrs,
-        **(extra_attrs or {}),
-        "reference_header": json_attr(reference_header),
-    }
-    fill_block = _PlanBlocks(plan.frames, read_frames, (ny, nx))
-    return write_cube(path, template, {"aia": (("channel", "y", "x"), (len(channels), ny, nx), "float32")},
-                      fill_block, block=block, overwrite=overwrite, progress=progress, on_block=on_block,
-                      scheduler=scheduler, storage_options=storage_options)
-
-
-class _PlanBlocks:
-    """``fill_block(i0, i1)`` of a slot plan (a class, so Dask can ship it to workers)."""
-
-    def __init__(self, frames, read_frames: Callable, shape: tuple[int, int]):
-        self.frames, self.read_frames, self.shape = frames, read_frames, shape
-
-    def __call__(self, i0: int, i1: int) -> dict[str, np.ndarray]:
-        return {"aia": self.read_frames(self.frames[i0:i1], self.shape)}
-
-
-ZARR_FORMAT_REASON = ("Zarr v2: consolidated metadata is standard there (not in the v3 spec), SDOML v2 is v2, "
-                      "and every Zarr reader supports it")
-
-
-def _prep_step_list(params: dict) -> list[dict]:
-    steps = []
-    if params["register"]:
-        steps.append({"step": "register", "function": "aiapy.calibrate.register", "when": str(params["register"]),
-                      "applies_to": "full-disk level-1 input"})
-    if params["degradation"]:
-        steps.append({"step": "degradation", "function": "aiapy.calibrate.degradation",
-                      "table": params["correction_table"], "table_source": "shipped inside aiapy"})
-    steps.append({"step": "exposure", "operation": "divide by EXPTIME", "units_after": "DN/s"})
-    if params["shape"]:
-        steps.append({"step": "downsample", "shape": params["shape"],
-                      "function": "sunpy superpixel (mean) for integer factors, else resample (linear)"})
-    return steps
-
-
-def _reference_headers(row, channels, params, shape) -> dict:
-    """WCS keywords of the first time step's calibrated frames (for sunpy.map.Map rebuilds)."""
-    from flarelib import prep
-
-    out = {}
-    for channel, info in zip(channels, row):
-        if info is None:
-            continue
-        smap, _ = prep.prep_frame(info, degradation=False, register=params["register"], shape=shape)
-        out[str(channel)] = {k: smap.meta.get(k) for k in WCS_KEYS if k in smap.meta}
-    return out
-
-
-def frame_map(cube: xr.Dataset, time_index: int, channel: int):
-    """A :class:`sunpy.map.Map` of one cube frame, with the reference WCS of its channel.
-
-    The header is that of the cube's first time step (exact for full-disk cubes; cutouts
-    that track a region drift by a few pixels over an hour).
-    """
-    import sunpy.map
-
-    headers = json.loads(cube.attrs.get("reference_header", "{}"))
-    if str(channel) not in headers:
-        raise KeyError(f"no reference header for channel {channel} in this cube")
-    meta = dict(headers[str(channel)])
-    meta["bunit"] = "DN/s"
-    meta["date-obs"] = str(cube.t_obs.sel(channel=channel).values[time_index])
-    data = cube.aia.sel(channel=channel).isel(time=time_index).values
-    return sunpy.map.Map(data, meta)

@@ -19,14 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-from flarelib.catalog import REPO_ROOT
+from flarelib.paths import BUILD_DIR, NOTEBOOK_DIR, default_build_dir, default_runs_dir, results_path
 
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 SIZES = ("small", "default")
-
-
-def results_path() -> Path:
-    return Path(os.environ.get("FLARELIB_RESULTS", REPO_ROOT / "build" / "results.json"))
 
 
 def artifacts_dir() -> Path:
@@ -140,7 +135,7 @@ def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, not {size!r}")
-    out_dir = out_dir or REPO_ROOT / "build" / "notebooks"
+    out_dir = out_dir or BUILD_DIR / "notebooks"
     os.environ.setdefault("MPLBACKEND", "Agg")
     runs = {}
     for nb in numbered_notebooks():
@@ -157,15 +152,16 @@ def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str
 
 def prepare(size: str = "small") -> None:
     """Build the embedded data of ``size`` and train its checkpoints (Binder's ``postBuild``)."""
-    from flarelib import model
-    from flarelib.catalog import load_catalog
+    # lazy: the suite module is imported by every notebook's parameters cell, and torch takes seconds to import
+    from flarelib import flarenet
+    from flarelib.catalog import load_catalog  # lazy: as above (the catalog imports the whole ingest)
 
     catalog = load_catalog()
     for name in ("sample-flare-2011-02-15", "fulldisk-2014-01-01", "fulldisk-level1-2011-02-15",
                  f"synthetic-sun-{size}"):
         print(f"{name}: {catalog.build(name, progress=False)}", flush=True)
-    for target in model.NOTEBOOK_TARGETS.values():
-        print(f"{size} {target}: {model.ensure_trained(size, target)}", flush=True)
+    for target in flarenet.NOTEBOOK_TARGETS.values():
+        print(f"{size} {target}: {flarenet.ensure_trained(size, target)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,11 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     if results_path().exists():
         results_path().unlink()
     runs = run_suite(args.size, args.out, args.only)
-    out = args.out or REPO_ROOT / "build" / "notebooks"
+    out = args.out or BUILD_DIR / "notebooks"
     print("\n=== flarelib suite finished ===")
     print(f"executed notebooks and HTML: {out}")
-    print(f"cubes: {os.environ.get('FLARELIB_DATA_DIR', REPO_ROOT / 'build' / 'data')}")
-    print(f"training runs and checkpoints: {os.environ.get('FLARELIB_RUNS_DIR', REPO_ROOT / 'build' / 'runs')}")
+    print(f"cubes: {default_build_dir()}")
+    print(f"training runs and checkpoints: {default_runs_dir()}")
     for name, run in runs.items():
         print(f"  {name}: {run['seconds']} s, kernel peak memory {run['peak_rss_mb']} MiB")
     if results_path().exists():

@@ -10,9 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from flarelib.goes import BELOW_A, FLARE_CLASS_THRESHOLDS, NO_DATA
-
-CLASS_ORDER = [BELOW_A, *FLARE_CLASS_THRESHOLDS]
+from flarelib.goes import CLASS_ORDER, NO_DATA
 
 
 def class_counts(cube: xr.Dataset, forecast: str | None = None, *, by: str | None = None) -> pd.DataFrame:

@@ -47,7 +47,6 @@ Forecasting is hard by design: the precursor is faint, most flaring ARs are alre
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,8 @@ import numpy as np
 import xarray as xr
 
 from flarelib import align, store
-from flarelib.prep import DEFAULT_CHANNELS
+from flarelib.checksums import fingerprint, sha256_of
+from flarelib.prep import DEFAULT_CHANNELS, prep_frame, read_frame_info
 
 #: Channel contrast of an AR over the quiet Sun (relative brightening at the AR core).
 AR_CONTRAST = {94: 6.0, 131: 3.0, 171: 1.5, 193: 3.0, 211: 3.5, 335: 5.0}
@@ -123,8 +123,6 @@ def load_quiet_sun(files: Sequence[str | Path], channels: Sequence[int], size: i
 
     Returns ``(base (C, size, size) float32 DN/s, disk mask (size, size) bool, radius px)``.
     """
-    from flarelib.prep import prep_frame, read_frame_info
-
     by_channel, radius = {}, None
     for f in files:
         info = read_frame_info(f)
@@ -341,26 +339,24 @@ def build_synthetic_cube(
         "name": name,
         "description": "Synthetic AIA-like cube and GOES-like XRS-B flux with ground-truth flare masks",
         "synthetic": True,
-        "dataset_card": store.dataset_card(),
         "aia_units": "DN/s (synthetic)",
         "generator": store.json_attr(generator),
         "generator_model": __doc__,
-        "inputs": store.json_attr([{"file": Path(f).name, "sha256": _sha(f)} for f in disk_files]),
+        "inputs": store.json_attr([{"file": Path(f).name, "sha256": sha256_of(f)} for f in disk_files]),
         "prep_steps": store.json_attr([{"step": "synthetic", "see": "generator_model"}]),
         "alignment": store.json_attr({"cadence": cadence, "slot_rule": "generated on the grid"}),
         "skipped_inputs": "[]",
         "n_skipped": 0,
-        "software_versions": store.json_attr(store.software_versions()),
         "goes_satellite": "synthetic",
         "goes_scaling": "synthetic",
         "target_source": "synthetic",
-        "zarr_format_reason": store.ZARR_FORMAT_REASON,
+        **store.provenance_attrs(),
         "input_fingerprint": _fingerprint(generator, disk_files),
     }
     streamed = {"aia": (("channel", "y", "x"), (nc, config.size, config.size), "float32"),
                 "flare_mask": (("y", "x"), (config.size, config.size), "uint8")}
     return store.write_cube(path, template, streamed, lambda i0, i1: render_frames(history, base, config, i0, i1),
-                            block=48, overwrite=overwrite, progress=progress, on_block=on_block)
+                            store.WriteOptions(block=48, overwrite=overwrite, progress=progress, on_block=on_block))
 
 
 def _event_positions(history: History, axis: str) -> np.ndarray:
@@ -372,14 +368,5 @@ def _event_positions(history: History, axis: str) -> np.ndarray:
     return np.array(out, dtype=np.float32)
 
 
-def _sha(path) -> str:
-    from flarelib.acquire import sha256_of
-
-    return sha256_of(path)
-
-
 def _fingerprint(generator: dict, disk_files) -> str:
-    import hashlib
-
-    payload = json.dumps({"generator": generator, "disk": [_sha(f) for f in disk_files]}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return fingerprint({"generator": generator, "disk": [sha256_of(f) for f in disk_files]})

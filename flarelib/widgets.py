@@ -31,7 +31,8 @@ from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.ticker import NullLocator
 
-from flarelib.plotting import add_class_bands, aia_cmap, data_label, frame_range
+from flarelib.labels import data_kind
+from flarelib.plotting import add_class_bands, aia_cmap, frame_range
 
 
 def ipympl_active() -> bool:
@@ -173,7 +174,7 @@ class SaliencyBrowser(_Browser):
         self.method = W.Dropdown(options=methods, value=method or methods[0], description="method")
         self.alpha = W.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="overlay α")
 
-        label = data_label(cube)
+        label = data_kind(cube)
         self.fig, (self.ax_img, self.ax_goes) = plt.subplots(1, 2, figsize=(10, 4.2),
                                                              gridspec_kw={"width_ratios": [1, 1.4]})
         frame, sal = self._arrays(0)
@@ -236,7 +237,7 @@ class SaliencyBrowser(_Browser):
         self.overlay.set_alpha(self.alpha.value)
         self.marker.set_xdata([self.times[step], self.times[step]])
         t = np.datetime_as_string(self.times[step], unit="m")
-        self.suptitle.set_text(f"{data_label(self.cube)} {self.cube.attrs.get('name', '')}: {t} UTC")
+        self.suptitle.set_text(f"{data_kind(self.cube)} {self.cube.attrs.get('name', '')}: {t} UTC")
         self._finish(self.fig, full=full)
         self.redraw_seconds.append(_time.perf_counter() - start)
 
@@ -296,7 +297,7 @@ class FilterBrowser(_Browser):
         self.act.set_clim(0, max(float(acts.max()), 1e-6))
         self.ax_act.set_title(f"{self.layer.value} filter {self.filter.value}", fontsize=10)
         t = np.datetime_as_string(self.cube["time"].values[int(self.time_index[step])], unit="m")
-        self.suptitle.set_text(f"{data_label(self.cube)} {self.cube.attrs.get('name', '')}: {t} UTC, "
+        self.suptitle.set_text(f"{data_kind(self.cube)} {self.cube.attrs.get('name', '')}: {t} UTC, "
                                f"{self.channel} Å and activations")
         self._finish(self.fig)
         self.redraw_seconds.append(_time.perf_counter() - start)
@@ -341,7 +342,7 @@ def time_redraws(browser: _Browser, steps: int = 20) -> float:
     durations = []
     start_step = browser.slider.value
     n = browser.slider.max + 1
-    for k in range(1, min(steps, n - 1) + 1):
+    for _ in range(min(steps, n - 1)):
         start = _time.perf_counter()
         browser.slider.value = (browser.slider.value + 1) % n
         browser.render_now()

@@ -27,7 +27,7 @@ import astropy.units as u
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from flarelib.acquire import sha256_of  # noqa: E402
+from flarelib.checksums import sha256_of  # noqa: E402
 
 DEMREGPY = "alasdairwilson__demregpy"
 SUNPY = "sunpy__sunpy"

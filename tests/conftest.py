@@ -67,10 +67,11 @@ def small_synthetic(small_cube_path):
 @pytest.fixture(scope="session")
 def trained_small(tmp_path_factory, small_cube_path):
     """FlareNet trained for 2 epochs on the small synthetic cube (configs/small.yaml): (run folder, LightningCLI)."""
-    from flarelib import model
+    from flarelib import flarenet
+    from flarelib.paths import CONFIG_DIR
 
     out = tmp_path_factory.mktemp("run")
-    cli = model.train(model.CONFIG_DIR / "small.yaml", out_dir=out,
+    cli = flarenet.train(CONFIG_DIR / "small.yaml", out_dir=out,
                       overrides=[f"--data.cube={small_cube_path}", "--trainer.max_epochs=2"])
     return out, cli
 

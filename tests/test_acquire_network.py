@@ -10,6 +10,7 @@ from astropy.table import Table
 
 from conftest import FLARE_DIR, GOES_DIR
 from flarelib import acquire
+from flarelib.checksums import read_checksums, sha256_of
 
 AIA = sorted(FLARE_DIR.glob("*_171.fits"))[:3]
 GOES_FILE = GOES_DIR / "sci_xrsf-l2-avg1m_g16_d20210101_truncated.nc"
@@ -26,8 +27,8 @@ def test_download_verifies_records_and_skips_what_it_has(file_server, tmp_path):
     paths = acquire.download_files(requests, tmp_path / "dl", verify=acquire.verify_aia_fits)
     assert [p.name for p in paths] == [p.name for p in AIA]
     assert all(p.read_bytes() == src.read_bytes() for p, src in zip(paths, AIA))
-    sums = acquire.read_checksums(tmp_path / "dl" / "SHA256SUMS")
-    assert sums == {p.name: acquire.sha256_of(p) for p in AIA}
+    sums = read_checksums(tmp_path / "dl" / "SHA256SUMS")
+    assert sums == {p.name: sha256_of(p) for p in AIA}
     hits = dict(file_server.hits)
     acquire.download_files(requests, tmp_path / "dl", verify=acquire.verify_aia_fits)
     assert file_server.hits == hits  # complete, verified files are not fetched again
@@ -54,10 +55,10 @@ def test_a_partial_file_left_by_a_killed_run_is_detected_and_refetched(file_serv
 def test_a_corrupt_download_is_caught_by_its_checksum_and_refetched(file_server, tmp_path):
     requests = serve(file_server, AIA)
     for r, p in zip(requests, AIA):
-        r["sha256"] = acquire.sha256_of(p)
+        r["sha256"] = sha256_of(p)
     file_server.faults[AIA[2].name] = ("corrupt", 2)
     paths = acquire.download_files(requests, tmp_path / "dl")
-    assert acquire.sha256_of(paths[2]) == requests[2]["sha256"]
+    assert sha256_of(paths[2]) == requests[2]["sha256"]
     assert file_server.hits[AIA[2].name] > 2 == file_server.hits[AIA[0].name]
 
 
@@ -101,7 +102,7 @@ def test_fido_fetch_of_goes_results_is_verified_and_loads_as_science_quality(fil
     assert xrs.attrs["goes_satellite"] == "GOES-16"
     assert xrs.sizes["time"] == 100 and np.nanmax(xrs.xrsb.values) > 0
     assert file_server.hits[GOES_FILE.name] > 2
-    assert GOES_FILE.name in acquire.read_checksums(tmp_path / "goes" / "SHA256SUMS")
+    assert GOES_FILE.name in read_checksums(tmp_path / "goes" / "SHA256SUMS")
 
 
 def test_swpc_scaled_goes_is_converted_before_it_meets_science_quality(file_server, tmp_path):
@@ -241,7 +242,7 @@ def test_a_jsoc_tar_bundle_is_unpacked_verified_and_recorded(tmp_path):
             tar.add(p, arcname=p.name)
     paths = acquire.unpack_export([bundle], tmp_path / "out")
     assert [p.name for p in paths] == [p.name for p in AIA]
-    assert set(acquire.read_checksums(tmp_path / "out" / "SHA256SUMS")) == {p.name for p in AIA}
+    assert set(read_checksums(tmp_path / "out" / "SHA256SUMS")) == {p.name for p in AIA}
     broken = tmp_path / "broken.tar"
     with tarfile.open(broken, "w") as tar:
         cut = tmp_path / AIA[0].name

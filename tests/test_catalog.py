@@ -100,13 +100,11 @@ def test_hek_entry_reuses_its_saved_events_offline(tmp_path):
     entry = {"kind": "hek_events", "description": "HEK flares", "synthetic": False, "licence": "public",
              "citation": "HEK", "query": {}, "time_range": ["2011-02-15T00:00", "2011-02-16T00:00"]}
     cat = load_catalog(_write(tmp_path, {"hek": entry}))
-    from flarelib.catalog import _spec_hash
-
     saved = cat.download_dir("hek", tmp_path / "b") / "events.json"
     saved.parent.mkdir(parents=True)
     event = {"start": "2011-02-15T01:44:00", "peak": "2011-02-15T01:56:00", "end": "2011-02-15T02:06:00",
              "goes_class": "X2.2", "noaa_ar": 11158, "source": "HEK (NOAA/SWPC)"}
-    saved.write_text(json.dumps({"catalog_spec": _spec_hash(cat["hek"]), "events": [event]}))
+    saved.write_text(json.dumps({"catalog_spec": cat["hek"].fingerprint, "events": [event]}))
     assert cat.open("hek", build_dir=tmp_path / "b").event_class.values.tolist() == ["X2.2"]
 
 

@@ -125,6 +125,7 @@ def test_selected_channels_come_in_the_requested_order(small_cube_path):
     assert dm.normalizer.mean == (full.normalizer.mean[1], full.normalizer.mean[0])
 
 
+@pytest.mark.slow
 def test_memory_cache_gives_the_same_batches_as_zarr_reads(small_cube_path):
     zarr_dm = _dm(small_cube_path, batch_size=16)
     cache_dm = _dm(small_cube_path, batch_size=16, cache="memory", cache_dtype="float32")
@@ -145,6 +146,7 @@ def test_cache_too_big_falls_back_to_zarr(small_cube_path, caplog):
     assert "exceeds cache_max_gb" in caplog.text
 
 
+@pytest.mark.slow
 def test_weighted_sampler_draws_rare_classes_more_often(small_cube_path):
     dm = _dm(small_cube_path, class_weighting="sampler", class_weight_power=1.0, batch_size=64)
     labels = dm.labels[dm.split_index["train"]]
@@ -153,6 +155,7 @@ def test_weighted_sampler_draws_rare_classes_more_often(small_cube_path):
     assert np.mean(drawn == common) < np.mean(labels == common)
 
 
+@pytest.mark.slow
 def test_workers_open_the_store_lazily_under_spawn(small_cube_path):
     dm = _dm(small_cube_path, num_workers=1, multiprocessing_context="spawn", batch_size=8)
     reference = _dm(small_cube_path, batch_size=8)

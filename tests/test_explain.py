@@ -6,8 +6,10 @@ import torch
 import xarray as xr
 
 from flarelib import explain
-from flarelib.acquire import sha256_of
-from flarelib import model as M
+from flarelib import flarenet as M
+from flarelib.checksums import sha256_of
+
+pytestmark = pytest.mark.slow  # trains or explains FlareNet
 
 
 @pytest.fixture(scope="module")

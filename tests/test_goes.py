@@ -63,9 +63,9 @@ def test_goes15_avg1m_flag_16_is_not_bad_data():
 
 
 def _write_nc_with_fill_and_flags(src, dst):
-    import h5py
-
     import shutil
+
+    import h5py
     shutil.copyfile(src, dst)
     with h5py.File(dst, "r+") as h:
         flux = h["xrsb_flux"][...]

@@ -8,11 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+from flarelib import flarenet as M
 from flarelib import metrics
-from flarelib import model as M
 from flarelib.data import DataConfigError
+from flarelib.paths import CONFIG_DIR
 
-SMALL = str(M.CONFIG_DIR / "small.yaml")
+SMALL = str(CONFIG_DIR / "small.yaml")
 
 
 def _cli(tmp_path, *extra, cube):
@@ -21,6 +22,7 @@ def _cli(tmp_path, *extra, cube):
     return M.make_cli(args, run=False)
 
 
+@pytest.mark.slow
 def test_fast_dev_run_on_the_small_synthetic_cube(tmp_path, small_cube_path):
     cli = _cli(tmp_path, "--trainer.fast_dev_run=true", cube=small_cube_path)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -29,6 +31,7 @@ def test_fast_dev_run_on_the_small_synthetic_cube(tmp_path, small_cube_path):
     assert cli.model.hparams.channels == cli.datamodule.channels  # linked by the CLI
 
 
+@pytest.mark.slow
 def test_training_from_the_frame_cache_matches_training_from_zarr(tmp_path, small_cube_path):
     runs = []
     for cache in ("none", "memory"):
@@ -41,6 +44,7 @@ def test_training_from_the_frame_cache_matches_training_from_zarr(tmp_path, smal
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow
 def test_bf16_and_channels_last_options_train(tmp_path, small_cube_path):
     cli = _cli(tmp_path, "--trainer.fast_dev_run=true", "--trainer.precision=bf16-mixed",
                "--model.channels_last=true", cube=small_cube_path)
@@ -54,6 +58,7 @@ def trained(trained_small):
     return trained_small
 
 
+@pytest.mark.slow
 def test_training_writes_metrics_csv_and_a_checkpoint(trained):
     out, _ = trained
     curves = M.metrics_frame(out)
@@ -62,6 +67,7 @@ def test_training_writes_metrics_csv_and_a_checkpoint(trained):
     assert M.best_checkpoint(out).suffix == ".ckpt"
 
 
+@pytest.mark.slow
 def test_two_runs_with_the_same_seed_give_identical_metrics(trained, tmp_path, small_cube_path):
     out, first = trained
     second = M.train(SMALL, out_dir=tmp_path, overrides=[f"--data.cube={small_cube_path}", "--trainer.max_epochs=2"])
@@ -71,6 +77,7 @@ def test_two_runs_with_the_same_seed_give_identical_metrics(trained, tmp_path, s
     np.testing.assert_array_equal(pa["pred"].values, pb["pred"].values)
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_with_weights_only(trained):
     out, cli = trained
     loaded = M.load_flarenet(M.best_checkpoint(out))
@@ -122,6 +129,7 @@ def test_class_head_outputs_two_logits_and_is_absent_when_off():
         M.FlareNet(widths=[4], hidden=8).class_logits(torch.randn(2, 6, 8, 8))
 
 
+@pytest.mark.slow
 def test_evaluation_table_has_the_model_and_three_baselines(trained):
     _, cli = trained
     preds = M.predict(cli.model, cli.datamodule, "test")
@@ -138,9 +146,10 @@ def test_evaluation_table_has_the_model_and_three_baselines(trained):
     (["--data.target=1D/5D"], DataConfigError, "longer than the data"),
     (["--data.split_fractions=[1.0,0.0,0.0]"], DataConfigError, "is empty"),
 ])
+@pytest.mark.slow
 def test_bad_config_values_give_clear_errors(tmp_path, small_cube_path, extra, error, match):
-    cli = _cli(tmp_path, "--trainer.fast_dev_run=true", *extra, cube=small_cube_path)
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match):  # raised when the CLI links the training data into the model
+        cli = _cli(tmp_path, "--trainer.fast_dev_run=true", *extra, cube=small_cube_path)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
 
 

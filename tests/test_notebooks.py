@@ -30,7 +30,7 @@ BINDER_MEMORY_BYTES = 2 * 10**9  # mybinder.org: about 2 GB per user session
 
 @pytest.mark.notebooks
 def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tmp_path, monkeypatch):
-    """What Binder does: postBuild's prepare step, then each notebook in small mode, each kernel's peak memory measured."""
+    """What Binder does: postBuild's prepare step, then each notebook in small mode, each kernel's peak memory."""
     monkeypatch.setenv("FLARELIB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FLARELIB_RESULTS", str(tmp_path / "results.json"))
     monkeypatch.setenv("FLARELIB_RUNS_DIR", str(tmp_path / "runs"))
@@ -65,13 +65,14 @@ def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tm
     assert (tmp_path / "data" / "saliency-small.zarr").is_dir()
 
 
+@pytest.mark.slow
 def test_peak_memory_sees_a_child_process_allocate():
     import subprocess
     import sys
 
     with suite.PeakMemory() as memory:
-        subprocess.run([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
-                        "time.sleep(0.5)"], check=True)
+        subprocess.run([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); "
+                        "b[::4096] = b'x' * len(b[::4096]); time.sleep(0.5)"], check=True)
     assert 300 * 2**20 < memory.peak_bytes < 600 * 2**20
 
 

@@ -8,7 +8,9 @@ import pytest
 import xarray as xr
 from astropy.io import fits
 
-from flarelib import align, prep, store
+from flarelib import ingest, prep
+from flarelib.align import SlotRules, Targets
+from flarelib.store import WriteOptions
 from tests.conftest import FLARE_EVENT, REAL
 
 AEC_193 = "aia_flare_2011-02-15T01-58-10_193.fits"  # EXPTIME 0.0049 s (flare mode)
@@ -111,6 +113,7 @@ def test_bad_frames_raise_clear_errors(flare_copy, change, reason):
     assert path.name in str(err.value)
 
 
+@pytest.mark.slow
 def test_bad_files_are_logged_counted_skips_in_an_ingest(flare_copy, tmp_path, caplog):
     (flare_copy / NORMAL_193).write_bytes((flare_copy / NORMAL_193).read_bytes()[:5000])  # truncated
     _edit(flare_copy / "aia_flare_2011-02-15T01-46-02_094.fits", QUALITY=0x100)
@@ -118,8 +121,9 @@ def test_bad_files_are_logged_counted_skips_in_an_ingest(flare_copy, tmp_path, c
     (flare_copy / "aia_flare_2011-02-15T01-50-02_094.fits").unlink()  # a channel missing in a slot
     files = sorted(flare_copy.glob("*.fits"), reverse=True)  # unsorted input
     with caplog.at_level(logging.WARNING, logger="flarelib"):
-        path = store.build_fits_cube(files, tmp_path / "cube.zarr", name="t", cadence="2min", tolerance="60s",
-                                     events=[FLARE_EVENT], progress=False)
+        path = ingest.build_fits_cube(files, tmp_path / "cube.zarr", name="t",
+                                      rules=SlotRules(cadence="2min", tolerance="60s"),
+                                      targets=Targets(events=[FLARE_EVENT]), write=WriteOptions(progress=False))
     ds = xr.open_zarr(path)
     skipped = json.loads(ds.attrs["skipped_inputs"])
     reasons = [s["reason"] for s in skipped]
@@ -136,12 +140,14 @@ def test_bad_files_are_logged_counted_skips_in_an_ingest(flare_copy, tmp_path, c
     assert len(json.loads(ds.attrs["inputs"])) == len(files)
 
 
+@pytest.mark.slow
 def test_allowed_quality_bits_hold_through_the_whole_ingest(flare_copy, tmp_path):
     """A frame accepted at scan time is calibrated without being re-validated with stricter rules."""
     _edit(flare_copy / NORMAL_193, QUALITY=0x100)
     files = sorted(flare_copy.glob("*.fits"))
-    path = store.build_fits_cube(files, tmp_path / "cube.zarr", name="t", cadence="2min", tolerance="60s",
-                                 allowed_quality_bits=0x100, events=[FLARE_EVENT], progress=False)
+    path = ingest.build_fits_cube(files, tmp_path / "cube.zarr", name="t",
+                                  rules=SlotRules(cadence="2min", tolerance="60s", allowed_quality_bits=0x100),
+                                  targets=Targets(events=[FLARE_EVENT]), write=WriteOptions(progress=False))
     ds = xr.open_zarr(path)
     assert ds.attrs["n_skipped"] == 0 and ds.sizes["time"] == 10
     assert int(ds.quality.sel(channel=193).values[0]) == 0x100

@@ -10,7 +10,9 @@ import pytest
 import xarray as xr
 
 from conftest import FLARE_EVENT, ROOT
-from flarelib.store import IncompleteCubeError, build_fits_cube, cube_status, open_cube
+from flarelib.align import SlotRules, Targets
+from flarelib.ingest import build_fits_cube
+from flarelib.store import IncompleteCubeError, WriteOptions, cube_status, open_cube
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +28,9 @@ def dask_client():
 
 
 def build(files, path, **kw):
-    return build_fits_cube(files, path, name="sample", cadence="2min", tolerance="60s", events=[FLARE_EVENT],
-                           forecasts=[("0min", "10min")], progress=False, **kw)
+    return build_fits_cube(files, path, name="sample", rules=SlotRules(cadence="2min", tolerance="60s"),
+                           targets=Targets(events=[FLARE_EVENT], forecasts=[("0min", "10min")]),
+                           write=WriteOptions(progress=False, **kw))
 
 
 def test_two_dask_workers_write_the_same_store_as_the_serial_path(flare_files, tmp_path, dask_client):
@@ -57,7 +60,7 @@ def test_ddp_trains_on_two_cpu_processes_with_sane_metrics(small_cube_path, tmp_
     """``strategy: ddp`` from config: 2 processes (gloo) on the small SYNTHETIC cube."""
     env = dict(os.environ, FLARELIB_DATA_DIR=str(small_cube_path.parent), PYTHONWARNINGS="ignore")
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "flarelib.model", "fit", "--config", str(ROOT / "configs/small.yaml"),
+    cmd = [sys.executable, "-m", "flarelib.flarenet", "fit", "--config", str(ROOT / "configs/small.yaml"),
            "--config", str(ROOT / "configs/ddp-cpu.yaml"), "--trainer.max_epochs=2",
            f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -1,5 +1,7 @@
 """SDOML v2 on a real (local) S3 server: the cube from the store equals the cube from the same FITS frames."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -7,7 +9,12 @@ from astropy.io import fits
 
 from conftest import FLARE_EVENT
 from flarelib import prep, sdoml
-from flarelib.store import build_fits_cube, open_cube
+from flarelib.align import SlotRules, Targets
+from flarelib.ingest import build_fits_cube
+from flarelib.store import WriteOptions, open_cube
+
+pytestmark = pytest.mark.slow  # a local S3 server and whole ingests
+
 
 CHANNELS = (94, 131, 171, 193, 211, 335)
 HEADER_KEYS = ("T_OBS", "EXPTIME", "WAVELNTH", "QUALITY", "CDELT1", "CDELT2", "CRPIX1", "CRPIX2", "CRVAL1",
@@ -58,16 +65,19 @@ def test_store_has_the_sdoml_v2_layout(sdoml_store):
 
 
 def test_sdoml_cube_equals_the_fits_cube(sdoml_store, tmp_path):
-    common = dict(name="sample", channels=CHANNELS, cadence="2min", tolerance="60s", events=[FLARE_EVENT],
-                  forecasts=[("0min", "10min")], progress=False)
-    fits_cube = open_cube(build_fits_cube(sdoml_store["files"], tmp_path / "fits.zarr", **common))
-    s3_cube = open_cube(sdoml.build_sdoml_cube(tmp_path / "s3.zarr", url=sdoml_store["url"],
-                                               storage_options=sdoml_store["read"], start="2011-02-15T01:40",
-                                               end="2011-02-15T02:10", block=3, **common))
+    rules = SlotRules(channels=CHANNELS, cadence="2min", tolerance="60s")
+    targets = Targets(events=[FLARE_EVENT], forecasts=[("0min", "10min")])
+    fits_cube = open_cube(build_fits_cube(sdoml_store["files"], tmp_path / "fits.zarr", name="sample", rules=rules,
+                                          targets=targets, write=WriteOptions(progress=False)))
+    s3_cube = open_cube(sdoml.build_sdoml_cube(
+        tmp_path / "s3.zarr", name="sample", url=sdoml_store["url"], storage_options=sdoml_store["read"],
+        rules=dataclasses.replace(rules, start="2011-02-15T01:40", end="2011-02-15T02:10"), targets=targets,
+        write=WriteOptions(block=3, progress=False)))
     assert s3_cube.sizes["time"] == fits_cube.sizes["time"] == 9  # the slot missing a 94 Å frame is left out
     compared = ["aia", "t_obs", "exptime", "quality", "flux_now", "flux_max", "xrsb", "ingested"]
     # equal pixels, times, header coordinates and targets; only the frame names differ (file vs store index)
-    xr.testing.assert_equal(s3_cube[compared].drop_vars("source").load(), fits_cube[compared].drop_vars("source").load())
+    s3_values, fits_values = (c[compared].drop_vars("source").load() for c in (s3_cube, fits_cube))
+    xr.testing.assert_equal(s3_values, fits_values)
     assert s3_cube.source.values[0, 0].startswith("2011_94A_")
     assert np.isfinite(s3_cube.aia).all()
     assert s3_cube.attrs["source_store"] == sdoml_store["url"]
@@ -112,7 +122,7 @@ def test_a_catalog_entry_builds_the_cube_and_reuses_it(sdoml_store, tmp_path):
 
     import yaml
 
-    from flarelib.catalog import _spec_hash, load_catalog
+    from flarelib.catalog import load_catalog
 
     entry = {"kind": "sdoml_v2", "description": "REAL frames in the SDOML v2 layout on a local S3 server",
              "synthetic": False, "licence": "NASA/SDO public data", "citation": "test",
@@ -127,7 +137,7 @@ def test_a_catalog_entry_builds_the_cube_and_reuses_it(sdoml_store, tmp_path):
     cat = load_catalog(path)
     saved = cat.download_dir("hek-local", tmp_path / "b") / "events.json"  # as a first, online run leaves it
     saved.parent.mkdir(parents=True)
-    saved.write_text(json.dumps({"catalog_spec": _spec_hash(cat["hek-local"]), "events": [FLARE_EVENT]}))
+    saved.write_text(json.dumps({"catalog_spec": cat["hek-local"].fingerprint, "events": [FLARE_EVENT]}))
     cube_path = cat.build("sdoml-local", build_dir=tmp_path / "b", progress=False)
     cube = cat.open("sdoml-local", build_dir=tmp_path / "b")
     assert cube.sizes["time"] == 9 and cube.attrs["licence"] == "NASA/SDO public data"
@@ -151,7 +161,9 @@ def test_pixels_are_read_in_bounded_blocks(sdoml_store, tmp_path, monkeypatch):
 
     monkeypatch.setattr(zarr.Array, "get_orthogonal_selection", spy)
     sdoml.build_sdoml_cube(tmp_path / "c.zarr", name="sample", url=sdoml_store["url"],
-                           storage_options=sdoml_store["read"], channels=CHANNELS, start="2011-02-15T01:40",
-                           end="2011-02-15T02:10", cadence="2min", tolerance="60s", block=2, progress=False)
+                           storage_options=sdoml_store["read"],
+                           rules=SlotRules(channels=CHANNELS, cadence="2min", tolerance="60s",
+                                           start="2011-02-15T01:40", end="2011-02-15T02:10"),
+                           write=WriteOptions(block=2, progress=False))
     assert reads and max(reads) <= 2  # never more than `block` frames of a channel at once
     assert sum(reads) == 9 * len(CHANNELS)  # each used frame read once

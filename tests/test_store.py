@@ -13,19 +13,22 @@ import pytest
 import xarray as xr
 import zarr
 
-from flarelib import store
+from flarelib import ingest, store
+from flarelib.align import SlotRules, Targets
 from tests.conftest import FLARE_EVENT, ROOT
 
-BUILD = dict(name="sample-flare-2011-02-15", cadence="2min", tolerance="60s", events=[FLARE_EVENT],
-             forecasts=[("0min", "10min"), ("10min", "10min")], progress=False)
+BUILD = dict(name="sample-flare-2011-02-15", rules=SlotRules(cadence="2min", tolerance="60s"),
+             targets=Targets(events=[FLARE_EVENT], forecasts=[("0min", "10min"), ("10min", "10min")]),
+             write=store.WriteOptions(progress=False))
 
 
 @pytest.fixture(scope="module")
 def flare_cube(tmp_path_factory):
     files = sorted((ROOT / "data/real/aia_flare_2011-02-15").glob("*.fits"))
-    return store.build_fits_cube(files, tmp_path_factory.mktemp("c") / "flare.zarr", **BUILD)
+    return ingest.build_fits_cube(files, tmp_path_factory.mktemp("c") / "flare.zarr", **BUILD)
 
 
+@pytest.mark.slow
 def test_plain_xarray_opens_the_cube_with_the_schema(flare_cube):
     code = ("import sys, xarray as xr; ds = xr.open_zarr(sys.argv[1]); "
             "assert 'flarelib' not in sys.modules; print(dict(ds.sizes), ds.aia.attrs.get('units', ''))")
@@ -61,21 +64,21 @@ def test_storage_is_zarr_v2_blosc_zstd_one_step_chunks_consolidated(flare_cube):
 def test_rebuilding_a_complete_store_is_a_no_op_and_other_inputs_are_refused(flare_cube, tmp_path):
     before = (flare_cube / "aia" / ".zarray").stat().st_mtime_ns
     files = sorted((ROOT / "data/real/aia_flare_2011-02-15").glob("*.fits"))
-    store.build_fits_cube(files, flare_cube, **BUILD)
+    ingest.build_fits_cube(files, flare_cube, **BUILD)
     assert (flare_cube / "aia" / ".zarray").stat().st_mtime_ns == before
     with pytest.raises(store.CubeMismatchError, match="other inputs"):
-        store.build_fits_cube(files[:30], flare_cube, **BUILD)
+        ingest.build_fits_cube(files[:30], flare_cube, **BUILD)
     stranger = tmp_path / "not-a-cube.zarr"
     stranger.mkdir()
     (stranger / "precious.txt").write_text("keep me")
     with pytest.raises(store.CubeMismatchError, match="not a flarelib cube"):
-        store.build_fits_cube(files, stranger, **BUILD)
+        ingest.build_fits_cube(files, stranger, **BUILD)
     assert (stranger / "precious.txt").exists()
 
 
 def test_frame_map_rebuilds_a_sunpy_map(flare_cube):
     ds = store.open_cube(flare_cube)
-    smap = store.frame_map(ds, 7, 193)
+    smap = ingest.frame_map(ds, 7, 193)
     assert smap.data.shape == (67, 67) and str(smap.unit) == "DN / s"
     assert smap.wavelength.value == 193
 
@@ -84,15 +87,18 @@ WRITER = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from flarelib import store
+from flarelib import ingest, store
+from flarelib.align import SlotRules, Targets
 from tests.conftest import FLARE_EVENT
 files = sorted(Path({root!r}, "data/real/aia_flare_2011-02-15").glob("*.fits"))
-store.build_fits_cube(files, Path(sys.argv[1]), name="sample-flare-2011-02-15", cadence="2min", tolerance="60s",
-                      events=[FLARE_EVENT], forecasts=[("0min", "10min"), ("10min", "10min")], progress=False,
-                      on_block=lambda i0, i1: time.sleep(0.4))
+ingest.build_fits_cube(files, Path(sys.argv[1]), name="sample-flare-2011-02-15",
+                       rules=SlotRules(cadence="2min", tolerance="60s"),
+                       targets=Targets(events=[FLARE_EVENT], forecasts=[("0min", "10min"), ("10min", "10min")]),
+                       write=store.WriteOptions(progress=False, on_block=lambda i0, i1: time.sleep(0.4)))
 """
 
 
+@pytest.mark.slow
 def test_a_killed_ingest_resumes_to_the_same_store(flare_cube, tmp_path):
     target = tmp_path / "killed.zarr"
     proc = subprocess.Popen([sys.executable, "-c", WRITER.format(root=str(ROOT)), str(target)],
@@ -120,7 +126,7 @@ def test_a_killed_ingest_resumes_to_the_same_store(flare_cube, tmp_path):
     assert np.isnan(plain.aia.values[missing]).all()
 
     files = sorted((ROOT / "data/real/aia_flare_2011-02-15").glob("*.fits"))
-    store.build_fits_cube(files, target, **BUILD)
+    ingest.build_fits_cube(files, target, **BUILD)
     resumed, reference = store.open_cube(target).load(), store.open_cube(flare_cube).load()
     xr.testing.assert_identical(resumed, reference)
     assert resumed.attrs == reference.attrs

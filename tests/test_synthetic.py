@@ -33,6 +33,7 @@ def test_schema_matches_the_real_cubes(small_synthetic):
     assert np.isfinite(ds.aia.values).all() and (ds.aia.values.mean(axis=(0, 2, 3)) > 0).all()
 
 
+@pytest.mark.slow
 def test_deterministic_from_the_seed(tmp_path):
     a = store.open_cube(synthetic.build_synthetic_cube(tmp_path / "a.zarr", TINY, DISK, progress=False)).load()
     b = store.open_cube(synthetic.build_synthetic_cube(tmp_path / "b.zarr", TINY, DISK, progress=False)).load()
@@ -42,6 +43,7 @@ def test_deterministic_from_the_seed(tmp_path):
     assert not np.array_equal(a.aia.values, c.aia.values)
 
 
+@pytest.mark.slow
 def test_interrupted_generation_resumes_identically(tmp_path):
     class Stop(Exception):
         pass

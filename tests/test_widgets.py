@@ -7,7 +7,9 @@ import xarray as xr
 from PIL import Image
 
 from flarelib import explain, widgets
-from flarelib import model as M
+from flarelib import flarenet as M
+
+pytestmark = pytest.mark.slow  # trains or explains FlareNet
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,8 @@ def test_changing_method_channel_and_alpha_swaps_the_overlay(stores):
     browser = widgets.SaliencyBrowser(cube, saliency, channel=94, method="gradcam")
     browser.slider.value = 3
     browser.method.value = "integrated_gradients"
-    np.testing.assert_array_equal(browser.overlay.get_array(),
-                                  saliency.saliency.isel(time=3).sel({"method": "integrated_gradients", "channel": 94}).values)
+    expected = saliency.saliency.isel(time=3).sel({"method": "integrated_gradients", "channel": 94}).values
+    np.testing.assert_array_equal(browser.overlay.get_array(), expected)
     browser.channel.value = 335
     np.testing.assert_array_equal(browser.image.get_array(),
                                   cube.aia.isel(time=int(saliency.time_index.values[3])).sel(channel=335).values)

@@ -1,44 +1,47 @@
 """Model stage: FlareNet as a LightningModule, trained through LightningCLI and YAML configs.
 
 FlareNet (McGregor et al. 2017, ``nasa-fdl/flarenet``) reads a stack of AIA channels and
-regresses the GOES XRS-B flux. Ours: ``depth`` conv blocks ``[Conv3x3 -> BatchNorm ->
-nn.ReLU -> MaxPool2]``, global average pooling, and a small dense head that outputs
-log10 of the target flux (W/m²); optionally a second head with logits for flux >= C1
-and >= M1. Every ReLU is an ``nn.ReLU()`` module (never in place, never functional) so
-that every Captum method, Guided Grad-CAM included, can hook it.
+regresses the GOES XRS-B flux. Ours: ``len(widths)`` conv blocks ``[Conv3x3 -> optional
+norm -> nn.ReLU -> MaxPool2]`` (the norm is ``"group"``, ``"batch"`` or, in the shipped
+configs, ``"none"``), global pooling (``"max"`` by default, or ``"avg"``), and a small
+dense head that outputs log10 of the target flux (W/m²); optionally a second head with
+logits for flux >= C1 and >= M1. Every ReLU is an ``nn.ReLU()`` module (never in place,
+never functional) so that every Captum method, Guided Grad-CAM included, can hook it.
 
-Input ``x`` is (B, C, ny, nx), normalized by :class:`flarelib.data.Normalizer`; the
-normalizer fitted on the training block is stored in the model's buffers, so a checkpoint
-carries it and loads with ``weights_only=True`` (:func:`load_flarenet`).
+Input ``x`` is (B, C, ny, nx), normalized by :class:`flarelib.data.Normalizer`. The model
+is handed the data's :class:`flarelib.data.TrainingStats` (``stats``, linked in by the CLI
+from the data module; or :meth:`FlareNet.adopt`): the normalizer fitted on the training
+block goes into the model's buffers, so a checkpoint carries it and loads with
+``weights_only=True`` (:func:`load_flarenet`).
 
 Command line (LightningCLI)::
 
-    python -m flarelib.model fit --config configs/small.yaml
-    python -m flarelib.model fit --config configs/default.yaml --data.target lead60min_window360min
+    python -m flarelib.flarenet fit --config configs/small.yaml
+    python -m flarelib.flarenet fit --config configs/default.yaml --data.target lead60min_window360min
 """
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
 import pandas as pd
 import pytorch_lightning as L
-from pytorch_lightning.cli import LightningCLI
 import torch
 import xarray as xr
+from pytorch_lightning.cli import LightningCLI
 from torch import nn
 
-from flarelib.catalog import REPO_ROOT
-from flarelib.data import FlareDataModule, Normalizer
+from flarelib.data import FlareDataModule, Normalizer, TrainingStats
+from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
+from flarelib.paths import CONFIG_DIR, default_runs_dir
 from flarelib.prep import DEFAULT_CHANNELS
 
-CONFIG_DIR = REPO_ROOT / "configs"
-#: log10 W/m² thresholds of the optional class head: >= C1 and >= M1.
-CLASS_HEAD_THRESHOLDS = {"C": -6.0, "M": -5.0}
+#: log10 W/m² thresholds of the optional class head (>= C1 and >= M1).
+CLASS_HEAD_THRESHOLDS = {c: float(np.log10(FLARE_CLASS_THRESHOLDS[c])) for c in EVENT_CLASSES}
 #: Normalization layers after each conv.
 NORMS = {"group": lambda width: nn.GroupNorm(min(8, width), width), "batch": nn.BatchNorm2d, "none": None}
 
@@ -47,7 +50,8 @@ class FlareNet(L.LightningModule):
     """CNN from AIA channels to log10 GOES XRS-B flux (W/m²).
 
     Args:
-        channels: AIA wavelengths (Å) of the input, in order; linked from the data module.
+        channels: AIA wavelengths (Å) of the input, in order; linked from the data module
+            (default: :data:`flarelib.prep.DEFAULT_CHANNELS`).
         target: the target name (``now`` or a forecast label); linked from the data module.
         widths: output channels of each conv block (the depth is ``len(widths)``).
         hidden: width of the dense head.
@@ -62,14 +66,17 @@ class FlareNet(L.LightningModule):
         channels_last: run convolutions in ``torch.channels_last`` memory format.
         flip_augment: random north-south and east-west flips of training batches (a single
             frame carries no rotation direction; flips multiply scarce flaring examples).
-        normalization: the :class:`Normalizer` transform (buffers filled at fit start).
+        normalization: the :class:`Normalizer` transform.
+        stats: the training data's :class:`flarelib.data.TrainingStats` (normalizer and mean target), or a
+            function returning them, adopted when fitting starts; the CLI links in the data module's
+            ``training_stats``. Without them, call :meth:`adopt` before fitting.
     """
 
     def __init__(
         self,
-        channels: list[int] = list(DEFAULT_CHANNELS),
+        channels: list[int] | None = None,
         target: str = "now",
-        widths: list[int] = [16, 32, 64, 64],
+        widths: tuple[int, ...] = (16, 32, 64, 64),
         hidden: int = 64,
         norm: str = "group",
         pool: str = "max",
@@ -81,15 +88,18 @@ class FlareNet(L.LightningModule):
         channels_last: bool = False,
         flip_augment: bool = True,
         normalization: str = "log",
+        stats: TrainingStats | Callable[[], TrainingStats] | None = None,
     ):
         super().__init__()
+        channels = [int(c) for c in (DEFAULT_CHANNELS if channels is None else channels)]
         if not channels:
             raise ValueError("FlareNet needs at least one input channel")
         if not widths:
             raise ValueError("FlareNet needs at least one conv block (widths)")
         if norm not in NORMS:
             raise ValueError(f"norm {norm!r} is not one of {sorted(NORMS)}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["stats"])
+        self.hparams.channels = channels
         layers: list[nn.Module] = []
         previous = len(channels)
         for width in widths:
@@ -110,6 +120,7 @@ class FlareNet(L.LightningModule):
             self.register_buffer(name, torch.full((n,), float("nan")))
         if channels_last:
             self.to(memory_format=torch.channels_last)
+        self._stats = stats
 
     # -- normalization carried in the checkpoint
     @property
@@ -117,8 +128,8 @@ class FlareNet(L.LightningModule):
         """The training-block normalizer (``None`` before fitting)."""
         if torch.isnan(self.norm_mean).any():
             return None
-        return Normalizer(tuple(self.hparams.channels), self.hparams.normalization,
-                          *(tuple(float(v) for v in getattr(self, f"norm_{k}").cpu()) for k in ("param", "mean", "std")))
+        values = (tuple(float(v) for v in getattr(self, f"norm_{k}").cpu()) for k in ("param", "mean", "std"))
+        return Normalizer(tuple(self.hparams.channels), self.hparams.normalization, *values)
 
     def set_normalizer(self, normalizer: Normalizer) -> None:
         if list(normalizer.channels) != list(self.hparams.channels):
@@ -129,17 +140,20 @@ class FlareNet(L.LightningModule):
         for k in ("param", "mean", "std"):
             getattr(self, f"norm_{k}").copy_(torch.tensor(getattr(normalizer, k)))
 
+    def adopt(self, stats: TrainingStats) -> None:
+        """Take what the training data hand over before fitting: the normalizer (into the buffers,
+        so checkpoints carry it) and the mean training target, where the regressor starts."""
+        self.set_normalizer(stats.normalizer)
+        with torch.no_grad():
+            self.regressor.bias.fill_(stats.target_mean)
+
     def on_fit_start(self) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
-        if dm is None or dm.normalizer is None:
-            raise RuntimeError("FlareNet is trained with a FlareDataModule, which fits the normalizer")
-        if list(dm.channels) != list(self.hparams.channels):
-            raise ValueError(f"data channels {dm.channels} != model channels {list(self.hparams.channels)}")
-        self.set_normalizer(dm.normalizer)
-        if self.current_epoch == 0 and self.global_step == 0:  # start the regressor at the training mean
-            train_mean = float(np.nanmean(dm.target.log_flux[dm.split_index["train"]]))
-            with torch.no_grad():
-                self.regressor.bias.fill_(train_mean)
+        if self._stats is not None and self.current_epoch == 0 and self.global_step == 0:
+            self.adopt(self._stats() if callable(self._stats) else self._stats)
+        self._stats = None  # adopted: the model keeps no reference to the data
+        if self.normalizer is None:
+            raise RuntimeError("FlareNet has no normalizer: pass stats=datamodule.training_stats() (the CLI does) "
+                               "or call model.adopt(datamodule.training_stats()) before trainer.fit")
 
     # -- network
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,13 +222,21 @@ class FlareNet(L.LightningModule):
 
 # --------------------------------------------------------------------------- CLI and helpers
 
+def training_stats_of(dm: FlareDataModule) -> Callable[[], TrainingStats]:
+    """What the CLI links into the model: the data module's :meth:`~flarelib.data.FlareDataModule.training_stats`,
+    called when fitting starts (so a bad data setting fails there, as the data module's own error)."""
+    return dm.training_stats
+
+
 class FlareCLI(LightningCLI):
-    """LightningCLI with the data module's channels and target linked into the model."""
+    """LightningCLI with the data module's channels, target, normalization and training statistics linked
+    into the model (the last once the data module exists: ``apply_on="instantiate"``)."""
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.channels", "model.channels")
         parser.link_arguments("data.target", "model.target")
         parser.link_arguments("data.normalization", "model.normalization")
+        parser.link_arguments("data", "model.stats", compute_fn=training_stats_of, apply_on="instantiate")
 
 
 def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
@@ -229,12 +251,11 @@ NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window360min"}  #: 
 
 def run_dir(size: str, target: str, root: str | Path | None = None) -> Path:
     """Where a notebook training run of ``size`` (small/default) for ``target`` writes its logs and checkpoints."""
-    root = Path(root or os.environ.get("FLARELIB_RUNS_DIR", REPO_ROOT / "build" / "runs"))
-    return root / size / target
+    return Path(root or default_runs_dir()) / size / target
 
 
 def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | None = None):
-    """Fit FlareNet from a YAML config (as ``python -m flarelib.model fit`` does) and test it.
+    """Fit FlareNet from a YAML config (as ``python -m flarelib.flarenet fit`` does) and test it.
 
     ``overrides`` are CLI-style arguments such as ``["--data.target=lead60min_window360min"]``.
     Logs (``metrics.csv``) and checkpoints go under ``out_dir``. Returns the LightningCLI
@@ -281,6 +302,17 @@ def load_flarenet(path: str | Path, map_location: str = "cpu") -> FlareNet:
     model = FlareNet.load_from_checkpoint(str(path), map_location=map_location, weights_only=True)
     model.eval()
     return model
+
+
+def open_run(size: str, target: str) -> tuple[FlareDataModule, FlareNet, Path]:
+    """Notebook 04's run of ``size`` for ``target`` (trained first if missing): ``(data module, model, checkpoint)``.
+
+    The model is in eval mode; the data module is set up with the checkpoint's settings and
+    the normalizer the model carries.
+    """
+    checkpoint = ensure_trained(size, target)
+    model = load_flarenet(checkpoint)
+    return load_datamodule(checkpoint, model), model, checkpoint
 
 
 def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides) -> FlareDataModule:

@@ -1,0 +1,36 @@
+"""Where things are: the project root, configs, notebooks, the catalog and the build folders.
+
+Every default location of the suite is defined here once; environment variables
+override the build locations (``$FLARELIB_CATALOG``, ``$FLARELIB_DATA_DIR``,
+``$FLARELIB_RUNS_DIR``, ``$FLARELIB_RESULTS``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "configs"
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+BUILD_DIR = REPO_ROOT / "build"
+
+
+def default_catalog_path() -> Path:
+    """``$FLARELIB_CATALOG`` or the ``data_catalog.yaml`` at the project root."""
+    return Path(os.environ.get("FLARELIB_CATALOG", REPO_ROOT / "data_catalog.yaml"))
+
+
+def default_build_dir() -> Path:
+    """Where cubes are built: ``$FLARELIB_DATA_DIR`` or ``build/data`` at the project root."""
+    return Path(os.environ.get("FLARELIB_DATA_DIR", BUILD_DIR / "data"))
+
+
+def default_runs_dir() -> Path:
+    """Where training runs write logs and checkpoints: ``$FLARELIB_RUNS_DIR`` or ``build/runs``."""
+    return Path(os.environ.get("FLARELIB_RUNS_DIR", BUILD_DIR / "runs"))
+
+
+def results_path() -> Path:
+    """The key-figures file of a suite run: ``$FLARELIB_RESULTS`` or ``build/results.json``."""
+    return Path(os.environ.get("FLARELIB_RESULTS", BUILD_DIR / "results.json"))
