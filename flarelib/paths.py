@@ -2,7 +2,7 @@
 
 Every default location of the suite is defined here once; environment variables
 override the build locations (``$FLARELIB_CATALOG``, ``$FLARELIB_DATA_DIR``,
-``$FLARELIB_RUNS_DIR``, ``$FLARELIB_RESULTS``).
+``$FLARELIB_RUNS_DIR``, ``$FLARELIB_RESULTS``, ``$FLARELIB_RESULTS_DIR``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ def default_build_dir() -> Path:
 def default_runs_dir() -> Path:
     """Where training runs write logs and checkpoints: ``$FLARELIB_RUNS_DIR`` or ``build/runs``."""
     return Path(os.environ.get("FLARELIB_RUNS_DIR", BUILD_DIR / "runs"))
+
+
+def results_dir() -> Path:
+    """Where notebooks write their machine-readable tables (CSV): ``$FLARELIB_RESULTS_DIR`` or ``build/results``."""
+    return Path(os.environ.get("FLARELIB_RESULTS_DIR", BUILD_DIR / "results"))
 
 
 def results_path() -> Path:
