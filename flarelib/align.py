@@ -8,8 +8,10 @@
   dropped (or kept with an empty frame, ``fill_missing=True``); every decision is a
   logged :class:`Skip`, so no input disappears silently.
 * :func:`goes_targets` and :func:`event_targets` compute the regression/classification
-  targets: the nowcast flux at ``t`` and the maximum flux in ``[t + lead, t + lead + window]``
-  with the flare class of each.
+  targets, float64 in W/m²: the nowcast flux (mean over ``(t - cadence, t]``: causal, nothing
+  after ``t``), the maximum flux in ``[t + lead, t + lead + window]`` with the flare class of
+  each, and the flare history known at ``t`` (maximum flux over ``[t - H, t]``, for the
+  flare-history persistence baseline).
 """
 
 from __future__ import annotations
@@ -237,20 +239,34 @@ def _minutes(delta: np.timedelta64) -> int:
     return int(delta // np.timedelta64(1, "m"))
 
 
-def _target_dataset(times, forecasts, now, future, attrs: dict) -> xr.Dataset:
-    coords = {"time": times, **forecast_coords(forecasts)}
+#: Look-back windows of the flare history stored with every cube's targets (``flux_history_max``).
+HISTORIES: tuple[str, ...] = ("6h", "24h")
+
+
+def history_coords(histories: Sequence[str] = HISTORIES) -> dict[str, tuple]:
+    """Coordinates of the ``history`` dimension: labels (``"6h"``) and ``history_window`` (timedelta)."""
+    return {"history": ("history", np.array(list(histories))),
+            "history_window": ("history", np.array([to_timedelta(h) for h in histories], dtype="timedelta64[ns]"),
+                               {"long_name": "look-back H of the flare history [t - H, t]"})}
+
+
+def _target_dataset(times, forecasts, now, future, history, attrs: dict) -> xr.Dataset:
+    coords = {"time": times, **forecast_coords(forecasts), **history_coords()}
     ds = xr.Dataset(
         {
-            "flux_now": ("time", now.astype(np.float32), {"units": "W m-2", "long_name": "nowcast XRS-B flux at t"}),
-            "flux_max": (("time", "forecast"), future.astype(np.float32),
+            "flux_now": ("time", now.astype(np.float64),
+                         {"units": "W m-2", "long_name": "nowcast XRS-B flux: mean over (t - cadence, t]"}),
+            "flux_max": (("time", "forecast"), future.astype(np.float64),
                          {"units": "W m-2", "long_name": "max XRS-B flux in [t + lead, t + lead + window]"}),
+            "flux_history_max": (("time", "history"), history.astype(np.float64),
+                                 {"units": "W m-2", "long_name": "max XRS-B flux in [t - H, t] (known at t)"}),
             "class_now": ("time", flare_class(now), {"long_name": "GOES class of flux_now ('' = no data)"}),
             "class_max": (("time", "forecast"), flare_class(future),
                           {"long_name": "GOES class of flux_max ('' = no data)"}),
         },
         coords=coords,
     )
-    for name in ("flux_now", "flux_max", "class_now", "class_max"):
+    for name in ("flux_now", "flux_max", "flux_history_max", "class_now", "class_max"):
         ds[name].attrs.update(attrs)
     return ds
 
@@ -261,9 +277,10 @@ def goes_targets(
 ) -> xr.Dataset:
     """XRS-B on the cube's time grid plus targets computed from the native-cadence series.
 
-    Returns ``xrsb`` (slot mean), ``flux_now`` (= ``xrsb``), ``flux_max`` (time, forecast),
-    ``class_now`` and ``class_max``. Windows running past the data or with too many gaps
-    are NaN (class ``""``).
+    Returns ``xrsb`` (mean over ``(t - cadence, t]``), ``flux_now`` (= ``xrsb``), ``flux_max``
+    (time, forecast), ``flux_history_max`` (time, history), ``class_now`` and ``class_max``,
+    fluxes float64 in W/m² with the data's ``goes_scaling``. Windows running past the data or
+    with too many gaps are NaN (class ``""``).
     """
     times = np.asarray(times, dtype="datetime64[ns]")
     xrsb = resample_to_slots(xrs["xrsb"], times, to_timedelta(cadence), min_coverage=min_coverage)
@@ -272,19 +289,31 @@ def goes_targets(
          for lead, window in forecasts],
         axis=-1,
     )
+    history = np.stack([window_max(xrs["xrsb"], times, -to_timedelta(h), to_timedelta(h), min_coverage=min_coverage)
+                        for h in HISTORIES], axis=-1)
     attrs = {"target_source": "goes-xrs", "goes_scaling": xrs.attrs.get("goes_scaling", "unknown")}
-    ds = _target_dataset(times, forecasts, xrsb.values, future, attrs)
-    ds["xrsb"] = ("time", xrsb.values.astype(np.float32), {
-        "units": "W m-2", "long_name": "GOES XRS-B (1-8 Å) flux, mean over the cadence slot",
+    ds = _target_dataset(times, forecasts, xrsb.values, future, history, attrs)
+    ds["xrsb"] = ("time", xrsb.values.astype(np.float64), {
+        "units": "W m-2", "long_name": "GOES XRS-B (1-8 Å) flux, mean over (t - cadence, t]",
         "n_gap_slots": xrsb.attrs["n_gap_slots"]})
     return ds
+
+
+#: Event lists report classes on SWPC's scaled basis (XRS-B x 0.7) for peaks before this date (GOES <= 15).
+SCIENCE_QUALITY_EVENTS_FROM = np.datetime64("2020-01-01", "ns")
+
+
+def event_scaling(peak: np.datetime64) -> str:
+    """The flux basis of a listed flare class: ``"swpc-scaled"`` before 2020 (GOES <= 15), else science quality."""
+    return "swpc-scaled" if np.datetime64(peak, "ns") < SCIENCE_QUALITY_EVENTS_FROM else "science-quality"
 
 
 def events_dataset(events: Sequence[dict]) -> xr.Dataset:
     """A flare event list as variables on an ``event`` dimension.
 
     Each event is a mapping with ``start``, ``peak``, ``end`` (UTC) and ``goes_class``
-    (e.g. ``"X2.2"``) or ``peak_flux`` (W/m²); optional ``source`` and ``noaa_ar``.
+    (e.g. ``"X2.2"``) or ``peak_flux`` (W/m², float64); optional ``source``, ``noaa_ar`` and
+    ``goes_scaling`` (the flux basis of its class; default :func:`event_scaling` of its peak).
     """
     rows = []
     for k, ev in enumerate(events):
@@ -296,17 +325,20 @@ def events_dataset(events: Sequence[dict]) -> xr.Dataset:
             raise ValueError(f"flare event #{k} {dict(ev)!r}: {exc}") from exc
         if not start <= peak <= end:
             raise ValueError(f"flare event #{k}: needs start <= peak <= end, got {start}, {peak}, {end}")
-        rows.append((start, peak, end, flux, str(ev.get("source", "")), int(ev.get("noaa_ar", -1))))
-    cols = list(zip(*rows)) if rows else [[]] * 6
+        rows.append((start, peak, end, flux, str(ev.get("source", "")), int(ev.get("noaa_ar", -1)),
+                     str(ev.get("goes_scaling", event_scaling(peak)))))
+    cols = list(zip(*rows)) if rows else [[]] * 7
     return xr.Dataset(
         {
             "event_start": ("event", np.array(cols[0], dtype="datetime64[ns]")),
             "event_peak": ("event", np.array(cols[1], dtype="datetime64[ns]")),
             "event_end": ("event", np.array(cols[2], dtype="datetime64[ns]")),
-            "event_peak_flux": ("event", np.array(cols[3], dtype=np.float32), {"units": "W m-2"}),
+            "event_peak_flux": ("event", np.array(cols[3], dtype=np.float64), {"units": "W m-2"}),
             "event_class": ("event", np.array([flare_class_label(f) for f in cols[3]], dtype="<U6")),
             "event_source": ("event", np.array(cols[4], dtype=str)),
             "event_noaa_ar": ("event", np.array(cols[5], dtype=np.int32)),
+            "event_scaling": ("event", np.array(cols[6], dtype=str),
+                              {"long_name": "flux basis of the listed class (swpc-scaled or science-quality)"}),
         }
     )
 
@@ -329,15 +361,20 @@ def event_targets(events: xr.Dataset, times: np.ndarray, forecasts: Sequence[tup
         overlap = (start[None, :] <= hi[:, None]) & (end[None, :] >= lo[:, None])
         return np.where(overlap.any(axis=1), np.where(overlap, flux[None, :], -np.inf).max(axis=1), np.nan)
 
-    now = strongest(times, times) if flux.size else np.full(times.shape, np.nan)
-    future = np.stack(
-        [strongest(times + to_timedelta(lead), times + to_timedelta(lead) + to_timedelta(window))
-         if flux.size else np.full(times.shape, np.nan) for lead, window in forecasts], axis=-1)
-    attrs = {"target_source": "event-list",
+    def strongest_in(lo, hi):
+        return strongest(lo, hi) if flux.size else np.full(times.shape, np.nan)
+
+    now = strongest_in(times, times)
+    future = np.stack([strongest_in(times + to_timedelta(lead), times + to_timedelta(lead) + to_timedelta(window))
+                       for lead, window in forecasts], axis=-1)
+    history = np.stack([strongest_in(times - to_timedelta(h), times) for h in HISTORIES], axis=-1)
+    bases = sorted(set(events.event_scaling.values.tolist())) if "event_scaling" in events else []
+    basis = bases[0] if len(bases) == 1 else "mixed" if bases else "none"
+    attrs = {"target_source": "event-list", "goes_scaling": basis,
              "target_note": "peak flux of listed flare events overlapping the window: an upper bound, "
                             "NaN where no listed event applies (no GOES light curve for this period)"}
-    ds = _target_dataset(times, forecasts, now, future, attrs)
-    ds["xrsb"] = ("time", np.full(times.shape, np.nan, dtype=np.float32),
+    ds = _target_dataset(times, forecasts, now, future, history, attrs)
+    ds["xrsb"] = ("time", np.full(times.shape, np.nan, dtype=np.float64),
                   {"units": "W m-2", "long_name": "GOES XRS-B (1-8 Å) flux", "note": "no GOES data in this cube"})
     return ds
 
@@ -370,6 +407,6 @@ class Targets:
                      "goes_scaling": self.goes.attrs.get("goes_scaling", "unknown"), "target_source": "goes-xrs"}
         else:
             targets = event_targets(events, times, self.forecasts)
-            attrs = {"goes_satellite": "none", "goes_scaling": "none",
+            attrs = {"goes_satellite": "none", "goes_scaling": targets["flux_now"].attrs["goes_scaling"],
                      "target_source": "event-list" if self.events else "none"}
         return xr.merge([targets, events], combine_attrs="drop_conflicts"), attrs

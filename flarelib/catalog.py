@@ -402,7 +402,8 @@ def _build_synthetic_cube(catalog: Catalog, entry: Entry, request: BuildRequest)
 # --------------------------------------------------------------------------- other entries
 
 def _open_goes_xrs(catalog: Catalog, entry: Entry, build_dir, progress: bool) -> xr.Dataset:
-    return goes.combine_xrs([goes.load_xrs(f) for f in catalog.files(entry.name)])
+    """The entry's XRS files as one dataset in W/m², converted to science quality (targets use this basis)."""
+    return goes.combine_xrs([goes.to_science_quality(goes.load_xrs(f)) for f in catalog.files(entry.name)])
 
 
 def _open_fido_goes(catalog: Catalog, entry: Entry, build_dir, progress: bool) -> xr.Dataset:

@@ -188,6 +188,56 @@ def blocked_split(
     return {name: np.concatenate(parts) if parts else np.array([], dtype=np.int64) for name, parts in out.items()}
 
 
+def cadence_of(times: np.ndarray) -> np.timedelta64:
+    """The most common step between consecutive ``times`` (the cube's cadence), ``timedelta64[ns]``."""
+    steps = np.diff(np.asarray(times, dtype="datetime64[ns]"))
+    if steps.size == 0:
+        raise DataConfigError("one time step has no cadence")
+    values, counts = np.unique(steps, return_counts=True)
+    return values[np.argmax(counts)]
+
+
+def region_aware(split_index: dict[str, np.ndarray], on_disk: np.ndarray) -> dict[str, np.ndarray]:
+    """Drop from train and val every step at which a region of the test block is on the disk.
+
+    ``on_disk`` is ``(time, region)`` bool. Returns new index arrays; the test block is unchanged.
+    """
+    test_regions = on_disk[split_index["test"]].any(axis=0)
+    touches = on_disk[:, test_regions].any(axis=1)
+    out = dict(split_index)
+    for name in ("train", "val"):
+        idx = split_index[name]
+        out[name] = idx[~touches[idx]]
+    return out
+
+
+def rolling_origin(times: np.ndarray, horizon: np.timedelta64 | str = "0min", *, folds: int = 4,
+                   test_days: float = 30, val_days: float = 30) -> list[dict[str, np.ndarray]]:
+    """Rolling-origin splits: ``folds`` consecutive test blocks of ``test_days`` at the end of ``times``;
+    for each, the ``val_days`` before it are validation and everything earlier is training.
+
+    Each split is purged like :func:`blocked_split` (a sample's ``[t, t + horizon]`` stays inside its
+    block). Returns one ``{"train", "val", "test"}`` index dict per fold, oldest test block first.
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    horizon = to_timedelta(horizon)
+    day = np.timedelta64(86400, "s").astype("timedelta64[ns]")
+    end = times[-1] + np.timedelta64(1, "ns")
+    out = []
+    for k in range(folds, 0, -1):
+        test_start = end - k * int(test_days) * day
+        val_start = test_start - int(val_days) * day
+        if val_start <= times[0]:
+            raise DataConfigError(f"{folds} folds of {test_days} test days and {val_days} val days need more data "
+                                  f"than {times[0]} to {times[-1]}")
+        test_end = test_start + int(test_days) * day
+        train = np.flatnonzero(times + horizon < val_start)
+        val = np.flatnonzero((times >= val_start) & (times + horizon < test_start))
+        test = np.flatnonzero((times >= test_start) & (times < test_end) & (times + horizon < end))
+        out.append({"train": train, "val": val, "test": test})
+    return out
+
+
 # --------------------------------------------------------------------------- normalization
 
 @dataclass(frozen=True)
@@ -384,6 +434,9 @@ class FlareDataModule(L.LightningDataModule):
             memory) or ``"device"`` (in accelerator memory); falls back to ``"none"`` with a
             warning if the cache would exceed ``cache_max_gb``.
         cache_dtype: ``"float16"``, ``"bfloat16"`` or ``"float32"``.
+        region_split: also leave out of train and val every step at which a region is on the disk
+            that is on the disk anywhere in the test block (needs the cube's ``region_on_disk``),
+            so that the test block holds only regions the model has never seen.
     """
 
     def __init__(
@@ -407,6 +460,7 @@ class FlareDataModule(L.LightningDataModule):
         cache_max_gb: float = 4.0,
         build_dir: str | None = None,
         seed: int = 0,
+        region_split: bool = False,
     ):
         super().__init__()
         if class_weighting not in ("none", "loss", "sampler"):
@@ -451,6 +505,9 @@ class FlareDataModule(L.LightningDataModule):
         self.target = resolve_target(cube, self.hparams.target)
         self.times = cube["time"].values
         self.flux_now = cube["flux_now"].values.astype(np.float64)
+        self.cadence = cadence_of(self.times)
+        self._history = ({str(h): cube["flux_history_max"].sel(history=h).values.astype(np.float64)
+                          for h in cube["history"].values} if "flux_history_max" in cube else {})
         quality = cube["quality"].values[:, self.channel_index]
         usable = np.all(quality >= 0, axis=1) & np.isfinite(self.target.log_flux)
         n_bad = int((~usable).sum())
@@ -460,6 +517,11 @@ class FlareDataModule(L.LightningDataModule):
                               fractions=self.hparams.split_fractions, pattern=self.hparams.split_pattern,
                               gap=self.hparams.gap)
         self.split_index = {name: idx[usable[idx]] for name, idx in split.items()}
+        if self.hparams.region_split:
+            if "region_on_disk" not in cube:
+                raise DataConfigError(f"region_split needs a cube with region identities (region_on_disk); "
+                                      f"{self.store_path.name} has none")
+            self.split_index = region_aware(self.split_index, cube["region_on_disk"].values.astype(bool))
         for name, idx in self.split_index.items():
             if idx.size == 0:
                 raise DataConfigError(
@@ -485,6 +547,29 @@ class FlareDataModule(L.LightningDataModule):
             self.samples[name] = CubeSamples(self.store_path, idx, self.channel_index, self.target.log_flux[idx],
                                              self.normalizer, weights, cache_rows=rows)
         self._ready = True
+
+    def history_max(self, label: str) -> np.ndarray:
+        """The flare history known at each cube step: max XRS-B flux over ``[t - H, t]`` (W/m², float64)
+        for ``label`` ``"6h"`` or ``"24h"`` (the cube's ``flux_history_max``)."""
+        self.setup()
+        if label not in self._history:
+            raise DataConfigError(f"no flare history {label!r} in {self.store_path.name}; "
+                                  f"it has {sorted(self._history)}")
+        return self._history[label]
+
+    def region_overlap(self) -> pd.DataFrame:
+        """Per split: region-time (steps x regions on the disk) and the share of it from regions also on the
+        disk during the training block. Needs the cube's ``region_on_disk``."""
+        self.setup()
+        on_disk = self.cube()["region_on_disk"].values.astype(bool)
+        seen = on_disk[self.split_index["train"]].any(axis=0)
+        rows = {}
+        for name, idx in self.split_index.items():
+            region_time = on_disk[idx]
+            total = int(region_time.sum())
+            rows[name] = {"regions": int(region_time.any(axis=0).sum()), "region-steps": total,
+                          "share seen in training": float(region_time[:, seen].sum() / total) if total else np.nan}
+        return pd.DataFrame(rows).T
 
     def cube(self) -> xr.Dataset:
         """The whole cube, opened lazily (checked complete)."""

@@ -254,11 +254,13 @@ def combine_xrs(parts: Sequence[xr.Dataset]) -> xr.Dataset:
 def resample_to_slots(
     xrsb: xr.DataArray, times: np.ndarray, cadence: np.timedelta64, *, min_coverage: float = 0.5
 ) -> xr.DataArray:
-    """Mean XRS-B flux in each cadence slot ``[t - cadence/2, t + cadence/2)``.
+    """Mean XRS-B flux over the cadence interval that ends at each slot time: ``(t - cadence, t]``.
 
-    A slot whose valid samples cover less than ``min_coverage`` of the samples expected
-    at the series' median sampling interval is NaN (a gap), and counted in
-    ``attrs["n_gap_slots"]``. Returns a DataArray on ``time=times`` in W/m².
+    Causal: nothing after ``t`` enters the value at ``t`` (a nowcast target or a
+    persistence forecast issued at ``t`` may use it). A slot whose valid samples cover less
+    than ``min_coverage`` of the samples expected at the series' median sampling interval
+    is NaN (a gap), and counted in ``attrs["n_gap_slots"]``. Returns a float64 DataArray on
+    ``time=times`` in W/m².
     """
     times = np.asarray(times, dtype="datetime64[ns]")
     cadence = np.timedelta64(cadence, "ns")
@@ -269,8 +271,8 @@ def resample_to_slots(
     else:
         step = cadence
     expected = max(cadence / step, 1.0)
-    lo = np.searchsorted(src_t, times - cadence // 2, side="left")
-    hi = np.searchsorted(src_t, times + cadence // 2, side="left")
+    lo = np.searchsorted(src_t, times - cadence, side="right")
+    hi = np.searchsorted(src_t, times, side="right")
     valid = np.isfinite(values)
     csum = np.concatenate([[0.0], np.cumsum(np.where(valid, values, 0.0))])
     ccount = np.concatenate([[0], np.cumsum(valid)])
@@ -280,7 +282,7 @@ def resample_to_slots(
     gap = n_valid < min_coverage * expected
     mean[gap] = np.nan
     out = xr.DataArray(mean, coords={"time": times}, dims="time", attrs=dict(xrsb.attrs))
-    out.attrs.update({"resampling": f"mean over slot of {cadence.astype('timedelta64[s]')}, "
+    out.attrs.update({"resampling": f"mean over (t - {cadence.astype('timedelta64[s]')}, t] (causal), "
                       f"NaN below {min_coverage:.0%} coverage", "n_gap_slots": int(gap.sum())})
     return out
 
@@ -291,7 +293,9 @@ def window_max(
     """Max XRS-B flux in ``[t + lead, t + lead + window]`` for each ``t`` in ``times`` (W/m²).
 
     Uses the series at its native sampling. NaN where the window runs past the data or
-    its valid samples cover less than ``min_coverage`` of the expected samples.
+    its valid samples cover less than ``min_coverage`` of the expected samples. A negative
+    ``lead`` looks back: ``lead = -window`` gives the max over ``[t - window, t]`` (the
+    flare history known at ``t``).
     """
     times = np.asarray(times, dtype="datetime64[ns]")
     src_t = xrsb.time.values.astype("datetime64[ns]")

@@ -100,11 +100,51 @@ def test_goes_targets_from_a_light_curve():
     xrs = xr.Dataset({"xrsb": ("time", flux)}, coords={"time": t}, attrs={"goes_scaling": "science-quality"})
     grid = t[::12]
     ds = align.goes_targets(xrs, grid, "12min", [("0min", "12min"), ("1h", "1h")])
-    # slot means: slot 96 (90-101) holds 2 flare minutes -> C; slot 108 (102-113) holds 8 -> M
-    assert ds.class_now.values[8] == "C" and ds.class_now.values[9] == "M" and ds.class_now.values[0] == "B"
-    assert ds.flux_now.values[9] == pytest.approx((8 * 3e-5 + 4 * 2e-7) / 12, rel=1e-5)
+    # causal means over (t - 12, t]: t = 108 holds minutes 97-108 (9 flare minutes) -> M; t = 120 holds 109-120
+    # (1 flare minute: 3e-5/12 + ... -> C); t = 96 holds 85-96, before the flare -> B
+    assert ds.class_now.values[8] == "B" and ds.class_now.values[9] == "M" and ds.class_now.values[10] == "C"
+    assert ds.flux_now.values[9] == pytest.approx((9 * 3e-5 + 3 * 2e-7) / 12, rel=1e-12)
+    assert ds.flux_now.dtype == np.float64 and ds.flux_max.dtype == np.float64
     # window [t + 60, t + 120] min holds minutes 100-109 for t = 0 ... 48 and not from t = 60
     fmax = ds.flux_max.sel(forecast="lead60min_window60min").values
     assert fmax[0] == pytest.approx(3e-5) and fmax[4] == pytest.approx(3e-5) and fmax[5] == pytest.approx(2e-7)
     assert np.isnan(fmax[-1])  # window runs past the data
     assert ds.flux_max.attrs["goes_scaling"] == "science-quality"
+
+
+def test_nowcast_target_and_flare_history_use_nothing_after_t():
+    import xarray as xr
+
+    t = np.datetime64("2020-01-01", "ns") + np.arange(600).astype("timedelta64[m]")
+    flux = np.full(600, 1e-7)
+    flux[301] = 5e-5  # one minute after the slot at 300
+    xrs = xr.Dataset({"xrsb": ("time", flux)}, coords={"time": t}, attrs={"goes_scaling": "science-quality"})
+    grid = t[::60]
+    ds = align.goes_targets(xrs, grid, "60min", [("0min", "1h")])
+    assert ds.flux_now.values[5] == pytest.approx(1e-7)  # t = 300 ends before minute 301
+    assert ds.flux_now.values[6] == pytest.approx((59 * 1e-7 + 5e-5) / 60)  # t = 360 holds minutes 301-360
+    history = ds.flux_history_max.sel(history="6h").values
+    assert history[5] == pytest.approx(1e-7) and history[6] == pytest.approx(5e-5)  # known only from t = 360
+    assert ds.flux_max.sel(forecast="lead0min_window60min").values[5] == pytest.approx(5e-5)  # the future window
+
+
+@pytest.mark.parametrize("label, letter", [("C1.0", "C"), ("M1.0", "M"), ("X1.0", "X"), ("B9.9", "B")])
+def test_event_list_classes_at_the_boundary_land_in_their_class(label, letter):
+    events = align.events_dataset([{"start": "2011-02-15T01:00", "peak": "2011-02-15T01:10",
+                                    "end": "2011-02-15T01:30", "goes_class": label}])
+    grid = np.datetime64("2011-02-15T01:00", "ns") + np.arange(4).astype("timedelta64[m]") * 12
+    ds = align.event_targets(events, grid, [("0min", "12min")])
+    assert ds.class_now.values[1] == letter and ds.class_max.values[0, 0] == letter
+    assert events.event_peak_flux.dtype == np.float64
+
+
+def test_event_list_targets_record_their_flux_basis():
+    old = {"start": "2011-02-15T01:44", "peak": "2011-02-15T01:56", "end": "2011-02-15T02:06", "goes_class": "X2.2"}
+    new = {"start": "2024-05-14T16:46", "peak": "2024-05-14T16:51", "end": "2024-05-14T17:02", "goes_class": "X8.7"}
+    grid = np.datetime64("2011-02-15T01:48", "ns") + np.arange(3).astype("timedelta64[m]") * 12
+    scaled, _ = align.Targets(events=[old]).dataset(grid, "12min")
+    assert scaled.flux_now.attrs["goes_scaling"] == "swpc-scaled"
+    assert scaled.event_scaling.values.tolist() == ["swpc-scaled"]
+    both = align.events_dataset([old, new])
+    assert both.event_scaling.values.tolist() == ["swpc-scaled", "science-quality"]
+    assert align.event_targets(both, grid, [("0min", "12min")]).flux_now.attrs["goes_scaling"] == "mixed"

@@ -120,6 +120,7 @@ def test_unknown_entry_and_bad_generator(tmp_path, catalog):
 
 def test_open_goes_and_real_cube(tmp_path, catalog):
     xrs = catalog.open("goes15-2011-06-07")
-    assert xrs.attrs["goes_scaling"] == "swpc-scaled"
+    # the file is SWPC-scaled; the catalog hands out science quality, the basis every target uses
+    assert xrs.attrs["goes_scaling"] == "science-quality" and "swpc-scaled" in xrs.attrs["converted_from"]
     cube = catalog.open("fulldisk-2014-01-01", build_dir=tmp_path, progress=False)
     assert dict(cube.sizes)["y"] == 256 and cube.attrs["licence"]

@@ -117,6 +117,7 @@ def test_data_module_reports_split_counts_and_fits_the_normalizer_on_train_only(
     assert float(y) == pytest.approx(float(dm.target.log_flux[int(t)]))
 
 
+@pytest.mark.slow
 def test_selected_channels_come_in_the_requested_order(small_cube_path):
     dm = _dm(small_cube_path, channels=[131, 94])
     full = _dm(small_cube_path)
@@ -140,6 +141,7 @@ def test_memory_cache_gives_the_same_batches_as_zarr_reads(small_cube_path):
             assert torch.equal(a[k], b[k])
 
 
+@pytest.mark.slow
 def test_cache_too_big_falls_back_to_zarr(small_cube_path, caplog):
     dm = _dm(small_cube_path, cache="memory", cache_max_gb=1e-6)
     assert dm._cache is None and not dm.samples["train"].cached
@@ -172,6 +174,7 @@ def test_workers_open_the_store_lazily_under_spawn(small_cube_path):
     ({"split_fractions": [1.0, 0.0, 0.0]}, "split 'val' is empty"),
     ({"target": "lead60min_window360min", "gap": "10min"}, "shorter than lead"),
 ])
+@pytest.mark.slow
 def test_bad_settings_give_clear_errors(small_cube_path, kwargs, match):
     with pytest.raises(DataConfigError, match=match):
         _dm(small_cube_path, **kwargs)
@@ -218,3 +221,33 @@ def test_read_frames_reads_sparse_picks_in_bounded_slices(small_cube_path, monke
     monkeypatch.undo()
     np.testing.assert_array_equal(got, aia[:][picks][:, [0, 1]])
     assert max(largest) <= 16  # never the whole 0..479 span
+
+
+def test_cadence_is_the_most_common_step_even_with_gaps():
+    t = np.datetime64("2031-01-01", "ns") + np.array([0, 60, 120, 300, 360], dtype="timedelta64[m]")
+    assert data.cadence_of(t) == np.timedelta64(60, "m")
+
+
+def test_region_aware_split_keeps_test_regions_out_of_train_and_val():
+    on_disk = np.zeros((10, 3), bool)
+    on_disk[0:4, 0] = True  # region 0: train only
+    on_disk[3:9, 1] = True  # region 1: train, val and test
+    on_disk[8:10, 2] = True  # region 2: test only
+    split = {"train": np.arange(0, 5), "val": np.arange(5, 7), "test": np.arange(8, 10)}
+    out = data.region_aware(split, on_disk)
+    assert out["train"].tolist() == [0, 1, 2] and out["val"].size == 0 and out["test"].tolist() == [8, 9]
+    assert not on_disk[out["train"]][:, on_disk[out["test"]].any(axis=0)].any()
+
+
+def test_rolling_origin_folds_are_purged_and_move_forward():
+    t = np.datetime64("2031-01-01", "ns") + np.arange(24 * 120).astype("timedelta64[h]")
+    folds = data.rolling_origin(t, "25h", folds=3, test_days=20, val_days=10)
+    assert len(folds) == 3
+    starts = [t[f["test"][0]] for f in folds]
+    assert starts == sorted(starts) and (np.diff(starts) == np.timedelta64(20, "D")).all()
+    for f in folds:
+        horizon = np.timedelta64(25, "h")
+        assert t[f["train"]].max() + horizon < t[f["val"]].min()
+        assert t[f["val"]].max() + horizon < t[f["test"]].min()
+    with pytest.raises(data.DataConfigError, match="need more data"):
+        data.rolling_origin(t, folds=10, test_days=20)

@@ -51,6 +51,7 @@ def test_plain_xarray_opens_the_cube_with_the_schema(flare_cube):
     assert ds.event_class.values.tolist() == ["X2.2"]
 
 
+@pytest.mark.slow
 def test_storage_is_zarr_v2_blosc_zstd_one_step_chunks_consolidated(flare_cube):
     assert (flare_cube / ".zmetadata").exists() and (flare_cube / ".zgroup").exists()
     meta = json.loads((flare_cube / "aia" / ".zarray").read_text())
@@ -61,6 +62,7 @@ def test_storage_is_zarr_v2_blosc_zstd_one_step_chunks_consolidated(flare_cube):
     assert zarr.open_group(str(flare_cube), mode="r").attrs["ingest_status"] == "complete"
 
 
+@pytest.mark.slow
 def test_rebuilding_a_complete_store_is_a_no_op_and_other_inputs_are_refused(flare_cube, tmp_path):
     before = (flare_cube / "aia" / ".zarray").stat().st_mtime_ns
     files = sorted((ROOT / "data/real/aia_flare_2011-02-15").glob("*.fits"))
@@ -76,6 +78,7 @@ def test_rebuilding_a_complete_store_is_a_no_op_and_other_inputs_are_refused(fla
     assert (stranger / "precious.txt").exists()
 
 
+@pytest.mark.slow
 def test_frame_map_rebuilds_a_sunpy_map(flare_cube):
     ds = store.open_cube(flare_cube)
     smap = ingest.frame_map(ds, 7, 193)
