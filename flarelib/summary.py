@@ -74,3 +74,13 @@ def events_per_span(cube: xr.Dataset, spans_days=(1, 7, 30, 60, 365), threshold:
 def hot_channel_totals(cube: xr.Dataset, channels=(94, 131)) -> xr.DataArray:
     """Sum of ``aia`` over the image (DN/s) for the given channels, as (time, channel)."""
     return cube.aia.sel(channel=list(channels)).sum(("y", "x"))
+
+
+def biggest_flare_step(cube: xr.Dataset) -> int:
+    """The time index at (or just before) the peak of the largest flare in the cube's event list
+    (the largest ``flux_now`` when the cube lists no events)."""
+    times = cube["time"].values
+    if "event_peak_flux" in cube and cube.sizes.get("event", 0):
+        peak = cube["event_peak"].values[int(np.nanargmax(cube["event_peak_flux"].values))]
+        return int(np.clip(np.searchsorted(times, peak, side="right") - 1, 0, times.size - 1))
+    return int(np.nanargmax(cube["flux_now"].values))
