@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.colors import LogNorm
 
 from flarelib.goes import FLARE_CLASS_THRESHOLDS, flare_class_label
 from flarelib.labels import data_kind
@@ -328,3 +329,149 @@ def plot_activations(acts: xr.DataArray, filters, *, step: int = 0, title: str, 
     axes[0].figure.suptitle(title, fontsize=10)
     axes[0].figure.tight_layout()
     return axes
+
+
+# --------------------------------------------------------------------------- evaluation (tables of flarelib.metrics)
+
+def _evaluation_title(table, what: str) -> str:
+    """``"SYNTHETIC synthetic-sun-default, 1h/24h: what"`` from a metrics table's dataset/synthetic/target columns."""
+    kind = data_kind(bool(table["synthetic"].iloc[0])) if "synthetic" in table and len(table) else "REAL?"
+    dataset = str(table["dataset"].iloc[0]) if "dataset" in table and len(table) else ""
+    name = dataset.split(" ", 1)[1] if dataset.split(" ", 1)[0] in ("REAL", "SYNTHETIC") and " " in dataset else dataset
+    targets = ", ".join(dict.fromkeys(str(t) for t in table["target"])) if "target" in table else ""
+    return f"{kind} {name} ({targets}): {what}"
+
+
+def plot_reliability(table, *, threshold: str = ">=M1", axes=None):
+    """Reliability diagram from :func:`flarelib.metrics.reliability_table`: mean forecast probability vs
+    observed frequency per bin for each predictor (top), and the sample count per bin (bottom, log)."""
+    rows = table[table["threshold"] == threshold]
+    if axes is None:
+        _, axes = plt.subplots(2, 1, figsize=(4.6, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top, bottom = axes
+    top.plot([0, 1], [0, 1], "k:", lw=0.8, label="perfect reliability")
+    for name, group in rows.groupby("predictor", sort=False):
+        shown = group[group["count"] > 0]
+        top.plot(shown["mean_forecast"], shown["observed_frequency"], "o-", ms=4, label=name)
+        centres = 0.5 * (group["bin_lo"] + group["bin_hi"])
+        bottom.step(centres, group["count"].clip(lower=0.8), where="mid", label=name)
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("observed frequency")
+    top.legend(fontsize=7)
+    bottom.set_yscale("log")
+    bottom.set_ylabel("samples")
+    bottom.set_xlabel(f"forecast probability P({threshold.replace('>=', '≥')})")
+    split = rows["split"].iloc[0] if len(rows) else ""
+    top.set_title(_evaluation_title(table, f"reliability {threshold}, {split} block"), fontsize=9)
+    top.figure.tight_layout()
+    return axes
+
+
+def plot_roc(table, *, threshold: str = ">=M1", ax=None):
+    """ROC curves (POD vs POFD) from :func:`flarelib.metrics.roc_table`, with each predictor's AUC."""
+    rows = table[table["threshold"] == threshold]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.4, 4.2))
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8, label="no skill")
+    for name, group in rows.groupby("predictor", sort=False):
+        ax.plot(group["POFD"], group["POD"], "-", lw=1.2, label=f"{name} (AUC {group['AUC'].iloc[0]:.2f})")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("POFD (false alarms / non-events)")
+    ax.set_ylabel("POD")
+    ax.legend(fontsize=7, loc="lower right")
+    split = rows["split"].iloc[0] if len(rows) else ""
+    ax.set_title(_evaluation_title(table, f"ROC {threshold}, {split} block"), fontsize=9)
+    return ax
+
+
+def plot_tss_vs_threshold(table, *, threshold: str = ">=M1", ax=None):
+    """TSS vs probability threshold from :func:`flarelib.metrics.tss_threshold_table`, with a dashed line at
+    each predictor's chosen threshold (chosen on the validation block)."""
+    rows = table[table["threshold"] == threshold]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.0, 3.6))
+    for name, group in rows.groupby("predictor", sort=False):
+        (line,) = ax.plot(group["prob_threshold"], group["TSS"], "-", lw=1.2, label=name)
+        ax.axvline(group["chosen"].iloc[0], color=line.get_color(), ls="--", lw=0.8)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"probability threshold for a yes forecast of {threshold.replace('>=', '≥')}")
+    ax.set_ylabel("TSS")
+    ax.legend(fontsize=7)
+    split = rows["split"].iloc[0] if len(rows) else ""
+    ax.set_title(_evaluation_title(table, f"TSS vs threshold, {split} block (dashed: chosen)"), fontsize=9)
+    return ax
+
+
+def plot_skill_intervals(table, *, score: str = "TSS", axes=None):
+    """Forest plot of a :func:`flarelib.metrics.skill_table`: ``score`` with its bootstrap interval per
+    predictor, one panel per (target, threshold)."""
+    panels = list(table.groupby(["target", "threshold"], sort=False))
+    if axes is None:
+        n_rows = max(len(g) for _, g in panels) if panels else 1
+        _, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 0.4 * n_rows + 1.4),
+                               squeeze=False)
+        axes = axes[0]
+    for ax, ((target, threshold), group) in zip(axes, panels):
+        y = np.arange(len(group))[::-1]
+        value = group[score].to_numpy(float)
+        lo = value - group[f"{score}_lo"].to_numpy(float)
+        hi = group[f"{score}_hi"].to_numpy(float) - value
+        model = group["predictor"].str.startswith("FlareNet").to_numpy()
+        for mask, color in ((model, "C3"), (~model, "C0")):
+            ax.errorbar(value[mask], y[mask], xerr=[lo[mask], hi[mask]], fmt="o", color=color, ms=4, capsize=2)
+        ax.set_yticks(y, group["predictor"])
+        ax.axvline(0, color="0.5", lw=0.6)
+        ax.set_xlabel(f"{score} (day-block bootstrap interval)")
+        events = int(group["n_events"].max())
+        ax.set_title(f"{target}, {threshold} ({events} events)", fontsize=9)
+    axes[0].figure.suptitle(_evaluation_title(table, f"{score} with intervals, {table['split'].iloc[0]} block"),
+                            fontsize=10)
+    axes[0].figure.tight_layout()
+    return axes
+
+
+def plot_activity(cube: xr.Dataset, *, axes=None):
+    """A cube's activity over its span: regions on the disk, the daily GOES maximum and flares per day.
+
+    Needs ``region_on_disk`` (synthetic cubes); flares come from the cube's event list (``event_peak``).
+    """
+    if axes is None:
+        _, axes = plt.subplots(3, 1, figsize=(10, 6), sharex=True)
+    regions = cube["region_on_disk"].sum("region").to_series().resample("1D").mean()
+    axes[0].plot(regions.index, regions.values, color="tab:orange")
+    axes[0].set_ylabel("regions on disk")
+    daily_max = cube["xrsb"].to_series().resample("1D").max()
+    axes[1].semilogy(daily_max.index, daily_max.values, color="k", lw=0.8)
+    add_class_bands(axes[1])
+    axes[1].set_ylabel("daily max XRS-B (W/m²)")
+    peaks = cube["event_peak"].to_series()
+    flux = cube["event_peak_flux"].to_series()
+    for letter, colour in (("C", "tab:green"), ("M", "tab:red")):
+        daily = (flux >= FLARE_CLASS_THRESHOLDS[letter]).groupby(peaks.dt.floor("1D")).sum()
+        axes[2].plot(daily.index, daily.values, ".", ms=3, color=colour, label=f"≥{letter}1")
+    axes[2].set_ylabel("flares per day")
+    axes[2].legend(loc="upper left", fontsize=8)
+    axes[0].set_title(f"{data_kind(cube)} {cube.attrs.get('name', '')}: activity over the span")
+    return axes
+
+
+def plot_regions(cube: xr.Dataset, time_index: int, *, channel: int = 94, ax=None):
+    """One frame of ``channel`` with the outline and number of every region in ``region_id`` (synthetic cubes)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5))
+    image = cube["aia"].isel(time=time_index).sel(channel=channel).values
+    ids = cube["region_id"].isel(time=time_index).values
+    lo, hi = frame_range(image)
+    ax.imshow(np.clip(image, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
+    for region in np.unique(ids[ids > 0]):
+        ax.contour(ids == region, levels=[0.5], colors="cyan", linewidths=0.8)
+        y, x = np.argwhere(ids == region).mean(axis=0)
+        ax.text(x, y, str(int(region) - 1), color="white", fontsize=7, ha="center", va="center")
+    when = np.datetime_as_string(cube["time"].values[time_index], unit="m")
+    ax.set_title(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {channel} Å, {when} UTC, regions outlined",
+                 fontsize=9)
+    ax.set_axis_off()
+    return ax

@@ -1,16 +1,31 @@
-"""Skill scores against contingency tables worked out by hand, including degenerate cases."""
+"""Skill scores, bootstrap intervals, verdicts, baselines and the skill table, against values worked out by hand."""
 
 import math
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
-import numpy as np
-import pytest
+import matplotlib
 
-from flarelib import metrics
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from flarelib import metrics, plotting  # noqa: E402
+from flarelib.data import Target  # noqa: E402
 
 # Six samples, log10 W/m². Worked by hand in the comments.
 TRUE = np.array([-4.5, -5.5, -4.8, -6.2, -4.9, -6.0])
 PRED = np.array([-4.7, -4.9, -5.3, -6.0, -4.2, -7.0])
+DAY = np.timedelta64(1, "D")
+T0 = np.datetime64("2020-01-01T00:00", "ns")
 
+
+# --------------------------------------------------------------------------- contingency scores
 
 def test_contingency_and_scores_at_m_by_hand():
     # >= M1 (-5): events T F T F T F; yes T T F F T F -> TP 2 (0, 4), FP 1 (1), FN 1 (2), TN 2 (3, 5)
@@ -74,31 +89,419 @@ def test_nan_samples_are_dropped_and_shapes_must_match():
         metrics.contingency(pred, true[:2], 1e-5)
 
 
-def test_persistence_uses_only_what_is_known_at_issue_time():
-    flux_now = np.array([1e-6, 1e-5, 2e-5, 0.0])
-    index = np.array([0, 1, 2, 3])
-    forecast = metrics.persistence(flux_now, index, nowcast=False)
-    np.testing.assert_allclose(forecast[:3], [-6.0, -5.0, np.log10(2e-5)])
-    assert np.isnan(forecast[3])  # no flux -> no forecast
-    nowcast = metrics.persistence(flux_now, index, nowcast=True)
-    assert np.isnan(nowcast[0])  # nothing known before the first step
-    np.testing.assert_allclose(nowcast[1:3], [-6.0, -5.0])
+# --------------------------------------------------------------------------- bootstrap
+
+# Two days of four samples. Day A: perfect (TP 2, TN 2): TSS 1, HSS 1.
+# Day B: TP 0, FN 1, FP 1, TN 2: POD 0, POFD 1/3 -> TSS -1/3; HSS 2(0 - 1)/((1)(3) + (1)(3)) = -1/3.
+# Both days: TP 2, FN 1, FP 1, TN 4: POD 2/3, POFD 1/5 -> TSS 7/15; HSS 2(8 - 1)/(3*5 + 3*5) = 7/15.
+TWO_DAYS = T0 + np.array([0, 1, 2, 3, 24, 25, 26, 27]) * np.timedelta64(1, "h")
+TWO_EVENTS = np.array([1, 1, 0, 0, 1, 0, 0, 0], bool)
+TWO_YES = np.array([1, 1, 0, 0, 0, 1, 0, 0], bool)
 
 
-def test_climatology_and_linear_calibration():
+def test_bootstrap_over_two_days_by_hand():
+    # resamples are AA (TSS 1), AB/BA (7/15), BB (-1/3), each AA and BB with probability 1/4 >> 5 %,
+    # so the 90 % interval runs from BB's score to AA's.
+    out = metrics.bootstrap_scores(TWO_DAYS, TWO_EVENTS, {"model": TWO_YES})
+    row = out.loc["model"]
+    assert row["TSS"] == pytest.approx(7 / 15) and row["HSS"] == pytest.approx(7 / 15)
+    assert row["TSS_lo"] == pytest.approx(-1 / 3) and row["TSS_hi"] == pytest.approx(1.0)
+    assert row["HSS_lo"] == pytest.approx(-1 / 3) and row["HSS_hi"] == pytest.approx(1.0)
+    assert list(out.columns) == ["TSS", "TSS_lo", "TSS_hi", "HSS", "HSS_lo", "HSS_hi"]
+
+
+def test_bootstrap_on_one_day_has_no_spread_and_days_are_utc_calendar_days():
+    # all eight samples on one day: every resample is that day
+    one_day = T0 + np.arange(8) * np.timedelta64(1, "h")
+    row = metrics.bootstrap_scores(one_day, TWO_EVENTS, {"m": TWO_YES}).loc["m"]
+    assert row["TSS_lo"] == row["TSS_hi"] == pytest.approx(7 / 15)
+    code, counts = metrics.day_resample_counts(TWO_DAYS, n_resamples=50, seed=1)
+    assert code.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert counts.shape == (50, 2) and (counts.sum(axis=1) == 2).all()
+
+
+def test_bootstrap_draws_are_seeded_and_paired():
+    rng = np.random.default_rng(0)
+    times = T0 + np.sort(rng.integers(0, 20 * 24, 300)) * np.timedelta64(1, "h")
+    event = rng.random(300) < 0.3
+    a = np.where(rng.random(300) < 0.8, event, ~event)
+    b = rng.random(300) < 0.3
+    both = metrics.bootstrap_scores(times, event, {"a": a, "b": b})
+    alone = metrics.bootstrap_scores(times, event, {"a": a})
+    pd.testing.assert_series_equal(both.loc["a"], alone.loc["a"])  # same day draws whatever else is scored
+    twin = metrics.bootstrap_scores(times, event, {"a": a, "a again": a.copy()})
+    assert (twin.loc["a"].to_numpy() == twin.loc["a again"].to_numpy()).all()
+    other_seed = metrics.bootstrap_scores(times, event, {"a": a}, seed=1)
+    assert other_seed.loc["a", "TSS_lo"] != alone.loc["a", "TSS_lo"]
+    assert metrics.SEED == 2017 and metrics.N_RESAMPLES == 1000 and metrics.LEVEL == 0.9
+
+
+def test_vectorized_bootstrap_equals_a_loop_over_resamples():
+    rng = np.random.default_rng(3)
+    times = T0 + np.sort(rng.integers(0, 7 * 24, 120)) * np.timedelta64(1, "h")
+    event = (rng.random(120) < 0.4).astype(float)
+    event[5] = np.nan  # no truth: dropped
+    yes = (rng.random(120) < 0.5).astype(float)
+    yes[7] = np.nan  # no forecast: dropped
+    out = metrics.bootstrap_scores(times, event, {"p": yes}, n_resamples=200, seed=11).loc["p"]
+    code, counts = metrics.day_resample_counts(times, 200, 11)
+    tss = []
+    for r in range(200):
+        w = counts[r, code] * (np.isfinite(event) & np.isfinite(yes))
+        tp, fp = np.sum(w * (yes == 1) * (event == 1)), np.sum(w * (yes == 1) * (event == 0))
+        fn, tn = np.sum(w * (yes == 0) * (event == 1)), np.sum(w * (yes == 0) * (event == 0))
+        tss.append(metrics.scores({"TP": tp, "FP": fp, "FN": fn, "TN": tn})["TSS"])
+    lo, hi = np.nanpercentile(tss, [5, 95])
+    assert out["TSS_lo"] == pytest.approx(lo) and out["TSS_hi"] == pytest.approx(hi)
+    ok = np.isfinite(event) & np.isfinite(yes)
+    point = metrics.scores(metrics.contingency(np.where(ok, yes, np.nan) - 5.5, event - 5.5, 10 ** -5.0))
+    assert out["TSS"] == pytest.approx(point["TSS"])
+
+
+def test_bootstrap_is_fast_enough():
+    rng = np.random.default_rng(0)
+    times = T0 + np.sort(rng.integers(0, 60 * 24 * 60, 1500)) * np.timedelta64(1, "m")
+    event = rng.random(1500) < 0.1
+    forecasts = {f"p{k}": rng.random(1500) < 0.1 for k in range(8)}
+    start = time.perf_counter()
+    out = metrics.bootstrap_scores(times, event, forecasts, n_resamples=1000)
+    assert time.perf_counter() - start < 2.0  # well under the 10 s budget
+    assert len(out) == 8 and np.isfinite(out["TSS_lo"]).all()
+
+
+def test_bootstrap_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="length"):
+        metrics.bootstrap_scores(TWO_DAYS, TWO_EVENTS[:-1], {"m": TWO_YES[:-1]})
+
+
+# --------------------------------------------------------------------------- verdicts
+
+def test_verdict_from_intervals():
+    assert metrics.verdict(0.3, 0.5, 0.1, 0.2) == "beats"
+    assert metrics.verdict(0.1, 0.2, 0.3, 0.5) == "loses"
+    assert metrics.verdict(0.3, 0.5, 0.1, 0.3) == "ties"  # touching intervals overlap
+    assert metrics.verdict(0.1, 0.9, 0.4, 0.5) == "ties"
+    assert metrics.verdict(np.nan, 0.5, 0.1, 0.2) == "undefined"
+
+
+def _row(predictor, tss, lo, hi, events=12, samples=1440):
+    return {"dataset": "SYNTHETIC sun", "synthetic": True, "split": "test", "target": "lead60min_window1440min",
+            "predictor": predictor, "threshold": ">=M1", "n_samples": samples, "n_events": events,
+            "TSS": tss, "TSS_lo": lo, "TSS_hi": hi, "HSS": 0.0, "HSS_lo": 0.0, "HSS_hi": 0.0, "BSS": np.nan,
+            "MAE_dex": 0.1}
+
+
+def test_verdict_sentence_compares_the_model_with_every_baseline():
+    table = pd.DataFrame([_row("FlareNet", 0.41, 0.30, 0.52), _row("FlareNet regression", 0.9, 0.9, 0.9),
+                          _row("climatology", 0.0, 0.0, 0.0), _row("flare-history persistence 24h", 0.38, 0.25, 0.49),
+                          _row("oracle", 0.80, 0.71, 0.88)])
+    (line,) = metrics.verdict_sentences(table)
+    assert line == ("SYNTHETIC sun, ≥M1, 1h/24h forecast: FlareNet TSS 0.41 [0.30, 0.52] beats climatology 0.00 "
+                    "[0.00, 0.00], ties flare-history persistence 24h 0.38 [0.25, 0.49], loses to oracle 0.80 "
+                    "[0.71, 0.88] (12 events in 1440 test samples; 90% day-block bootstrap intervals); "
+                    "fewer than 20 events, so the intervals are wide.")
+    assert metrics.describe_target("now") == "nowcast"
+    assert metrics.describe_target("lead90min_window360min") == "90min/6h forecast"
+
+
+# --------------------------------------------------------------------------- reference forecasts
+
+def test_nowcast_persistence_looks_up_t_minus_cadence_by_time():
+    # 12-min cadence with a gap: 00:00 00:12 00:24 [00:36 missing] 00:48 01:00
+    times = T0 + np.array([0, 12, 24, 48, 60]) * np.timedelta64(1, "m")
+    flux_now = np.array([1e-6, 1e-5, 2e-5, 1e-7, 3e-6])
+    now = metrics.persistence(flux_now, times, np.arange(5), nowcast=True)
+    assert np.isnan(now[0])  # nothing before the first step
+    np.testing.assert_allclose(now[1:3], [-6.0, -5.0])
+    assert np.isnan(now[3])  # 00:36 is missing: not the flux of 00:24
+    assert now[4] == pytest.approx(-7.0)
+    forecast = metrics.persistence(flux_now, times, np.array([3, 0]), nowcast=False)
+    np.testing.assert_allclose(forecast, [-7.0, -6.0])
+    assert np.isnan(metrics.persistence(np.array([0.0, 1e-6]), times[:2], np.array([0]), nowcast=False)[0])
+
+
+def _fake_dm(flux, *, nowcast=False, train=None, history=None, store=None, channels=(94, 131, 171),
+             synthetic=True, cadence_h=2, name="tiny-sun"):
+    n = len(flux)
+    zero = np.timedelta64(0, "ns")
+    lead = zero if nowcast else np.timedelta64(2, "h").astype("timedelta64[ns]")
+    window = zero if nowcast else np.timedelta64(6, "h").astype("timedelta64[ns]")
+    target = Target("now" if nowcast else "lead120min_window360min", lead, window, np.asarray(flux, np.float64))
+    train = np.arange(n) if train is None else train
+    return SimpleNamespace(times=T0 + np.arange(n) * np.timedelta64(cadence_h, "h"),
+                           split_index={"train": train, "val": np.array([], int), "test": np.array([], int)},
+                           target=target, flux_now=np.asarray(flux, np.float64), store_path=store,
+                           cube_channels=list(channels), synthetic=synthetic, cube_attrs={"name": name},
+                           history_max=lambda label: history[label])
+
+
+def test_flare_history_persistence_reads_the_history_and_is_not_for_nowcasts():
+    history = {"6h": np.array([1e-6, 1e-4, 2e-6]), "24h": np.array([1e-5, 1e-4, 1e-5])}
+    dm = _fake_dm([1e-7, 1e-7, 1e-7], history=history)
+    np.testing.assert_allclose(metrics.flare_history_persistence(dm, np.array([0, 2]), "6h"),
+                               [-6.0, np.log10(2e-6)])
+    np.testing.assert_allclose(metrics.flare_history_persistence(dm, np.array([1]), "24h"), [-4.0])
+    with pytest.raises(ValueError, match="nowcast"):
+        metrics.flare_history_persistence(_fake_dm([1e-7] * 3, nowcast=True, history=history), np.array([0]))
+
+
+def test_climatology_base_rate_and_mean_from_the_training_block_only():
+    dm = _fake_dm([1e-7, 2e-6, 1e-5, 5e-5, 1e-3], train=np.arange(4))
+    assert metrics.base_rate(dm, 1e-6) == 0.75
+    assert metrics.base_rate(dm, 1e-5) == 0.5  # M1.0 exactly is an event
+    expected = (-7 + np.log10(2e-6) - 5 + np.log10(5e-5)) / 4
+    np.testing.assert_allclose(metrics.climatology_forecast(dm, np.array([4, 0])), [expected, expected], rtol=1e-6)
     assert np.all(metrics.climatology(np.array([-6.0, -5.0, np.nan]), 3) == -5.5)
+
+
+def test_linear_and_least_squares_calibration():
     a, b = metrics.fit_linear(np.array([1.0, 2.0, 3.0, np.nan]), np.array([-7.0, -6.0, -5.0, 0.0]))
     assert a == pytest.approx(-8.0) and b == pytest.approx(1.0)
     with pytest.raises(ValueError):
         metrics.fit_linear(np.array([1.0]), np.array([1.0]))
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 3.0], [np.nan, 1.0]])
+    coef = metrics.fit_least_squares(x, 1 + 2 * x[:, 0] - x[:, 1])
+    np.testing.assert_allclose(coef, [1.0, 2.0, -1.0], atol=1e-12)
 
 
-def test_skill_table_labels_every_row_with_dataset_and_target():
-    table = metrics.skill_table({"model": PRED, "constant": np.full(6, -7.0)}, TRUE,
-                                dataset="SYNTHETIC test", target="now")
-    assert len(table) == 4
-    assert set(table["dataset"]) == {"SYNTHETIC test"}
-    row = table.loc[("now", "model", ">=M1")]
-    assert (row["TP"], row["FP"], row["FN"], row["TN"]) == (2, 1, 1, 2)
-    assert row["events"] == 3 and row["samples"] == 6
-    assert table.loc[("now", "constant", ">=M1"), "TSS"] == 0.0
+def test_logistic_fit_reproduces_group_frequencies():
+    # x = 0: y 0, 1 -> P 1/2; x = 1: y 0, 1, 1, 1 -> P 3/4. The MLE: c0 = logit(1/2) = 0, c1 = logit(3/4) = log 3
+    x = np.array([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    y = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 1.0])
+    coef = metrics.fit_logistic(x[:, None], y, l2=0.0)
+    np.testing.assert_allclose(coef, [0.0, np.log(3.0)], atol=1e-8)
+    np.testing.assert_allclose(metrics.predict_logistic(coef, np.array([[0.0], [1.0]])), [0.5, 0.75])
+    # separable data stay finite with the default ridge, and increase with x
+    sep = metrics.fit_logistic(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0.0, 0.0, 1.0, 1.0]))
+    assert np.isfinite(sep).all() and sep[1] > 0
+    # one class only: the constant rate
+    const = metrics.fit_logistic(np.array([[0.0], [1.0]]), np.array([0.0, 0.0]))
+    assert const[1] == 0.0 and metrics.predict_logistic(const, np.array([[5.0]]))[0] == pytest.approx(1e-6)
+
+
+def test_hot_excess_over_the_frame_median_by_hand():
+    frames = np.array([[[1.0, 2.0], [3.0, 10.0]],  # median 2.5 -> 0 + 0 + 0.5 + 7.5 = 8
+                       [[1.0, np.nan], [3.0, 10.0]],  # median 3 -> 7
+                       [[np.nan, np.nan], [np.nan, np.nan]]])
+    out = metrics.hot_excess(frames)
+    np.testing.assert_allclose(out[:2], [8.0, 7.0])
+    assert np.isnan(out[2])
+
+
+# --------------------------------------------------------------------------- probabilistic scores
+
+def test_threshold_is_the_one_that_maximizes_tss():
+    # events at 0.2, 0.5, 0.9; non-events at 0.1, 0.3, 0.4. Yes if p >= 0.45: TP 2, FP 0 -> TSS 2/3 (the best:
+    # >= 0.15: 1 - 2/3; >= 0.25: 2/3 - 2/3; >= 0.35: 2/3 - 1/3; >= 0.7: 1/3)
+    prob = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.9])
+    event = np.array([0, 1, 0, 0, 1, 1])
+    assert metrics.choose_threshold(prob, event) == pytest.approx(0.45)
+    curve = metrics.tss_vs_threshold(prob, event, np.array([0.15, 0.45, 0.7, 1.0]))
+    np.testing.assert_allclose(curve["TSS"], [1 / 3, 2 / 3, 1 / 3, 0.0])
+    np.testing.assert_allclose(curve["POD"], [1.0, 2 / 3, 1 / 3, 0.0])
+    assert metrics.choose_threshold(np.full(4, 0.2), np.array([0, 1, 0, 1])) == pytest.approx(0.2)
+    assert metrics.choose_threshold(np.array([0.1, 0.9]), np.array([0, 0])) == 0.5  # no events: the default
+
+
+def test_brier_skill_score_roc_auc_and_reliability_by_hand():
+    # BS = (0.2² + 0.2²)/2 = 0.04; BS of 0.5 = 0.25 -> BSS 1 - 0.16 = 0.84
+    assert metrics.brier_skill_score(np.array([0.2, 0.8]), np.array([0, 1]), 0.5) == pytest.approx(0.84)
+    assert metrics.brier_skill_score(np.full(4, 0.25), np.array([0, 0, 0, 1]), 0.25) == pytest.approx(0.0)
+    # pairs (event, non-event): (0.35, 0.1) yes, (0.35, 0.4) no, (0.8, 0.1) yes, (0.8, 0.4) yes -> 3/4
+    assert metrics.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert metrics.roc_auc(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.5)  # a tie counts half
+    assert np.isnan(metrics.roc_auc(np.array([0.5, 0.6]), np.array([1, 1])))
+    roc = metrics.roc_curve(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+    np.testing.assert_allclose(roc["POFD"], [0, 0, 0.5, 0.5, 1.0])
+    np.testing.assert_allclose(roc["POD"], [0, 0.5, 0.5, 1.0, 1.0])
+    rel = metrics.reliability(np.array([0.05, 0.15, 0.12, 0.95, 1.0]), np.array([0, 1, 0, 1, 1]), bins=10)
+    assert rel["count"].tolist() == [1, 2, 0, 0, 0, 0, 0, 0, 0, 2]
+    np.testing.assert_allclose(rel["mean_forecast"].iloc[[0, 1, 9]], [0.05, 0.135, 0.975])
+    np.testing.assert_allclose(rel["observed_frequency"].iloc[[0, 1, 9]], [0.0, 0.5, 1.0])
+    assert rel["mean_forecast"].iloc[2:9].isna().all()
+
+
+# --------------------------------------------------------------------------- the skill table, end to end
+
+N_STEPS = 120  # 10 days at 2 h
+TRAIN, VAL, TEST = np.arange(0, 60), np.arange(60, 84), np.arange(84, 120)
+
+
+def _cube(path: Path, flux: np.ndarray, flux_now: np.ndarray, *, oracle: bool, label: str) -> Path:
+    """A tiny cube: 94 Å's only bright pixel is 10 + 1e9 flux_now DN/s over a flat 10 DN/s, so its summed excess
+    is exactly 1e9 flux_now; 131 Å is flat with noise; 171 Å is flat."""
+    rng = np.random.default_rng(5)
+    aia = np.full((N_STEPS, 3, 4, 4), 10.0, np.float32)
+    aia[:, 0, 0, 0] += (1e9 * flux_now).astype(np.float32)
+    aia[:, 1] += rng.normal(0, 1, (N_STEPS, 4, 4)).astype(np.float32)
+    ds = xr.Dataset({"aia": (("time", "channel", "y", "x"), aia)},
+                    coords={"time": T0 + np.arange(N_STEPS) * np.timedelta64(2, "h"), "channel": [94, 131, 171]})
+    if oracle:
+        events = np.stack([flux >= 1e-6, flux >= 1e-5], axis=-1).astype(float)
+        ds["oracle_flux_max"] = (("time", "forecast"), flux[:, None])
+        ds["oracle_prob"] = (("time", "forecast", "event_class"), events[:, None, :])
+        ds = ds.assign_coords(forecast=[label], event_class=["C", "M"])
+    ds.to_zarr(path, zarr_format=2, consolidated=True, mode="w")
+    return path
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    rng = np.random.default_rng(42)
+    log_flux = rng.uniform(-7.5, -4.2, N_STEPS)
+    log_flux[[70, 75, 100, 110]] = [-4.5, -6.8, -4.4, -6.9]  # val and test both have M events and quiet steps
+    flux = 10.0 ** log_flux
+    flux_now = 10.0 ** (log_flux + rng.normal(0, 0.3, N_STEPS))
+    history = {"6h": flux_now * 1.5, "24h": flux_now * 3.0}
+    dm = _fake_dm(flux, train=TRAIN, history=history, synthetic=True)
+    dm.flux_now = flux_now
+    dm.split_index.update(val=VAL, test=TEST)
+    dm.store_path = _cube(tmp_path / "tiny.zarr", flux, flux_now, oracle=True, label=dm.target.name)
+    # the model's class head: on val, events get 0.6 and quiet steps 0.4 (threshold chosen: 0.5);
+    # on test, events get 0.45 and quiet 0.3, so the val threshold says no everywhere -> TSS 0 on test,
+    # though a threshold chosen on test (0.375) would score TSS 1.
+    def predictions(split, index):
+        true = np.log10(flux[index]).astype(np.float32)
+        hi, lo = (0.6, 0.4) if split == "val" else (0.45, 0.3)
+        ds = xr.Dataset({"pred": ("time", (true + 0.2).astype(np.float32)), "true": ("time", true)},
+                        coords={"time": dm.times[index], "time_index": ("time", index)},
+                        attrs={"split": split, "target": dm.target.name, "synthetic": True, "cube": "tiny-sun"})
+        for letter, threshold in metrics.THRESHOLDS.items():
+            ds[f"prob_{letter}"] = ("time", np.where(flux[index] >= threshold, hi, lo).astype(np.float32))
+        return ds
+    return dm, predictions("val", VAL), predictions("test", TEST), flux
+
+
+def test_skill_table_has_the_exact_columns_and_every_predictor(scenario):
+    dm, val, test, flux = scenario
+    table = metrics.skill_table(val, test, dm, n_resamples=300)
+    assert list(table.columns) == metrics.SKILL_COLUMNS
+    assert set(table["predictor"]) == {"FlareNet", "FlareNet regression", "persistence",
+                                       "flare-history persistence 6h", "flare-history persistence 24h",
+                                       "climatology", "brightest pixel 94 Å", "region photometry", "oracle"} or \
+        set(table["predictor"]) == {"FlareNet", "FlareNet regression", "persistence", "flare-history persistence 6h",
+                                    "flare-history persistence 24h", "climatology", "brightest pixel 131 Å",
+                                    "region photometry", "oracle"}
+    assert len(table) == 2 * 9
+    assert set(table["threshold"]) == {">=C1", ">=M1"}
+    assert (table["dataset"] == "SYNTHETIC tiny-sun").all() and table["synthetic"].all()
+    assert (table["split"] == "test").all() and (table["target"] == "lead120min_window360min").all()
+    assert (table["n_samples"] == TEST.size).all()
+    m = table[table["threshold"] == ">=M1"].set_index("predictor")
+    assert (m["n_events"] == int(np.sum(flux[TEST] >= 1e-5))).all()
+    # the interval contains the point score
+    ok = m["TSS"].notna()
+    assert (m.loc[ok, "TSS_lo"] <= m.loc[ok, "TSS"] + 1e-12).all()
+    assert (m.loc[ok, "TSS"] <= m.loc[ok, "TSS_hi"] + 1e-12).all()
+
+
+def test_skill_table_values_by_hand(scenario):
+    dm, val, test, flux = scenario
+    table = metrics.skill_table(val, test, dm, n_resamples=300).set_index(["predictor", "threshold"])
+    true_log = np.log10(flux[TEST])
+    # the oracle is the truth: perfect, with no spread, and its probabilities are perfectly sharp
+    for threshold in (">=C1", ">=M1"):
+        oracle = table.loc[("oracle", threshold)]
+        assert oracle["TSS"] == oracle["TSS_lo"] == oracle["TSS_hi"] == 1.0
+        assert oracle["BSS"] == pytest.approx(1.0) and oracle["MAE_dex"] == pytest.approx(0.0, abs=1e-12)
+        # climatology: a constant, TSS 0, and BSS 0 against itself
+        clim = table.loc[("climatology", threshold)]
+        assert clim["TSS"] == 0.0 and clim["BSS"] == pytest.approx(0.0, abs=1e-12)
+        assert clim["MAE_dex"] == pytest.approx(np.mean(np.abs(np.mean(np.log10(flux[TRAIN])) - true_log)))
+        # persistence: the flux at t, thresholded at the class threshold
+        level = 1e-6 if threshold == ">=C1" else 1e-5
+        expected = metrics.scores(metrics.contingency(np.log10(dm.flux_now[TEST]), true_log, level))
+        assert table.loc[("persistence", threshold), "TSS"] == pytest.approx(expected["TSS"])
+        assert np.isnan(table.loc[("persistence", threshold), "BSS"])
+        history = metrics.scores(metrics.contingency(np.log10(3 * dm.flux_now[TEST]), true_log, level))
+        assert table.loc[("flare-history persistence 24h", threshold), "TSS"] == pytest.approx(history["TSS"])
+        # FlareNet: the class head with the VALIDATION threshold (0.5) says no on test -> TSS 0, not 1
+        assert table.loc[("FlareNet", threshold), "TSS"] == 0.0
+        assert table.loc[("FlareNet", threshold), "MAE_dex"] == pytest.approx(0.2, abs=1e-6)
+        # FlareNet regression: pred = true + 0.2 dex -> misses nothing, false alarms within 0.2 dex below
+        reg = metrics.scores(metrics.contingency(true_log + 0.2, true_log, level))
+        assert table.loc[("FlareNet regression", threshold), "TSS"] == pytest.approx(reg["TSS"], abs=1e-6)
+        assert np.isnan(table.loc[("FlareNet regression", threshold), "BSS"])
+    # region photometry: log10(94 Å excess) = log10(flux_now) + 9 exactly, so the linear fit on the training block
+    # reproduces a regression on flux_now; its MAE equals that of the best linear map of log flux_now
+    x = np.log10(dm.flux_now)
+    a, b = metrics.fit_linear(x[TRAIN], np.log10(flux[TRAIN]))
+    assert table.loc[("region photometry", ">=M1"), "MAE_dex"] == pytest.approx(
+        metrics.mae(a + b * x[TEST], true_log), abs=0.01)
+
+
+def test_baselines_for_a_real_nowcast_cube_have_no_oracle_and_no_flare_history(scenario, tmp_path):
+    _, _, _, flux = scenario
+    dm = _fake_dm(flux, nowcast=True, train=TRAIN, synthetic=False, name="real-cube")
+    dm.split_index.update(val=VAL, test=TEST)
+    dm.store_path = _cube(tmp_path / "real.zarr", flux, flux, oracle=False, label="x")
+    preds = metrics.baseline_predictions(dm, TEST)
+    assert "oracle" not in preds and not any(k.startswith("flare-history") for k in preds)
+    # nowcast persistence: the flux one cadence (2 h) earlier
+    np.testing.assert_allclose(preds["persistence"], np.log10(flux[TEST - 1]))
+    # region photometry: log10 excess = log10 flux + 9 exactly, so the fit reproduces the truth
+    np.testing.assert_allclose(preds["region photometry"], np.log10(flux[TEST]), atol=1e-4)
+    probs = metrics.baseline_probabilities(dm, TEST)
+    assert set(probs) == {"climatology", "region photometry"} and set(probs["climatology"]) == {"C", "M"}
+    assert np.all(probs["climatology"]["M"] == np.mean(flux[TRAIN] >= 1e-5))
+
+
+def test_skill_table_refuses_predictions_of_another_target(scenario):
+    dm, val, test, _ = scenario
+    wrong = test.copy()
+    wrong["true"] = wrong["true"] + 1
+    with pytest.raises(ValueError, match="do not match"):
+        metrics.skill_table(val, wrong, dm, n_resamples=10)
+
+
+def test_verdicts_csv_and_figures_from_a_skill_table(scenario, tmp_path, monkeypatch):
+    dm, val, test, _ = scenario
+    forecasts = metrics.collect_forecasts(val, test, dm)
+    assert forecasts.prob_threshold[("FlareNet", "M")] == pytest.approx(0.5)  # chosen on val
+    table = metrics.skill_table(val, test, dm, forecasts=forecasts, n_resamples=200)
+    lines = metrics.verdict_sentences(table)
+    assert len(lines) == 2 and all(line.startswith("SYNTHETIC tiny-sun, ≥") for line in lines)
+    assert "loses to oracle 1.00 [1.00, 1.00]" in lines[1]
+    shown = metrics.summary_columns(table)
+    assert shown.loc[("lead120min_window360min", ">=M1", "oracle"), "TSS"] == "1.00 [1.00, 1.00]"
+    monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path / "results"))
+    path = metrics.write_skill_csv([table, table.assign(target="now")])
+    assert path == tmp_path / "results" / "skill.csv"
+    back = pd.read_csv(path)
+    assert list(back.columns) == metrics.SKILL_COLUMNS and len(back) == 2 * len(table)
+    metrics.write_skill_csv(table, append=True)  # replaces that target's rows, keeps the other's
+    assert len(pd.read_csv(path)) == 2 * len(table)
+    counts = metrics.contingency_table(forecasts)
+    assert counts.loc[("lead120min_window360min", "oracle", ">=M1"), "FP"] == 0
+    titles = [plotting.plot_reliability(metrics.reliability_table(forecasts))[0].get_title(),
+              plotting.plot_roc(metrics.roc_table(forecasts)).get_title(),
+              plotting.plot_tss_vs_threshold(metrics.tss_threshold_table(forecasts)).get_title(),
+              plotting.plot_skill_intervals(table)[0].figure._suptitle.get_text()]
+    assert all(t.startswith("SYNTHETIC tiny-sun") for t in titles)
+    plt.close("all")
+    tss_curve = metrics.tss_threshold_table(forecasts)
+    assert set(tss_curve["split"]) == {"val"} and {"chosen", "TSS", "prob_threshold"} <= set(tss_curve.columns)
+
+
+# --------------------------------------------------------------------------- skill per block
+
+def test_skill_per_block_and_spread_by_hand():
+    # block 1: the TWO_DAYS day A (perfect); block 2: day B (TSS -1/3). Pooled: 7/15.
+    true_log = np.where(TWO_EVENTS, -4.5, -6.5)
+    pred = np.where(TWO_YES, -4.5, -6.5)
+    blocks = np.array([1, 1, 1, 1, 2, 2, 2, 2])
+    per_block = metrics.skill_per_block(true_log, {"m": pred}, blocks, thresholds={"M": 1e-5})
+    rows = per_block.set_index("block")
+    assert rows.loc[1, "TSS"] == pytest.approx(1.0) and rows.loc[2, "TSS"] == pytest.approx(-1 / 3)
+    assert rows.loc["pooled", "TSS"] == pytest.approx(7 / 15)
+    assert rows.loc[2, "n_events"] == 1 and rows.loc[2, "n_samples"] == 4
+    assert rows.loc[1, "MAE_dex"] == 0.0 and rows.loc[2, "MAE_dex"] == pytest.approx(1.0)  # 2 misses of 2 dex / 4
+    spread = metrics.block_spread(per_block).loc[("m", ">=M1")]
+    assert spread["n_blocks"] == 2
+    assert spread["TSS_mean"] == pytest.approx(1 / 3) and spread["TSS_min"] == pytest.approx(-1 / 3)
+    assert spread["TSS_std"] == pytest.approx(np.std([1.0, -1 / 3], ddof=1))
+    assert spread["TSS_pooled"] == pytest.approx(7 / 15)
+    # yes forecasts from elsewhere (a probability with its threshold) replace the thresholded flux
+    always = metrics.skill_per_block(true_log, {"m": pred}, blocks, thresholds={"M": 1e-5},
+                                     yes={"m": {"M": np.ones(8)}}, pooled=False)
+    assert (always["TSS"] == 0.0).all() and len(always) == 2
