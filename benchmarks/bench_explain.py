@@ -65,7 +65,7 @@ def main() -> None:
     device = torch.device(args.device)
     work = Path(tempfile.mkdtemp(prefix="flarelib-bench-explain-"))
     if args.size:
-        days = max(args.frames * 12 / 1440, 0.5)
+        days = max(args.frames * synthetic.SIZES["default"].cadence_minutes / 1440, 0.5)
         config = dataclasses.replace(synthetic.SIZES["default"], days=days, size=args.size)
         cube_path = synthetic.build_synthetic_cube(work / "cube.zarr", config,
                                                    load_catalog().files("fulldisk-2014-01-01"), progress=False)

@@ -43,7 +43,8 @@ def main() -> None:
                            write=options.write)
     fits_rate = len(files) / (time.perf_counter() - start)
 
-    config = dataclasses.replace(synthetic.SIZES["default"], days=args.steps * 12 / 1440)
+    default = synthetic.SIZES["default"]
+    config = dataclasses.replace(default, days=args.steps * default.cadence_minutes / 1440)
     disk = cat.files("fulldisk-2014-01-01")
     start = time.perf_counter()
     path = synthetic.build_synthetic_cube(work / "syn.zarr", config, disk, progress=False)

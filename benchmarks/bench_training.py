@@ -73,7 +73,7 @@ def _train(model, batches, steps: int, device: torch.device, precision: str, war
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--days", type=float, default=2.0, help="length of the synthetic cube (12-min cadence)")
+    parser.add_argument("--days", type=float, default=10.0, help="length of the synthetic cube (1-hour cadence)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=10)

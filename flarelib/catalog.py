@@ -395,8 +395,9 @@ def _build_synthetic_cube(catalog: Catalog, entry: Entry, request: BuildRequest)
     config = dataclasses.replace(synthetic.SIZES[size], **params)
     if list(config.channels) != list(entry.spec["channels"]):
         raise entry.error("channels", f"{entry.spec['channels']} differ from the generator's {list(config.channels)}")
+    # a generated cube is derived data: one made by another generator version or setting is replaced, not refused
     return synthetic.build_synthetic_cube(request.out, config, catalog.files(entry.spec["disk_from"]), name=entry.name,
-                                          overwrite=request.overwrite, progress=request.progress)
+                                          overwrite=True, progress=request.progress)
 
 
 # --------------------------------------------------------------------------- other entries

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from flarelib.align import to_timedelta
 from flarelib.catalog import load_catalog
-from flarelib.goes import CLASS_ORDER, flare_class
+from flarelib.goes import CLASS_ORDER, EVENT_CLASSES, FLARE_CLASS_THRESHOLDS, flare_class
 from flarelib.labels import data_kind
 from flarelib.prep import DEFAULT_CHANNELS
 from flarelib.store import open_cube
@@ -209,6 +209,14 @@ def region_aware(split_index: dict[str, np.ndarray], on_disk: np.ndarray) -> dic
         idx = split_index[name]
         out[name] = idx[~touches[idx]]
     return out
+
+
+def datamodule_from_config(config: str | Path, **overrides) -> FlareDataModule:
+    """The data module of a training config's ``data:`` section (a YAML file as in ``configs/``), with overrides."""
+    import yaml  # lazy: only configs need it
+
+    settings = dict((yaml.safe_load(Path(config).read_text()) or {}).get("data") or {})
+    return FlareDataModule(**{**settings, **overrides})
 
 
 def rolling_origin(times: np.ndarray, horizon: np.timedelta64 | str = "0min", *, folds: int = 4,
@@ -556,6 +564,34 @@ class FlareDataModule(L.LightningDataModule):
             raise DataConfigError(f"no flare history {label!r} in {self.store_path.name}; "
                                   f"it has {sorted(self._history)}")
         return self._history[label]
+
+    def event_fractions(self) -> pd.DataFrame:
+        """Per split: samples, and the share of samples whose target is an event at >= C1 and >= M1."""
+        self.setup()
+        rows = {}
+        for name, idx in self.split_index.items():
+            flux = self.target.flux[idx]
+            rows[name] = {"samples": int(idx.size),
+                          **{f">={c}1": float(np.mean(flux >= FLARE_CLASS_THRESHOLDS[c])) for c in EVENT_CLASSES}}
+        return pd.DataFrame(rows).T
+
+    def flares_per_split(self) -> pd.DataFrame:
+        """Distinct flares of the cube's event list per GOES class and split (by the split of the step at or
+        just before each peak; ``gap`` for peaks in the purged gaps or in unused steps)."""
+        self.setup()
+        events = self.cube()
+        if "event_peak" not in events or events.sizes.get("event", 0) == 0:
+            return pd.DataFrame()
+        peaks = events["event_peak"].values
+        step = np.clip(np.searchsorted(self.times, peaks, side="right") - 1, 0, self.times.size - 1)
+        where = np.full(step.shape, "gap", dtype=object)
+        for name, idx in self.split_index.items():
+            where[np.isin(step, idx)] = name
+        letters = flare_class(events["event_peak_flux"].values)
+        table = pd.crosstab(pd.Series(where, name="split"), pd.Series(letters, name="class"))
+        table = table.reindex(index=[s for s in (*SPLITS, "gap") if s in table.index],
+                              columns=[c for c in CLASS_ORDER if c in table.columns])
+        return table
 
     def region_overlap(self) -> pd.DataFrame:
         """Per split: region-time (steps x regions on the disk) and the share of it from regions also on the

@@ -17,7 +17,7 @@ block goes into the model's buffers, so a checkpoint carries it and loads with
 Command line (LightningCLI)::
 
     python -m flarelib.flarenet fit --config configs/small.yaml
-    python -m flarelib.flarenet fit --config configs/default.yaml --data.target lead60min_window360min
+    python -m flarelib.flarenet fit --config configs/default.yaml --data.target lead60min_window1440min
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
         return FlareCLI(FlareNet, FlareDataModule, args=args, run=run, save_config_kwargs={"overwrite": True})
 
 
-NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window360min"}  #: what notebooks 04-08 train and use
+NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window1440min"}  #: what notebooks 04-08 train and use
 
 
 def run_dir(size: str, target: str, root: str | Path | None = None) -> Path:
@@ -257,7 +257,7 @@ def run_dir(size: str, target: str, root: str | Path | None = None) -> Path:
 def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | None = None):
     """Fit FlareNet from a YAML config (as ``python -m flarelib.flarenet fit`` does) and test it.
 
-    ``overrides`` are CLI-style arguments such as ``["--data.target=lead60min_window360min"]``.
+    ``overrides`` are CLI-style arguments such as ``["--data.target=lead60min_window1440min"]``.
     Logs (``metrics.csv``) and checkpoints go under ``out_dir``. Returns the LightningCLI
     object (``.model``, ``.datamodule``, ``.trainer``).
     """
@@ -312,7 +312,8 @@ def open_run(size: str, target: str) -> tuple[FlareDataModule, FlareNet, Path]:
     """
     checkpoint = ensure_trained(size, target)
     model = load_flarenet(checkpoint)
-    return load_datamodule(checkpoint, model), model, checkpoint
+    # cache="none": explaining and scoring read a few thousand steps, not worth caching the whole cube
+    return load_datamodule(checkpoint, model, cache="none"), model, checkpoint
 
 
 def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides) -> FlareDataModule:

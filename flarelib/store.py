@@ -344,8 +344,11 @@ def open_cube(path: str | Path, *, allow_incomplete: bool = False, storage_optio
                                   "template; re-run the same ingest")
     ds = xr.open_zarr(_location(path, storage_options), **kwargs)
     status = ds.attrs.get("ingest_status")
-    if status != "complete" or not bool(ds["ingested"].all()):
-        missing = int((ds["ingested"] == 0).sum())
+    # "complete" is set only after every block has been written and flagged, so the flags (one chunk per step:
+    # thousands of small reads) are read only to say what is missing
+    if status != "complete":
+        ingested = zarr.open_group(_location(path, storage_options), mode="r", zarr_format=ZARR_FORMAT)["ingested"][:]
+        missing = int((ingested == 0).sum())
         message = (f"{path} is incomplete ({missing} of {ds.sizes['time']} time steps not written; "
                    "re-run the same ingest to complete it)")
         if not allow_incomplete:

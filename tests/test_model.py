@@ -130,20 +130,28 @@ def test_class_head_outputs_two_logits_and_is_absent_when_off():
 
 
 @pytest.mark.slow
-def test_evaluation_table_has_the_model_and_three_baselines(trained):
+def test_skill_table_has_the_model_and_every_baseline_on_the_same_samples(trained):
     _, cli = trained
-    preds = M.predict(cli.model, cli.datamodule, "test")
-    table = metrics.evaluate(preds, cli.datamodule)
-    predictors = set(table.index.get_level_values("predictor"))
-    assert predictors == {"FlareNet", "persistence", "climatology", "brightest pixel 94 Å"} or \
-        predictors == {"FlareNet", "persistence", "climatology", "brightest pixel 131 Å"}
-    assert table["dataset"].str.startswith("SYNTHETIC").all()
-    assert (table["samples"] == len(preds.time)).all()
+    dm = cli.datamodule
+    val, test = (M.predict(cli.model, dm, split) for split in ("val", "test"))
+    table = metrics.skill_table(val, test, dm, n_resamples=200)
+    assert list(table.columns) == metrics.SKILL_COLUMNS
+    predictors = set(table["predictor"])
+    bright = {p for p in predictors if p.startswith("brightest pixel")}
+    assert bright in ({"brightest pixel 94 Å"}, {"brightest pixel 131 Å"})
+    assert predictors == {"FlareNet", "FlareNet regression", "persistence", "climatology", "region photometry",
+                          "oracle"} | bright  # a nowcast: no flare-history rows
+    assert table["dataset"].str.startswith("SYNTHETIC").all() and table["synthetic"].all()
+    assert (table["n_samples"] <= len(test.time)).all()
+    assert (table.loc[table["predictor"] != "persistence", "n_samples"] == len(test.time)).all()
+    has_prob = table["predictor"].isin(["FlareNet", "climatology", "region photometry", "oracle"])
+    assert table.loc[~has_prob, "BSS"].isna().all()
+    assert ((table["TSS_lo"] <= table["TSS"]) | table["TSS"].isna()).all()
 
 
 @pytest.mark.parametrize("extra, error, match", [
     (["--data.channels=[94,1600]"], DataConfigError, "not in cube"),
-    (["--data.target=1D/5D"], DataConfigError, "longer than the data"),
+    (["--data.target=10D/10D"], DataConfigError, "longer than the data"),
     (["--data.split_fractions=[1.0,0.0,0.0]"], DataConfigError, "is empty"),
 ])
 @pytest.mark.slow
