@@ -3,10 +3,11 @@
 import json
 
 import nbformat
+import pandas as pd
 import pytest
 
 from conftest import ROOT
-from flarelib import suite
+from flarelib import metrics, suite
 
 NOTEBOOKS = suite.numbered_notebooks()
 
@@ -33,6 +34,7 @@ def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tm
     """What Binder does: postBuild's prepare step, then each notebook in small mode, each kernel's peak memory."""
     monkeypatch.setenv("FLARELIB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FLARELIB_RESULTS", str(tmp_path / "results.json"))
+    monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path / "results"))
     monkeypatch.setenv("FLARELIB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("FLARELIB_SIZE", "small")
     suite.prepare("small")
@@ -54,11 +56,13 @@ def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tm
         assert not errors
         assert (tmp_path / "out" / path.name).with_suffix(".html").exists()
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["01 GOES-15 2011-06-07 peak"] == "M2.6"
-    table = results["05 skill table (test block)"]
-    for predictor in ("FlareNet", "persistence", "climatology", "brightest pixel"):
-        assert predictor in table
-    assert results["05 dataset"].startswith("SYNTHETIC")
+    assert results["01 GOES-15 2011-06-07 peak"] == "M3.7"  # the SWPC-scaled M2.6 file, opened as science quality
+    skill = pd.read_csv(tmp_path / "results" / "skill.csv")  # notebook 05's machine-readable table
+    assert list(skill.columns) == metrics.SKILL_COLUMNS
+    assert {"FlareNet", "persistence", "flare-history persistence 24h", "climatology", "region photometry",
+            "oracle"} <= set(skill["predictor"])
+    assert set(skill["target"]) == {"now", "lead60min_window1440min"} and skill["synthetic"].all()
+    assert "SYNTHETIC" in results["05 verdicts (TSS, 90% intervals)"]
     assert set(results["06 localization (mass inside mask, pointing game)"]) == {
         "saliency", "integrated_gradients", "smoothgrad", "gradcam", "guided_gradcam", "occlusion"}
     assert (tmp_path / "animations" / "saliency-small.gif").stat().st_size > 0
