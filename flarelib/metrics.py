@@ -395,12 +395,9 @@ def brightest_pixel(store: str | Path, time_index: np.ndarray, channel_index: in
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Least-squares ``y = a + b x`` over finite pairs; returns ``(a, b)``."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 2:
-        raise ValueError("need at least two finite samples to calibrate a baseline")
-    b, a = np.polyfit(x[ok], y[ok], 1)
+    """Least-squares ``y = a + b x`` over finite pairs; returns ``(a, b)`` (:func:`fit_least_squares`
+    with one feature)."""
+    a, b = fit_least_squares(np.asarray(x, float), y)
     return float(a), float(b)
 
 
