@@ -211,13 +211,17 @@ class Catalog:
     def cube_path(self, name: str, build_dir: str | Path | None = None) -> Path:
         return Path(build_dir or default_build_dir()) / f"{name}.zarr"
 
+    def _request(self, name: str, build_dir: str | Path | None, *, overwrite: bool = False, progress: bool = True,
+                 scheduler=None) -> BuildRequest:
+        return BuildRequest(self.cube_path(name, build_dir), Path(build_dir) if build_dir else None, overwrite,
+                            progress, scheduler)
+
     def cube_options(self, name: str, *, build_dir: str | Path | None = None, progress: bool = True) -> CubeOptions:
         """The slot rules, prep, targets and write options an AIA entry's cube is built with."""
         entry = self[name]
         if "cube" not in entry.spec:
             raise entry.error("cube", "this entry has no cube settings")
-        return _cube_options(self, entry, BuildRequest(self.cube_path(name, build_dir),
-                                                       Path(build_dir) if build_dir else None, False, progress, None))
+        return _cube_options(self, entry, self._request(name, build_dir, progress=progress))
 
     def build(self, name: str, *, build_dir: str | Path | None = None, overwrite: bool = False,
               progress: bool = True, scheduler=None) -> Path:
@@ -236,8 +240,8 @@ class Catalog:
             if _is_current(out, entry):
                 return out
             overwrite = True  # the entry changed (or the cube is new): what is there is not this entry's cube
-        return kind.build(self, entry, BuildRequest(out, Path(build_dir) if build_dir else None, overwrite,
-                                                    progress, scheduler))
+        return kind.build(self, entry, self._request(name, build_dir, overwrite=overwrite, progress=progress,
+                                                     scheduler=scheduler))
 
     def open(self, name: str, *, build_dir: str | Path | None = None, progress: bool = True) -> xr.Dataset:
         """Open an entry: a cube (built on first use), an XRS dataset or an event list."""
