@@ -414,7 +414,8 @@ def write_saliency_store(
     a slider step reads one chunk, switching method is free), the explained ``prediction``
     (log10 W/m²) and provenance attrs (checkpoint sha256, methods and parameters, cube name).
     It is written with :func:`flarelib.store.write_cube`: an interrupted run leaves
-    ``ingest_status = "incomplete"`` and re-running completes it.
+    ``ingest_status = "incomplete"`` and re-running completes it; a store made from other inputs
+    (e.g. a retrained checkpoint) is replaced.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -447,8 +448,9 @@ def write_saliency_store(
 
     streamed = {"saliency": (("method", "channel", "y", "x"), (len(methods), len(dm.channels), ny, nx), dtype),
                 "prediction": ((), (), "float32")}
+    # derived data: a store made from another checkpoint, cube or method set is replaced, not refused
     return store.write_cube(path, template, streamed, fill_block,
-                            store.WriteOptions(block=block, progress=progress, on_block=on_block))
+                            store.WriteOptions(block=block, overwrite=True, progress=progress, on_block=on_block))
 
 
 def localization_table(model: nn.Module, dm: FlareDataModule, time_index: Sequence[int],
