@@ -6,7 +6,10 @@ Prints, in one run:
 * ingest frames/s of the real FITS path (60 real AIA cutouts: validate, calibrate, write);
 * ingest frames/s of the synthetic generator (generation plus write);
 * random single-time-step read throughput from the Zarr cube and from a numpy memmap of
-  the same array on the same disk, and their ratio (the reference is measured in the same run).
+  the same array on the same disk, and their ratio (the reference is measured in the same run);
+* the read overhead of the chunk checksums (issue 13): the same random reads through
+  :func:`flarelib.store.checked_store` (CRC32 verified before decoding, then again by the
+  codec) against a copy of the array written without checksums, in the same run (goal: <= 10 %).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from flarelib import ingest, synthetic
+from flarelib import ingest, store, synthetic
 from flarelib.catalog import load_catalog
 
 
@@ -76,6 +79,21 @@ def main() -> None:
         xr_cube.aia.isel(time=int(i)).values
     xr_rate = n_xr / (time.perf_counter() - start)
 
+    # checksum overhead: the cube's aia (CRC32 + Blosc) read through the checking store, against the same
+    # array and chunks written with Blosc only; the two are timed in alternating rounds to share the disk cache state
+    plain = zarr.open_array(str(work / "plain.zarr"), mode="w", shape=array.shape, chunks=(1,) + array.shape[1:],
+                            dtype=array.dtype, zarr_format=2, compressor=store.COMPRESSOR)
+    plain[:] = array
+    checked = zarr.open_group(store.checked_store(path), mode="r", zarr_format=2)["aia"]
+    rates = {"checked": [], "plain": []}
+    for _ in range(3):
+        for label, arr in (("plain", plain), ("checked", checked)):
+            start = time.perf_counter()
+            for i in idx:
+                np.asarray(arr[i])
+            rates[label].append(args.reads / (time.perf_counter() - start))
+    crc_rate, plain_rate = max(rates["checked"]), max(rates["plain"])
+
     sample_mb = array[0].nbytes / 1e6
     print(f"ingest, real FITS (60 AIA cutouts 67x67): {fits_rate:8.1f} frames/s")
     print(f"ingest, synthetic ({config.n_steps} steps x 6 x 64x64): {syn_rate:8.1f} frames/s")
@@ -84,6 +102,10 @@ def main() -> None:
     print(f"  numpy memmap     {mm_rate:8.1f} samples/s")
     print(f"  xarray .isel     {xr_rate:8.1f} samples/s  (lazy xarray+dask per sample, for comparison)")
     print(f"  ratio zarr/memmap = {zarr_rate / mm_rate:.3f}")
+    print(f"  zarr, no checksums        {plain_rate:8.1f} samples/s  (reference, same array and chunks)")
+    print(f"  zarr, CRC32 checked store {crc_rate:8.1f} samples/s  (best of 3 alternating rounds each)")
+    print(f"  checksum read overhead = {plain_rate / crc_rate - 1:+.1%} (reads with checksums take "
+          f"{plain_rate / crc_rate:.3f}x the time of reads without; goal <= 1.10x)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
+import os
+import shutil
+import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +44,8 @@ import yaml
 from flarelib import acquire, align, goes, ingest, prep, sdoml, store, synthetic
 from flarelib.checksums import ChecksumError, fingerprint, read_checksums, sha256_of, verify_files
 from flarelib.paths import default_build_dir, default_catalog_path
+
+log = logging.getLogger(__name__)
 
 _COMMON = {
     "description": {"type": "string", "minLength": 1},
@@ -224,11 +231,15 @@ class Catalog:
         return _cube_options(self, entry, self._request(name, build_dir, progress=progress))
 
     def build(self, name: str, *, build_dir: str | Path | None = None, overwrite: bool = False,
-              progress: bool = True, scheduler=None) -> Path:
+              progress: bool = True, scheduler=None, verify: bool = False) -> Path:
         """Build (or resume, or reuse) the cube of an entry (``aia_fits``, ``synthetic`` or a network AIA kind).
 
         ``scheduler`` (or the entry's ``cube.scheduler``) runs the frame preparation and the
         writes on Dask (see :func:`flarelib.store.dask_client`); ``None`` builds serially.
+        ``verify``: first check every chunk of an existing cube (:func:`flarelib.store.verify_cube`)
+        and flag its damaged steps for re-ingest (what ``python -m flarelib.catalog build`` does);
+        damage outside the re-ingestable steps needs ``overwrite`` (the cube is then built anew).
+        ``overwrite``: replace a cube built from other inputs or parameters.
         """
         entry = self[name]
         kind = KINDS[entry.kind]
@@ -236,6 +247,8 @@ class Catalog:
             raise entry.error("kind", f"{entry.kind!r} entries are not built into cubes")
         out = self.cube_path(name, build_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
+        if verify and out.exists():
+            _repair(out, overwrite)
         if kind.network:
             if _is_current(out, entry):
                 return out
@@ -250,6 +263,24 @@ class Catalog:
         if kind.open is not None:
             return kind.open(self, entry, build_dir, progress)
         return store.open_cube(self.build(name, build_dir=build_dir, progress=progress))
+
+
+def _repair(out: Path, overwrite: bool) -> None:
+    """Verify an existing cube and flag its damaged steps for re-ingest (under the store's write lock)."""
+    with store.store_lock(out):
+        report = store.verify_cube(out)
+        if report.ok:
+            return
+        for line in report.lines()[:20]:
+            log.warning("damaged: %s", line)
+        if report.repairable:
+            store.mark_damaged(out, report)
+        elif overwrite:
+            log.warning("%s: the damage is not re-ingestable step by step; building it anew (--overwrite)", out)
+            shutil.rmtree(out)
+        else:
+            raise store.DamagedCubeError(f"{out}: {report.lines()[0]}; this is not re-ingestable step by step: "
+                                         "build it anew with --overwrite")
 
 
 def _is_current(out: Path, entry: Entry) -> bool:
@@ -366,8 +397,12 @@ def _provenance(entry: Entry) -> dict:
 def _build_aia_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Path:
     """The cube of an entry whose AIA frames are FITS files (local or downloaded)."""
     options = _cube_options(catalog, entry, request)
+    rules = options.rules
+    if "time_range" in entry.spec:  # the entry's time range cuts the slots (cube.start / cube.end override it)
+        start, end = entry.spec["time_range"]
+        rules = dataclasses.replace(rules, start=rules.start or start, end=rules.end or end)
     return ingest.build_fits_cube(catalog.files(entry.name, build_dir=request.build_dir), request.out,
-                                  name=entry.name, rules=options.rules, prep_options=options.prep,
+                                  name=entry.name, rules=rules, prep_options=options.prep,
                                   targets=options.targets, write=options.write,
                                   description=entry.spec["description"], extra_attrs=_provenance(entry))
 
@@ -407,8 +442,19 @@ def _build_synthetic_cube(catalog: Catalog, entry: Entry, request: BuildRequest)
 # --------------------------------------------------------------------------- other entries
 
 def _open_goes_xrs(catalog: Catalog, entry: Entry, build_dir, progress: bool) -> xr.Dataset:
-    """The entry's XRS files as one dataset in W/m², converted to science quality (targets use this basis)."""
-    return goes.combine_xrs([goes.to_science_quality(goes.load_xrs(f)) for f in catalog.files(entry.name)])
+    """The entry's XRS files as one dataset in W/m², converted to science quality (targets use this basis),
+    cut to the entry's ``time_range`` (inclusive, UTC)."""
+    xrs = goes.combine_xrs([goes.to_science_quality(goes.load_xrs(f)) for f in catalog.files(entry.name)])
+    if "time_range" not in entry.spec:
+        return xrs
+    start, end = (pd.Timestamp(t).tz_localize(None) if pd.Timestamp(t).tzinfo is None
+                  else pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in entry.spec["time_range"])
+    cut = xrs.sel(time=slice(start, end))
+    if cut.sizes["time"] == 0:
+        first, last = (str(xrs.time.values[i])[:19] for i in (0, -1))
+        raise entry.error("time_range", f"{entry.spec['time_range']} holds no sample of the files "
+                                        f"(they cover {first} to {last}); fix the time range")
+    return cut
 
 
 def _open_fido_goes(catalog: Catalog, entry: Entry, build_dir, progress: bool) -> xr.Dataset:
@@ -462,9 +508,59 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
             raise CatalogError(f"entry {name!r}, field {field}: {err.message}")
         entries[name] = Entry(name, spec["kind"], spec, path.parent)
     for entry in entries.values():
+        _check_values(entry)
         if entry.kind == "synthetic" and entry.spec["disk_from"] not in entries:
             raise CatalogError(f"entry {entry.name!r}, field disk_from: no entry {entry.spec['disk_from']!r}")
     return Catalog(entries, path)
+
+
+def _duration(entry: Entry, field: str, value, *, allow_zero: bool = False) -> pd.Timedelta:
+    """A catalog duration (``"12min"``, ``"1h"``, ``"60s"``): parsed, and positive (or >= 0 with ``allow_zero``)."""
+    bound = "zero or positive" if allow_zero else "positive"
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise entry.error(field, f"{value!r} is not a duration; write a {bound} one such as '12min' or '1h'")
+    try:
+        delta = pd.Timedelta(value)
+    except (ValueError, TypeError):
+        raise entry.error(field, f"{value!r} is not a duration; write a {bound} one such as '12min' or '1h'") from None
+    if pd.isna(delta) or delta < pd.Timedelta(0) or (delta == pd.Timedelta(0) and not allow_zero):
+        raise entry.error(field, f"{value!r} is not {bound}; write a {bound} duration such as '12min' or '1h'")
+    return delta
+
+
+def _check_values(entry: Entry) -> None:
+    """The checks JSON schema cannot express: durations, time ranges, a required sha256 that is null."""
+    spec = entry.spec
+    if "sha256" in KINDS[entry.kind].required and spec.get("sha256") is None:
+        raise entry.error("sha256", "is null; a local entry needs the sha256 of its file or checksum list "
+                                    "(sha256sum <file>)")
+    if "time_range" in spec:
+        try:
+            start, end = (pd.Timestamp(t) for t in spec["time_range"])
+        except (ValueError, TypeError):
+            raise entry.error("time_range", f"{spec['time_range']} are not two ISO times "
+                                            "(e.g. ['2011-02-15T00:00', '2011-02-15T06:00'])") from None
+        if pd.isna(start) or pd.isna(end) or start > end:
+            raise entry.error("time_range", f"{spec['time_range']}: the start must not be after the end")
+    channels = spec.get("channels")
+    if channels is not None and (not channels or len(set(channels)) != len(channels)):
+        raise entry.error("channels", f"{channels} must list at least one channel, each once")
+    cube = spec.get("cube", {})
+    if "cadence" in cube:
+        _duration(entry, "cube.cadence", cube["cadence"])
+    if cube.get("tolerance") is not None:
+        _duration(entry, "cube.tolerance", cube["tolerance"], allow_zero=True)
+    if "forecasts" in cube:
+        forecasts = cube["forecasts"]
+        if not isinstance(forecasts, list) or not all(isinstance(f, list | tuple) and len(f) == 2 for f in forecasts):
+            raise entry.error("cube.forecasts", f"{forecasts!r} is not a list of [lead, window] pairs "
+                                                "(e.g. [['0min', '12min'], ['1h', '6h']])")
+        for k, (lead, window) in enumerate(forecasts):
+            _duration(entry, f"cube.forecasts[{k}].lead", lead, allow_zero=True)
+            _duration(entry, f"cube.forecasts[{k}].window", window)
+    query = spec.get("query") or {}
+    if query.get("cadence") is not None:
+        _duration(entry, "query.cadence", query["cadence"])
 
 
 def _missing_field(err: jsonschema.ValidationError) -> str | None:
@@ -475,24 +571,84 @@ def _missing_field(err: jsonschema.ValidationError) -> str | None:
     return None
 
 
+def _verify_cube(cat: Catalog, name: str, build_dir) -> bool:
+    """Print the verification of an entry's built cube; True when it is intact."""
+    out = cat.cube_path(name, build_dir)
+    if not out.exists():
+        print(f"{name}: no cube at {out}; build it with `python -m flarelib.catalog build {name}`")
+        return False
+    report = store.verify_cube(out)
+    if report.ok:
+        print(f"{name}: {out} OK ({report.n_ingested} of {report.n_steps} time steps ingested, status {report.status})")
+        return True
+    print(f"{name}: {out} is DAMAGED: {len(report.problems)} problems, damaged time steps "
+          f"{list(report.damaged_steps)}")
+    for line in report.lines():
+        print(f"  {line}")
+    print(f"  fix: python -m flarelib.catalog build {name}" + ("" if report.repairable else " --overwrite"))
+    return False
+
+
+def _run(args: argparse.Namespace) -> int:
+    cat = load_catalog(args.catalog)
+    if args.command == "list":
+        print(cat.summary().to_string())
+        return 0
+    if args.command == "verify":
+        ok = True
+        for name in args.names or cat.names("aia_fits") + cat.names("goes_xrs"):
+            entry = cat[name]
+            if KINDS[entry.kind].files is not None and not KINDS[entry.kind].network:
+                print(f"{name}: {len(cat.files(name))} files OK")
+            if KINDS[entry.kind].build is not None and (args.names or cat.cube_path(name, args.build_dir).exists()):
+                ok = _verify_cube(cat, name, args.build_dir) and ok
+        return 0 if ok else 1
+    for name in args.names or cat.names("aia_fits") + cat.names("synthetic"):
+        out = cat.build(name, build_dir=args.build_dir, scheduler=args.scheduler, overwrite=args.overwrite, verify=True)
+        print(f"{name}: {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flarelib.catalog [list | build NAME ... | verify]``."""
+    """``python -m flarelib.catalog [list | build NAME ... [--overwrite] | verify [NAME ...]] [--debug]``.
+
+    ``build`` checks an existing cube's chunks first and re-ingests its damaged steps;
+    ``verify`` checks the files of local entries and, for entries with a cube, every chunk of
+    the built cube (exit status 1 when one is damaged or missing). A failure prints one line
+    (the error and what to do) and exits with status 1; ``--debug`` or ``FLARELIB_DEBUG=1``
+    shows the traceback.
+    """
     parser = argparse.ArgumentParser(description="flarelib data catalog")
     parser.add_argument("command", choices=["list", "build", "verify"])
     parser.add_argument("names", nargs="*")
     parser.add_argument("--scheduler", default=None,
                         help="build on Dask: 'local', 'local:N' (N worker processes) or a scheduler address")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a cube built from other inputs or parameters, or damaged beyond its time steps")
+    parser.add_argument("--build-dir", default=None, help="where cubes are built (default: $FLARELIB_DATA_DIR or "
+                                                          "build/data)")
+    parser.add_argument("--catalog", default=None, help="the catalog file (default: $FLARELIB_CATALOG or "
+                                                        "data_catalog.yaml)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure (or FLARELIB_DEBUG=1)")
     args = parser.parse_args(argv)
-    cat = load_catalog()
-    if args.command == "list":
-        print(cat.summary().to_string())
-    elif args.command == "verify":
-        for name in cat.names("aia_fits") + cat.names("goes_xrs"):
-            print(f"{name}: {len(cat.files(name))} files OK")
-    else:
-        for name in args.names or cat.names("aia_fits") + cat.names("synthetic"):
-            print(f"{name}: {cat.build(name, scheduler=args.scheduler)}")
-    return 0
+    debug = args.debug or os.environ.get("FLARELIB_DEBUG", "") not in ("", "0")
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as err:  # one line for people, the traceback on request
+        if debug:
+            traceback.print_exc()
+        print(_one_line(err, debug), file=sys.stderr)
+        return 1
+
+
+def _one_line(err: Exception, debug: bool) -> str:
+    """``error: <type>: <first line of the message>`` plus where the traceback is."""
+    message = str(err).strip().splitlines()[0] if str(err).strip() else "(no message)"
+    hint = "" if debug else " (run with --debug or FLARELIB_DEBUG=1 for the traceback)"
+    return f"error: {type(err).__name__}: {message}{hint}"
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The cube on disk: one Zarr store per dataset, written resumably, readable by plain xarray.
+"""The cube on disk: one Zarr store per dataset, written resumably, checksummed, readable by plain xarray.
 
 Format choices (also in ``DATASET_CARD.md``, which every store carries in its attrs):
 
@@ -8,41 +8,68 @@ Format choices (also in ``DATASET_CARD.md``, which every store carries in its at
   reader in the ecosystem (zarr-python 2 and 3, xarray, Julia, JS, ...) reads v2.
 * Chunks of **one time step with all channels** ``(1, C, ny, nx)`` for ``aia`` (and
   ``(1, ny, nx)`` for per-pixel masks), so a training sample or a slider step is one read.
-* **Blosc zstd, level 5, byte shuffle** and **consolidated metadata**.
+* **Blosc zstd, level 5, byte shuffle** (as the v2 filter) and **consolidated metadata**.
+* **A CRC32 per chunk** (numcodecs ``crc32`` as the v2 compressor, so it covers the bytes
+  as stored) on every variable. Plain zarr/xarray readers verify it while decoding (a
+  ``RuntimeError``); :func:`open_cube` verifies it before decoding and raises
+  :class:`DamagedCubeError` naming the store, the variable and the time step. Every chunk
+  is written, even one that equals the fill value, so a missing chunk is a damaged store
+  unless its step is flagged not ingested. :data:`STORE_SCHEMA` (an attr) is bumped with
+  each layout change: older stores are rebuilt by the writer and refused by :func:`open_cube`.
 
-Resumable writes: :func:`write_cube` first writes a *template* (every coordinate and
+Resumable writes: :func:`write_cube` takes a per-store lock (``<store>.lock``, the
+``filelock`` package; a second writer waits up to ``WriteOptions.lock_timeout`` seconds,
+then fails with :class:`CubeLockedError`), first writes a *template* (every coordinate and
 target, ``aia`` empty, ``ingested=0`` everywhere, ``attrs["ingest_status"]="incomplete"``)
-under a temporary name and renames it into place; then it fills the time steps block by
-block and sets ``ingested`` for a block only after its pixels are written; finally it
-marks the store ``complete`` and consolidates the metadata again. A killed writer
-therefore leaves a store that says it is incomplete and which steps are missing;
-re-running the same ingest (same inputs, same parameters: same ``input_fingerprint``)
-fills in exactly those steps. :func:`open_cube` refuses incomplete stores.
+under a unique temporary name and renames it into place; then it fills the time steps block
+by block and sets ``ingested`` for a block only after its pixels are written; then it
+verifies every chunk of the finished store (:func:`verify_cube`), and only then marks the
+store ``complete`` and consolidates the metadata again. A killed writer therefore leaves a
+store that says it is incomplete and which steps are missing; re-running the same ingest
+(same inputs, same parameters: same ``input_fingerprint``) fills in exactly those steps.
+:func:`mark_damaged` flags damaged steps not ingested, so that the same re-run re-ingests
+exactly them. :func:`open_cube` refuses incomplete, outdated and visibly damaged stores.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import itertools
 import json
 import logging
+import math
+import os
 import shutil
 import sys
-from collections.abc import Callable
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import dask.array
+import filelock
 import numcodecs
 import numpy as np
 import xarray as xr
 import zarr
+import zarr.storage
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
 ZARR_FORMAT = 2
 COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+CHECKSUM = numcodecs.CRC32()  #: 4 bytes of CRC32 (little endian) in front of each stored chunk
+#: The store layout version (``attrs["store_schema"]``). 2: a CRC32 on every chunk, every chunk written,
+#: ``attrs["streamed_variables"]``. A store of another version is rebuilt by :func:`write_cube`.
+STORE_SCHEMA = 2
+#: Seconds a second writer of the same store waits for the lock (``$FLARELIB_LOCK_TIMEOUT`` overrides it).
+DEFAULT_LOCK_TIMEOUT = 600.0
 DATASET_CARD_PATH = Path(__file__).with_name("DATASET_CARD.md")
+_METADATA_NAMES = (".zarray", ".zattrs", ".zgroup", ".zmetadata")
 
 
 class IncompleteCubeError(RuntimeError):
@@ -53,8 +80,21 @@ class CubeMismatchError(RuntimeError):
     """A store exists at the path but was made from other inputs or parameters."""
 
 
+class DamagedCubeError(RuntimeError):
+    """A chunk of a store is missing or fails its checksum; the message names store, variable and time step."""
+
+
+class OutdatedCubeError(RuntimeError):
+    """The store was written with another :data:`STORE_SCHEMA` (e.g. without chunk checksums): rebuild it."""
+
+
+class CubeLockedError(RuntimeError):
+    """Another process holds the store's write lock for longer than the lock timeout."""
+
+
 ZARR_FORMAT_REASON = ("Zarr v2: consolidated metadata is standard there (not in the v3 spec), SDOML v2 is v2, "
                       "and every Zarr reader supports it")
+_ADVICE = "run `python -m flarelib.catalog verify NAME`, then `build NAME` again (it re-ingests the damaged steps)"
 
 
 @dataclass(frozen=True)
@@ -67,7 +107,8 @@ class WriteOptions:
     (progress reporting, tests). ``scheduler``: ``None`` writes in this process; otherwise
     the blocks run as ``dask.distributed`` tasks (see :func:`dask_client`).
     ``storage_options``: fsspec options for a URL path (credentials, endpoint), also passed
-    to the workers.
+    to the workers. ``lock_timeout``: seconds to wait for another writer of the same local
+    store (``None``: ``$FLARELIB_LOCK_TIMEOUT`` or :data:`DEFAULT_LOCK_TIMEOUT`).
     """
 
     block: int = 1
@@ -76,6 +117,7 @@ class WriteOptions:
     on_block: Callable[[int, int], None] | None = None
     scheduler: object = None
     storage_options: dict | None = None
+    lock_timeout: float | None = None
 
 
 def dataset_card() -> str:
@@ -102,15 +144,18 @@ def software_versions() -> dict[str, str]:
 
 
 def _encoding(template: xr.Dataset, streamed: set[str]) -> dict:
+    """Every variable: CRC32 over the stored bytes; numbers and times also Blosc-compressed (as the v2 filter)."""
     enc = {}
     for name, var in template.variables.items():
-        if var.dtype.kind in "fiub":
-            enc[name] = {"compressors": (COMPRESSOR,)}
+        if var.dtype.kind in "fiubMm":
+            enc[name] = {"compressors": (CHECKSUM,), "filters": (COMPRESSOR,)}
+        else:  # fixed-width strings: the checksum only
+            enc[name] = {"compressors": (CHECKSUM,)}
         if name in streamed:
             enc[name]["chunks"] = (1,) + tuple(var.shape[1:])
         elif "time" in var.dims and var.dtype.kind in "fiub" and var.ndim >= 1:
             enc[name]["chunks"] = var.shape
-    enc["ingested"] = {"chunks": (1,), "compressors": (COMPRESSOR,)}
+    enc["ingested"] = {"chunks": (1,), "compressors": (CHECKSUM,), "filters": (COMPRESSOR,)}
     return enc
 
 
@@ -152,9 +197,391 @@ def read_attrs(path, storage_options: dict | None = None) -> dict:
     return dict(zarr.open_group(_location(path, storage_options), mode="r", zarr_format=ZARR_FORMAT).attrs)
 
 
+# --------------------------------------------------------------------------- raw chunk access and checks
+
+class _Raw:
+    """Byte-level access to the keys of a store (a local folder or an fsspec URL), bypassing zarr."""
+
+    def __init__(self, path, storage_options: dict | None = None):
+        self.path = path
+        self.url = is_url(path)
+        if self.url:
+            self.fs, self.root = _fs(path, storage_options)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            if self.url:
+                return self.fs.cat_file(f"{self.root}/{key}")
+            return (Path(self.path) / key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.url:
+            self.fs.pipe_file(f"{self.root}/{key}", data)
+        else:
+            (Path(self.path) / key).parent.mkdir(parents=True, exist_ok=True)
+            (Path(self.path) / key).write_bytes(data)
+
+    def delete(self, key: str) -> None:
+        if self.url:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(f"{self.root}/{key}")
+        else:
+            (Path(self.path) / key).unlink(missing_ok=True)
+
+    def chunk_keys(self, name: str) -> set[str] | None:
+        """The chunk keys present under an array (``None`` when its folder is missing)."""
+        try:
+            if self.url:
+                names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(f"{self.root}/{name}", detail=False)]
+            else:
+                names = [e.name for e in os.scandir(Path(self.path) / name)]
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return {f"{name}/{n}" for n in names if not n.startswith(".")}
+
+    def metadata(self) -> dict | None:
+        """The consolidated metadata (``.zmetadata``'s ``metadata``), or ``None`` when missing or unreadable."""
+        raw = self.get(".zmetadata")
+        try:
+            return json.loads(raw)["metadata"] if raw is not None else None
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def _crc_ok(data) -> bool:
+    """Whether a stored chunk (CRC32 in its first 4 bytes, then the payload) is intact."""
+    view = memoryview(data).cast("B")
+    return len(view) >= 4 and zlib.crc32(view[4:]) == int.from_bytes(view[:4], "little")
+
+
+@dataclass(frozen=True)
+class _ArrayLayout:
+    name: str
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    time_chunk: int | None  # time steps per chunk when the first dimension is time
+    separator: str
+
+    def chunk_keys(self) -> Iterator[str]:
+        grid = [range(math.ceil(s / c)) for s, c in zip(self.shape, self.chunks)] or [range(1)]
+        for idx in itertools.product(*grid):
+            yield f"{self.name}/{self.separator.join(map(str, idx))}"
+
+    def steps(self, key: str) -> tuple[int, int] | None:
+        """The time steps ``[i0, i1)`` a chunk key covers (``None`` without a time axis)."""
+        if self.time_chunk is None:
+            return None
+        k = int(key.rsplit("/", 1)[-1].split(self.separator)[0])
+        return k * self.time_chunk, min((k + 1) * self.time_chunk, self.shape[0])
+
+
+def _layouts(metadata: dict) -> dict[str, _ArrayLayout]:
+    """The arrays of a store (from its consolidated metadata)."""
+    out = {}
+    for key, meta in metadata.items():
+        if not key.endswith("/.zarray"):
+            continue
+        name = key[: -len("/.zarray")]
+        dims = metadata.get(f"{name}/.zattrs", {}).get("_ARRAY_DIMENSIONS", [])
+        time_chunk = int(meta["chunks"][0]) if dims[:1] == ["time"] else None
+        out[name] = _ArrayLayout(name, tuple(meta["shape"]), tuple(meta["chunks"]), time_chunk,
+                                 meta.get("dimension_separator") or ".")
+    return out
+
+
+def _store_name(path) -> str:
+    return str(path)
+
+
+class _ChunkGuard:
+    """What :class:`CheckedStore` checks each chunk read against (one per opened store)."""
+
+    def __init__(self, label: str, layouts: dict[str, _ArrayLayout], streamed: set[str],
+                 ingested: np.ndarray | None):
+        self.label, self.layouts, self.streamed, self.ingested = label, layouts, streamed, ingested
+        self.times: np.ndarray | None = None  # set once the time coordinate is read, for the messages
+
+    def error(self, name: str, key: str, problem: str) -> DamagedCubeError:
+        layout = self.layouts[name]
+        steps = layout.steps(key)
+        if steps is None:
+            where = "(no time axis)"
+        elif steps[1] - steps[0] == 1:
+            when = f" ({str(self.times[steps[0]])[:19]})" if self.times is not None else ""
+            where = f"time step {steps[0]}{when}"
+        else:
+            where = f"time steps {steps[0]}-{steps[1] - 1}"
+        return DamagedCubeError(f"{self.label}: variable {name!r}, {where}: chunk {key} {problem}; {_ADVICE}")
+
+    def check(self, key: str, data) -> None:
+        name, _, chunk = key.rpartition("/")
+        if name not in self.layouts or chunk in _METADATA_NAMES:
+            return
+        if data is None:
+            steps = self.layouts[name].steps(key)
+            if (name in self.streamed and steps is not None and self.ingested is not None
+                    and not self.ingested[steps[0]:steps[1]].any()):
+                return  # a step that was never written: the fill value is right
+            raise self.error(name, key, "is missing")
+        if not _crc_ok(data):
+            raise self.error(name, key, "fails its checksum (damaged or truncated)")
+
+
+class CheckedStore(zarr.storage.WrapperStore):
+    """A zarr store that verifies each chunk's CRC32 and presence before zarr decodes it.
+
+    A damaged or missing chunk raises :class:`DamagedCubeError` naming the store, the
+    variable and the time step (what :func:`open_cube` reads through).
+    """
+
+    def __init__(self, store, guard: _ChunkGuard):
+        super().__init__(store)
+        self._guard = guard
+
+    def _with_store(self, store):
+        return type(self)(store, self._guard)
+
+    async def get(self, key, prototype, byte_range=None):
+        buf = await self._store.get(key, prototype, byte_range)
+        if byte_range is None:
+            self._guard.check(key, None if buf is None else buf.as_numpy_array())
+        return buf
+
+
+# --------------------------------------------------------------------------- verification
+
+@dataclass(frozen=True)
+class ChunkProblem:
+    """One missing or damaged chunk (or metadata file) of a store. ``steps``: time steps ``[i0, i1)`` or None."""
+
+    variable: str
+    key: str
+    problem: str
+    steps: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class CubeReport:
+    """What :func:`verify_cube` found in a store.
+
+    ``problems``: every missing or damaged chunk; ``times``: the time coordinate as ISO
+    strings (empty when unreadable); ``streamed``: the variables filled step by step.
+    """
+
+    path: str
+    status: str
+    n_steps: int
+    n_ingested: int
+    problems: tuple[ChunkProblem, ...]
+    times: tuple[str, ...] = ()
+    streamed: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def damaged_steps(self) -> tuple[int, ...]:
+        """Time steps whose streamed chunks (or ``ingested`` flag) are missing or damaged: re-ingestable."""
+        steps = {i for p in self.problems if p.variable in (*self.streamed, "ingested") and p.steps
+                 for i in range(*p.steps)}
+        return tuple(sorted(steps))
+
+    @property
+    def repairable(self) -> bool:
+        """Every problem is in a re-ingestable time step (no template variable or metadata damaged)."""
+        return bool(self.streamed) and all(self.reingestable(p) for p in self.problems)
+
+    def reingestable(self, problem: ChunkProblem) -> bool:
+        """A streamed chunk or flag of some steps, or a streamed variable's metadata (restored from .zmetadata)."""
+        if problem.variable not in (*self.streamed, "ingested"):
+            return False
+        return problem.steps is not None or problem.key.endswith((".zarray", ".zattrs"))
+
+    def lines(self) -> list[str]:
+        """One line per problem (what ``python -m flarelib.catalog verify`` prints)."""
+        out = []
+        for p in self.problems:
+            if p.steps is None:
+                where = ""
+            elif p.steps[1] - p.steps[0] == 1:
+                when = f" ({self.times[p.steps[0]][:19]})" if self.times else ""
+                where = f" time step {p.steps[0]}{when}"
+            else:
+                where = f" time steps {p.steps[0]}-{p.steps[1] - 1}"
+            out.append(f"{self.path}: {p.variable or '(store)'}{where}: {p.key} {p.problem}")
+        return out
+
+
+def verify_cube(path: str | Path, *, storage_options: dict | None = None,
+                expected: set[str] | None = None) -> CubeReport:
+    """Check every chunk of a store (path or URL): present where it should be, and its CRC32 intact.
+
+    Reads every stored byte once (no decompression). A streamed chunk may be missing only
+    where ``ingested`` is 0; any other chunk must be present. ``expected``: variable names
+    that must exist (the writer passes the template's). A complete store whose ``ingested``
+    flags are not all 1 is damaged too. Returns a :class:`CubeReport`; raises nothing for damage.
+    """
+    raw = _Raw(path if is_url(path) else Path(path), storage_options)
+    label = _store_name(path)
+    metadata = raw.metadata()
+    if metadata is None:
+        return CubeReport(label, "unknown", 0, 0, (ChunkProblem("", ".zmetadata", "is missing or unreadable"),))
+    attrs = metadata.get(".zattrs", {})
+    status = str(attrs.get("ingest_status", "unknown"))
+    streamed = set(json.loads(attrs.get("streamed_variables", "[]")))
+    layouts = _layouts(metadata)
+    problems: list[ChunkProblem] = []
+    for name in sorted((expected or set()) - set(layouts)):
+        problems.append(ChunkProblem(name, f"{name}/.zarray", "is not in the consolidated metadata"))
+    if "ingested" not in layouts:
+        problems.append(ChunkProblem("ingested", "ingested/.zarray", "is not in the consolidated metadata"))
+        return CubeReport(label, status, 0, 0, tuple(problems), (), tuple(sorted(streamed)))
+    nt = layouts["ingested"].shape[0]
+    good: dict[str, dict[str, bytes]] = {}
+    for name, layout in sorted(layouts.items()):
+        if raw.get(f"{name}/.zarray") is None:
+            problems.append(ChunkProblem(name, f"{name}/.zarray", "is missing (the variable's folder was deleted?)"))
+        present = raw.chunk_keys(name) or set()
+        for key in layout.chunk_keys():
+            data = raw.get(key) if key in present else None
+            if data is None:
+                problems.append(ChunkProblem(name, key, "is missing", layout.steps(key)))
+            elif not _crc_ok(data):
+                problems.append(ChunkProblem(name, key, "fails its checksum (damaged or truncated)",
+                                             layout.steps(key)))
+            elif name in ("ingested", "time"):
+                good.setdefault(name, {})[key] = data
+    ingested = np.zeros(nt, dtype=bool)
+    for key, data in good.get("ingested", {}).items():
+        i0, i1 = layouts["ingested"].steps(key)
+        ingested[i0:i1] = _decode(data, np.uint8, i1 - i0).astype(bool)
+    # a streamed chunk that was never written is expected, unless the store claims to be complete
+    problems = [p for p in problems if not (p.variable in streamed and p.problem == "is missing" and p.steps
+                                            and not ingested[p.steps[0]:p.steps[1]].any() and status != "complete")]
+    if status == "complete":
+        flagged = {i for p in problems if p.variable == "ingested" and p.steps for i in range(*p.steps)}
+        for i in np.flatnonzero(~ingested):
+            if int(i) not in flagged:
+                problems.append(ChunkProblem("ingested", f"ingested/{i}", "is 0 in a store marked complete",
+                                             (int(i), int(i) + 1)))
+    times = _times(good.get("time", {}), layouts.get("time"), metadata)
+    return CubeReport(label, status, nt, int(ingested.sum()), tuple(problems), times, tuple(sorted(streamed)))
+
+
+def _decode(data: bytes, dtype, n: int) -> np.ndarray:
+    """A verified chunk's values (CRC32 stripped, Blosc decoded)."""
+    return np.frombuffer(COMPRESSOR.decode(bytes(data[4:])), dtype=dtype)[:n]
+
+
+def _times(chunks: dict[str, bytes], layout: _ArrayLayout | None, metadata: dict) -> tuple[str, ...]:
+    """The time coordinate as ISO strings from its verified chunk (empty when it is not readable)."""
+    if layout is None or len(chunks) != 1 or layout.chunks[0] != layout.shape[0]:
+        return ()
+    try:
+        attrs = metadata.get("time/.zattrs", {})
+        values = _decode(next(iter(chunks.values())), np.dtype(metadata["time/.zarray"]["dtype"]), layout.shape[0])
+        var = xr.Variable(("time",), values, attrs={k: v for k, v in attrs.items() if k != "_ARRAY_DIMENSIONS"})
+        decoded = xr.conventions.decode_cf_variable("time", var)
+        return tuple(str(t) for t in np.asarray(decoded.values))
+    except Exception:  # noqa: BLE001 - the times only decorate the report
+        return ()
+
+
+def mark_damaged(path: str | Path, report: CubeReport | None = None, *,
+                 storage_options: dict | None = None) -> CubeReport:
+    """Flag a store's damaged time steps not ingested, so that re-running its ingest re-writes exactly them.
+
+    Restores a deleted streamed variable's metadata from the consolidated metadata, removes
+    the damaged chunks, sets ``ingested`` to 0 at the damaged steps and the store's status to
+    ``incomplete``. Raises :class:`DamagedCubeError` when the damage is outside the streamed
+    steps (a coordinate, a target, the metadata): rebuild that store from scratch
+    (``--overwrite``). Returns the report it acted on.
+    """
+    report = report or verify_cube(path, storage_options=storage_options)
+    if report.ok:
+        return report
+    if not report.repairable:
+        first = next(p for p in report.problems if not report.reingestable(p))
+        raise DamagedCubeError(f"{report.path}: {first.variable or '(store)'}: {first.key} {first.problem}; this "
+                               "part is not re-ingestable: rebuild the store from scratch (build NAME --overwrite)")
+    raw = _Raw(path if is_url(path) else Path(path), storage_options)
+    metadata = raw.metadata()
+    for name in (*report.streamed, "ingested"):
+        for meta in (".zarray", ".zattrs"):
+            if raw.get(f"{name}/{meta}") is None and f"{name}/{meta}" in metadata:
+                raw.put(f"{name}/{meta}", json.dumps(metadata[f"{name}/{meta}"], indent=4).encode())
+    for p in report.problems:
+        if p.key.rsplit("/", 1)[-1] not in _METADATA_NAMES:
+            raw.delete(p.key)
+    location = _location(path, storage_options)
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        group = zarr.open_group(location, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+        flags = group["ingested"]
+        for i in report.damaged_steps:
+            flags[i] = 0
+        group.attrs["ingest_status"] = "incomplete"
+    zarr.consolidate_metadata(location, zarr_format=ZARR_FORMAT)
+    log.warning("%s: %d damaged time steps flagged for re-ingest: %s", report.path, len(report.damaged_steps),
+                list(report.damaged_steps)[:20])
+    return report
+
+
+def _quick_problems(path: Path, metadata: dict) -> list[str]:
+    """Cheap structural checks of a local store (one directory listing per variable, no chunk read)."""
+    raw = _Raw(path)
+    attrs = metadata.get(".zattrs", {})
+    complete = attrs.get("ingest_status") == "complete"
+    streamed = set(json.loads(attrs.get("streamed_variables", "[]")))
+    out = []
+    for name, layout in _layouts(metadata).items():
+        present = raw.chunk_keys(name)
+        if present is None or not (path / name / ".zarray").exists():
+            out.append(f"variable {name!r}: its folder or metadata is missing")
+            continue
+        if complete or name not in streamed:
+            n_expected = math.prod(math.ceil(s / c) for s, c in zip(layout.shape, layout.chunks))
+            if len(present) < n_expected:
+                missing = sorted(set(layout.chunk_keys()) - present, key=lambda k: (layout.steps(k) or (0, 0), k))
+                steps = [layout.steps(k) for k in missing[:3]]
+                where = f" (time steps {[s[0] for s in steps]}{' ...' if len(missing) > 3 else ''})" if steps[0] else ""
+                out.append(f"variable {name!r}: {len(missing)} of {n_expected} chunks are missing{where}, "
+                           f"first {missing[0]}")
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+
+@contextlib.contextmanager
+def store_lock(path: str | Path, timeout: float | None = None) -> Iterator[None]:
+    """The per-store write lock (``<store>.lock`` next to a local store; object storage has none).
+
+    Waits ``timeout`` seconds (``None``: ``$FLARELIB_LOCK_TIMEOUT`` or :data:`DEFAULT_LOCK_TIMEOUT`), then raises
+    :class:`CubeLockedError`.
+    """
+    path = path if is_url(path) else Path(path)
+    if is_url(path):
+        yield
+        return
+    timeout = float(os.environ.get("FLARELIB_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)) if timeout is None else timeout
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise CubeLockedError(f"{path} is being written by another process (lock {lock.lock_file} held for more "
+                              f"than {timeout:g} s); wait for it to finish or raise FLARELIB_LOCK_TIMEOUT") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _write_template(path, template: xr.Dataset, streamed: dict[str, tuple],
                     storage_options: dict | None = None) -> None:
-    """Write the template: locally under a temporary name, then renamed into place.
+    """Write the template: locally under a unique temporary name, then renamed into place.
 
     On object storage (no atomic rename) it is written in place; its consolidated
     metadata (``.zmetadata``) is written last, so a store without it is a template that
@@ -169,16 +596,23 @@ def _write_template(path, template: xr.Dataset, streamed: dict[str, tuple],
     ds["ingested"] = ("time", np.zeros(nt, dtype=np.uint8),
                       {"long_name": "1 once the time step's streamed variables are written"})
     ds.attrs["ingest_status"] = "incomplete"
+    ds.attrs["store_schema"] = STORE_SCHEMA
+    ds.attrs["streamed_variables"] = json_attr(sorted(streamed))
+    kwargs = dict(zarr_format=ZARR_FORMAT, consolidated=True, compute=False, write_empty_chunks=True,
+                  encoding=_encoding(ds, set(streamed)))
     if is_url(path):
-        ds.to_zarr(_location(path, storage_options), mode="w", zarr_format=ZARR_FORMAT, consolidated=True,
-                   compute=False, encoding=_encoding(ds, set(streamed)))
+        ds.to_zarr(_location(path, storage_options), mode="w", **kwargs)
         return
-    tmp = path.with_name(path.name + ".template-tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    ds.to_zarr(str(tmp), mode="w", zarr_format=ZARR_FORMAT, consolidated=True, compute=False,
-               encoding=_encoding(ds, set(streamed)))
+    tmp = path.with_name(f"{path.name}.template-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    ds.to_zarr(str(tmp), mode="w-", **kwargs)
     tmp.rename(path)
+
+
+def _remove_stale_templates(path: Path) -> None:
+    """Templates left by killed writers (called under the store's lock, so none is in use)."""
+    for stale in [*path.parent.glob(f"{path.name}.template-*.tmp"), path.with_name(path.name + ".template-tmp")]:
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def write_cube(
@@ -188,7 +622,7 @@ def write_cube(
     fill_block: Callable[[int, int], dict[str, np.ndarray]],
     options: WriteOptions = WriteOptions(),
 ) -> Path | str:
-    """Write (or resume) a cube store, serially or on Dask workers, on a disk or on object storage.
+    """Write (or resume, or repair) a cube store, serially or on Dask workers, on a disk or on object storage.
 
     Parameters
     ----------
@@ -208,11 +642,25 @@ def write_cube(
         writes its own chunk-aligned region (chunks hold one time step) plus its
         ``ingested`` flags, so the workers never share a chunk. The store must then be where
         every worker can write: a shared file system or object storage.
+
+    A complete store of the same fingerprint is reused after a cheap structural check
+    (missing variables or chunks send it through :func:`verify_cube` and :func:`mark_damaged`,
+    then the damaged steps are re-ingested). Raises :class:`CubeLockedError` when another
+    process keeps the store locked, and :class:`DamagedCubeError` when the finished store
+    does not verify (e.g. it was deleted or changed during the write).
     """
+    path = path if is_url(path) else Path(path)
+    with store_lock(path, options.lock_timeout):
+        if not is_url(path):
+            _remove_stale_templates(path)
+        return _write_locked(path, template, streamed, fill_block, options)
+
+
+def _write_locked(path, template: xr.Dataset, streamed: dict, fill_block: Callable, options: WriteOptions):
     block, overwrite, progress, on_block = options.block, options.overwrite, options.progress, options.on_block
     scheduler, storage_options = options.scheduler, options.storage_options
-    path = path if is_url(path) else Path(path)
     fingerprint = template.attrs["input_fingerprint"]
+    expected = {str(v) for v in template.variables} | set(streamed) | {"ingested"}
     if is_url(path) and _exists(path, storage_options) and not _exists(path, storage_options, ".zmetadata"):
         log.warning("%s holds a template that was cut off; writing it again", path)
         _remove(path, storage_options)
@@ -226,18 +674,33 @@ def write_cube(
                 raise CubeMismatchError(
                     f"{path} was built from other inputs or parameters "
                     f"(fingerprint {str(attrs.get('input_fingerprint'))[:12]} != {fingerprint[:12]}); "
-                    "pass overwrite=True to replace it")
+                    "pass overwrite=True (catalog: build NAME --overwrite) to replace it")
             _remove(path, storage_options)
-        elif attrs.get("ingest_status") == "complete":
-            log.info("%s is complete and up to date", path)
-            return path
+        elif attrs.get("store_schema") != STORE_SCHEMA:
+            log.warning("%s was written with store schema %s (this flarelib writes %s); rebuilding it", path,
+                        attrs.get("store_schema", 1), STORE_SCHEMA)
+            _remove(path, storage_options)
         else:
-            log.info("resuming the incomplete store %s", path)
+            metadata = _Raw(path, storage_options).metadata() or {}
+            quick = [] if is_url(path) else _quick_problems(path, metadata)
+            if attrs.get("ingest_status") == "complete" and not quick:
+                log.info("%s is complete and up to date", path)
+                return path
+            report = verify_cube(path, storage_options=storage_options, expected=expected)
+            if not report.ok:
+                if report.repairable:
+                    mark_damaged(path, report, storage_options=storage_options)
+                else:
+                    log.warning("%s: %s; rebuilding the whole store", path, report.lines()[0])
+                    _remove(path, storage_options)
+            if _exists(path, storage_options):
+                log.info("resuming the incomplete store %s", path)
     if not _exists(path, storage_options):
         _write_template(path, template, streamed, storage_options)
 
     location = _location(path, storage_options)
-    group = zarr.open_group(location, mode="r+", zarr_format=ZARR_FORMAT)
+    with zarr.config.set({"array.write_empty_chunks": True}):  # arrays take the setting when opened
+        group = zarr.open_group(location, mode="r+", zarr_format=ZARR_FORMAT)
     done = group["ingested"][:].astype(bool)
     todo = np.flatnonzero(~done)
     blocks = [todo[k:k + block] for k in range(0, len(todo), block)]
@@ -255,9 +718,29 @@ def write_cube(
             bar.update(i1 - i0)
             if on_block is not None:
                 on_block(i0, i1)
+    _finish(path, expected, storage_options)
+    return path
+
+
+def _finish(path, expected: set[str], storage_options: dict | None) -> None:
+    """Verify every chunk of the written store, then mark it complete (raises :class:`DamagedCubeError`)."""
+    report = verify_cube(path, storage_options=storage_options, expected=expected)
+    if report.ok and report.n_ingested != report.n_steps:
+        report = dataclasses.replace(report, problems=(ChunkProblem(
+            "ingested", "ingested", f"flags {report.n_steps - report.n_ingested} steps not written"),))
+    if not report.ok:
+        raise DamagedCubeError(f"{path} failed its verification after the write ({len(report.problems)} problems, "
+                               f"first: {report.lines()[0]}); was it changed or deleted during the build? "
+                               "Build it again")
+    location = _location(path, storage_options)
+    group = zarr.open_group(location, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
     group.attrs["ingest_status"] = "complete"
     zarr.consolidate_metadata(location, zarr_format=ZARR_FORMAT)
-    return path
+    metadata = _Raw(path, storage_options).metadata() or {}
+    missing = sorted(v for v in expected if f"{v}/.zarray" not in metadata)
+    if metadata.get(".zattrs", {}).get("ingest_status") != "complete" or missing:
+        raise DamagedCubeError(f"{path}: its consolidated metadata is wrong after the write (missing {missing}); "
+                               "was it changed or deleted during the build? Build it again")
 
 
 def write_region(group, names: list[str], fill_block: Callable, i0: int, i1: int,
@@ -265,13 +748,15 @@ def write_region(group, names: list[str], fill_block: Callable, i0: int, i1: int
     """Fill time steps ``[i0, i1)`` of the streamed variables, then flag them ingested.
 
     ``group`` is an open Zarr group, or a store path or URL (what a Dask worker receives).
+    Every chunk is written, even one equal to the fill value (a missing chunk means damage).
     """
-    if not isinstance(group, zarr.Group):
-        group = zarr.open_group(_location(group, storage_options), mode="r+", zarr_format=ZARR_FORMAT)
-    arrays = fill_block(i0, i1)
-    for name in names:
-        group[name][i0:i1] = arrays[name]
-    group["ingested"][i0:i1] = 1
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        if not isinstance(group, zarr.Group):
+            group = zarr.open_group(_location(group, storage_options), mode="r+", zarr_format=ZARR_FORMAT)
+        arrays = fill_block(i0, i1)
+        for name in names:
+            group[name][i0:i1] = arrays[name]
+        group["ingested"][i0:i1] = 1
     return i0, i1
 
 
@@ -331,10 +816,15 @@ def cube_status(path: str | Path, *, storage_options: dict | None = None) -> dic
 
 def open_cube(path: str | Path, *, allow_incomplete: bool = False, storage_options: dict | None = None,
               **kwargs) -> xr.Dataset:
-    """Open a cube (a path, or a URL with ``storage_options``) lazily, refusing incomplete stores.
+    """Open a cube (a path, or a URL with ``storage_options``) lazily, refusing incomplete or damaged stores.
 
-    Plain ``xr.open_zarr(path)`` opens the same store without flarelib; this wrapper
-    adds the completeness check.
+    Plain ``xr.open_zarr(path)`` opens the same store without flarelib; this wrapper adds
+    the checks. Opening stays cheap: it reads the consolidated metadata and, for a local
+    store, lists each variable's folder once (a deleted variable or chunk raises
+    :class:`DamagedCubeError` here). Every chunk read later goes through a
+    :class:`CheckedStore`: a chunk that fails its CRC32, or is missing at an ingested step,
+    raises :class:`DamagedCubeError` naming the store, the variable and the time step.
+    :class:`OutdatedCubeError` for a store of another :data:`STORE_SCHEMA`.
     """
     path = path if is_url(path) else Path(path)
     if not _exists(path, storage_options):
@@ -342,19 +832,51 @@ def open_cube(path: str | Path, *, allow_incomplete: bool = False, storage_optio
     if not _exists(path, storage_options, ".zmetadata"):  # written last by every flarelib writer
         raise IncompleteCubeError(f"{path} has no consolidated metadata: its writer stopped while writing the "
                                   "template; re-run the same ingest")
-    ds = xr.open_zarr(_location(path, storage_options), **kwargs)
-    status = ds.attrs.get("ingest_status")
-    # "complete" is set only after every block has been written and flagged, so the flags (one chunk per step:
-    # thousands of small reads) are read only to say what is missing
+    raw = _Raw(path, storage_options)
+    metadata = raw.metadata()
+    if metadata is None:
+        raise DamagedCubeError(f"{path}: its consolidated metadata (.zmetadata) is unreadable; {_ADVICE}")
+    attrs = metadata.get(".zattrs", {})
+    if attrs.get("store_schema") != STORE_SCHEMA:
+        raise OutdatedCubeError(f"{path} was written with store schema {attrs.get('store_schema', 1)} (without chunk "
+                                f"checksums); this flarelib reads schema {STORE_SCHEMA}: rebuild it (re-run its "
+                                "ingest, or `python -m flarelib.catalog build NAME`)")
+    if not is_url(path):
+        quick = _quick_problems(path, metadata)
+        if quick:
+            raise DamagedCubeError(f"{path}: {quick[0]}" + (f" (and {len(quick) - 1} more problems)"
+                                                           if len(quick) > 1 else "") + f"; {_ADVICE}")
+    status = attrs.get("ingest_status")
+    ingested = None
+    # "complete" is set only after every block has been written, flagged and verified, so the flags (one chunk per
+    # step: thousands of small reads) are read only to say what is missing
     if status != "complete":
-        ingested = zarr.open_group(_location(path, storage_options), mode="r", zarr_format=ZARR_FORMAT)["ingested"][:]
-        missing = int((ingested == 0).sum())
-        message = (f"{path} is incomplete ({missing} of {ds.sizes['time']} time steps not written; "
+        ingested = zarr.open_group(_location(path, storage_options), mode="r",
+                                   zarr_format=ZARR_FORMAT)["ingested"][:].astype(bool)
+        message = (f"{path} is incomplete ({int((~ingested).sum())} of {ingested.size} time steps not written; "
                    "re-run the same ingest to complete it)")
         if not allow_incomplete:
             raise IncompleteCubeError(message)
         log.warning(message)
+    checked = checked_store(path, storage_options=storage_options, ingested=ingested, metadata=metadata)
+    ds = xr.open_zarr(checked, **kwargs)
+    if "time" in ds.coords:
+        checked._guard.times = ds["time"].values
     return ds
+
+
+def checked_store(path: str | Path, *, storage_options: dict | None = None, ingested: np.ndarray | None = None,
+                  metadata: dict | None = None) -> CheckedStore:
+    """A read-only :class:`CheckedStore` of a cube (what :func:`open_cube` reads through; also for
+    ``zarr.open_group(checked_store(path), mode="r")`` in a DataLoader worker). ``ingested``: the flags of an
+    incomplete store (``None``: every step must be present)."""
+    metadata = metadata if metadata is not None else (_Raw(path, storage_options).metadata() or {})
+    attrs = metadata.get(".zattrs", {})
+    inner = (zarr.storage.FsspecStore.from_url(path, storage_options=storage_options or {}, read_only=True)
+             if is_url(path) else zarr.storage.LocalStore(str(path), read_only=True))
+    guard = _ChunkGuard(str(path), _layouts(metadata), set(json.loads(attrs.get("streamed_variables", "[]"))),
+                        ingested)
+    return CheckedStore(inner, guard)
 
 
 def json_attr(value) -> str:

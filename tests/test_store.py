@@ -52,14 +52,18 @@ def test_plain_xarray_opens_the_cube_with_the_schema(flare_cube):
 
 
 @pytest.mark.slow
-def test_storage_is_zarr_v2_blosc_zstd_one_step_chunks_consolidated(flare_cube):
+def test_storage_is_zarr_v2_blosc_zstd_crc32_one_step_chunks_consolidated(flare_cube):
     assert (flare_cube / ".zmetadata").exists() and (flare_cube / ".zgroup").exists()
     meta = json.loads((flare_cube / "aia" / ".zarray").read_text())
     assert meta["zarr_format"] == 2
     assert meta["chunks"] == [1, 6, 67, 67]
-    assert meta["compressor"]["id"] == "blosc" and meta["compressor"]["cname"] == "zstd"
-    assert meta["compressor"]["shuffle"] == 1
-    assert zarr.open_group(str(flare_cube), mode="r").attrs["ingest_status"] == "complete"
+    # Blosc as the v2 filter, a CRC32 over the stored bytes as the v2 compressor (issue 13: checksummed chunks)
+    blosc = meta["filters"][0]
+    assert blosc["id"] == "blosc" and blosc["cname"] == "zstd" and blosc["shuffle"] == 1
+    assert meta["compressor"]["id"] == "crc32"
+    attrs = zarr.open_group(str(flare_cube), mode="r").attrs
+    assert attrs["ingest_status"] == "complete" and attrs["store_schema"] == store.STORE_SCHEMA
+    assert store.verify_cube(flare_cube).ok
 
 
 @pytest.mark.slow

@@ -1,0 +1,404 @@
+"""Bad-input corpus for the store and the catalog command (issue 13, sections 1, 4, 5 and 6).
+
+Each case: an input made by a fixture (a tiny cube written by ``store.write_cube``, a tiny
+catalog, a damaged copy), the call, and the expected named error or outcome. The cubes are
+6 steps of 2x4x4 px (``write_cube`` directly) or a 1-day, 32x32 synthetic sun (the catalog).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from flarelib import catalog, store
+from tests.conftest import ROOT
+
+# --------------------------------------------------------------------------- a tiny cube written by write_cube
+
+NT = 6
+
+
+def _template(fingerprint: str = "tiny-1") -> tuple[xr.Dataset, dict]:
+    times = np.datetime64("2031-01-01", "ns") + np.arange(NT) * np.timedelta64(1, "h")
+    template = xr.Dataset({"flux_now": ("time", np.linspace(1e-6, 1e-5, NT))},
+                          coords={"time": times, "channel": np.array([94, 171], dtype=np.int32),
+                                  "source": (("time", "channel"), np.full((NT, 2), "synthetic"))},
+                          attrs={"input_fingerprint": fingerprint})
+    streamed = {"aia": (("channel", "y", "x"), (2, 4, 4), "float32"), "mask": (("y", "x"), (4, 4), "uint8")}
+    return template, streamed
+
+
+class Filler:
+    """``fill_block`` that records which steps it was asked for (aia = step index, mask = 0: a fill-value chunk)."""
+
+    def __init__(self):
+        self.steps: list[int] = []
+
+    def __call__(self, i0: int, i1: int) -> dict[str, np.ndarray]:
+        self.steps += list(range(i0, i1))
+        aia = np.arange(i0, i1, dtype=np.float32)[:, None, None, None] + np.zeros((1, 2, 4, 4), np.float32)
+        return {"aia": aia, "mask": np.zeros((i1 - i0, 4, 4), np.uint8)}
+
+
+def write_tiny(path: Path, fingerprint: str = "tiny-1", **options) -> tuple[Path, Filler]:
+    template, streamed = _template(fingerprint)
+    filler = Filler()
+    options.setdefault("progress", False)
+    return Path(store.write_cube(path, template, streamed, filler, store.WriteOptions(**options))), filler
+
+
+@pytest.fixture(scope="module")
+def tiny_reference(tmp_path_factory) -> Path:
+    return write_tiny(tmp_path_factory.mktemp("ref") / "ref.zarr")[0]
+
+
+@pytest.fixture
+def tiny(tiny_reference, tmp_path) -> Path:
+    """A fresh copy of the tiny cube, free to damage."""
+    return Path(shutil.copytree(tiny_reference, tmp_path / "tiny.zarr"))
+
+
+def flip(path: Path, byte: int = 12) -> None:
+    data = bytearray(path.read_bytes())
+    data[min(byte, len(data) - 1)] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+def unlink(path: Path) -> None:
+    path.unlink()
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+# (case id, damage: (path of the store) -> None, variable, time step or None, where it is caught, re-ingestable)
+DAMAGE = [
+    ("aia-chunk-deleted", lambda p: unlink(p / "aia/3.0.0.0"), "aia", 3, "open", True),
+    ("aia-chunk-bit-flipped", lambda p: flip(p / "aia/2.0.0.0"), "aia", 2, "read", True),
+    ("aia-chunk-bit-flipped-in-crc", lambda p: flip(p / "aia/4.0.0.0", 1), "aia", 4, "read", True),
+    ("aia-chunk-truncated", lambda p: truncate(p / "aia/5.0.0.0"), "aia", 5, "read", True),
+    ("aia-chunk-emptied", lambda p: empty(p / "aia/0.0.0.0"), "aia", 0, "read", True),
+    ("aia-folder-deleted", lambda p: shutil.rmtree(p / "aia"), "aia", None, "open", True),
+    ("mask-fill-chunk-deleted", lambda p: unlink(p / "mask/1.0.0"), "mask", 1, "open", True),
+    ("mask-chunk-bit-flipped", lambda p: flip(p / "mask/4.0.0"), "mask", 4, "read", True),
+    ("ingested-chunk-deleted", lambda p: unlink(p / "ingested/2"), "ingested", 2, "open", True),
+    ("target-chunk-bit-flipped", lambda p: flip(p / "flux_now/0"), "flux_now", None, "read", False),
+    ("time-chunk-bit-flipped", lambda p: flip(p / "time/0"), "time", None, "open", False),
+    ("string-coord-truncated", lambda p: truncate(p / "source/0.0"), "source", None, "read", False),
+]
+
+
+@pytest.mark.parametrize("damage, variable, step, caught", [d[1:5] for d in DAMAGE], ids=[d[0] for d in DAMAGE])
+def test_a_damaged_chunk_raises_an_error_naming_store_variable_and_step(tiny, damage, variable, step, caught):
+    damage(tiny)
+    pattern = f"{tiny}.*{variable}" + (f".*time steps? \\[?{step}" if step is not None else "")
+    if caught == "open":
+        with pytest.raises(store.DamagedCubeError, match=pattern):
+            store.open_cube(tiny)
+    else:
+        ds = store.open_cube(tiny)
+        with pytest.raises(store.DamagedCubeError, match=pattern):
+            ds.load()
+    report = store.verify_cube(tiny)
+    assert not report.ok and any(p.variable == variable for p in report.problems)
+    if step is not None:
+        assert step in report.damaged_steps
+    assert all(str(tiny) in line for line in report.lines())
+
+
+REPAIRABLE = [d for d in DAMAGE if d[5]]
+
+
+@pytest.mark.parametrize("damage, step", [(d[1], d[3]) for d in REPAIRABLE], ids=[d[0] for d in REPAIRABLE])
+def test_a_rebuild_reingests_exactly_the_damaged_steps(tiny, tiny_reference, damage, step):
+    damage(tiny)
+    store.mark_damaged(tiny)  # what `catalog build` does first
+    assert store.cube_status(tiny)["status"] == "incomplete"
+    _, filler = write_tiny(tiny)
+    assert filler.steps == ([step] if step is not None else list(range(NT)))
+    assert store.verify_cube(tiny).ok
+    xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+
+
+def test_a_deleted_chunk_is_found_and_refilled_by_a_plain_rerun_of_the_writer(tiny, tiny_reference):
+    (tiny / "aia/3.0.0.0").unlink()
+    _, filler = write_tiny(tiny)  # the writer's cheap check lists the chunks of a complete store
+    assert filler.steps == [3]
+    xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+
+
+def test_damage_outside_the_steps_is_not_repaired_in_place(tiny):
+    flip(tiny / "flux_now/0")
+    with pytest.raises(store.DamagedCubeError, match="flux_now.*not re-ingestable.*--overwrite"):
+        store.mark_damaged(tiny)
+
+
+def test_plain_xarray_also_refuses_a_bit_flip(tiny):
+    flip(tiny / "aia/2.0.0.0")
+    with pytest.raises(RuntimeError, match="checksum"):
+        xr.open_zarr(tiny).aia.load()
+
+
+def test_a_missing_consolidated_metadata_is_an_incomplete_store(tiny):
+    (tiny / ".zmetadata").unlink()
+    with pytest.raises(store.IncompleteCubeError, match="no consolidated metadata"):
+        store.open_cube(tiny)
+    assert not store.verify_cube(tiny).ok
+
+
+def test_a_store_of_the_old_schema_is_refused_and_rebuilt(tiny, tiny_reference):
+    meta = json.loads((tiny / ".zmetadata").read_text())
+    del meta["metadata"][".zattrs"]["store_schema"]
+    (tiny / ".zmetadata").write_text(json.dumps(meta))
+    zattrs = json.loads((tiny / ".zattrs").read_text())
+    del zattrs["store_schema"]
+    (tiny / ".zattrs").write_text(json.dumps(zattrs))
+    with pytest.raises(store.OutdatedCubeError, match="schema 1.*rebuild"):
+        store.open_cube(tiny)
+    _, filler = write_tiny(tiny)
+    assert filler.steps == list(range(NT))
+    xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+
+
+def test_a_flag_reset_in_a_complete_store_is_reported(tiny):
+    import zarr
+
+    with zarr.config.set({"array.write_empty_chunks": True}):
+        group = zarr.open_group(str(tiny), mode="r+", zarr_format=2)
+        group["ingested"][1] = 0
+    assert group.attrs["ingest_status"] == "complete"
+    assert store.verify_cube(tiny).damaged_steps == (1,)
+
+
+def test_a_store_deleted_mid_build_fails_the_write(tmp_path):
+    target = tmp_path / "gone.zarr"
+
+    def delete_after_first(i0, i1):
+        if i0 == 0:
+            shutil.rmtree(target)
+
+    with pytest.raises(store.DamagedCubeError, match="gone.zarr.*verification.*deleted during the build"):
+        write_tiny(target, on_block=delete_after_first)
+
+
+def test_a_held_lock_gives_a_clear_one_line_error(tmp_path):
+    target = tmp_path / "locked.zarr"
+    with store.store_lock(target):
+        with pytest.raises(store.CubeLockedError, match="locked.zarr is being written by another process") as err:
+            write_tiny(target, lock_timeout=0.2)
+    assert "\n" not in str(err.value)
+    assert write_tiny(target)[0] == target and store.verify_cube(target).ok  # once released, it builds
+
+
+def test_stale_templates_are_removed_and_names_are_unique(tmp_path):
+    stale = tmp_path / "t.zarr.template-1234-deadbeef.tmp"
+    stale.mkdir()
+    write_tiny(tmp_path / "t.zarr")
+    assert not stale.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_other_inputs_are_refused_with_the_overwrite_advice(tiny):
+    with pytest.raises(store.CubeMismatchError, match="other inputs.*--overwrite"):
+        write_tiny(tiny, fingerprint="tiny-2")
+    write_tiny(tiny, fingerprint="tiny-2", overwrite=True)
+    assert store.read_attrs(tiny)["input_fingerprint"] == "tiny-2"
+
+
+# --------------------------------------------------------------------------- catalog fields
+
+
+def _entries() -> dict:
+    return yaml.safe_load((ROOT / "data_catalog.yaml").read_text())["entries"]
+
+
+def _with_absolute_paths(entry: dict) -> dict:
+    return dict(entry, path=str(ROOT / entry["path"])) if "path" in entry else dict(entry)
+
+
+def write_catalog(folder: Path, entries: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "data_catalog.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "entries": {k: _with_absolute_paths(v)
+                                                              for k, v in entries.items()}}))
+    return path
+
+
+def _flare(**cube) -> dict:
+    entry = _entries()["sample-flare-2011-02-15"]
+    return dict(entry, cube={**entry["cube"], **cube})
+
+
+FIELD_ERRORS = [
+    ("cadence-zero", {"x": _flare(cadence="0min")}, "cube.cadence", "not positive"),
+    ("cadence-negative", {"x": _flare(cadence="-12min")}, "cube.cadence", "not positive"),
+    ("cadence-word", {"x": _flare(cadence="fast")}, "cube.cadence", "not a duration"),
+    ("cadence-number", {"x": _flare(cadence=[12])}, "cube.cadence", "not a duration"),
+    ("tolerance-negative", {"x": _flare(tolerance="-1min")}, "cube.tolerance", "not zero or positive"),
+    ("lead-negative", {"x": _flare(forecasts=[["-1h", "10min"]])}, r"cube.forecasts\[0\].lead", "not zero or pos"),
+    ("window-zero", {"x": _flare(forecasts=[["0min", "0min"]])}, r"cube.forecasts\[0\].window", "not positive"),
+    ("forecast-not-a-pair", {"x": _flare(forecasts=["10min"])}, "cube.forecasts", "pairs"),
+    ("sha256-null", {"x": dict(_entries()["goes15-2011-06-07"], sha256=None)}, "sha256", "is null"),
+    ("time-range-reversed", {"x": dict(_entries()["goes15-2011-06-07"],
+                                       time_range=["2011-06-08T00:00", "2011-06-07T00:00"])}, "time_range", "after"),
+    ("time-range-garbage", {"x": dict(_entries()["goes15-2011-06-07"], time_range=["soon", "later"])},
+     "time_range", "not two ISO times"),
+    ("channels-duplicated", {"x": dict(_entries()["sample-flare-2011-02-15"], channels=[94, 94])}, "channels",
+     "each once"),
+    ("query-cadence-zero", {"x": dict(_entries()["fido-aia-2011-02-15"], query={"cadence": "0s"},
+                                      cube={"cadence": "12min"})}, "query.cadence", "not positive"),
+]
+
+
+@pytest.mark.parametrize("entries, field, message", [c[1:] for c in FIELD_ERRORS], ids=[c[0] for c in FIELD_ERRORS])
+def test_a_bad_catalog_value_is_a_one_line_error_naming_entry_and_field(tmp_path, entries, field, message):
+    with pytest.raises(catalog.CatalogError, match=f"entry 'x', field {field}: .*{message}") as err:
+        catalog.load_catalog(write_catalog(tmp_path, entries))
+    assert "\n" not in str(err.value)
+
+
+def test_time_range_cuts_a_goes_entry(tmp_path):
+    entry = dict(_entries()["goes15-2011-06-07"], time_range=["2011-06-07T06:00:00", "2011-06-07T07:00:00"])
+    xrs = catalog.load_catalog(write_catalog(tmp_path, {"g": entry})).open("g")
+    times = xrs.time.values
+    assert times.min() >= np.datetime64("2011-06-07T06:00") and times.max() <= np.datetime64("2011-06-07T07:00")
+    assert times.size > 100
+
+
+def test_a_time_range_outside_the_goes_files_is_an_error(tmp_path):
+    entry = dict(_entries()["goes15-2011-06-07"], time_range=["2011-06-09T00:00:00", "2011-06-10T00:00:00"])
+    with pytest.raises(catalog.CatalogError, match="entry 'g', field time_range: .*holds no sample"):
+        catalog.load_catalog(write_catalog(tmp_path, {"g": entry})).open("g")
+
+
+# --------------------------------------------------------------------------- the catalog command
+
+
+def _tiny_entries(seed: int = 3) -> dict:
+    full = _entries()
+    return {"fulldisk-2014-01-01": full["fulldisk-2014-01-01"],
+            "tiny": dict(full["synthetic-sun-small"], generator={"size": "small", "seed": seed, "days": 1.0})}
+
+
+@pytest.fixture(scope="module")
+def built_tiny(tmp_path_factory) -> tuple[Path, Path]:
+    """(catalog file, build folder) with the tiny synthetic entry built once through the command."""
+    folder = tmp_path_factory.mktemp("cat")
+    cat = write_catalog(folder, _tiny_entries())
+    assert catalog.main(["build", "tiny", "--catalog", str(cat), "--build-dir", str(folder / "b")]) == 0
+    return cat, folder / "b"
+
+
+@pytest.fixture
+def tiny_catalog(built_tiny, tmp_path) -> tuple[Path, Path]:
+    """A copy of the built tiny entry, free to damage: (catalog file, build folder)."""
+    cat, built = built_tiny
+    shutil.copytree(built / "tiny.zarr", tmp_path / "b" / "tiny.zarr")
+    return cat, tmp_path / "b"
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    rc = catalog.main(list(map(str, args)))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+CLI_ERRORS = [
+    ("unknown-entry", ["build", "nope"], "no catalog entry 'nope'"),
+    ("not-built-yet", ["verify", "fulldisk-level1-2011-02-15"], None),
+    ("not-a-cube-kind", ["build", "goes15-2011-06-07"], "not built into cubes"),
+]
+
+
+@pytest.mark.parametrize("args, message", [c[1:] for c in CLI_ERRORS], ids=[c[0] for c in CLI_ERRORS])
+def test_the_command_fails_with_one_line_and_a_non_zero_exit(capsys, tmp_path, args, message):
+    rc, out, err = cli(capsys, *args, "--build-dir", tmp_path / "b")
+    assert rc != 0
+    if message:
+        assert len(err.strip().splitlines()) == 1 and message in err and "--debug" in err
+    else:
+        assert "build it with" in out
+
+
+def test_an_invalid_catalog_is_one_line_and_debug_shows_the_traceback(capsys, tmp_path, monkeypatch):
+    bad = write_catalog(tmp_path, {"x": _flare(cadence="fast")})
+    rc, _, err = cli(capsys, "list", "--catalog", bad)
+    assert rc == 1 and err.count("\n") == 1 and "entry 'x', field cube.cadence" in err and "Traceback" not in err
+    rc, _, err = cli(capsys, "list", "--catalog", bad, "--debug")
+    assert rc == 1 and "Traceback" in err
+    monkeypatch.setenv("FLARELIB_DEBUG", "1")
+    rc, _, err = cli(capsys, "list", "--catalog", bad)
+    assert rc == 1 and "Traceback" in err
+
+
+def test_verify_passes_a_good_cube_and_lists_the_damaged_steps_of_a_bad_one(capsys, tiny_catalog):
+    cat, build = tiny_catalog
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 0 and "OK (24 of 24" in out
+    flip(build / "tiny.zarr/aia/5.0.0.0")
+    (build / "tiny.zarr/region_id/7.0.0").unlink()
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "DAMAGED" in out and "[5, 7]" in out and "fix: python -m flarelib.catalog build tiny" in out
+
+
+@pytest.mark.parametrize("damage", [lambda p: flip(p / "aia/5.0.0.0"), lambda p: shutil.rmtree(p / "aia"),
+                                    lambda p: truncate(p / "flare_mask/9.0.0")],
+                         ids=["bit-flip", "aia-folder-deleted", "mask-truncated"])
+def test_build_repairs_the_damaged_steps(capsys, tiny_catalog, built_tiny, damage):
+    cat, build = tiny_catalog
+    damage(build / "tiny.zarr")
+    rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 0, err
+    assert store.verify_cube(build / "tiny.zarr").ok
+    xr.testing.assert_identical(store.open_cube(build / "tiny.zarr").load(),
+                                store.open_cube(built_tiny[1] / "tiny.zarr").load())
+
+
+def test_build_overwrite_replaces_a_cube_damaged_beyond_its_steps(capsys, tiny_catalog):
+    cat, build = tiny_catalog
+    flip(build / "tiny.zarr/flux_now/0")
+    rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "--overwrite" in err and err.count("\n") == 1
+    rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build, "--overwrite")
+    assert rc == 0, err
+    assert store.verify_cube(build / "tiny.zarr").ok
+
+
+def test_build_while_another_process_holds_the_lock(capsys, tiny_catalog, monkeypatch):
+    cat, build = tiny_catalog
+    monkeypatch.setenv("FLARELIB_LOCK_TIMEOUT", "0.2")
+    with store.store_lock(build / "tiny.zarr"):
+        rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "CubeLockedError" in err and "being written by another process" in err
+
+
+BUILD = "import sys; from flarelib.catalog import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.mark.slow
+def test_two_processes_building_the_same_entry_give_one_good_store(tmp_path):
+    cat = write_catalog(tmp_path, _tiny_entries(seed=5))
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    args = [sys.executable, "-c", BUILD, "build", "tiny", "--catalog", str(cat), "--build-dir", str(tmp_path / "b")]
+    procs = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for rc, err in results:
+        assert rc == 0 or (rc == 1 and err.strip().count("\n") == 0 and "error:" in err), err[-2000:]
+    assert any(rc == 0 for rc, _ in results)
+    report = store.verify_cube(tmp_path / "b/tiny.zarr")
+    assert report.ok and report.status == "complete" and report.n_ingested == 24
+    assert not list((tmp_path / "b").glob("*.tmp"))
