@@ -53,10 +53,12 @@ def verify_aia_fits(path: str | Path) -> None:
     """Raise ``ValueError`` unless ``path`` is a complete, readable AIA FITS file.
 
     Uses :func:`flarelib.prep.read_frame_info` (truncation, missing keywords, all-NaN
-    data) plus the FITS ``DATASUM``/``CHECKSUM`` cards where the file carries them.
+    data) plus the FITS ``DATASUM``/``CHECKSUM`` cards where the file carries them. The pixel
+    :class:`flarelib.prep.SanityRules` are not applied here (a refetch cannot change the
+    pixels): the ingest applies them, and skips such frames with a logged reason.
     """
     try:
-        prep.read_frame_info(path)
+        prep.read_frame_info(path, sanity=None)
     except prep.BadFrameError as err:
         raise ValueError(str(err)) from err
     with warnings.catch_warnings():

@@ -27,14 +27,30 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from flarelib.checksums import fingerprint
-from flarelib.goes import class_to_flux, flare_class, flare_class_label, resample_to_slots, window_max
-from flarelib.prep import DEFAULT_CHANNELS, BadFrameError, FrameInfo, read_frame_info
+from flarelib.goes import (
+    GOESDataError,
+    class_to_flux,
+    flare_class,
+    flare_class_label,
+    resample_to_slots,
+    window_complete,
+    window_max,
+)
+from flarelib.prep import DEFAULT_CHANNELS, BadFrameError, FrameInfo, PrepOptions, check_calibration, read_frame_info
 
 log = logging.getLogger(__name__)
 
 
 class EmptySelectionError(ValueError):
     """No usable frame (or no time) is left after validation, alignment or a time cut."""
+
+
+class TooManySkipsError(ValueError):
+    """More of a build's input files were skipped as bad than :attr:`SlotRules.max_skipped_fraction` allows."""
+
+
+class GOESCoverageError(GOESDataError):
+    """The GOES data do not cover the cube: its targets would be mostly NaN."""
 
 
 @dataclass(frozen=True)
@@ -55,17 +71,50 @@ def to_timedelta(value: str | np.timedelta64 | pd.Timedelta) -> np.timedelta64:
 
 
 def scan_frames(
-    paths: Iterable[str | Path], *, allowed_quality_bits: int = 0, progress: bool = False
+    paths: Iterable[str | Path], *, allowed_quality_bits: int = 0, progress: bool = False,
+    prep_options: PrepOptions | None = None,
 ) -> tuple[list[FrameInfo], list[Skip]]:
-    """Validate AIA files; return the usable ones and a :class:`Skip` for each other file."""
+    """Validate AIA files; return the usable ones and a logged :class:`Skip` for each other file.
+
+    Each file goes through :func:`flarelib.prep.read_frame_info` (header, units and the pixel
+    :class:`flarelib.prep.SanityRules` of ``prep_options``) and, with ``prep_options``,
+    :func:`flarelib.prep.check_calibration` (date inside the degradation table). Any failure of
+    one file, expected (:class:`flarelib.prep.BadFrameError`) or not, is a skip naming the file
+    and the reason; nothing here stops a build.
+    """
     infos, skipped = [], []
+    sanity = prep_options.sanity if prep_options is not None else PrepOptions().sanity
     for path in tqdm(list(paths), desc="scan AIA files", disable=not progress, unit="file"):
         try:
-            infos.append(read_frame_info(path, allowed_quality_bits=allowed_quality_bits))
+            info = read_frame_info(path, allowed_quality_bits=allowed_quality_bits, sanity=sanity)
+            infos.append(check_calibration(info, prep_options) if prep_options is not None else info)
         except BadFrameError as err:
             skipped.append(Skip(err.path.name, err.reason, err.detail))
             log.warning("skip %s: %s %s", err.path.name, err.reason, err.detail)
+        except Exception as exc:  # an unforeseen failure of one file must not stop the others
+            name = Path(path).name
+            skipped.append(Skip(name, "unreadable", f"{type(exc).__name__}: {exc}"))
+            log.warning("skip %s: unreadable %s: %s", name, type(exc).__name__, exc)
     return infos, skipped
+
+
+def check_skipped_fraction(n_files: int, skipped: Sequence[Skip], limit: float, *, name: str = "") -> None:
+    """Raise :class:`TooManySkipsError` when more than ``limit`` of ``n_files`` were skipped as bad files.
+
+    ``skipped`` are the skips of :func:`scan_frames` (bad files, not alignment decisions).
+    The message names the build, the count, the limit and the most common reasons.
+    """
+    if n_files == 0 or len(skipped) <= limit * n_files:
+        return
+    reasons = pd.Series([s.reason for s in skipped]).value_counts()
+    listed = ", ".join(f"{reason} x{count}" for reason, count in reasons.items())
+    examples = ", ".join(s.source for s in list(skipped)[:3])
+    raise TooManySkipsError(
+        f"{name + ': ' if name else ''}{len(skipped)} of {n_files} input files "
+        f"({len(skipped) / n_files:.0%}) were skipped as bad ({listed}; e.g. {examples}), more than "
+        f"max_skipped_fraction={limit:.0%}: fix or remove those files (the log names each and why), "
+        "or raise max_skipped_fraction"
+    )
 
 
 @dataclass
@@ -117,7 +166,14 @@ class SlotPlan:
 class SlotRules:
     """How frames become cadence slots: the channels (Å), the cadence, the matching tolerance
     (default: half the cadence), an optional UTC time cut ``[start, end]``, whether slots that
-    miss a channel are kept (``fill_missing``) and which QUALITY bits are accepted."""
+    miss a channel are kept (``fill_missing``) and which QUALITY bits are accepted.
+
+    ``max_skipped_fraction``: a build stops (:class:`TooManySkipsError`, before anything is
+    written) when more than this fraction of its input files are bad files (unreadable,
+    wrong units, impossible pixels, dates outside the degradation table, ...; see
+    :func:`scan_frames`). Up to it, each bad file is a logged skip. Alignment decisions
+    (duplicates, off-grid, incomplete slots) do not count.
+    """
 
     channels: tuple[int, ...] = DEFAULT_CHANNELS
     cadence: str = "12min"
@@ -126,9 +182,13 @@ class SlotRules:
     end: str | None = None
     fill_missing: bool = False
     allowed_quality_bits: int = 0
+    max_skipped_fraction: float = 0.5
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if not 0.0 <= float(self.max_skipped_fraction) <= 1.0:
+            raise ValueError(f"SlotRules.max_skipped_fraction={self.max_skipped_fraction!r}: "
+                             "a fraction between 0 and 1")
 
     def plan(self, infos: Sequence[FrameInfo], skipped: Sequence[Skip] = ()) -> SlotPlan:
         """:func:`plan_slots` with these rules."""
@@ -280,7 +340,10 @@ def goes_targets(
     Returns ``xrsb`` (mean over ``(t - cadence, t]``), ``flux_now`` (= ``xrsb``), ``flux_max``
     (time, forecast), ``flux_history_max`` (time, history), ``class_now`` and ``class_max``,
     fluxes float64 in W/m² with the data's ``goes_scaling``. Windows running past the data or
-    with too many gaps are NaN (class ``""``).
+    with too many gaps are NaN (class ``""``). ``flux_max_complete`` (time, forecast, bool) is
+    False for a window that passed the coverage rule but holds a data gap
+    (:func:`flarelib.goes.window_complete`): a flare peak may hide in it, so its ``flux_max`` is
+    a lower bound. Their count is ``flux_max.attrs["n_incomplete_windows"]`` and is logged.
     """
     times = np.asarray(times, dtype="datetime64[ns]")
     xrsb = resample_to_slots(xrs["xrsb"], times, to_timedelta(cadence), min_coverage=min_coverage)
@@ -289,14 +352,58 @@ def goes_targets(
          for lead, window in forecasts],
         axis=-1,
     )
+    complete = np.stack([window_complete(xrs["xrsb"], times, to_timedelta(lead), to_timedelta(window))
+                         for lead, window in forecasts], axis=-1)
+    incomplete = np.isfinite(future) & ~complete
+    n_incomplete = int(incomplete.sum())
+    if n_incomplete:
+        log.warning("%s: %d of %d forecast windows hold a GOES data gap (a flare peak may be hidden; "
+                    "flux_max_complete is False there)", xrs.attrs.get("source", "GOES"), n_incomplete,
+                    int(np.isfinite(future).sum()))
     history = np.stack([window_max(xrs["xrsb"], times, -to_timedelta(h), to_timedelta(h), min_coverage=min_coverage)
                         for h in HISTORIES], axis=-1)
     attrs = {"target_source": "goes-xrs", "goes_scaling": xrs.attrs.get("goes_scaling", "unknown")}
     ds = _target_dataset(times, forecasts, xrsb.values, future, history, attrs)
+    ds["flux_max"].attrs["n_incomplete_windows"] = n_incomplete
+    ds["flux_max_complete"] = (("time", "forecast"), ~incomplete, {
+        "long_name": "False where the window of flux_max holds a GOES data gap (a peak may be hidden)",
+        "n_incomplete_windows": n_incomplete})
     ds["xrsb"] = ("time", xrsb.values.astype(np.float64), {
         "units": "W m-2", "long_name": "GOES XRS-B (1-8 Å) flux, mean over (t - cadence, t]",
         "n_gap_slots": xrsb.attrs["n_gap_slots"]})
+    if "xrsb_saturated" in xrs:
+        ds["xrsb"].attrs["n_saturated_samples"] = int(xrs["xrsb_saturated"].sum())
     return ds
+
+
+def check_goes_coverage(
+    xrs: xr.Dataset, times: np.ndarray, cadence: str | np.timedelta64, forecasts: Sequence[tuple[str, str]],
+) -> dict:
+    """Does the GOES data span the cube's times plus the largest ``lead + window``?
+
+    Needed: ``[times[0] - cadence, times[-1] + max(lead + window)]`` (UTC). Raises
+    :class:`GOESCoverageError` when the valid XRS-B samples do not overlap it at all; logs a
+    warning naming the uncovered ends when they cover only part of it. Returns
+    ``{"needed": (start, end), "covered": (start, end)}``.
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    source = xrs.attrs.get("source", "GOES data")
+    reach = max((to_timedelta(lead) + to_timedelta(window) for lead, window in forecasts),
+                default=np.timedelta64(0, "ns"))
+    need = (times.min() - to_timedelta(cadence), times.max() + max(reach, np.timedelta64(0, "ns")))
+    valid = xrs.time.values[np.isfinite(xrs["xrsb"].values)].astype("datetime64[ns]")
+    if valid.size == 0:
+        raise GOESCoverageError(f"{source}: no valid XRS-B sample; the cube needs GOES data "
+                                f"from {need[0]} to {need[1]}")
+    have = (valid.min(), valid.max())
+    if have[1] < need[0] or have[0] > need[1]:
+        raise GOESCoverageError(
+            f"{source} covers {have[0]} to {have[1]}, but the cube needs GOES data from {need[0]} to {need[1]} "
+            "(its times plus the largest lead + window): every target would be NaN; give GOES data of those days")
+    if have[0] > need[0] or have[1] < need[1]:
+        log.warning("%s covers %s to %s, part of the %s to %s the cube needs (its times plus the largest lead + "
+                    "window): targets outside are NaN", source, have[0], have[1], need[0], need[1])
+    return {"needed": need, "covered": have}
 
 
 #: Event lists report classes on SWPC's scaled basis (XRS-B x 0.7) for peaks before this date (GOES <= 15).
@@ -308,20 +415,29 @@ def event_scaling(peak: np.datetime64) -> str:
     return "swpc-scaled" if np.datetime64(peak, "ns") < SCIENCE_QUALITY_EVENTS_FROM else "science-quality"
 
 
+def utc_time(value) -> np.datetime64:
+    """A time as UTC ``datetime64[ns]``: a time with an offset (``"...+02:00"``, tz-aware objects) is
+    converted to UTC; a naive one is taken as UTC."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return np.datetime64(stamp.to_datetime64(), "ns")
+
+
 def events_dataset(events: Sequence[dict]) -> xr.Dataset:
     """A flare event list as variables on an ``event`` dimension.
 
-    Each event is a mapping with ``start``, ``peak``, ``end`` (UTC) and ``goes_class``
+    Each event is a mapping with ``start``, ``peak``, ``end`` (UTC; times with an offset are
+    converted to UTC) and ``goes_class``
     (e.g. ``"X2.2"``) or ``peak_flux`` (W/m², float64); optional ``source``, ``noaa_ar`` and
     ``goes_scaling`` (the flux basis of its class; default :func:`event_scaling` of its peak).
     """
     rows = []
     for k, ev in enumerate(events):
         try:
-            start, peak, end = (np.datetime64(pd.Timestamp(ev[key]).tz_localize(None), "ns")
-                                for key in ("start", "peak", "end"))
+            start, peak, end = (utc_time(ev[key]) for key in ("start", "peak", "end"))
             flux = float(ev["peak_flux"]) if "peak_flux" in ev else class_to_flux(ev["goes_class"])
-        except (KeyError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"flare event #{k} {dict(ev)!r}: {exc}") from exc
         if not start <= peak <= end:
             raise ValueError(f"flare event #{k}: needs start <= peak <= end, got {start}, {peak}, {end}")
@@ -383,15 +499,24 @@ def event_targets(events: xr.Dataset, times: np.ndarray, forecasts: Sequence[tup
 class Targets:
     """Where a cube's targets come from: a GOES XRS dataset (W/m², from
     :func:`flarelib.goes.load_xrs`) or, without one, a flare event list (dicts as in
-    :func:`events_dataset`); and the forecasts ``(lead, window)`` besides the nowcast."""
+    :func:`events_dataset`); and the forecasts ``(lead, window)`` besides the nowcast.
+
+    ``max_missing_fraction``: with GOES data, the build stops (:class:`GOESCoverageError`)
+    when more than this fraction of the GOES targets (``flux_now`` and ``flux_max``, every
+    time and forecast) would be NaN (GOES data of another day, a cadence or lead that reaches
+    past the data, long gaps). See :func:`check_goes_coverage`.
+    """
 
     goes: xr.Dataset | None = None
     events: tuple[dict, ...] = ()
     forecasts: tuple[tuple[str, str], ...] = (("0min", "12min"),)
+    max_missing_fraction: float = 0.5
 
     def __post_init__(self):
         object.__setattr__(self, "events", tuple(dict(e) for e in self.events or ()))
         object.__setattr__(self, "forecasts", tuple((str(lead), str(window)) for lead, window in self.forecasts))
+        if not 0.0 <= float(self.max_missing_fraction) <= 1.0:
+            raise ValueError(f"Targets.max_missing_fraction={self.max_missing_fraction!r}: a fraction between 0 and 1")
 
     def identity(self) -> dict:
         """What identifies these targets in a store's fingerprint."""
@@ -402,7 +527,15 @@ class Targets:
         """The target variables on ``times`` plus the event list, and the attrs saying where they come from."""
         events = events_dataset(self.events)
         if self.goes is not None:
+            check_goes_coverage(self.goes, times, cadence, self.forecasts)
             targets = goes_targets(self.goes, times, cadence, self.forecasts)
+            cells = np.concatenate([targets["flux_now"].values.ravel(), targets["flux_max"].values.ravel()])
+            missing = float(np.isnan(cells).mean()) if cells.size else 1.0
+            if missing > self.max_missing_fraction:
+                raise GOESCoverageError(
+                    f"{self.goes.attrs.get('source', 'GOES data')}: {missing:.0%} of the GOES targets would be NaN "
+                    f"(more than max_missing_fraction={self.max_missing_fraction:.0%}); give GOES data covering "
+                    f"{np.min(times)} to {np.max(times)} plus the largest lead + window, or check the cadence")
             attrs = {"goes_satellite": self.goes.attrs.get("goes_satellite", "unknown"),
                      "goes_scaling": self.goes.attrs.get("goes_scaling", "unknown"), "target_source": "goes-xrs"}
         else:

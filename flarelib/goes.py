@@ -102,16 +102,19 @@ def _scaling_from(path: Path, satellite: str) -> str:
     return "swpc-scaled"
 
 
-def _good_data_masks(path: Path) -> dict[str, int | None]:
-    """Bit mask of the ``good_data`` meaning of each XRS flag variable in a NOAA netCDF.
+def _good_data_masks(path: Path) -> tuple[dict[str, int | None], dict[str, int]]:
+    """Bit masks of the ``good_data`` and of the saturation meanings of each XRS flag variable in a NOAA netCDF.
 
     NOAA's products disagree on which bits mean "bad" (GOES-R avg1m: 3; GOES 1-15 avg1m: 7;
     high-resolution irradiances: 1023), so the mask is read from the file's own
-    ``flag_meanings``/``flag_masks``. ``None`` means "every non-zero flag is bad".
+    ``flag_meanings``/``flag_masks``. ``None`` means "every non-zero flag is bad". The second
+    mapping holds the bits whose meaning says "saturated" (0 where none): such samples are a
+    lower bound of the flux (the peak of a strong flare), flagged but kept.
     """
     masks: dict[str, int | None] = {"xrsa": None, "xrsb": None}
+    saturation: dict[str, int] = {"xrsa": 0, "xrsb": 0}
     if ".nc" not in path.name.lower():
-        return masks
+        return masks, saturation
     import h5netcdf
 
     with h5netcdf.File(path, "r") as nc:
@@ -121,10 +124,14 @@ def _good_data_masks(path: Path) -> dict[str, int | None]:
                     attrs = nc.variables[name].attrs
                     meanings = str(attrs.get("flag_meanings", "")).split()
                     flag_masks = np.atleast_1d(attrs.get("flag_masks", []))
-                    if "good_data" in meanings and len(flag_masks) == len(meanings):
-                        masks[channel] = int(flag_masks[meanings.index("good_data")])
+                    if len(flag_masks) == len(meanings):
+                        if "good_data" in meanings:
+                            masks[channel] = int(flag_masks[meanings.index("good_data")])
+                        for meaning, bits in zip(meanings, flag_masks):
+                            if "saturat" in meaning.lower():
+                                saturation[channel] |= int(bits)
                     break
-    return masks
+    return masks, saturation
 
 
 def load_xrs(path: str | Path, *, mask_bad_quality: bool = True) -> xr.Dataset:
@@ -137,14 +144,23 @@ def load_xrs(path: str | Path, *, mask_bad_quality: bool = True) -> xr.Dataset:
         (``sci_xrsf-l2-avg1m_*``, ``sci_xrsf-l2-flx1s_*``, ``sci_gxrs-l2-irrad_*``).
     mask_bad_quality
         Set samples whose quality flag marks bad data to NaN (the flag itself is kept).
+        Saturated samples are not masked: they are flagged in ``xrsb_saturated`` (their
+        value is a lower bound of the flux, the peak of a strong flare) and counted.
 
     Returns
     -------
     xarray.Dataset
         ``xrsb`` and ``xrsa`` (time) float64 in W/m², ``xrsb_quality`` (time) where the file
-        has flags. Fill values (-9999), non-positive and non-finite fluxes become NaN.
-        Duplicate times keep their first sample, and times are sorted. ``attrs`` record
-        ``goes_satellite``, ``goes_scaling``, ``source`` and the counts of masked samples.
+        has flags, ``xrsb_saturated`` (time, bool) where the flags have a saturation meaning.
+        Fill values (-9999), non-positive and non-finite fluxes become NaN (partly filled files
+        log the count). Duplicate times keep their first sample, and times are sorted.
+        ``attrs`` record ``goes_satellite``, ``goes_scaling``, ``source`` and the counts of
+        masked and saturated samples.
+
+    Raises
+    ------
+    GOESDataError
+        The file is unreadable, holds no samples, or no valid XRS-B sample (all fill or bad quality).
     """
     path = Path(path)
     import sunpy.timeseries
@@ -174,7 +190,7 @@ def load_xrs(path: str | Path, *, mask_bad_quality: bool = True) -> xr.Dataset:
 
     counts = {"n_samples": len(frame), "n_duplicate_times": n_duplicates}
     data_vars = {}
-    masks = _good_data_masks(path)
+    masks, saturation_bits = _good_data_masks(path)
     for channel in ("xrsb", "xrsa"):
         flux = frame[channel].to_numpy(dtype=float).copy()
         fill = ~np.isfinite(flux) | (flux <= 0) | np.isclose(flux, FILL_VALUE)
@@ -184,12 +200,22 @@ def load_xrs(path: str | Path, *, mask_bad_quality: bool = True) -> xr.Dataset:
         if quality_column in frame:
             quality = frame[quality_column].fillna(0).to_numpy().astype(np.int64)
             bad_bits = masks[channel]
-            bad = (quality & bad_bits) != 0 if bad_bits is not None else quality != 0
+            sat_bits = saturation_bits[channel]
+            saturated = ((quality & sat_bits) != 0) & ~fill
+            quality_bad = quality & ~sat_bits  # saturation alone is not bad data: the value is kept
+            bad = (quality_bad & bad_bits) != 0 if bad_bits is not None else quality_bad != 0
             counts[f"n_{channel}_bad_quality"] = int(bad.sum())
             if mask_bad_quality:
                 flux[bad] = np.nan
             if channel == "xrsb":
                 data_vars["xrsb_quality"] = ("time", quality, {"long_name": "XRS-B quality flag as in the file"})
+                if sat_bits:
+                    counts["n_xrsb_saturated"] = int(saturated.sum())
+                    data_vars["xrsb_saturated"] = ("time", saturated, {
+                        "long_name": "XRS-B sample flagged saturated (kept: a lower bound of the flux)"})
+                    if saturated.any():
+                        log.warning("%s: %d XRS-B samples flagged saturated, kept as lower bounds of the flux "
+                                    "(xrsb_saturated)", path.name, int(saturated.sum()))
         data_vars[channel] = (
             "time",
             flux,
@@ -201,6 +227,10 @@ def load_xrs(path: str | Path, *, mask_bad_quality: bool = True) -> xr.Dataset:
     ds.time.attrs["timezone"] = "UTC"
     ds.attrs.update({"goes_satellite": satellite, "goes_scaling": scaling, "source": path.name, **counts})
     n_masked = counts["n_xrsb_fill"] + counts.get("n_xrsb_bad_quality", 0)
+    if not np.isfinite(ds["xrsb"].values).any():
+        raise GOESDataError(
+            f"{path.name}: no valid XRS-B sample ({counts['n_xrsb_fill']} of {len(frame)} are fill values, "
+            f"{counts.get('n_xrsb_bad_quality', 0)} flagged bad): use another file for these days")
     if n_masked:
         log.info("%s: %d XRS-B samples masked (fill or bad quality)", path.name, n_masked)
     return ds
@@ -315,4 +345,37 @@ def window_max(
         finite = np.isfinite(chunk)
         if finite.sum() >= min_coverage * expected:
             out[i] = chunk[finite].max()
+    return out
+
+
+def window_complete(
+    xrsb: xr.DataArray, times: np.ndarray, lead: np.timedelta64, window: np.timedelta64, *, max_gap: float = 3.0
+) -> np.ndarray:
+    """True for each ``t`` whose window ``[t + lead, t + lead + window]`` has no data gap (bool array).
+
+    A gap is a stretch longer than ``max_gap`` times the series' median sampling interval
+    without a finite sample (fill values, masked samples or missing times), inside the window
+    or at its edges. A flare peak may hide in a gap, so the window's maximum
+    (:func:`window_max`, which accepts windows down to ``min_coverage``) is then only a lower
+    bound. Windows running past the data are not complete either.
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    src_t = xrsb.time.values.astype("datetime64[ns]")
+    lead = np.timedelta64(lead, "ns")
+    window = np.timedelta64(window, "ns")
+    out = np.zeros(times.shape, dtype=bool)
+    valid_t = src_t[np.isfinite(xrsb.values.astype(float))]
+    if valid_t.size == 0:
+        return out
+    step = np.median(np.diff(src_t)).astype("timedelta64[ns]") if src_t.size > 1 else window
+    limit = max_gap * step
+    lo = np.searchsorted(valid_t, times + lead, side="left")
+    hi = np.searchsorted(valid_t, times + lead + window, side="right")
+    for i in range(times.size):
+        start, end = times[i] + lead, times[i] + lead + window
+        if end > src_t[-1] or start < src_t[0]:
+            continue
+        inside = valid_t[lo[i]:hi[i]]
+        edges = np.concatenate([[start], inside, [end]])
+        out[i] = bool(np.diff(edges).max() <= limit) if edges.size > 1 else False
     return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ import xarray as xr
 
 from flarelib import align, prep, store
 from flarelib.checksums import sha256_of
+
+log = logging.getLogger(__name__)
 
 #: Header keywords kept per channel (``attrs["reference_header"]``) to rebuild sunpy Maps of cube frames.
 WCS_KEYS = ("ctype1", "ctype2", "cunit1", "cunit2", "crpix1", "crpix2", "crval1", "crval2", "cdelt1", "cdelt2",
@@ -65,23 +68,31 @@ def build_fits_cube(
 ) -> Path | str:
     """Validate, align, calibrate and write AIA FITS files (plus GOES or events) as a cube.
 
-    The steps: :func:`flarelib.align.scan_frames` (bad files become logged skips),
-    ``rules.plan`` (cadence slots, duplicates, missing channels), ``targets`` (GOES or an
-    event list), then :func:`flarelib.prep.prep_frame` with ``prep_options`` per frame inside
-    the resumable :func:`flarelib.store.write_cube` (serially, or on Dask workers with
-    ``write.scheduler``, ``write.block`` time steps per task). Returns the store path. See
-    ``DATASET_CARD.md`` for the schema.
+    The steps: :func:`flarelib.align.scan_frames` (every bad file, whatever its fault, becomes
+    a logged skip naming it; the build stops with :class:`flarelib.align.TooManySkipsError`
+    before writing anything when more than ``rules.max_skipped_fraction`` of the files are
+    bad), ``rules.plan`` (cadence slots, duplicates, missing channels), ``targets`` (GOES or an
+    event list; :class:`flarelib.align.GOESCoverageError` when GOES targets would be mostly NaN),
+    then :func:`flarelib.prep.prep_frame` with ``prep_options`` per frame inside the resumable
+    :func:`flarelib.store.write_cube` (serially, or on Dask workers with ``write.scheduler``,
+    ``write.block`` time steps per task). A frame whose calibration still fails there is left
+    NaN, with a logged skip naming the file. Returns the store path. See ``DATASET_CARD.md``
+    for the schema.
     """
     files = [Path(f) for f in files]
     if not files:
         raise align.EmptySelectionError(f"{name}: no input files")
-    infos, skipped = align.scan_frames(files, allowed_quality_bits=rules.allowed_quality_bits, progress=write.progress)
+    infos, skipped = align.scan_frames(files, allowed_quality_bits=rules.allowed_quality_bits, progress=write.progress,
+                                       prep_options=prep_options)
+    align.check_skipped_fraction(len(files), skipped, rules.max_skipped_fraction, name=name)
     plan = rules.plan(infos, skipped)
     table = prep_options.table_path()
     prep_params = {"degradation": prep_options.degradation, "register": prep_options.register,
                    "shape": list(prep_options.shape) if prep_options.shape else None,
                    "correction_table": table.name if table else None,
                    "allowed_quality_bits": rules.allowed_quality_bits, "fill_missing": rules.fill_missing}
+    if prep_options.outside_degradation_table != "skip":  # changes the calibration of the frames it lets in
+        prep_params["outside_degradation_table"] = prep_options.outside_degradation_table
     first = next(f for f in plan.frames[0] if f is not None)
     source = FrameSource(
         load_rows=_FrameReader(functools.partial(_prepped_frame, options=dataclasses.asdict(prep_options))),
@@ -100,7 +111,12 @@ def _prepped_frame(info: prep.FrameInfo, options: dict) -> np.ndarray:
 
 
 class _FrameReader:
-    """``load_rows(rows, shape) -> (n, C, ny, nx)`` from a one-frame reader (picklable for Dask workers)."""
+    """``load_rows(rows, shape) -> (n, C, ny, nx)`` from a one-frame reader (picklable for Dask workers).
+
+    A frame whose reader fails (a :class:`flarelib.prep.BadFrameError` or anything else) is
+    left NaN, and the failure is logged as a skip naming the file and the reason: one bad file
+    never stops a build. (The scan catches the known faults first, so this is rare.)
+    """
 
     def __init__(self, read_frame: Callable):
         self.read_frame = read_frame
@@ -110,7 +126,13 @@ class _FrameReader:
         for i, row in enumerate(rows):
             for j, info in enumerate(row):
                 if info is not None:
-                    out[i, j] = self.read_frame(info)
+                    try:
+                        out[i, j] = self.read_frame(info)
+                    except prep.BadFrameError as err:
+                        log.warning("skip %s: %s %s (left NaN in the cube)", err.path.name, err.reason, err.detail)
+                    except Exception as exc:  # one frame's failure must not stop the build
+                        log.warning("skip %s: calibration-failed %s: %s (left NaN in the cube)",
+                                    info.path.name, type(exc).__name__, exc)
         return out
 
 
@@ -184,7 +206,12 @@ def _reference_headers(row, channels, options: prep.PrepOptions) -> dict:
     for channel, info in zip(channels, row):
         if info is None:
             continue
-        smap, _ = prep.prep_frame(info, **dataclasses.asdict(geometry))
+        try:
+            smap, _ = prep.prep_frame(info, **dataclasses.asdict(geometry))
+        except prep.BadFrameError as err:
+            log.warning("no reference header for %s \u00c5 from %s: %s %s", channel, err.path.name, err.reason,
+                        err.detail)
+            continue
         out[str(channel)] = {k: smap.meta.get(k) for k in WCS_KEYS if k in smap.meta}
     return out
 
