@@ -13,8 +13,11 @@
   host or accelerator memory) and batches are gathered from it.
 * :class:`FlareDataModule` is the LightningDataModule that ties it together.
 
-Shapes: one sample is ``x`` float32 ``(C, ny, nx)`` (normalized, NaN -> 0), ``y`` float32
-log10 W/m², ``w`` float32 sample weight and ``i`` the time index in the cube.
+Shapes: one sample is ``x`` float32 ``(frames * C, ny, nx)`` (normalized, NaN -> 0; with
+``frames > 1`` the frames ``t - (frames - 1) * frame_step, ..., t`` are stacked oldest first, each
+with its ``C`` channels), ``y`` float32 log10 W/m², ``w`` float32 sample weight, ``i`` the time
+index in the cube and ``aux`` float32 ``(len(goes_inputs),)``: the GOES inputs known at ``t``
+(:func:`goes_features`; empty when the model reads images only).
 """
 
 from __future__ import annotations
@@ -38,12 +41,19 @@ from flarelib.catalog import load_catalog
 from flarelib.goes import CLASS_ORDER, EVENT_CLASSES, FLARE_CLASS_THRESHOLDS, flare_class
 from flarelib.labels import data_kind
 from flarelib.prep import DEFAULT_CHANNELS
-from flarelib.store import open_cube
+from flarelib.store import checked_store, open_cube
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 NOWCAST = "now"
+
+
+#: GOES inputs a forecast model may read besides the images: the XRS-B flux at the issue time ``t``
+#: (``"now"``) and its max over ``[t - H, t]`` (the cube's ``flux_history_max`` labels, e.g. ``"6h"``).
+GOES_NOW = "now"
+#: Offset of the GOES input features: ``log10(flux / W m-2) + GOES_FEATURE_OFFSET`` is dex above C1.
+GOES_FEATURE_OFFSET = 6.0
 
 
 class DataConfigError(ValueError):
@@ -347,9 +357,13 @@ class CubeSamples(Dataset):
     """
 
     def __init__(self, store: str | Path, time_index: np.ndarray, channel_index: np.ndarray, log_flux: np.ndarray,
-                 normalizer: Normalizer, weights: np.ndarray | None = None, *, cache_rows: np.ndarray | None = None):
+                 normalizer: Normalizer, weights: np.ndarray | None = None, *, cache_rows: np.ndarray | None = None,
+                 offsets: np.ndarray | None = None, aux: np.ndarray | None = None):
         self.store = str(store)
         self.time_index = np.asarray(time_index, np.int64)
+        #: steps back of each input frame, oldest first (``[0]`` for one frame)
+        self.offsets = np.zeros(1, np.int64) if offsets is None else np.asarray(offsets, np.int64)
+        self.aux = np.zeros((len(self.time_index), 0), np.float32) if aux is None else np.asarray(aux, np.float32)
         self.channel_index = np.asarray(channel_index, np.int64)
         self.log_flux = np.asarray(log_flux, np.float32)
         self.weights = np.ones(len(self.time_index), np.float32) if weights is None else np.asarray(weights, np.float32)
@@ -371,7 +385,7 @@ class CubeSamples(Dataset):
 
     def _array(self):
         if self._aia is None:
-            self._aia = zarr.open_group(self.store, mode="r")["aia"]
+            self._aia = zarr.open_group(checked_store(self.store), mode="r")["aia"]
         return self._aia
 
     def __getitem__(self, i: int):
@@ -379,9 +393,14 @@ class CubeSamples(Dataset):
         if self.cached:
             x = torch.tensor(self.cache_rows[i])
         else:
-            frame = self._array()[t]  # one chunk: all channels of one time step
-            x = torch.from_numpy(self.normalizer.apply(frame[self.channel_index]))
-        return x, torch.tensor(self.log_flux[i]), torch.tensor(self.weights[i]), torch.tensor(t)
+            # one chunk per frame: all channels of one time step
+            frames = np.stack([self._array()[t - int(o)][self.channel_index] for o in self.offsets])
+            if np.isinf(frames).any() or not np.isfinite(frames).any(axis=(1, 2, 3)).all():
+                raise DataConfigError(f"{Path(self.store).name}: a frame of time step {t} has infinite pixels or no "
+                                      "finite pixel; check the store (python -m flarelib.catalog verify) or rebuild it")
+            x = torch.from_numpy(self.normalizer.apply(frames).reshape(-1, *frames.shape[-2:]))
+        return (x, torch.tensor(self.log_flux[i]), torch.tensor(self.weights[i]), torch.tensor(t),
+                torch.from_numpy(self.aux[i]))
 
 
 def read_frames(store: str | Path, time_index: np.ndarray, channel_index: np.ndarray, *, batch: int = 256,
@@ -392,7 +411,7 @@ def read_frames(store: str | Path, time_index: np.ndarray, channel_index: np.nda
     most ``batch`` steps spanning at most ``2 * batch`` time steps), so the store is read
     chunk-sequentially and memory stays bounded however sparse the selection.
     """
-    aia = zarr.open_group(str(store), mode="r")["aia"]
+    aia = zarr.open_group(checked_store(store), mode="r")["aia"]  # damaged chunks raise, naming the step
     time_index = np.asarray(time_index, np.int64)
     order = np.argsort(time_index, kind="stable")
     sorted_t = time_index[order]
@@ -409,6 +428,17 @@ def read_frames(store: str | Path, time_index: np.ndarray, channel_index: np.nda
         bar.update(stop - start)
         start = stop
     bar.close()
+
+
+def check_finite(frames: np.ndarray, times: np.ndarray, store: str | Path) -> None:
+    """Refuse frames (n, C, ny, nx) in DN/s that no model may read: any ±inf pixel, or a frame with no finite
+    pixel (NaN alone marks a missing pixel, which the normalizer sets to the channel mean)."""
+    bad = np.isinf(frames).any(axis=(1, 2, 3)) | ~np.isfinite(frames).any(axis=(1, 2, 3))
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise DataConfigError(f"{Path(store).name}: the frame at {np.datetime_as_string(times[k], unit='m')} "
+                              f"(and {int(bad.sum()) - 1} more) has infinite pixels or no finite pixel; "
+                              "check the store (python -m flarelib.catalog verify) or rebuild it")
 
 
 # --------------------------------------------------------------------------- data module
@@ -445,6 +475,13 @@ class FlareDataModule(L.LightningDataModule):
         region_split: also leave out of train and val every step at which a region is on the disk
             that is on the disk anywhere in the test block (needs the cube's ``region_on_disk``),
             so that the test block holds only regions the model has never seen.
+        frames: how many frames one sample stacks: ``t - (frames - 1) * frame_step, ..., t`` (as the
+            original FlareNet's ``aia_image_count``). A sample needs all of them, and all from its own
+            split (or from purged steps), so no input frame crosses into another split.
+        frame_step: the spacing of those frames (a multiple of the cube's cadence).
+        goes_inputs: GOES inputs besides the images, for forecast targets only: ``"now"`` (the flux at
+            ``t``) and labels of the cube's ``flux_history_max`` (``"6h"``, ``"24h"``); each becomes the
+            feature ``log10(flux) + 6`` (dex above C1). A nowcast cannot have them: its target is the flux at ``t``.
     """
 
     def __init__(
@@ -469,6 +506,9 @@ class FlareDataModule(L.LightningDataModule):
         build_dir: str | None = None,
         seed: int = 0,
         region_split: bool = False,
+        frames: int = 1,
+        frame_step: str = "1h",
+        goes_inputs: list[str] | None = None,
     ):
         super().__init__()
         if class_weighting not in ("none", "loss", "sampler"):
@@ -479,7 +519,10 @@ class FlareDataModule(L.LightningDataModule):
             raise DataConfigError(f"cache_dtype {cache_dtype!r} is not one of 'float16', 'bfloat16', 'float32'")
         if normalization not in Normalizer.TRANSFORMS:
             raise DataConfigError(f"normalization {normalization!r} is not one of {Normalizer.TRANSFORMS}")
+        if int(frames) < 1:
+            raise DataConfigError(f"frames={frames}: a sample needs at least one frame")
         self.save_hyperparameters()
+        self.goes_inputs = [str(g) for g in (goes_inputs or [])]
         self.store_path, self.entry = resolve_cube_path(cube, build_dir)
         self.channels = [int(c) for c in (DEFAULT_CHANNELS if channels is None else channels)]
         self.normalizer: Normalizer | None = None
@@ -516,15 +559,22 @@ class FlareDataModule(L.LightningDataModule):
         self.cadence = cadence_of(self.times)
         self._history = ({str(h): cube["flux_history_max"].sel(history=h).values.astype(np.float64)
                           for h in cube["history"].values} if "flux_history_max" in cube else {})
+        self.offsets = self._frame_offsets()
+        self.aux = self._goes_features()
         quality = cube["quality"].values[:, self.channel_index]
-        usable = np.all(quality >= 0, axis=1) & np.isfinite(self.target.log_flux)
+        has_frame = np.all(quality >= 0, axis=1)
+        usable = np.isfinite(self.target.log_flux) & np.all(np.isfinite(self.aux), axis=1)
+        steps = np.arange(self.times.size)
+        for offset in self.offsets:
+            usable &= (steps >= offset) & has_frame[np.maximum(steps - offset, 0)]
         n_bad = int((~usable).sum())
         if n_bad:
             log.info("%d of %d time steps have no target or miss a selected channel; left out", n_bad, usable.size)
+        self.usable_steps = np.flatnonzero(usable)  #: steps that can be a sample (target, every frame, GOES inputs)
         split = blocked_split(self.times, self.target.horizon, block=self.hparams.split_block,
                               fractions=self.hparams.split_fractions, pattern=self.hparams.split_pattern,
                               gap=self.hparams.gap)
-        self.split_index = {name: idx[usable[idx]] for name, idx in split.items()}
+        self.split_index = self._own_split_frames({name: idx[usable[idx]] for name, idx in split.items()})
         if self.hparams.region_split:
             if "region_on_disk" not in cube:
                 raise DataConfigError(f"region_split needs a cube with region identities (region_on_disk); "
@@ -544,17 +594,118 @@ class FlareDataModule(L.LightningDataModule):
         elif list(self.normalizer.channels) != self.channels:
             raise DataConfigError(f"the normalizer is for channels {list(self.normalizer.channels)}, "
                                   f"the data module for {self.channels}")
+        self._make_samples()
+        self._ready = True
+
+    def _make_samples(self) -> None:
         cached = self.hparams.cache != "none" and self._build_cache()
-        start = 0
         for name, idx in self.split_index.items():
             weights = None
             if name == "train" and self.hparams.class_weighting != "none":
-                weights = class_weights(labels[idx], self.hparams.class_weight_power)
-            rows = np.arange(start, start + idx.size) if cached else None
-            start += idx.size
+                weights = class_weights(self.labels[idx], self.hparams.class_weight_power)
+            rows = np.searchsorted(self._cache_steps, idx[:, None] - self.offsets[None, :]) if cached else None
             self.samples[name] = CubeSamples(self.store_path, idx, self.channel_index, self.target.log_flux[idx],
-                                             self.normalizer, weights, cache_rows=rows)
-        self._ready = True
+                                             self.normalizer, weights, cache_rows=rows, offsets=self.offsets,
+                                             aux=self.aux[idx])
+
+    def reweight(self, class_weighting: str) -> None:
+        """Switch the class weighting (``"none"``, ``"loss"`` or ``"sampler"``) of the training samples."""
+        if class_weighting not in ("none", "loss", "sampler"):
+            raise DataConfigError(f"class_weighting {class_weighting!r} is not one of 'none', 'loss', 'sampler'")
+        self.setup()
+        self.hparams.class_weighting = class_weighting
+        self._make_samples()
+
+    def use_split(self, split_index: dict[str, np.ndarray], *, refit_normalizer: bool = True) -> None:
+        """Train, validate and test on other cube steps (the lessons' experiments: a training subset,
+        another sampling, a random split). Every split must be non-empty and usable under this data
+        module's rules; with ``refit_normalizer`` the normalizer is fitted again on the new training steps.
+        The frame cache is kept where it still holds every needed step with the same normalizer.
+        """
+        self.setup()
+        usable = self.usable_steps
+        new = {}
+        for name in SPLITS:
+            idx = np.unique(np.asarray(split_index.get(name, []), np.int64))
+            if idx.size == 0:
+                raise DataConfigError(f"use_split: split {name!r} is empty")
+            unusable = np.setdiff1d(idx, usable)
+            if unusable.size:
+                raise DataConfigError(f"use_split: {unusable.size} {name} steps (first {int(unusable[0])}) are not "
+                                      "usable "
+                                      "samples of this data module (no target, a missing frame or GOES input)")
+            new[name] = idx
+        self.split_index = new
+        if refit_normalizer:
+            normalizer = self._fit_normalizer()
+            if normalizer != self.normalizer:
+                self.normalizer = normalizer
+                self._cache = None
+        self._make_samples()
+
+    def _frame_offsets(self) -> np.ndarray:
+        """Steps back of each input frame, oldest first: ``[(frames - 1) k, ..., k, 0]``,
+        ``k = frame_step / cadence``."""
+        frames = int(self.hparams.frames)
+        if frames == 1:
+            return np.zeros(1, np.int64)
+        step = to_timedelta(self.hparams.frame_step)
+        ratio = step / self.cadence
+        if step <= np.timedelta64(0, "ns") or ratio != int(ratio):
+            raise DataConfigError(f"frame_step {self.hparams.frame_step!r} is not a positive multiple of the cube's "
+                                  f"cadence {pd.Timedelta(self.cadence)}")
+        return np.arange(frames - 1, -1, -1, dtype=np.int64) * int(ratio)
+
+    def _goes_features(self) -> np.ndarray:
+        """(time, len(goes_inputs)) float32 GOES inputs known at each step, ``log10(W/m²) + 6``."""
+        if not self.goes_inputs:
+            return np.zeros((self.times.size, 0), np.float32)
+        if self.target.name == NOWCAST:
+            raise DataConfigError("goes_inputs need a forecast target: the nowcast target is the GOES flux at t, "
+                                  "so a GOES input at t would be the answer itself")
+        known = {GOES_NOW: self.flux_now, **self._history}
+        unknown = [g for g in self.goes_inputs if g not in known]
+        if unknown:
+            raise DataConfigError(f"goes_inputs {unknown} not in {self.store_path.name}; it has {sorted(known)}")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns = [np.where(known[g] > 0, np.log10(known[g]), np.nan) + GOES_FEATURE_OFFSET
+                       for g in self.goes_inputs]
+        return np.stack(columns, axis=1).astype(np.float32)
+
+    def _own_split_frames(self, split_index: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Drop samples with an earlier input frame in another split (frames > 1 only)."""
+        if self.offsets.size == 1:
+            return split_index
+        owner = np.full(self.times.size, -1)
+        for k, idx in enumerate(split_index.values()):
+            owner[idx] = k
+        out = {}
+        for k, (name, idx) in enumerate(split_index.items()):
+            earlier = owner[idx[:, None] - self.offsets[None, :]]
+            out[name] = idx[np.all((earlier == k) | (earlier == -1), axis=1)]
+        return out
+
+    def aux_features(self, time_index: Sequence[int]) -> np.ndarray:
+        """The GOES inputs of cube steps ``time_index``: (n, len(goes_inputs)) float32 (see ``goes_inputs``)."""
+        self.setup()
+        return self.aux[np.asarray(time_index, np.int64)]
+
+    def model_inputs(self, time_index: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """What the model reads at cube steps ``time_index``: normalized frames (n, frames * C, ny, nx) float32
+        and GOES inputs (n, len(goes_inputs)). Refuses non-finite frames, naming the step."""
+        self.setup()
+        index = np.asarray(time_index, np.int64)
+        if index.size and (index.min() < 0 or index.max() >= self.times.size):
+            raise IndexError(f"time index out of range: the cube {self.store_path.name} has steps "
+                             f"0..{self.times.size - 1}")
+        steps = (index[:, None] - self.offsets[None, :]).ravel()
+        if steps.size and steps.min() < 0:
+            raise IndexError(f"time index {int(index[np.argmin(index)])} has no {len(self.offsets)} earlier frames")
+        out = np.empty((steps.size, len(self.channels), *self.frame_shape()), np.float32)
+        for pos, frames in read_frames(self.store_path, steps, self.channel_index):
+            check_finite(frames, self.times[steps[pos]], self.store_path)
+            out[pos] = self.normalizer.apply(frames)
+        return out.reshape(index.size, -1, *out.shape[-2:]), self.aux[index]
 
     def history_max(self, label: str) -> np.ndarray:
         """The flare history known at each cube step: max XRS-B flux over ``[t - H, t]`` (W/m², float64)
@@ -621,6 +772,7 @@ class FlareDataModule(L.LightningDataModule):
         pick = train[np.unique(np.linspace(0, train.size - 1, min(self.hparams.norm_frames, train.size)).astype(int))]
         frames = np.empty((pick.size, len(self.channels), *self.frame_shape()), np.float32)
         for pos, block in read_frames(self.store_path, pick, self.channel_index):
+            check_finite(block, self.times[pick[pos]], self.store_path)
             frames[pos] = block
         return Normalizer.fit(frames, self.channels, self.hparams.normalization)
 
@@ -631,7 +783,11 @@ class FlareDataModule(L.LightningDataModule):
 
     def _build_cache(self) -> bool:
         dtype = getattr(torch, self.hparams.cache_dtype)
-        rows = np.concatenate([self.split_index[name] for name in SPLITS])
+        samples = np.concatenate([self.split_index[name] for name in SPLITS])
+        rows = np.unique(samples[:, None] - self.offsets[None, :])
+        if self._cache is not None and np.isin(rows, self._cache_steps).all():
+            return True  # use_split with the same normalizer: the cached steps still serve
+        self._cache_steps = rows
         nbytes = rows.size * len(self.channels) * int(np.prod(self.frame_shape())) * torch.finfo(dtype).bits // 8
         if nbytes > self.hparams.cache_max_gb * 2**30:
             log.warning("cache of %.2f GB exceeds cache_max_gb=%.2f; reading from Zarr instead",
@@ -639,6 +795,7 @@ class FlareDataModule(L.LightningDataModule):
             return False
         cache = torch.empty((rows.size, len(self.channels), *self.frame_shape()), dtype=dtype)
         for pos, block in read_frames(self.store_path, rows, self.channel_index, progress=False):
+            check_finite(block, self.times[rows[pos]], self.store_path)
             cache[torch.from_numpy(pos)] = torch.from_numpy(self.normalizer.apply(block)).to(dtype)
         self._cache = cache
         log.info("cached %d normalized frames (%.1f MB, %s)", rows.size, nbytes / 2**20, self.hparams.cache_dtype)
@@ -648,11 +805,12 @@ class FlareDataModule(L.LightningDataModule):
         """Swap cache rows for normalized float32 frames (no-op without a cache)."""
         if self._cache is None:
             return batch
-        rows, y, w, t = batch
+        rows, y, w, t, aux = batch
         if self.hparams.cache == "device" and self._cache.device != rows.device:
             self._cache = self._cache.to(rows.device)
-        frames = self._cache[rows.to(self._cache.device)]
-        return frames.to(device=rows.device, dtype=torch.float32), y, w, t
+        frames = self._cache[rows.to(self._cache.device)]  # (B, frames, C, ny, nx)
+        frames = frames.reshape(frames.shape[0], -1, *frames.shape[-2:])
+        return frames.to(device=rows.device, dtype=torch.float32), y, w, t, aux
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int = 0):
         return self.gather(batch)

@@ -3,12 +3,16 @@
 FlareNet (McGregor et al. 2017, ``nasa-fdl/flarenet``) reads a stack of AIA channels and
 regresses the GOES XRS-B flux. Ours: ``len(widths)`` conv blocks ``[Conv3x3 -> optional
 norm -> nn.ReLU -> MaxPool2]`` (the norm is ``"group"``, ``"batch"`` or, in the shipped
-configs, ``"none"``), global pooling (``"max"`` by default, or ``"avg"``), and a small
+configs, ``"none"``), global pooling (``"max"``, ``"avg"`` or the soft ``"lse"``), and a small
 dense head that outputs log10 of the target flux (W/m²); optionally a second head with
 logits for flux >= C1 and >= M1. Every ReLU is an ``nn.ReLU()`` module (never in place,
 never functional) so that every Captum method, Guided Grad-CAM included, can hook it.
 
-Input ``x`` is (B, C, ny, nx), normalized by :class:`flarelib.data.Normalizer`. The model
+Input ``x`` is (B, frames * C, ny, nx), normalized by :class:`flarelib.data.Normalizer`
+(``frames`` stacked frames, oldest first). A forecast model may also read GOES inputs
+``aux`` (B, aux_inputs) (:attr:`flarelib.data.FlareDataModule.goes_inputs`), joined to the
+pooled image features before the head; ``use_images=False`` makes the GOES-only model that
+the CNN+GOES model must beat to show that the images add information. The model
 is handed the data's :class:`flarelib.data.TrainingStats` (``stats``, linked in by the CLI
 from the data module; or :meth:`FlareNet.adopt`): the normalizer fitted on the training
 block goes into the model's buffers, so a checkpoint carries it and loads with
@@ -44,6 +48,34 @@ from flarelib.prep import DEFAULT_CHANNELS
 CLASS_HEAD_THRESHOLDS = {c: float(np.log10(FLARE_CLASS_THRESHOLDS[c])) for c in EVENT_CLASSES}
 #: Normalization layers after each conv.
 NORMS = {"group": lambda width: nn.GroupNorm(min(8, width), width), "batch": nn.BatchNorm2d, "none": None}
+POOLS = ("max", "avg", "lse")
+
+
+class LogMeanExpPool(nn.Module):
+    """Soft global pooling ``(1/r) log mean exp(r a)`` over the map, per filter: (B, F, fy, fx) -> (B, F, 1, 1).
+
+    ``r`` is learned (one per filter, kept positive): ``r -> 0`` is average pooling, ``r -> inf`` max
+    pooling. If a filter's activation is a log emission measure per location, this is the log of
+    the disk-summed emission, the way GOES sums the whole disk.
+    """
+
+    def __init__(self, filters: int, r0: float = 4.0):
+        super().__init__()
+        self.log_r = nn.Parameter(torch.full((filters,), float(np.log(r0))))
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        r = self.log_r.exp()[None, :, None, None]
+        n = a.shape[-2] * a.shape[-1]
+        out = (torch.logsumexp((r * a).flatten(2), dim=-1)[..., None, None] - float(np.log(n))) / r
+        return out
+
+
+def _pool(kind: str, filters: int) -> nn.Module:
+    if kind not in POOLS:
+        raise ValueError(f"pool {kind!r} is not one of {POOLS}")
+    if kind == "max":
+        return nn.AdaptiveMaxPool2d(1)
+    return nn.AdaptiveAvgPool2d(1) if kind == "avg" else LogMeanExpPool(filters)
 
 
 class FlareNet(L.LightningModule):
@@ -56,7 +88,7 @@ class FlareNet(L.LightningModule):
         widths: output channels of each conv block (the depth is ``len(widths)``).
         hidden: width of the dense head.
         pool: global pooling before the head, ``"max"`` (as FlareNet's ``fdl4``: a flare or an
-            active region is a small bright spot) or ``"avg"``.
+            active region is a small bright spot), ``"avg"`` or ``"lse"`` (:class:`LogMeanExpPool`).
         norm: normalization after each conv: ``"group"`` (GroupNorm, the default: the same in
             training and evaluation), ``"batch"`` (BatchNorm) or ``"none"``.
         dropout: dropout before the last layer.
@@ -67,6 +99,9 @@ class FlareNet(L.LightningModule):
         flip_augment: random north-south and east-west flips of training batches (a single
             frame carries no rotation direction; flips multiply scarce flaring examples).
         normalization: the :class:`Normalizer` transform.
+        frames: stacked input frames per sample; linked from the data module.
+        aux_inputs: number of GOES inputs joined to the image features; linked from the data module.
+        use_images: ``False`` ignores the images (the GOES-only reference model; needs ``aux_inputs``).
         stats: the training data's :class:`flarelib.data.TrainingStats` (normalizer and mean target), or a
             function returning them, adopted when fitting starts; the CLI links in the data module's
             ``training_stats``. Without them, call :meth:`adopt` before fitting.
@@ -88,6 +123,9 @@ class FlareNet(L.LightningModule):
         channels_last: bool = False,
         flip_augment: bool = True,
         normalization: str = "log",
+        frames: int = 1,
+        aux_inputs: int = 0,
+        use_images: bool = True,
         stats: TrainingStats | Callable[[], TrainingStats] | None = None,
     ):
         super().__init__()
@@ -98,10 +136,12 @@ class FlareNet(L.LightningModule):
             raise ValueError("FlareNet needs at least one conv block (widths)")
         if norm not in NORMS:
             raise ValueError(f"norm {norm!r} is not one of {sorted(NORMS)}")
+        if not use_images and aux_inputs < 1:
+            raise ValueError("use_images=False needs GOES inputs (data.goes_inputs): a model needs some input")
         self.save_hyperparameters(ignore=["stats"])
         self.hparams.channels = channels
         layers: list[nn.Module] = []
-        previous = len(channels)
+        previous = len(channels) * int(frames)
         for width in widths:
             layers += [nn.Conv2d(previous, width, 3, padding=1, bias=norm == "none")]
             if norm != "none":
@@ -109,10 +149,11 @@ class FlareNet(L.LightningModule):
             layers += [nn.ReLU(), nn.MaxPool2d(2)]
             previous = width
         self.features = nn.Sequential(*layers)
-        if pool not in ("max", "avg"):
-            raise ValueError(f"pool {pool!r} is not 'max' or 'avg'")
-        self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(previous, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.pool = _pool(pool, previous)
+        n_features = (previous if use_images else 0) + int(aux_inputs)
+        if not use_images:
+            self.features = nn.Sequential()  # the GOES-only model has no image weights
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(n_features, hidden), nn.ReLU(), nn.Dropout(dropout))
         self.regressor = nn.Linear(hidden, 1)
         self.classifier = nn.Linear(hidden, len(CLASS_HEAD_THRESHOLDS)) if class_head else None
         n = len(channels)
@@ -156,26 +197,35 @@ class FlareNet(L.LightningModule):
                                "or call model.adopt(datamodule.training_stats()) before trainer.fit")
 
     # -- network
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, ny, nx) normalized -> (B, hidden) features of the head."""
-        if self.hparams.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.head(self.pool(self.features(x)))
+    def embed(self, x: torch.Tensor, aux: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, frames * C, ny, nx) normalized and GOES inputs (B, aux_inputs) -> (B, hidden) features of the head."""
+        parts = []
+        if self.hparams.get("use_images", True):
+            if self.hparams.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            parts.append(self.pool(self.features(x)).flatten(1))
+        n_aux = int(self.hparams.get("aux_inputs", 0))
+        if n_aux:
+            if aux is None or aux.shape[-1] != n_aux:
+                raise ValueError(f"this FlareNet reads {n_aux} GOES inputs (aux); got "
+                                 f"{None if aux is None else tuple(aux.shape)}")
+            parts.append(aux.to(dtype=parts[0].dtype if parts else torch.float32))
+        return self.head(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, ny, nx) normalized -> (B,) predicted log10 flux (W/m²)."""
-        return self.regressor(self.embed(x)).squeeze(-1)
+    def forward(self, x: torch.Tensor, aux: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, frames * C, ny, nx) normalized [and (B, aux_inputs) GOES inputs] -> (B,) predicted log10 flux (W/m²)."""
+        return self.regressor(self.embed(x, aux)).squeeze(-1)
 
-    def class_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, ny, nx) -> (B, 2) logits of flux >= C1 and >= M1 (needs ``class_head=True``)."""
+    def class_logits(self, x: torch.Tensor, aux: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, frames * C, ny, nx) [and GOES inputs] -> (B, 2) logits of flux >= C1 and >= M1 (needs ``class_head``)."""
         if self.classifier is None:
             raise RuntimeError("this FlareNet has no class head (class_head=False)")
-        return self.classifier(self.embed(x))
+        return self.classifier(self.embed(x, aux))
 
     # -- training
     def _step(self, batch, stage: str) -> torch.Tensor:
-        x, y, w, _ = batch
-        features = self.embed(x)
+        x, y, w, _, aux = batch
+        features = self.embed(x, aux)
         pred = self.regressor(features).squeeze(-1)
         mse = (w * (pred.float() - y) ** 2).mean()
         loss = mse
@@ -192,11 +242,11 @@ class FlareNet(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         if self.hparams.flip_augment:
-            x, y, w, t = batch
+            x, y, w, t, aux = batch
             flip_y, flip_x = torch.rand(2, x.shape[0], device=x.device) < 0.5
             x = torch.where(flip_y[:, None, None, None], x.flip(-2), x)
             x = torch.where(flip_x[:, None, None, None], x.flip(-1), x)
-            batch = (x, y, w, t)
+            batch = (x, y, w, t, aux)
         return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx):
@@ -206,8 +256,8 @@ class FlareNet(L.LightningModule):
         self._step(batch, "test")
 
     def predict_step(self, batch, batch_idx):
-        x, y, _, t = batch
-        features = self.embed(x)
+        x, y, _, t, aux = batch
+        features = self.embed(x, aux)
         out = {"pred": self.regressor(features).squeeze(-1).float(), "true": y, "time_index": t}
         if self.classifier is not None:
             out["prob"] = torch.sigmoid(self.classifier(features).float())
@@ -228,6 +278,11 @@ def training_stats_of(dm: FlareDataModule) -> Callable[[], TrainingStats]:
     return dm.training_stats
 
 
+def count_inputs(goes_inputs: list[str] | None) -> int:
+    """The model's ``aux_inputs`` for the data module's ``goes_inputs``."""
+    return len(goes_inputs or [])
+
+
 class FlareCLI(LightningCLI):
     """LightningCLI with the data module's channels, target, normalization and training statistics linked
     into the model (the last once the data module exists: ``apply_on="instantiate"``)."""
@@ -236,6 +291,8 @@ class FlareCLI(LightningCLI):
         parser.link_arguments("data.channels", "model.channels")
         parser.link_arguments("data.target", "model.target")
         parser.link_arguments("data.normalization", "model.normalization")
+        parser.link_arguments("data.frames", "model.frames")
+        parser.link_arguments("data.goes_inputs", "model.aux_inputs", compute_fn=count_inputs)
         parser.link_arguments("data", "model.stats", compute_fn=training_stats_of, apply_on="instantiate")
 
 
@@ -343,8 +400,8 @@ def predict(model: FlareNet, dm: FlareDataModule, split: str = "test") -> xr.Dat
     device = model.device
     preds, trues, index, probs = [], [], [], []
     for batch in dm.loader(split):
-        x, y, _, t = dm.gather(batch)
-        features = model.embed(x.to(device))
+        x, y, _, t, aux = dm.gather(batch)
+        features = model.embed(x.to(device), aux.to(device))
         preds.append(model.regressor(features).squeeze(-1).float().cpu())
         if model.classifier is not None:
             probs.append(torch.sigmoid(model.classifier(features).float()).cpu())

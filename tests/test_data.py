@@ -112,8 +112,8 @@ def test_data_module_reports_split_counts_and_fits_the_normalizer_on_train_only(
     # the normalizer is the fit of training frames, not of all frames
     train_fit = dm._fit_normalizer()
     assert dm.normalizer == train_fit
-    x, y, w, t = dm.samples["train"][0]
-    assert x.shape == (6, 32, 32) and x.dtype == torch.float32
+    x, y, w, t, aux = dm.samples["train"][0]
+    assert x.shape == (6, 32, 32) and x.dtype == torch.float32 and aux.shape == (0,)
     assert float(y) == pytest.approx(float(dm.target.log_flux[int(t)]))
 
 
@@ -261,3 +261,69 @@ def test_event_fractions_and_flares_per_split_add_up(small_cube_path):
         assert fractions.loc[name, ">=M1"] == pytest.approx(np.mean(dm.target.flux[idx] >= 1e-5))
     flares = dm.flares_per_split()
     assert int(flares.values.sum()) == dm.cube().sizes["event"]  # every listed flare is counted once
+
+
+def test_frame_history_stacks_earlier_frames_oldest_first_and_never_across_splits(small_cube_path):
+    dm = _dm(small_cube_path, frames=3, frame_step="2h", split_fractions=[0.6, 0.2, 0.2])
+    one = FlareDataModule(cube=str(small_cube_path), split_fractions=[0.6, 0.2, 0.2])
+    one.normalizer = dm.normalizer
+    assert dm.offsets.tolist() == [4, 2, 0]  # 2 h at the small cube's 1 h cadence
+    x, _, _, t, _ = dm.samples["train"][5]
+    t = int(t)
+    expected = np.concatenate([one.model_inputs([t - k])[0][0] for k in (4, 2, 0)])
+    np.testing.assert_allclose(x.numpy(), expected, atol=1e-6)
+    owner = np.full(dm.times.size, -1)
+    for k, idx in enumerate(dm.split_index.values()):
+        owner[idx] = k
+    for k, idx in enumerate(dm.split_index.values()):
+        earlier = owner[idx[:, None] - dm.offsets]
+        assert np.all((earlier == k) | (earlier == -1))
+    with pytest.raises(data.DataConfigError, match="multiple of the cube's cadence"):
+        _dm(small_cube_path, frames=2, frame_step="90min").setup()
+
+
+def test_goes_inputs_are_causal_features_and_refused_for_a_nowcast(small_cube_path):
+    dm = _dm(small_cube_path, target="lead60min_window360min", goes_inputs=["now", "6h"],
+             split_fractions=[0.6, 0.2, 0.2])
+    t = dm.split_index["test"][:10]
+    aux = dm.aux_features(t)
+    np.testing.assert_allclose(aux[:, 0], np.log10(dm.flux_now[t]) + 6, rtol=1e-5)
+    np.testing.assert_allclose(aux[:, 1], np.log10(dm.history_max("6h")[t]) + 6, rtol=1e-5)
+    with pytest.raises(data.DataConfigError, match="nowcast target is the GOES flux at t"):
+        _dm(small_cube_path, goes_inputs=["6h"]).setup()
+    with pytest.raises(data.DataConfigError, match="not in"):
+        _dm(small_cube_path, target="lead60min_window360min", goes_inputs=["3h"]).setup()
+
+
+def test_infinite_frames_are_refused_naming_the_time(small_cube_path, tmp_path):
+    import shutil
+
+    import zarr
+
+    copy = tmp_path / "cube.zarr"
+    shutil.copytree(small_cube_path, copy)
+    aia = zarr.open_group(str(copy), mode="r+")["aia"]
+    frame = aia[7]
+    frame[0, 3, 3] = np.inf
+    aia[7] = frame
+    dm = _dm(copy, cache="memory")
+    with pytest.raises(data.DataConfigError, match="infinite pixels"):
+        dm.setup()
+    with pytest.raises(IndexError, match="out of range"):
+        _dm(small_cube_path).model_inputs([10**6])
+
+
+def test_use_split_trains_on_other_steps_and_refits_the_normalizer(small_cube_path):
+    dm = _dm(small_cube_path, split_fractions=[0.6, 0.2, 0.2], cache="memory", cache_dtype="float32")
+    train, val, test = (dm.split_index[s] for s in data.SPLITS)
+    before = dm.normalizer
+    dm.use_split({"train": train[::4], "val": val, "test": test})
+    assert len(dm.samples["train"]) == train[::4].size and dm.normalizer != before
+    x, *_ = dm.gather(next(iter(dm.loader("test"))))
+    np.testing.assert_allclose(x[0].numpy(), dm.model_inputs(test[:1])[0][0], atol=1e-6)
+    with pytest.raises(data.DataConfigError, match="split 'val' is empty"):
+        dm.use_split({"train": train, "val": [], "test": test})
+    missing = np.setdiff1d(np.arange(dm.times.size), dm.usable_steps)
+    if missing.size:
+        with pytest.raises(data.DataConfigError, match="not usable"):
+            dm.use_split({"train": missing, "val": val, "test": test})

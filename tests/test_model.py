@@ -164,3 +164,38 @@ def test_bad_config_values_give_clear_errors(tmp_path, small_cube_path, extra, e
 def test_unknown_config_key_is_rejected_by_the_cli(tmp_path, small_cube_path):
     with pytest.raises(SystemExit):
         _cli(tmp_path, "--model.wdiths=[4]", cube=small_cube_path)
+
+
+def test_soft_pooling_lies_between_average_and_max():
+    pool = M.LogMeanExpPool(3)
+    a = torch.randn(2, 3, 8, 8)
+    soft = pool(a).flatten(1)
+    assert torch.all(soft <= a.amax(dim=(-2, -1)) + 1e-5) and torch.all(soft >= a.mean(dim=(-2, -1)) - 1e-5)
+    with torch.no_grad():
+        pool.log_r.fill_(-8.0)  # r -> 0: the average
+    torch.testing.assert_close(pool(a).flatten(1), a.mean(dim=(-2, -1)), atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="pool 'sum' is not one of"):
+        M.FlareNet(pool="sum")
+
+
+def test_goes_inputs_join_the_image_features_and_a_goes_only_model_ignores_images():
+    x = torch.randn(4, 12, 16, 16)
+    aux = torch.randn(4, 2)
+    both = M.FlareNet(widths=(4, 8), frames=2, aux_inputs=2, pool="lse")
+    assert both(x, aux).shape == (4,)
+    with pytest.raises(ValueError, match="reads 2 GOES inputs"):
+        both(x)
+    goes_only = M.FlareNet(widths=(4, 8), aux_inputs=2, use_images=False)
+    assert len(list(goes_only.features.parameters())) == 0
+    torch.testing.assert_close(goes_only.eval()(x[:, :6], aux), goes_only(torch.zeros(4, 6, 16, 16), aux))
+    with pytest.raises(ValueError, match="use_images=False needs GOES inputs"):
+        M.FlareNet(use_images=False)
+
+
+@pytest.mark.slow
+def test_the_cli_links_frames_and_goes_inputs_into_the_model(tmp_path, small_cube_path):
+    cli = _cli(tmp_path, "--trainer.fast_dev_run=true", "--data.frames=2", "--data.goes_inputs=[now, 6h]",
+               "--data.target=lead60min_window360min", cube=small_cube_path)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert cli.model.hparams.frames == 2 and cli.model.hparams.aux_inputs == 2
+    assert cli.model.features[0].in_channels == 12
