@@ -40,6 +40,7 @@ import jsonschema
 import pandas as pd
 import xarray as xr
 import yaml
+import zarr
 
 from flarelib import acquire, align, goes, ingest, prep, sdoml, store, synthetic
 from flarelib.checksums import ChecksumError, fingerprint, read_checksums, sha256_of, verify_files
@@ -268,6 +269,14 @@ class Catalog:
 def _repair(out: Path, overwrite: bool) -> None:
     """Verify an existing cube and flag its damaged steps for re-ingest (under the store's write lock)."""
     with store.store_lock(out):
+        try:
+            schema = store.read_attrs(out).get("store_schema", 1)
+        except (OSError, ValueError, KeyError, zarr.errors.BaseZarrError):  # unreadable metadata: verify says why
+            schema = store.STORE_SCHEMA
+        if schema != store.STORE_SCHEMA:  # an older layout: the writer rebuilds it whole
+            log.warning("%s was written with store schema %s; rebuilding it with schema %s", out, schema,
+                        store.STORE_SCHEMA)
+            return
         report = store.verify_cube(out)
         if report.ok:
             return

@@ -431,6 +431,10 @@ def verify_cube(path: str | Path, *, storage_options: dict | None = None,
         return CubeReport(label, "unknown", 0, 0, (ChunkProblem("", ".zmetadata", "is missing or unreadable"),))
     attrs = metadata.get(".zattrs", {})
     status = str(attrs.get("ingest_status", "unknown"))
+    if attrs.get("store_schema", 1) != STORE_SCHEMA:
+        return CubeReport(label, status, 0, 0, (ChunkProblem(
+            "", ".zattrs", f"has store schema {attrs.get('store_schema', 1)} (this flarelib writes {STORE_SCHEMA}, "
+            "with chunk checksums): build it again"),))
     streamed = set(json.loads(attrs.get("streamed_variables", "[]")))
     layouts = _layouts(metadata)
     problems: list[ChunkProblem] = []

@@ -161,12 +161,7 @@ def test_a_missing_consolidated_metadata_is_an_incomplete_store(tiny):
 
 
 def test_a_store_of_the_old_schema_is_refused_and_rebuilt(tiny, tiny_reference):
-    meta = json.loads((tiny / ".zmetadata").read_text())
-    del meta["metadata"][".zattrs"]["store_schema"]
-    (tiny / ".zmetadata").write_text(json.dumps(meta))
-    zattrs = json.loads((tiny / ".zattrs").read_text())
-    del zattrs["store_schema"]
-    (tiny / ".zattrs").write_text(json.dumps(zattrs))
+    _drop_schema(tiny)
     with pytest.raises(store.OutdatedCubeError, match="schema 1.*rebuild"):
         store.open_cube(tiny)
     _, filler = write_tiny(tiny)
@@ -363,6 +358,27 @@ def test_build_repairs_the_damaged_steps(capsys, tiny_catalog, built_tiny, damag
     rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build)
     assert rc == 0, err
     assert store.verify_cube(build / "tiny.zarr").ok
+    xr.testing.assert_identical(store.open_cube(build / "tiny.zarr").load(),
+                                store.open_cube(built_tiny[1] / "tiny.zarr").load())
+
+
+def _drop_schema(path: Path) -> None:
+    """Make a store look like one written before chunk checksums (store schema 1)."""
+    meta = json.loads((path / ".zmetadata").read_text())
+    del meta["metadata"][".zattrs"]["store_schema"]
+    (path / ".zmetadata").write_text(json.dumps(meta))
+    zattrs = json.loads((path / ".zattrs").read_text())
+    del zattrs["store_schema"]
+    (path / ".zattrs").write_text(json.dumps(zattrs))
+
+
+def test_build_rebuilds_a_cube_of_the_old_schema_and_verify_says_so(capsys, tiny_catalog, built_tiny):
+    cat, build = tiny_catalog
+    _drop_schema(build / "tiny.zarr")
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "store schema 1" in out
+    rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 0, err
     xr.testing.assert_identical(store.open_cube(build / "tiny.zarr").load(),
                                 store.open_cube(built_tiny[1] / "tiny.zarr").load())
 
