@@ -640,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         "data_catalog.yaml)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure (or FLARELIB_DEBUG=1)")
     args = parser.parse_args(argv)
-    debug = args.debug or os.environ.get("FLARELIB_DEBUG", "") not in ("", "0")
+    debug = debug_requested(args.debug)
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -649,11 +649,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # one line for people, the traceback on request
         if debug:
             traceback.print_exc()
-        print(_one_line(err, debug), file=sys.stderr)
+        print(one_line_error(err, debug), file=sys.stderr)
         return 1
 
 
-def _one_line(err: Exception, debug: bool) -> str:
+def debug_requested(flag: bool = False) -> bool:
+    """Whether a command should show tracebacks: its ``--debug`` flag or ``FLARELIB_DEBUG=1``."""
+    return flag or os.environ.get("FLARELIB_DEBUG", "") not in ("", "0")
+
+
+def one_line_error(err: BaseException, debug: bool) -> str:
     """``error: <type>: <first line of the message>`` plus where the traceback is."""
     message = str(err).strip().splitlines()[0] if str(err).strip() else "(no message)"
     hint = "" if debug else " (run with --debug or FLARELIB_DEBUG=1 for the traceback)"

@@ -27,6 +27,7 @@ Command line (LightningCLI)::
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
@@ -39,6 +40,7 @@ import xarray as xr
 from pytorch_lightning.cli import LightningCLI
 from torch import nn
 
+from flarelib.catalog import debug_requested, one_line_error
 from flarelib.data import FlareDataModule, Normalizer, TrainingStats
 from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
 from flarelib.paths import CONFIG_DIR, default_runs_dir
@@ -354,8 +356,40 @@ def metrics_frame(out_dir: str | Path) -> pd.DataFrame:
     return table.groupby("epoch").mean(numeric_only=True).drop(columns=["step"], errors="ignore")
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that is not a usable FlareNet checkpoint (the message names the file and why)."""
+
+
+def _read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
+    """The checkpoint's dict, checked: readable with ``weights_only=True``, a Lightning checkpoint (not a bare
+    state dict) with FlareNet's hyperparameters, and finite weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file {path}; train first (notebook 04 or python -m flarelib.flarenet "
+                                "fit --config configs/default.yaml)")
+    try:
+        state = torch.load(str(path), map_location=map_location, weights_only=True)
+    except Exception as err:  # empty, truncated, not a torch file, or a pickle that is not plain weights
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint ({reason[:160]}); it may be empty or "
+                              "truncated: train again or pick another file") from err
+    if not isinstance(state, dict) or "state_dict" not in state or "hyper_parameters" not in state:
+        kind = "a bare state dict" if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} is {kind}, not a Lightning checkpoint of FlareNet (with 'state_dict' and "
+                              "'hyper_parameters'); save it with the Trainer (ModelCheckpoint)")
+    for name, tensor in state["state_dict"].items():
+        if name.startswith("norm_"):
+            continue  # the normalizer buffers are NaN until fitting: checked by FlareNet.normalizer
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path} holds non-finite weights in {name!r} (a diverged training run?): "
+                                  "train again, e.g. with a lower learning rate")
+    return state
+
+
 def load_flarenet(path: str | Path, map_location: str = "cpu") -> FlareNet:
-    """Load a checkpoint safely: ``weights_only=True`` (no arbitrary pickled objects run)."""
+    """Load a checkpoint safely: ``weights_only=True`` (no arbitrary pickled objects run), checked first
+    (:class:`CheckpointError` names the file for an empty, truncated, bare or non-finite one)."""
+    _read_checkpoint(path, map_location)
     model = FlareNet.load_from_checkpoint(str(path), map_location=map_location, weights_only=True)
     model.eval()
     return model
@@ -378,7 +412,7 @@ def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides
 
     ``overrides`` replace saved settings, e.g. ``cache="none"`` or ``num_workers=0``.
     """
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = _read_checkpoint(path)
     settings = {k: v for k, v in state.get("datamodule_hyper_parameters", {}).items() if not k.startswith("_")}
     if not settings:
         raise ValueError(f"{path} has no data-module settings (was it trained with FlareDataModule?)")
@@ -423,7 +457,23 @@ def predict(model: FlareNet, dm: FlareDataModule, split: str = "test") -> xr.Dat
 
 
 def main(argv: list[str] | None = None) -> int:
-    make_cli(argv)
+    """``python -m flarelib.flarenet fit --config ...`` (LightningCLI). A failure prints one line (the error and what
+    to do) and exits with status 1; ``--debug`` or ``FLARELIB_DEBUG=1`` shows the traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested("--debug" in args)
+    args = [a for a in args if a != "--debug"]
+    try:
+        make_cli(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as stop:  # jsonargparse reports a bad argument itself, then exits 2
+        return int(stop.code or 0)
+    except Exception as err:  # one line for people, the traceback on request
+        if debug:
+            traceback.print_exc()
+        print(one_line_error(err, debug), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -105,9 +105,50 @@ def test_an_untrusted_pickle_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     bad = tmp_path / "bad.ckpt"
     torch.save({"state_dict": {}, "hyper_parameters": {"x": _Payload(marker)}}, bad)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(M.CheckpointError, match="bad.ckpt is not a readable checkpoint") as err:
         M.load_flarenet(bad)
+    assert isinstance(err.value.__cause__, pickle.UnpicklingError)
     assert not marker.exists()
+
+
+def _damaged_checkpoints(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
+    raw = good.read_bytes()
+    state = torch.load(good, weights_only=True)
+    cases = {"empty": (b"", "not a readable checkpoint"), "truncated": (raw[: len(raw) // 2], "not a readable"),
+             "text": (b"hello", "not a readable checkpoint")}
+    out = {}
+    for name, (data, message) in cases.items():
+        (folder / f"{name}.ckpt").write_bytes(data)
+        out[name] = (folder / f"{name}.ckpt", message)
+    torch.save(state["state_dict"], folder / "bare.ckpt")
+    out["bare state dict"] = (folder / "bare.ckpt", "bare state dict, not a Lightning checkpoint")
+    nan = dict(state, state_dict={k: (v * float("nan") if k == "regressor.weight" else v)
+                                  for k, v in state["state_dict"].items()})
+    torch.save(nan, folder / "nan.ckpt")
+    out["NaN weights"] = (folder / "nan.ckpt", "non-finite weights in 'regressor.weight'")
+    out["missing"] = (folder / "nope.ckpt", "no checkpoint file")
+    return out
+
+
+def test_damaged_checkpoints_give_a_clear_error_naming_the_file(trained, tmp_path):
+    good = M.best_checkpoint(trained[0])
+    for name, (path, message) in _damaged_checkpoints(good, tmp_path).items():
+        with pytest.raises((M.CheckpointError, FileNotFoundError), match=message) as err:
+            M.load_flarenet(path)
+        assert path.name in str(err.value), name
+        with pytest.raises((M.CheckpointError, FileNotFoundError), match=message):
+            M.load_datamodule(path)
+
+
+def test_the_training_command_prints_one_line_and_debug_shows_the_traceback(capsys, monkeypatch, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(SMALL).read_text().replace("cube: synthetic-sun-small", "cube: no-such-entry"))
+    monkeypatch.delenv("FLARELIB_DEBUG", raising=False)
+    assert M.main(["fit", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no-such-entry" in err[0] and "--debug" in err[0]
+    assert M.main(["fit", "--config", str(bad), "--debug"]) == 1
+    assert "Traceback" in capsys.readouterr().err
 
 
 def test_relus_are_modules_for_captum():
