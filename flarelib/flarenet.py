@@ -26,8 +26,10 @@ Command line (LightningCLI)::
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
@@ -45,6 +47,18 @@ from flarelib.data import FlareDataModule, Normalizer, TrainingStats
 from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
 from flarelib.paths import CONFIG_DIR, default_runs_dir
 from flarelib.prep import DEFAULT_CHANNELS
+
+
+class _DropAdvert(logging.Filter):
+    """Drop Lightning's "try installing litlogger" advert, printed at every Trainer start (not a diagnostic)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdvert())
+# Lightning's own pytree helper calls a torch API that torch 2.13 deprecates; nothing a user can act on
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 #: log10 W/m² thresholds of the optional class head (>= C1 and >= M1).
 CLASS_HEAD_THRESHOLDS = {c: float(np.log10(FLARE_CLASS_THRESHOLDS[c])) for c in EVENT_CLASSES}
