@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from flarelib.goes import FLARE_CLASS_THRESHOLDS, flare_class_label
 from flarelib.labels import data_kind
@@ -18,49 +21,204 @@ def aia_cmap(channel: int):
     return plt.get_cmap(f"sdoaia{int(channel)}")
 
 
+#: Full scale of AIA's 14-bit ADC: a saturated pixel reads 16383 DN (Lemen et al. 2012, Sol. Phys. 275, 17).
+AIA_SATURATION_DN = 16383.0
+#: Lower end of an AIA log stretch: this many times below the median positive pixel of the frames shown.
+STRETCH_BELOW_MEDIAN = 30.0
+
+
 def frame_range(image: np.ndarray) -> tuple[float, float]:
-    """Display range (DN/s) of an AIA frame for a log scale: 1st and 99.8th percentile of its positive pixels."""
-    positive = image[np.isfinite(image) & (image > 0)]
-    lo, hi = np.percentile(positive, [1, 99.8]) if positive.size else (1.0, 10.0)
-    return float(lo), float(hi)
+    """Display range (DN/s) of one or more AIA frames for a log scale.
 
-
-def plot_channels(cube: xr.Dataset, time_index: int = 0, *, mask: bool = True, axes=None):
-    """One panel per channel of a time step, log-scaled DN/s, with sunpy's AIA colormaps.
-
-    Synthetic cubes draw the ground-truth flare mask as a contour when ``mask``.
+    The top is the 99.8th percentile of the positive finite pixels. The bottom is their 1st
+    percentile, raised to at most :data:`STRETCH_BELOW_MEDIAN` times below their median.
+    The limit matters for faint channels: off-disk pixels of 94 Å read about 0 DN/s plus or minus
+    read noise, so the 1st percentile of the positive ones is about 1e-5 DN/s. A stretch from
+    there to the flare covered 6 to 9 decades, and the whole disk (0.2 to 5 DN/s) fell into one
+    narrow band of the colormap: the synthetic 94 Å panel looked blank. Pass all the frames of a
+    series at once (shape ``(..., ny, nx)``) to get one stretch for all of them.
     """
-    from matplotlib.colors import LogNorm
+    image = np.asarray(image)
+    positive = image[np.isfinite(image) & (image > 0)]
+    if not positive.size:
+        return 1.0, 10.0
+    p1, median, hi = np.percentile(positive, [1, 50, 99.8])
+    lo = max(float(p1), float(median) / STRETCH_BELOW_MEDIAN)
+    return lo, max(float(hi), 10 * lo)
 
-    channels = cube.channel.values
+
+def saturated_pixels(image: np.ndarray, level: float | None = None, *, min_pixels: int = 3) -> int:
+    """Number of saturated pixels in one AIA frame in DN/s (0 when the frame is not saturated).
+
+    A saturated AIA pixel reads the ADC's full scale, :data:`AIA_SATURATION_DN` (16383 DN), and its
+    excess charge blooms along the CCD column into neighbours that then read full scale too. After
+    exposure normalization (divided by EXPTIME) and degradation correction (divided by a factor of
+    at most 1) all of them hold one and the same value, at least 16383 DN / EXPTIME. So a frame is
+    saturated when at least ``min_pixels`` pixels share its maximum (a clipped plateau that noisy,
+    unsaturated data do not show) and, when the saturation ``level`` (DN/s, see
+    :func:`saturation_levels`) is known, that maximum reaches it (to 1 %). The count is the pixels
+    on the plateau.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    finite = image[np.isfinite(image)]
+    if not finite.size:
+        return 0
+    top = float(finite.max())
+    if top <= 0 or (level is not None and np.isfinite(level) and top < 0.99 * float(level)):
+        return 0
+    plateau = int(np.count_nonzero(finite >= top * (1 - 1e-6)))
+    return plateau if plateau >= min_pixels else 0
+
+
+def saturation_levels(cube: xr.Dataset, time_index: int) -> dict[int, float | None]:
+    """The DN/s value a saturated pixel reads, per channel, at one step (None where unknown).
+
+    Real cubes: 16383 DN / EXPTIME of the frame (the lowest value it can read after the
+    degradation correction). Synthetic cubes store no exposure (``exptime`` is 1 s: the
+    generator writes DN/s directly), so their generator's own level (``saturation_dn_per_s``
+    in ``attrs["generator"]``) is used.
+    """
+    channels = [int(c) for c in cube["channel"].values]
+    if data_kind(cube) == "SYNTHETIC":
+        try:
+            levels = json.loads(cube.attrs.get("generator", "{}")).get("saturation_dn_per_s", {})
+        except ValueError:
+            levels = {}
+        return {c: float(levels[str(c)]) if str(c) in levels else None for c in channels}
+    if "exptime" not in cube:
+        return dict.fromkeys(channels)
+    exptime = cube["exptime"].isel(time=int(time_index)).values
+    return {c: AIA_SATURATION_DN / float(e) if e > 0 else None for c, e in zip(channels, exptime)}
+
+
+def saturation_table(cube: xr.Dataset, time_indices) -> dict[int, dict[int, int]]:
+    """Saturated pixels per channel and step: ``{channel: {time_index: pixels}}``, saturated frames only.
+
+    Uses :func:`saturated_pixels` at the levels of :func:`saturation_levels`.
+    """
+    found: dict[int, dict[int, int]] = {}
+    for t in time_indices:
+        frame = cube["aia"].isel(time=int(t)).values
+        levels = saturation_levels(cube, int(t))
+        for j, channel in enumerate(cube["channel"].values):
+            n = saturated_pixels(frame[j], levels[int(channel)])
+            if n:
+                found.setdefault(int(channel), {})[int(t)] = n
+    return found
+
+
+def _minute(time) -> str:
+    """A time as ``YYYY-MM-DD HH:MM``."""
+    return np.datetime_as_string(np.datetime64(time, "m"), unit="m").replace("T", " ")
+
+
+def saturation_caption(cube: xr.Dataset, table: dict[int, dict[int, int]]) -> str:
+    """One line for a caption: which channels are saturated when (from :func:`saturation_table`)."""
+    if not table:
+        return "no saturated pixels"
+    times = cube["time"].values
+    by_steps: dict[tuple, list[int]] = {}  # channels saturated at the same steps share one entry
+    for channel, steps in table.items():
+        by_steps.setdefault(tuple(steps), []).append(channel)
+    parts = [f"{', '.join(map(str, channels))} Å at {', '.join(_minute(times[t])[-5:] for t in steps)}"
+             for steps, channels in by_steps.items()]
+    return "SATURATED (pixels at the 16383 DN full scale): " + "; ".join(parts)
+
+
+def channel_norms(cube: xr.Dataset, time_indices) -> dict[int, LogNorm]:
+    """One log stretch per channel over the given steps (:func:`frame_range` of all their frames)."""
+    frames = cube["aia"].isel(time=[int(t) for t in time_indices]).values  # (time, channel, y, x)
+    return {int(channel): LogNorm(*frame_range(frames[:, j])) for j, channel in enumerate(cube["channel"].values)}
+
+
+def _dn_text(value: float, _position=None) -> str:
+    """A colorbar tick in DN/s: ``0.5``, ``200``, ``5000``, ``2e+04``."""
+    return f"{value:g}" if 1e-3 <= value < 1e4 else f"{value:.0e}".replace("e+0", "e+").replace("e-0", "e-")
+
+
+def dn_colorbar(mappable, ax, label: str = "DN/s", **kwargs):
+    """A colorbar of a log-scaled AIA image, labelled in DN/s with plain-number ticks.
+
+    Ranges under two decades get ticks at 1, 2 and 5 times each power of ten (a log colorbar
+    otherwise labels its minor ticks, which run into each other); minor ticks are unlabelled.
+    """
+    bar = mappable.figure.colorbar(mappable, ax=ax, **kwargs)
+    norm = mappable.norm
+    decades = np.log10(norm.vmax / norm.vmin) if norm.vmin and norm.vmin > 0 else 3
+    axis = bar.ax.xaxis if bar.orientation == "horizontal" else bar.ax.yaxis
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if decades < 2 else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(_dn_text))
+    axis.set_minor_formatter(NullFormatter())
+    bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    return bar
+
+
+def plot_channels(cube: xr.Dataset, time_index=0, *, mask: bool = True, norms: dict | None = None, axes=None):
+    """One panel per channel, log-scaled DN/s with sunpy's AIA colormaps; one row per time step.
+
+    ``time_index`` is one step or a list of steps. Each channel keeps one stretch
+    (:func:`channel_norms`) for all the rows, so a flare's brightening reads from row to row,
+    and has a colorbar in DN/s. Saturated frames (:func:`saturated_pixels`) are marked on their
+    panel and named in the title. Synthetic cubes draw the ground-truth flare mask as a
+    contour when ``mask``. Returns the axes (one row: 1-D, several: 2-D).
+    """
+    steps = [int(time_index)] if np.ndim(time_index) == 0 else [int(t) for t in time_index]
+    channels = [int(c) for c in cube["channel"].values]
     if axes is None:
-        fig, axes = plt.subplots(1, len(channels), figsize=(2.6 * len(channels), 3), squeeze=False)
-        axes = axes[0]
-    frame = cube.aia.isel(time=time_index).values
-    for ax, channel, image in zip(axes, channels, frame):
-        lo, hi = frame_range(image)
-        ax.imshow(np.clip(image, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
-        if mask and "flare_mask" in cube and cube.flare_mask.isel(time=time_index).values.any():
-            ax.contour(cube.flare_mask.isel(time=time_index).values, levels=[0.5], colors="cyan", linewidths=0.8)
-        exptime = float(cube.exptime.isel(time=time_index).sel(channel=channel))
-        ax.set_title(f"{channel} Å  (exp {exptime:.3g} s)", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    t = np.datetime_as_string(cube.time.values[time_index], unit="s")
-    axes[0].figure.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {t} UTC, DN/s (log)")
-    axes[0].figure.tight_layout()
-    return axes
+        fig, grid = plt.subplots(len(steps), len(channels), figsize=(2.3 * len(channels), 2.25 * len(steps) + 1.3),
+                                 squeeze=False, layout="constrained")
+    else:
+        grid = np.asarray(axes, dtype=object).reshape(len(steps), len(channels))
+        fig = grid[0, 0].figure
+    norms = norms or channel_norms(cube, steps)
+    saturated = saturation_table(cube, steps)
+    show_exposure = "exptime" in cube and data_kind(cube) == "REAL"  # synthetic cubes store a placeholder 1 s
+    times = cube["time"].values
+    for i, (row, t) in enumerate(zip(grid, steps)):
+        frame = cube["aia"].isel(time=t).values
+        flare_mask = cube["flare_mask"].isel(time=t).values if mask and "flare_mask" in cube else None
+        for j, (ax, channel) in enumerate(zip(row, channels)):
+            norm = norms[channel]
+            ax.imshow(np.clip(frame[j], norm.vmin, None), origin="lower", cmap=aia_cmap(channel), norm=norm)
+            if flare_mask is not None and flare_mask.any():
+                ax.contour(flare_mask, levels=[0.5], colors="cyan", linewidths=0.8)
+            label = f"exp {float(cube['exptime'].isel(time=t, channel=j)):.3g} s" if show_exposure else ""
+            n_saturated = saturated.get(channel, {}).get(t, 0)
+            if n_saturated:
+                label = ", ".join(filter(None, [label, f"{n_saturated} px SATURATED"]))
+            ax.set_title(f"{channel} Å\n{label}" if i == 0 else label, fontsize=8,
+                         color="tab:red" if n_saturated else "black")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(f"{_minute(times[t])} UTC", fontsize=8)
+    for j, channel in enumerate(channels):
+        dn_colorbar(grid[-1, j].images[0], list(grid[:, j]), f"{channel} Å, DN/s", location="bottom", shrink=0.9,
+                    pad=0.02)
+    stretch = "one log stretch per channel for all rows" if len(steps) > 1 else "log stretch"
+    fig.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: AIA in DN/s, {stretch}\n"
+                 f"{saturation_caption(cube, saturated)}", fontsize=10)
+    return grid[0] if len(steps) == 1 else grid
 
 
 def add_class_bands(ax, *, labels: bool = True) -> None:
-    """Shade the GOES class bands (A ... X) on a log flux axis."""
+    """Shade the GOES class bands (A ... X) on a log flux axis.
+
+    ``labels`` names the bands on a secondary axis at the right, one tick at each band's
+    centre: only the bands inside the axis limits are labelled, so no letter sits above or
+    below the axes (text outside them left large blank margins around the figure).
+    """
     bounds = list(FLARE_CLASS_THRESHOLDS.items())
-    for k, (letter, lo) in enumerate(bounds):
+    centres = []
+    for k, (_, lo) in enumerate(bounds):
         hi = bounds[k + 1][1] if k + 1 < len(bounds) else 1e-2
         ax.axhspan(lo, hi, color="0.5" if k % 2 else "0.85", alpha=0.25, lw=0)
-        if labels:
-            ax.text(1.005, np.sqrt(lo * min(hi, 1e-3)), letter, transform=ax.get_yaxis_transform(), va="center",
-                    fontsize=9)
+        centres.append(float(np.sqrt(lo * min(hi, 1e-3))))
+    if labels:
+        classes = ax.secondary_yaxis("right")
+        classes.set_yticks(centres, [letter for letter, _ in bounds])
+        classes.yaxis.set_minor_locator(NullLocator())
+        classes.tick_params(length=0, labelsize=9)
 
 
 def add_event_markers(ax, events: xr.Dataset, *, start=None, end=None) -> int:
@@ -99,12 +257,13 @@ def plot_goes(xrs: xr.Dataset, *, ax=None, title: str | None = None, mark_peak: 
     if mark_peak and finite.any():
         k = int(np.nanargmax(xrs.xrsb.values))
         peak = float(xrs.xrsb.values[k])
-        ax.annotate(f"{flare_class_label(peak)} at {np.datetime_as_string(xrs.time.values[k], unit='m')}",
-                    (xrs.time.values[k], peak), xytext=(10, 5), textcoords="offset points")
-    lo = np.nanmin(xrs.xrsb.values[finite]) if finite.any() else 1e-8
-    hi = np.nanmax(xrs.xrsb.values[finite]) if finite.any() else 1e-4
-    ax.set_ylim(max(lo / 3, 1e-9), hi * 5)
-    ax.set_ylabel("W m$^{-2}$")
+        right_half = k > xrs.sizes["time"] / 2  # the label runs to the left of a late peak, to stay inside
+        ax.annotate(f"{flare_class_label(peak)} at {_minute(xrs.time.values[k])} UTC",
+                    (xrs.time.values[k], peak), xytext=(-8 if right_half else 8, 5), textcoords="offset points",
+                    ha="right" if right_half else "left")
+    _flux_ylim(ax, xrs.xrsb.values if finite.any() else [1e-8, 1e-4])
+    ax.set_ylabel("XRS-B 1-8 Å (W m$^{-2}$)")
+    ax.set_xlabel("time (UTC)")
     scaling = xrs.attrs.get("goes_scaling", "")
     ax.set_title(title or f"{data_kind(xrs)} {xrs.attrs.get('goes_satellite', '')} XRS-B ({scaling})")
     return ax
@@ -133,12 +292,16 @@ def plot_goes_and_aia(cube: xr.Dataset, totals: xr.DataArray, *, start=None, end
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 5), sharex=True)
     top.semilogy(sub.time.values, sub.xrsb.values, color="tab:red", lw=0.8)
     add_class_bands(top)
-    top.set_ylabel("XRS-B W m$^{-2}$")
+    _flux_ylim(top, sub.xrsb.values)
+    top.set_ylabel("XRS-B (W m$^{-2}$)")
     for channel in tot.channel.values:
         series = tot.sel(channel=channel).values
         bottom.semilogy(sub.time.values, series / np.nanmedian(series), lw=0.8, label=f"{channel} Å")
-    bottom.set_ylabel("AIA total / median")
+    bottom.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    bottom.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if round(10 * v) % 5 == 0 else ""))
+    bottom.set_ylabel("AIA total / median (log)")
     bottom.legend(loc="upper left", fontsize=8)
+    _date_axis(bottom)
     fig.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: GOES vs hot AIA channels")
     fig.tight_layout()
     return fig
@@ -161,6 +324,67 @@ def plot_target_distributions(cube: xr.Dataset):
     fig.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: target distributions")
     fig.tight_layout()
     return fig
+
+
+#: Bar colours of the targets in :func:`plot_class_counts` (greys: the colours name the classes elsewhere).
+TARGET_GREYS = ("0.3", "0.65", "0.9")
+#: One colour per GOES class (weakest grey, strongest red).
+CLASS_COLOURS = {"<A": "0.8", "A": "0.6", "B": "tab:blue", "C": "tab:green", "M": "tab:orange", "X": "tab:red"}
+
+
+def _count_labels(ax, bars, values, fontsize=7) -> None:
+    """Write each bar's count above it ("0" on the axis for an empty class, which has no bar on a log axis)."""
+    for bar, value in zip(bars, values):
+        ax.annotate(f"{int(value)}", (bar.get_x() + bar.get_width() / 2, max(value, 0.6)), xytext=(0, 1),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=fontsize)
+
+
+def plot_class_counts(totals, by_month=None, *, title: str, axes=None):
+    """Time steps per GOES class as grouped bars on a log axis, each bar with its count.
+
+    Bars stand side by side, never stacked: on a log axis a stacked small class (X) is hidden in
+    the top sliver of its bar. ``totals`` has one row per target (nowcast, forecast windows) and
+    one column per class (:func:`flarelib.summary.class_count_table`); ``by_month`` (optional)
+    one row per month of one target (:func:`flarelib.summary.class_counts` with ``by="month"``,
+    whose labels name the months the data cover only in part).
+    """
+    panels = 1 if by_month is None else 2
+    if axes is None:
+        width = 4.2 + (0 if by_month is None else max(5.0, 0.55 * len(by_month) * max(1, len(by_month.columns) / 4)))
+        _, axes = plt.subplots(1, panels, figsize=(width, 3.6), squeeze=False, layout="constrained",
+                               gridspec_kw={"width_ratios": [4.2, width - 4.2][:panels]})
+        axes = axes[0]
+    classes = list(totals.columns)
+    x = np.arange(len(classes))
+    width = 0.8 / len(totals)
+    top = float(np.max(totals.values)) if totals.size else 1.0
+    for k, (target, row) in enumerate(totals.iterrows()):
+        bars = axes[0].bar(x + (k - (len(totals) - 1) / 2) * width, row.values, width, label=str(target),
+                           color=TARGET_GREYS[k % len(TARGET_GREYS)], edgecolor="k", lw=0.4)
+        _count_labels(axes[0], bars, row.values)
+    axes[0].set_xticks(x, classes)
+    axes[0].set_xlabel("GOES class of the target")
+    axes[0].legend(fontsize=8, loc="upper left")
+    if by_month is not None:
+        months = np.arange(len(by_month))
+        width = 0.8 / max(len(by_month.columns), 1)
+        for k, letter in enumerate(by_month.columns):
+            values = by_month[letter].values
+            bars = axes[1].bar(months + (k - (len(by_month.columns) - 1) / 2) * width, values, width, label=letter,
+                               color=CLASS_COLOURS.get(letter, f"C{k}"))
+            if len(by_month) * len(by_month.columns) <= 30:
+                _count_labels(axes[1], bars, values, fontsize=6)
+        axes[1].set_xticks(months, [str(m).replace(" (", "\n(") for m in by_month.index], fontsize=8,
+                           rotation=0 if len(by_month) <= 6 else 45, ha="center" if len(by_month) <= 6 else "right")
+        axes[1].set_xlabel("month (partial months say how many days they hold)")
+        axes[1].legend(title="class", fontsize=8, ncols=len(by_month.columns), loc="upper left")
+        top = max(top, float(np.max(by_month.values)) if by_month.size else 1.0)
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.set_ylim(0.5, top * 8)  # room above the bars for the counts and the legend
+        ax.set_ylabel("time steps (log)")
+    axes[0].figure.suptitle(title, fontsize=10)
+    return axes
 
 
 # --------------------------------------------------------------------------- training and evaluation
@@ -436,42 +660,225 @@ def plot_skill_intervals(table, *, score: str = "TSS", axes=None):
 def plot_activity(cube: xr.Dataset, *, axes=None):
     """A cube's activity over its span: regions on the disk, the daily GOES maximum and flares per day.
 
-    Needs ``region_on_disk`` (synthetic cubes); flares come from the cube's event list (``event_peak``).
+    Needs ``region_on_disk`` (synthetic cubes); flares come from the cube's event list (``event_peak``),
+    those peaking inside the cube's span.
     """
     if axes is None:
-        _, axes = plt.subplots(3, 1, figsize=(10, 6), sharex=True)
+        _, axes = plt.subplots(3, 1, figsize=(10, 6), sharex=True, layout="constrained")
     regions = cube["region_on_disk"].sum("region").to_series().resample("1D").mean()
     axes[0].plot(regions.index, regions.values, color="tab:orange")
-    axes[0].set_ylabel("regions on disk")
+    axes[0].set_ylabel("regions on disk\n(daily mean)")
     daily_max = cube["xrsb"].to_series().resample("1D").max()
     axes[1].semilogy(daily_max.index, daily_max.values, color="k", lw=0.8)
     add_class_bands(axes[1])
-    axes[1].set_ylabel("daily max XRS-B (W/m²)")
+    _flux_ylim(axes[1], daily_max.values)
+    axes[1].set_ylabel("daily max XRS-B\n(W/m²)")
     peaks = cube["event_peak"].to_series()
-    flux = cube["event_peak_flux"].to_series()
+    inside = (peaks >= cube["time"].values[0]) & (peaks <= cube["time"].values[-1])
+    peaks, flux = peaks[inside], cube["event_peak_flux"].to_series()[inside]
     for letter, colour in (("C", "tab:green"), ("M", "tab:red")):
         daily = (flux >= FLARE_CLASS_THRESHOLDS[letter]).groupby(peaks.dt.floor("1D")).sum()
-        axes[2].plot(daily.index, daily.values, ".", ms=3, color=colour, label=f"≥{letter}1")
+        axes[2].plot(daily.index, daily.values, ".", ms=4, color=colour, label=f"≥{letter}1")
     axes[2].set_ylabel("flares per day")
     axes[2].legend(loc="upper left", fontsize=8)
+    _date_axis(axes[2])
     axes[0].set_title(f"{data_kind(cube)} {cube.attrs.get('name', '')}: activity over the span")
     return axes
 
 
+def _flux_ylim(ax, flux) -> None:
+    """Limit a log flux axis to its data (a factor 3 below, 5 above), not to the class bands' full range."""
+    flux = np.asarray(flux, dtype=float)
+    flux = flux[np.isfinite(flux) & (flux > 0)]
+    if flux.size:
+        ax.set_ylim(max(flux.min() / 3, 1e-9), flux.max() * 5)
+
+
+def _date_axis(ax) -> None:
+    """Concise date ticks (``Jan 03``, ``2031``) that do not run into each other."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
 def plot_regions(cube: xr.Dataset, time_index: int, *, channel: int = 94, ax=None):
-    """One frame of ``channel`` with the outline and number of every region in ``region_id`` (synthetic cubes)."""
+    """One frame of ``channel`` (DN/s, log, with a colorbar) with the outline and number of every region in
+    ``region_id`` (synthetic cubes)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 5))
+        _, ax = plt.subplots(figsize=(5.6, 5), layout="constrained")
     image = cube["aia"].isel(time=time_index).sel(channel=channel).values
     ids = cube["region_id"].isel(time=time_index).values
     lo, hi = frame_range(image)
-    ax.imshow(np.clip(image, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
+    shown = ax.imshow(np.clip(image, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
+    dn_colorbar(shown, ax, f"{channel} Å, DN/s", shrink=0.8, pad=0.02)
     for region in np.unique(ids[ids > 0]):
         ax.contour(ids == region, levels=[0.5], colors="cyan", linewidths=0.8)
         y, x = np.argwhere(ids == region).mean(axis=0)
         ax.text(x, y, str(int(region) - 1), color="white", fontsize=7, ha="center", va="center")
-    when = np.datetime_as_string(cube["time"].values[time_index], unit="m")
-    ax.set_title(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {channel} Å, {when} UTC, regions outlined",
-                 fontsize=9)
-    ax.set_axis_off()
+    ax.set_title(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {channel} Å,\n"
+                 f"{_minute(cube['time'].values[time_index])} UTC, regions outlined and numbered", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+# --------------------------------------------------------------------------- explanations at their own resolution
+
+def _map_extent(values: np.ndarray, image_shape) -> tuple[float, float, float, float]:
+    """imshow extent that lays a (my, mx) map over a (ny, nx) image, cell by cell."""
+    ny, nx = image_shape if image_shape is not None else values.shape
+    return (-0.5, nx - 0.5, -0.5, ny - 0.5)
+
+
+def plot_explanation_maps(cube: xr.Dataset, maps: dict, *, step: int = 0, channel: int = 131, mask=None,
+                          ncols: int = 5):
+    """The AIA frame of ``channel`` and each map at ``step`` (index into the maps' time), each with a colorbar.
+
+    ``maps`` maps a label to ``DataArray(time, y, x)`` at its own resolution (a CAM's 8×8 cells
+    are drawn as cells over the image) or ``DataArray(time, channel, y, x)`` (``channel`` is shown).
+    Signed maps use a symmetric red-blue scale, non-negative maps a sequential one. ``mask``
+    (ny, nx), e.g. the synthetic ground truth, is drawn as a cyan contour on every panel.
+    """
+    first = next(iter(maps.values()))
+    t = int(first["time_index"].values[step])
+    n = len(maps) + 1
+    rows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(rows, min(n, ncols), figsize=(2.9 * min(n, ncols), 2.7 * rows), squeeze=False)
+    axes = axes.ravel()
+    frame = cube["aia"].isel(time=t).sel(channel=channel).values
+    lo, hi = frame_range(frame)
+    shown = axes[0].imshow(np.clip(frame, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
+    fig.colorbar(shown, ax=axes[0], fraction=0.046, pad=0.03).set_label("DN/s", fontsize=8)
+    axes[0].set_title(f"{channel} Å", fontsize=9)
+    for ax, (name, da) in zip(axes[1:], maps.items()):
+        values = da.isel(time=step)
+        if "channel" in values.dims:
+            values = values.sel(channel=channel)
+        values = np.asarray(values.values, float)
+        extent = _map_extent(values, da.attrs.get("image_shape", frame.shape))
+        if np.nanmin(values) < 0:
+            limit = float(np.nanmax(np.abs(values))) or 1.0
+            img = ax.imshow(values, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit, extent=extent)
+        else:
+            img = ax.imshow(values, origin="lower", cmap="magma", vmin=0, vmax=float(np.nanmax(values)) or 1.0,
+                            extent=extent)
+        bar = fig.colorbar(img, ax=ax, fraction=0.046, pad=0.03)
+        bar.ax.tick_params(labelsize=7)
+        units = da.attrs.get("units", "")
+        if units:
+            bar.set_label(units, fontsize=7)
+        ax.set_title(f"{name}\n({values.shape[0]}×{values.shape[1]})", fontsize=8)
+    for ax in axes[:n]:
+        if mask is not None and np.asarray(mask).any():
+            ax.contour(np.asarray(mask, float), levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[n:]:
+        ax.axis("off")
+    when = np.datetime_as_string(cube["time"].values[t], unit="m")
+    fig.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {when} UTC (cyan: the region that flares)",
+                 fontsize=10)
+    fig.tight_layout()
+    return axes
+
+
+def plot_randomization_rhos(table, *, title: str, ax=None):
+    """Cascading randomization: Spearman ρ on absolute (solid) and signed (dashed) values, per method.
+
+    ``table`` is :func:`flarelib.explain.randomization_table`'s; a NaN ρ (a constant map) is marked ×
+    on the axis's top edge: it counts as a failure."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.5, 3.4))
+    for k, (method, rows) in enumerate(table.groupby("method", sort=False)):
+        color = f"C{k}"
+        x = np.arange(len(rows))
+        ax.plot(x, rows["spearman_abs"], "-o", ms=4, color=color, label=f"{method} |·|")
+        ax.plot(x, rows["spearman_signed"], "--", color=color, lw=1, label=f"{method} signed")
+        nan = ~np.isfinite(rows["spearman_abs"].to_numpy(float))
+        ax.plot(x[nan], np.full(nan.sum(), 1.02), "x", color=color, ms=7)
+        ax.set_xticks(x, rows["randomized_to"], rotation=30, ha="right", fontsize=8)
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.axhline(0.2, color="0.5", lw=0.6, ls=":")
+    ax.set_ylim(-1, 1.05)
+    ax.set_xlabel("layers randomized, from the output down to")
+    ax.set_ylabel("Spearman ρ with original")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncols=2, loc="lower left")
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_filter_stills(cube: xr.Dataset, survey, block: str, *, filters=None, frames=(0,), channel: int = 94):
+    """A still of the filter browser for a few frames (its static fallback: renders without a kernel).
+
+    One row per frame (positions in the survey's time): the ``channel`` Å image and the top
+    ``filters`` of ``block`` (default: the 4 best by flare ratio), with the regions that will
+    flare (cyan) and the other regions (white) drawn as contours.
+    """
+    acts = survey.activations[block]
+    filters = list(survey.ranking[block].index[:4] if filters is None else filters)
+    frames = list(frames)
+    fig, axes = plt.subplots(len(frames), len(filters) + 1, figsize=(2.2 * (len(filters) + 1), 2.3 * len(frames)),
+                             squeeze=False)
+    for row, k in zip(axes, frames):
+        t = int(acts["time_index"].values[k])
+        frame = cube["aia"].isel(time=t).sel(channel=channel).values
+        lo, hi = frame_range(frame)
+        row[0].imshow(np.clip(frame, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
+        row[0].set_ylabel(np.datetime_as_string(cube["time"].values[t], unit="m").replace("T", "\n"), fontsize=7)
+        shape = acts.attrs.get("image_shape", frame.shape)
+        for ax, f in zip(row[1:], filters):
+            ax.imshow(acts.isel(time=k).sel(filter=f).values, origin="lower", cmap="magma",
+                      extent=_map_extent(acts.isel(time=k, filter=0).values, shape))
+        for ax in row:
+            for mask, color in ((survey.regions.will_flare[k], "cyan"), (survey.regions.will_not[k], "white")):
+                if mask.any():
+                    ax.contour(mask.astype(float), levels=[0.5], colors=color, linewidths=0.7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title(f"{channel} Å", fontsize=9)
+    for ax, f in zip(axes[0, 1:], filters):
+        ratio = survey.ranking[block].loc[f, "flare_ratio"]
+        ax.set_title(f"filter {f} ({ratio:.1f}×)", fontsize=9)
+    fig.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {block}, top filters by flare ratio "
+                 f"(cyan: will flare in {survey.regions.window}; white: will not)", fontsize=9)
+    fig.tight_layout()
+    return axes
+
+
+def plot_lesson(table, *, x: str, group: str | None = None, score: str = "TSS", title: str = "", ax=None):
+    """One lesson of :mod:`flarelib.experiments`: ``score`` (>= M1) with its 90 % interval for every run,
+    against column ``x``, one colour per ``group``; seeds side by side. The title names the data set."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.4))
+    groups = list(table.groupby(group, sort=False)) if group else [("", table)]
+    categories = list(dict.fromkeys(table[x].tolist()))
+    numeric = all(isinstance(v, (int, float, np.integer, np.floating)) for v in categories)
+    for k, (name, rows) in enumerate(groups):
+        seeds = sorted(rows["seed"].unique())
+        for j, seed in enumerate(seeds):
+            r = rows[rows["seed"] == seed]
+            pos = r[x].to_numpy(float) if numeric else np.array([categories.index(v) for v in r[x]], float)
+            shift = (j - (len(seeds) - 1) / 2) * 0.06 + (k - (len(groups) - 1) / 2) * 0.18
+            pos = pos * (1 + shift * 0.1) if numeric else pos + shift
+            value = r[score].to_numpy(float)
+            ax.errorbar(pos, value, yerr=[value - r[f"{score}_lo"].to_numpy(float),
+                                          r[f"{score}_hi"].to_numpy(float) - value],
+                        fmt="o-" if numeric else "o", color=f"C{k}", ms=4, capsize=2, lw=0.8,
+                        label=str(name) if j == 0 and group else None)
+    if numeric:
+        ax.set_xscale("log")
+        ax.set_xticks(categories, [f"{v:g}" for v in categories])
+    else:
+        ax.set_xticks(range(len(categories)), categories, rotation=15, ha="right")
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(f"{score} >= M1 (90% interval)")
+    ax.axhline(0, color="0.5", lw=0.6)
+    if group:
+        ax.legend(fontsize=8, title=group.replace("_", " "))
+    dataset = table["dataset"].iloc[0] if "dataset" in table else ""
+    ax.set_title(f"{title} ({dataset}; {table['seed'].nunique()} seed(s))", fontsize=9)
+    ax.figure.tight_layout()
     return ax

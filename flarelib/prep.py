@@ -620,7 +620,8 @@ def exposure_table(files, channel: int):
         info = read_frame_info(f)
         if info.channel != channel:
             continue
-        raw = fits.getdata(info.path).astype(float)
+        with _known_fits_warnings_quiet():
+            raw = fits.getdata(info.path).astype(float)
         smap, _ = prep_frame(info, degradation=False)
         rows.append({"t_obs": info.t_obs, "exptime_s": info.exptime, "aectype": info.aectype,
                      "median_dn": float(np.nanmedian(raw)), "median_dn_per_s": float(np.nanmedian(smap.data))})

@@ -17,18 +17,39 @@ def class_counts(cube: xr.Dataset, forecast: str | None = None, *, by: str | Non
     """Number of time steps per GOES class of a target.
 
     ``forecast=None`` counts ``class_now``; otherwise ``class_max`` of that forecast label.
-    ``by="month"`` gives one row per calendar month. Steps without a target are left out.
+    ``by="month"`` gives one row per calendar month, labelled ``"2031-01"``; a month the cube
+    covers only in part says so, e.g. ``"2031-03 (1 of 31 days)"``, so that its small counts are
+    not read as a quiet month. Steps without a target are left out.
     """
     labels = cube.class_now if forecast is None else cube.class_max.sel(forecast=forecast)
-    frame = pd.DataFrame({"class": labels.values.astype(str)}, index=pd.DatetimeIndex(cube.time.values))
+    times = pd.DatetimeIndex(cube.time.values)
+    frame = pd.DataFrame({"class": labels.values.astype(str)}, index=times)
     frame = frame[frame["class"] != NO_DATA]
     if by == "month":
         table = frame.groupby([frame.index.to_period("M"), "class"]).size().unstack(fill_value=0)
+        table.index = [month_label(month, times) for month in table.index]
+        table.index.name = "month"
     elif by is None:
         table = frame["class"].value_counts().to_frame("steps").T
     else:
         raise ValueError(f"by must be None or 'month', not {by!r}")
     return table.reindex(columns=[c for c in CLASS_ORDER if c in table.columns or c in "BCMX"], fill_value=0)
+
+
+def month_label(month: pd.Period, times: pd.DatetimeIndex) -> str:
+    """``"2031-01"`` when ``times`` cover every day of ``month``, else ``"2031-01 (14 of 31 days)"``."""
+    covered = int(pd.Index(times[times.to_period("M") == month].normalize()).nunique())
+    days = int(month.days_in_month)
+    return str(month) if covered >= days else f"{month} ({covered} of {days} days)"
+
+
+def class_count_table(cube: xr.Dataset, forecasts=()) -> pd.DataFrame:
+    """Time steps per GOES class, one row per target: ``nowcast`` and each label of ``forecasts``."""
+    rows = {"nowcast": class_counts(cube).iloc[0]}
+    rows.update({forecast: class_counts(cube, forecast).iloc[0] for forecast in forecasts})
+    table = pd.DataFrame(rows).T.fillna(0).astype(int)
+    table.index.name = "target"
+    return table.reindex(columns=[c for c in CLASS_ORDER if c in table.columns])
 
 
 def channel_statistics(cube: xr.Dataset, *, max_steps: int = 500) -> pd.DataFrame:
@@ -84,3 +105,13 @@ def biggest_flare_step(cube: xr.Dataset) -> int:
         peak = cube["event_peak"].values[int(np.nanargmax(cube["event_peak_flux"].values))]
         return int(np.clip(np.searchsorted(times, peak, side="right") - 1, 0, times.size - 1))
     return int(np.nanargmax(cube["flux_now"].values))
+
+
+def busiest_step(cube: xr.Dataset) -> int:
+    """The time index with the most active regions on the disk (``region_on_disk``, synthetic cubes)."""
+    return int(np.argmax(cube["region_on_disk"].sum("region").values))
+
+
+def steps_around(cube: xr.Dataset, step: int, *, before: int = 1, after: int = 1) -> list[int]:
+    """``step`` with up to ``before`` steps before it and ``after`` steps after it, inside the cube."""
+    return list(range(max(0, step - before), min(cube.sizes["time"], step + after + 1)))
