@@ -1,6 +1,9 @@
 """Explain stage: every method's shape, coordinates and sign; sanity checks; localization; the saliency store."""
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
@@ -34,10 +37,11 @@ def test_each_method_returns_cube_aligned_maps(setup, method):
     assert attr.attrs["method"] == method and attr.attrs["synthetic"] is True
     if method == "saliency":
         assert (attr.values >= 0).all()  # |gradient|
-    if method == "gradcam":
+    if method in explain.CAM_METHODS:
         assert not attr.attrs["per_channel"]
         assert np.all(attr.values == attr.values[:, :1])  # one map, repeated on every channel
-        assert (attr.values < 0).any() or (attr.values > 0).all()  # sign kept, not ReLU-ed
+        assert (attr.values >= 0).all()  # rectified by default, as in the papers
+        assert attr.attrs["layer"] == "block 3, 8×8"  # the last block of the small model on 32 px
 
 
 def test_integrated_gradients_are_complete_and_signed(setup):
@@ -77,8 +81,10 @@ def test_cascading_randomization_destroys_the_maps(setup):
     table = explain.randomization_test(model, dm, steps[:4], "saliency")
     layers = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
               and n != "classifier"]
-    assert table["randomized_down_to"].tolist() == layers[::-1]
-    assert table["spearman_rho"].iloc[-1] < 0.5  # fully randomized: the map no longer resembles the original
+    assert table["layer"].tolist() == layers[::-1]
+    assert table["randomized_to"].iloc[0] == "output layer" and table["randomized_to"].iloc[-1] == "block 1 conv"
+    assert table["spearman_abs"].iloc[-1] < 0.5  # fully randomized: the map no longer resembles the original
+    np.testing.assert_allclose(table["spearman_abs"], table["spearman_signed"])  # saliency is |gradient|
     before = explain.attribute(model, dm, steps[:2], "saliency").values
     after = explain.attribute(model, dm, steps[:2], "saliency").values
     np.testing.assert_array_equal(before, after)  # the test worked on a copy
@@ -116,16 +122,6 @@ def test_channel_importance_sums_to_one(setup):
     share = explain.channel_importance(explain.attribute(model, dm, steps[:3], "integrated_gradients", n_steps=8))
     assert share.dims == ("time", "channel")
     np.testing.assert_allclose(share.sum("channel").values, 1.0, rtol=1e-5)
-
-
-def test_filters_on_regions_ranks_the_filter_that_fires_in_the_mask():
-    acts = np.ones((3, 4, 8, 8), np.float32)
-    mask = np.zeros((3, 16, 16), np.uint8)
-    mask[:, 4:8, 4:8] = 1
-    acts[:, 2, 2:4, 2:4] = 10.0  # filter 2 lights up where the (2x downsampled) mask is
-    da = xr.DataArray(acts, dims=("time", "filter", "fy", "fx"), coords={"filter": np.arange(4)})
-    table = explain.filters_on_regions(da, mask)
-    assert table.index[0] == 2 and table["ratio"].iloc[0] == pytest.approx(10.0)
 
 
 def test_layer_activations_after_relu_are_non_negative(setup):
@@ -180,16 +176,6 @@ def test_a_real_cube_is_explained_with_the_checkpoint_normalizer(setup, catalog,
         explain.attribute(M.FlareNet(widths=[4]), real, [0], "saliency")
 
 
-def test_flaring_steps_and_bright_regions(setup):
-    model, dm, mask, _ = setup
-    steps = explain.flaring_steps(dm, "test", n=5)
-    assert len(steps) <= 5 and np.isin(steps, dm.split_index["test"]).all()
-    assert all(mask[s].any() for s in steps)
-    cube = xr.open_zarr(str(dm.store_path))
-    bright = explain.bright_region_mask(cube, steps, 94, 99.0)
-    assert bright.shape == (len(steps), 32, 32) and 0 < bright.mean() < 0.05
-
-
 def test_occlusion_one_channel_at_a_time_differs_per_channel(setup):
     model, dm, _, steps = setup
     attr = explain.attribute(model, dm, steps[:1], "occlusion", window=16, stride=16, per_channel_occlusion=True)
@@ -198,3 +184,228 @@ def test_occlusion_one_channel_at_a_time_differs_per_channel(setup):
     assert not np.allclose(values[0], values[1])  # each channel occluded on its own
     joint = explain.attribute(model, dm, steps[:1], "occlusion", window=16, stride=16).values[0]
     assert np.allclose(joint[0], joint[1])  # all channels at once: one value per patch
+
+
+# --------------------------------------------------------------------------- Grad-CAM and HiResCAM by hand
+
+def _tiny(seed=0):
+    torch.manual_seed(seed)
+    model = M.FlareNet(channels=[94, 131], widths=[4, 6], hidden=8, norm="none", dropout=0.0).eval()
+    x = torch.randn(3, 2, 16, 16)
+    return model, x
+
+
+def _by_hand(model, x, block):
+    """Rectified feature maps A of ``block`` and d output / d A, with a plain forward hook."""
+    relu = explain.block_relu(model, block)
+    store = {}
+
+    def keep(module, inputs, output):
+        output.retain_grad()
+        store["A"] = output
+
+    hook = relu.register_forward_hook(keep)
+    try:
+        model(x).sum().backward()  # samples are independent in eval mode: the sum's gradient is each sample's
+    finally:
+        hook.remove()
+    return store["A"].detach(), store["A"].grad.detach()
+
+
+@pytest.mark.parametrize("block", [1, 2])
+def test_gradcam_is_the_rectified_maps_weighted_by_mean_gradient(block):
+    model, x = _tiny()
+    a, g = _by_hand(model, x, block)
+    weighted = (g.mean(dim=(2, 3), keepdim=True) * a).sum(dim=1)
+    cam = explain.attribute_tensor(model, x, "gradcam", block=block, native=True)[:, 0]
+    torch.testing.assert_close(cam, torch.relu(weighted), rtol=1e-4, atol=1e-6)
+    signed = explain.attribute_tensor(model, x, "gradcam", block=block, native=True, signed=True)[:, 0]
+    torch.testing.assert_close(signed, weighted, rtol=1e-4, atol=1e-6)
+    assert (a >= 0).all()  # the hooked tensor is the ReLU's output
+
+
+@pytest.mark.parametrize("block", [1, 2])
+def test_hirescam_is_gradient_times_activation_summed_over_filters(block):
+    model, x = _tiny(1)
+    a, g = _by_hand(model, x, block)
+    summed = (g * a).sum(dim=1)
+    cam = explain.attribute_tensor(model, x, "hirescam", block=block, native=True)[:, 0]
+    torch.testing.assert_close(cam, torch.relu(summed), rtol=1e-4, atol=1e-6)
+    signed = explain.attribute_tensor(model, x, "hirescam", block=block, native=True, signed=True)[:, 0]
+    torch.testing.assert_close(signed, summed, rtol=1e-4, atol=1e-6)
+    full = explain.attribute_tensor(model, x, "hirescam", block=block)
+    assert full.shape == x.shape  # upsampled to the input and repeated on every channel
+
+
+def test_blocks_are_named_for_people():
+    model, _ = _tiny()
+    assert explain.block_name(model, None, (16, 16)) == "block 2, 8×8"
+    assert explain.block_name(model, 1, (64, 64)) == "block 1, 64×64"
+    assert explain.block_shapes(model, (32, 32)) == [(32, 32), (16, 16)]
+    with pytest.raises(ValueError, match="block 3 does not exist"):
+        explain.block_relu(model, 3)
+
+
+# --------------------------------------------------------------------------- localization at the map's resolution
+
+def test_pooled_mask_is_the_fraction_of_each_cell():
+    mask = np.zeros((64, 64), bool)
+    mask[10:14, 20:24] = True  # 16 px, all inside the 8 px cell (1, 2)
+    f = explain.pool_mask(mask, (8, 8))
+    assert f.shape == (8, 8) and f[1, 2] == pytest.approx(16 / 64) and f.sum() == pytest.approx(16 / 64)
+    assert explain.pool_mask(mask, (64, 64)).sum() == 16
+
+
+def test_the_upper_bound_is_reached_by_an_ideal_map_and_by_no_other():
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:64, :64]
+    mask = (yy - 30.3) ** 2 + (xx - 41.7) ** 2 <= 4.2  # a ~13 px flare kernel
+    for shape in [(8, 8), (16, 16), (64, 64)]:
+        f = explain.pool_mask(mask, shape)
+        ideal = (f == f.max()).astype(float)
+        score = explain.score_map(ideal, mask)
+        assert score["mass_inside"] == pytest.approx(score["mass_upper_bound"]) and score["pointing"]
+        for _ in range(20):
+            other = rng.random(shape) ** 4
+            assert explain.score_map(other, mask)["mass_inside"] <= score["mass_upper_bound"] + 1e-12
+    assert explain.score_map(np.ones((64, 64)), mask)["mass_upper_bound"] == 1.0
+    assert explain.score_map(np.ones((8, 8)), mask)["mass_upper_bound"] < 0.3  # coarse cells cap the score
+    nothing = explain.score_map(-np.ones((8, 8)), mask)  # no positive mass: no score, and no hit
+    assert np.isnan(nothing["mass_inside"]) and not nothing["pointing"]
+
+
+def test_best_localizing_method_uses_the_share_of_the_bound():
+    table = pd.DataFrame({"model": "now", "method": ["gradcam", "hirescam", "saliency", "input image"],
+                          "layer": ["block 3, 8×8", "block 3, 8×8", "input", "input"], "map_ny": [8, 8, 32, 32],
+                          "map_nx": [8, 8, 32, 32], "mass_inside": [0.05, 0.15, 0.3, 0.9],
+                          "mass_upper_bound": [0.2, 0.2, 1.0, 1.0], "pointing": [0.5, 0.9, 0.9, 1.0],
+                          "n_frames": 5})
+    assert explain.best_localizing_method(table) == "hirescam"  # 0.75 of its bound; the input image never wins
+    assert explain.best_localizing_method(table, candidates=["gradcam", "saliency"]) == "saliency"
+    assert "hirescam (block 3, 8×8): mass 0.15 = 75%" in explain.localization_verdict(table)
+
+
+def test_nan_correlation_is_a_failure():
+    assert np.isnan(explain._spearman(np.zeros((4, 4)), np.arange(16.0).reshape(4, 4)))
+    table = pd.DataFrame({"method": ["gradcam", "gradcam", "saliency"],
+                          "randomized_to": ["output layer", "block 1 conv", "block 1 conv"],
+                          "spearman_abs": [0.9, np.nan, 0.05], "spearman_signed": [0.9, 0.01, -0.1]})
+    verdict = explain.randomization_verdict(table)
+    assert not verdict.loc["gradcam", "passes"] and verdict.loc["saliency", "passes"]
+
+
+def test_tables_are_written_with_exactly_the_columns(setup, tmp_path, monkeypatch):
+    model, dm, _, _ = setup
+    monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path / "results"))
+    frames = explain.scoring_frames(dm, "test", n=3)
+    assert len(frames.index) and frames.masks.shape == (len(frames.index), 32, 32)
+    assert frames.masks.any(axis=(1, 2)).all()
+    table = explain.localization_table(model, dm, frames, methods=("saliency", "gradcam", "hirescam"))
+    path = explain.write_localization(table)
+    assert path == tmp_path / "results" / "localization.csv"
+    written = pd.read_csv(path)
+    assert list(written.columns) == explain.LOCALIZATION_COLUMNS
+    assert set(explain.TRIVIAL_MAPS) <= set(written["method"])
+    cams = written[written["method"].isin(explain.CAM_METHODS)]
+    assert sorted(cams["map_ny"]) == [8, 8, 16, 16]  # each CAM at its own resolution, the last two blocks
+    assert (written["mass_inside"].dropna() <= written["mass_upper_bound"][written["mass_inside"].notna()] + 1e-9).all()
+    assert (written.loc[written["map_ny"] == 32, "mass_upper_bound"] == 1).all()
+    rand = explain.randomization_table(model, dm, frames.index[:2], methods=("gradcam",))
+    written = pd.read_csv(explain.write_randomization(rand))
+    assert list(written.columns) == explain.RANDOMIZATION_COLUMNS
+    assert not written["randomized_to"].str.contains("features").any()  # layers named for people
+
+
+def test_out_of_range_and_non_finite_steps_are_refused_clearly(setup):
+    model, dm, _, _ = setup
+    n = dm.times.size
+    with pytest.raises(IndexError, match=rf"time index {n + 5} outside the cube: it has {n} time steps"):
+        explain.attribute(model, dm, [0, n + 5], "saliency")
+    with pytest.raises(IndexError, match="outside the cube"):
+        explain.cam_maps(model, dm, [-1])
+
+
+
+def test_non_finite_model_inputs_are_refused_naming_the_step(setup, monkeypatch):
+    _, dm, _, _ = setup
+    model = _AuxModel(dm.channels, dm.normalizer).eval()
+    # the normalizer maps missing pixels to the channel mean; a GOES-history input can still be missing
+    aux = lambda index: np.where(np.asarray(index)[:, None] == 101, np.nan, np.ones((len(index), 2)))  # noqa: E731
+    monkeypatch.setattr(dm, "aux_features", aux, raising=False)
+    monkeypatch.setattr(dm, "model_inputs", lambda index: (explain.normalized_frames(dm, index), aux(index)),
+                        raising=False)
+    explain.attribute(model, dm, [100], "saliency")
+    with pytest.raises(ValueError, match=r"time step 101 \(2031-01-0.T..:..\) is not finite"):
+        explain.attribute(model, dm, [100, 101], "saliency")
+
+
+class _AuxModel(torch.nn.Module):
+    """A model with an auxiliary input and two frames, like FlareNet may grow."""
+
+    def __init__(self, channels, normalizer, frames=1, n_aux=2):
+        super().__init__()
+        self.hparams = {"aux_inputs": n_aux, "frames": frames}
+        self.normalizer = normalizer
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(len(channels) * frames, 4, 3, padding=1),
+                                            torch.nn.ReLU(), torch.nn.MaxPool2d(2))
+        self.out = torch.nn.Linear(4 + n_aux, 1)
+
+    def forward(self, x, aux=None):
+        if aux is None:
+            raise TypeError("aux is required")
+        return self.out(torch.cat([self.features(x).amax(dim=(2, 3)), aux], dim=1)).squeeze(-1)
+
+
+def test_a_model_with_aux_and_frames_is_explained(setup, monkeypatch):
+    _, dm, _, steps = setup
+    model = _AuxModel(dm.channels, dm.normalizer, frames=2).eval()
+    with pytest.raises(ValueError, match="aux_features"):
+        explain.attribute(model, dm.cube(), steps[:2], "saliency")
+    cube_only = _AuxModel(dm.channels, dm.normalizer, frames=2, n_aux=0).eval()
+    cube_only.forward = lambda x, aux=None: cube_only.out(cube_only.features(x).amax(dim=(2, 3))).squeeze(-1)
+    assert explain.attribute(cube_only, dm.cube(), steps[:2], "saliency").shape == (2, 6, 32, 32)  # stacked here
+
+    def two_frames(index):  # a data module that stacks two frames and gives GOES inputs, as in training
+        x = torch.cat([explain.normalized_frames(dm, np.asarray(index) - 1), explain.normalized_frames(dm, index)], 1)
+        return x.numpy(), np.ones((len(index), 2), np.float32)
+
+    monkeypatch.setattr(dm, "model_inputs", two_frames, raising=False)
+    monkeypatch.setattr(dm, "aux_features", lambda index: np.ones((len(index), 2), np.float32), raising=False)
+    with pytest.raises(ValueError, match="the data module gives 2 frames per sample, the model reads 1"):
+        explain.attribute(_AuxModel(dm.channels, dm.normalizer).eval(), dm, steps[:2], "saliency")
+    for method in ("saliency", "integrated_gradients", "gradcam", "hirescam", "occlusion"):
+        attr = explain.attribute(model, dm, steps[:2], method, n_steps=4, window=16, stride=16)
+        assert attr.shape == (2, 6, 32, 32)  # the current frame's channels
+        if method not in explain.CAM_METHODS:
+            share = json.loads(attr.attrs["earlier_frames_share"])
+            assert len(share) == 2 and all(0 <= s <= 1 for s in share)
+
+
+# --------------------------------------------------------------------------- filters and regions
+
+def test_filters_on_flaring_regions_by_hand():
+    acts = np.ones((2, 3, 8, 8), np.float32)
+    will = np.zeros((2, 16, 16), bool)
+    will[:, 0:4, 0:4] = True
+    other = np.zeros((2, 16, 16), bool)
+    other[:, 8:12, 8:12] = True
+    acts[:, 1, 0:2, 0:2] = 6.0  # filter 1 fires on the region that will flare
+    acts[:, 2, 4:6, 4:6] = 3.0  # filter 2 on the other region
+    regions = explain.RegionMasks(np.arange(2), will, other, ~(will | other), "test window")
+    da = xr.DataArray(acts, dims=("time", "filter", "fy", "fx"), coords={"filter": np.arange(3)})
+    table = explain.filters_on_flaring_regions(da, regions)
+    assert table.index[0] == 1 and table["flare_ratio"].iloc[0] == pytest.approx(6.0)
+    assert table.loc[2, "flare_ratio"] == pytest.approx(1 / 3)
+    assert table.loc[0, "region_ratio"] == pytest.approx(1.0)
+
+
+def test_survey_relates_filters_to_regions_that_will_flare(setup):
+    model, dm, _, _ = setup
+    steps = explain.region_frames(dm, "test", n=4)
+    assert len(steps)
+    regions = explain.region_masks(dm, steps)
+    assert regions.will_flare.any(axis=(1, 2)).all() and not (regions.will_flare & regions.will_not).any()
+    survey = explain.survey_filters(model, dm, steps, regions)
+    assert list(survey.activations) == ["block 1, 32×32", "block 2, 16×16", "block 3, 8×8"]
+    assert list(survey.summary.index) == list(survey.activations)
+    assert "94 Å input" in explain.filter_survey_verdict(survey)
