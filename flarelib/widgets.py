@@ -1,38 +1,66 @@
 """Widgets stage: browse saliency and filter activations over time in Jupyter (ipywidgets + ipympl).
 
-:class:`SaliencyBrowser` shows, for one time step of a cube, the AIA frame of a channel in its
-sunpy colormap with a saliency overlay, and the GOES light curve with a moving "now" marker
-and the flare-class bands. A ``Play`` button is linked to the time slider; channel, method
-and overlay alpha are selectable. Every update reuses the existing artists (``set_data``,
-``set_xdata``); no figure is built per step. Errors in callbacks are shown in the widget's
-output area instead of vanishing. Without ipympl (``%matplotlib widget``) the figure is
-redrawn into an output area as a static image (the inline fallback).
+:class:`SaliencyBrowser` shows, for one time step of a stretch of a cube, the AIA frame of a
+channel in its sunpy colormap with a saliency overlay and, on synthetic cubes, the outline of
+the ground-truth flare mask and of the flaring region; beside it the GOES light curve with a
+moving "now" marker and the flare-class bands. A ``Play`` button is linked to the time slider;
+channel, method and overlay opacity are selectable. It opens at the biggest flare of the stretch.
+
+How it stays fast (a slider step is one small image and two lines):
+
+* the stretch (AIA frames, saliency maps, masks) is read into memory once;
+* each shown frame is composed once into an RGBA image (AIA colour map, one colour scale per
+  channel over the stretch; attribution on its own scale, transparent near zero) and cached;
+* the figure is built without pyplot (so no backend shows it a second time) and drawn once;
+  a step restores that background and draws only the artists that change (blitting).
+
+Errors in callbacks are shown in the widget's output area instead of vanishing. Without ipympl
+(``%matplotlib widget``) the figure is redrawn into an output area as a static image.
 
 :class:`FilterBrowser` does the same for the activations of a conv layer, filter by filter.
-:func:`save_animation` writes the static fallback: a GIF of frames with the overlay and
-the GOES marker, for readers without a kernel.
+:func:`save_animation` and :func:`static_fallback` write what a reader without a kernel sees: a
+small GIF of the stretch and a still of the browser, inlined in the HTML (no CDN, no kernel).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
+import itertools
+import struct
 import time as _time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets as W
 import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from IPython.display import display
-from matplotlib.backend_bases import FigureCanvasBase
-from matplotlib.colors import LogNorm, Normalize
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import NullLocator
+from matplotlib.transforms import Bbox
 
 from flarelib.labels import data_kind
 from flarelib.plotting import add_class_bands, aia_cmap, frame_range
+
+FIGSIZE = (9.4, 3.7)  # inches at 100 dpi: 940 px, inside JupyterLab's ~968 px output area
+DPI = 100
+FALLBACK_METHOD = "gradcam"
+SIGNED_CMAP, UNSIGNED_CMAP = "RdBu_r", "viridis"
+#: |attribution| / its 99.5th percentile below which the overlay is fully transparent, and above which opaque
+TRANSPARENT_BELOW, OPAQUE_ABOVE = 0.1, 0.6
+METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "integrated_gradients": "Integrated Gradients",
+                 "saliency": "gradient saliency", "smoothgrad": "SmoothGrad", "guided_gradcam": "Guided Grad-CAM",
+                 "occlusion": "occlusion"}
+_figure_numbers = itertools.count(1000)
 
 
 def ipympl_active() -> bool:
@@ -62,6 +90,38 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def method_label(method: str) -> str:
+    """How a method is named to readers (``gradcam`` -> ``Grad-CAM``)."""
+    return METHOD_LABELS.get(method, method.replace("_", " "))
+
+
+def choose_method(method: str | None, table_path: str | Path) -> tuple[str, str]:
+    """The attribution method the browser opens with, and a sentence saying why.
+
+    ``method`` given: that one. ``None``: the method that localizes best on this model, from the
+    localization table notebook 06 writes (``table_path``, via
+    :func:`flarelib.explain.best_localizing_method`); without that table, Grad-CAM.
+    """
+    if method is not None:
+        return method, f"method {method_label(method)}: chosen in the parameters cell"
+    table_path = Path(table_path)
+    if not table_path.exists():
+        return FALLBACK_METHOD, (f"method {method_label(FALLBACK_METHOD)}: no localization table at {table_path} "
+                                 "(run notebook 06 first to pick the method that localizes best)")
+    import pandas as pd
+
+    from flarelib import explain  # lazy: explain imports torch and Captum, which the browser itself never needs
+
+    best = explain.best_localizing_method(pd.read_csv(table_path), candidates=explain.METHODS)  # what a store holds
+    return best, f"method {method_label(best)}: it localizes best on this model (notebook 06's table {table_path.name})"
+
+
+def browser_methods(method: str) -> list[str]:
+    """The methods a browser store holds: ``method`` first, then a signed one to compare with."""
+    other = "integrated_gradients" if method != "integrated_gradients" else FALLBACK_METHOD
+    return [method, other]
+
+
 def _guarded(output: W.Output, fn: Callable) -> Callable:
     """Wrap a widget callback so an exception is printed in ``output`` (not lost in a log)."""
 
@@ -81,10 +141,97 @@ def _frame_norm(image: np.ndarray) -> LogNorm:
     return LogNorm(max(lo, 1e-3), max(hi, lo * 1.01))
 
 
-class _Browser:
-    """Shared plumbing: figure, output areas, slider + Play, redraw timing."""
+def _new_figure(figsize: tuple[float, float], interactive: bool) -> Figure:
+    """A figure that no pyplot backend knows about, so it is shown only where the browser puts it.
 
-    def __init__(self, n_steps: int, interval_ms: int = 200):
+    With ``interactive`` (ipympl in a kernel) it gets an ipympl canvas without header, footer,
+    toolbar or resize handle: one plain figure inside the widget. Else an Agg canvas.
+    """
+    fig = Figure(figsize=figsize, dpi=DPI)
+    if interactive:
+        from ipympl.backend_nbagg import Canvas, FigureManager
+
+        canvas = Canvas(fig)
+        FigureManager(canvas, next(_figure_numbers))
+        canvas.header_visible = False
+        canvas.footer_visible = False
+        canvas.toolbar_visible = False
+        canvas.resizable = False
+    else:
+        FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(pixels: np.ndarray, level: int = 1) -> bytes:
+    """An RGBA (rows, columns, 4) uint8 image as PNG, unfiltered, level-``level`` zlib.
+
+    Three times faster than Pillow's adaptive filters on a figure that is mostly one colour or
+    mostly transparent (a step frame), for a slightly larger file.
+    """
+    height, width = pixels.shape[:2]
+    raw = np.zeros((height, 1 + 4 * width), np.uint8)  # filter byte 0 (none) before each row
+    raw[:, 1:] = pixels.reshape(height, -1)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+            + chunk(b"IEND", b""))
+
+
+def _fast_png(canvas) -> Callable:
+    """``get_diff_image`` for an ipympl canvas: fast PNG frames that stay right when frames are dropped.
+
+    The page draws a "diff" frame over what it shows and drops a frame that a newer one replaces
+    before it loaded, so matplotlib's diffs against the previous frame leave stale pixels when Play
+    runs fast. Here a step frame carries every pixel of the regions that steps change
+    (``canvas.flarelib_dynamic``, rectangles ``(row0, row1, col0, col1)``; a moving line's last few
+    places included) and nothing else: each frame is complete on its own. A full draw sends the
+    whole figure, encoded by :func:`_png`.
+    """
+
+    def get_diff_image():
+        if not canvas._png_is_old:
+            return None
+        pixels = np.asarray(canvas.get_renderer().buffer_rgba())
+        buff = pixels.view(np.uint32).squeeze(2)
+        rects = getattr(canvas, "flarelib_dynamic", None)
+        if canvas._force_full or rects is None or buff.shape != canvas._last_buff.shape:
+            canvas.set_image_mode("full")
+            output = pixels
+        else:
+            canvas.set_image_mode("diff")
+            output = np.zeros_like(pixels)
+            for y0, y1, x0, x1 in rects:
+                output[y0:y1, x0:x1] = pixels[y0:y1, x0:x1]
+        canvas._last_buff = buff.copy()
+        canvas._force_full = False
+        canvas._png_is_old = False
+        return _png(output)
+
+    return get_diff_image
+
+
+def _send_binary(canvas) -> Callable:
+    """``send_binary`` for an ipympl canvas whose ``_data_url`` (before the page has initialized it) is a data URL.
+
+    ipympl stores the bare base64 there; the page then loads a broken image and the figure stays
+    empty. That happens whenever a notebook draws before the page has answered, e.g. Run All.
+    """
+
+    def send_binary(data: bytes) -> None:
+        if canvas.syncing_data_url:
+            canvas._data_url = "data:image/png;base64," + base64.b64encode(data).decode()
+        canvas.send({"data": '{"type": "binary"}'}, buffers=[data])
+
+    return send_binary
+
+
+class _Browser:
+    """Shared plumbing: figure, output areas, slider + Play, blitting, redraw timing."""
+
+    def __init__(self, n_steps: int, interval_ms: int = 40):
         self.errors = W.Output()
         self.static = W.Output()
         self.slider = W.IntSlider(value=0, min=0, max=max(n_steps - 1, 0), description="step",
@@ -93,58 +240,126 @@ class _Browser:
         W.jslink((self.play, "value"), (self.slider, "value"))
         self.redraw_seconds: list[float] = []
         self._blit = False
-        self._background = None
+        self._background = self._base = None
         self._animated: list = []
+        self._styled: list = []
+        self._strips: list = []
+        self._fixed_rects: list = []
+        self._strip_rects: list = []
+        self._extra_rects: list = []
 
-    def _setup_blit(self, animated: list, enabled: bool = True) -> None:
-        """Blit the artists that change per step where the canvas can (ipympl); the rest is drawn once.
+    def _make_figure(self, figsize: tuple[float, float], offscreen: bool = False) -> Figure:
+        self.interactive = not offscreen and ipympl_active() and _in_kernel()
+        fig = _new_figure(figsize, self.interactive)
+        if self.interactive:
+            fig.canvas.get_diff_image = _fast_png(fig.canvas)
+            fig.canvas.send_binary = _send_binary(fig.canvas)
+        return fig
 
-        The standard matplotlib blitting pattern: a full draw (``draw_event``) stores the
-        background without the animated artists; a slider step restores it, draws only those
-        artists and sends the frame.
+    def _setup_blit(self, animated: list, enabled: bool = True, styled: list | None = None,
+                    strips: list | None = None) -> None:
+        """Blit the artists that change where the canvas can (ipympl); the rest is drawn once.
+
+        The standard matplotlib blitting pattern, on two levels: a full draw (``draw_event``)
+        stores the background without any animated artist; a style change (``styled``: titles,
+        colour bar) draws those on it and keeps that as the step background; a step restores
+        the step background and draws only ``animated``. The figure is drawn once here, so a
+        step blits even before the page has asked for a frame (Run All, papermill).
         """
         self._animated = animated
+        self._styled = styled or []
+        self._strips = strips or []  # animated lines that move across an axes (sent as narrow strips)
         # ipympl's canvas (matplotlib's WebAgg core) says supports_blit = False because diff frames on a
-        # restored region can go stale; we send whole frames (_force_full), which makes blitting safe there.
-        self._blit = enabled and ipympl_active() and hasattr(self.fig.canvas, "copy_from_bbox")
+        # restored region can go stale; _fast_png sends frames that are complete on their own instead.
+        self._blit = enabled and self.interactive and hasattr(self.fig.canvas, "copy_from_bbox")
         if self._blit:
-            for artist in animated:
+            for artist in animated + self._styled:
                 artist.set_animated(True)
             self.fig.canvas.mpl_connect("draw_event", self._on_draw)
+            self.fig.canvas.draw()
 
     def _on_draw(self, event) -> None:
-        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
+        canvas = self.fig.canvas
+        self._base = canvas.copy_from_bbox(self.fig.bbox)
+        self._restyled()
+        self._prepare_paint()  # on the background, before the animated artists are drawn
         for artist in self._animated:
             self.fig.draw_artist(artist)
+        canvas._force_full = True  # a full draw: the page gets the whole figure
+        self._fixed_rects = [self._rect(artist) for artist in self._animated if artist not in self._strips]
+        self._strip_rects = []
+        self._update_dynamic()
+
+    def _rect(self, artist) -> tuple[int, int, int, int]:
+        """The pixels (row0, row1, col0, col1) an animated artist may paint: its axes, a text's band, a line's box."""
+        renderer = self.fig.canvas.get_renderer()
+        height, width = int(renderer.height), int(renderer.width)
+        if isinstance(artist, Text):  # the text's band, from its start to the right: its length changes
+            box = artist.get_window_extent(renderer)
+            box = Bbox([[box.x0, box.y0], [min(box.x0 + 160, width), box.y1]])
+        elif artist in self._strips:
+            box = artist.get_window_extent(renderer)
+        else:
+            box = artist.axes.bbox
+        return (max(height - int(np.ceil(box.y1)) - 3, 0), min(height - int(box.y0) + 3, height),
+                max(int(box.x0) - 3, 0), min(int(np.ceil(box.x1)) + 3, width))
+
+    def _styled_rect(self, artist) -> tuple[int, int, int, int]:
+        """The pixels a style artist may paint: an axes with its labels, a title's whole band."""
+        renderer = self.fig.canvas.get_renderer()
+        height, width = int(renderer.height), int(renderer.width)
+        box = artist.get_tightbbox(renderer) if isinstance(artist, Axes) else artist.get_window_extent(renderer)
+        if isinstance(artist, Text):
+            box = Bbox([[0, box.y0], [width, box.y1]])
+        return (max(height - int(np.ceil(box.y1)) - 3, 0), min(height - int(box.y0) + 3, height),
+                max(int(box.x0) - 3, 0), min(int(np.ceil(box.x1)) + 3, width))
+
+    def _update_dynamic(self) -> None:
+        """The regions the next frame sends: the fixed ones, the last places of the moving lines, restyled ones."""
+        latest = [self._rect(artist) for artist in self._strips]
+        self._strip_rects = (latest + self._strip_rects)[:4 * len(self._strips)]
+        self.fig.canvas.flarelib_dynamic = self._fixed_rects + self._strip_rects + self._extra_rects
+        self._extra_rects = []
+
+    def _prepare_paint(self) -> None:
+        """After a full draw, on the background: what :meth:`_paint` needs (where things are, in pixels)."""
+
+    def _paint(self, buffer: np.ndarray) -> list:
+        """Paint animated artists straight into the canvas's pixel ``buffer``; returns those painted."""
+        return []
+
+    def _restyled(self) -> None:
+        """Draw the style artists on the bare background and keep the result as the step background."""
+        self.fig.canvas.restore_region(self._base)
+        for artist in self._styled:
+            self.fig.draw_artist(artist)
+        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
 
     def render_now(self) -> None:
         """Render the current state synchronously, as the user would wait for it (for timing)."""
         if self._blit and self._background is not None:
             return  # show() already blitted and sent the frame
-        if type(self.fig.canvas) is FigureCanvasBase:  # inline fallback: what display() renders
-            self.fig.savefig(io.BytesIO(), format="png")
-        else:
+        if self.interactive:
             self.fig.canvas.draw()
+        else:  # the inline fallback: what display() renders
+            self.fig.savefig(io.BytesIO(), format="png")
 
-    @staticmethod
-    def _detach(fig) -> None:
-        """Inline fallback: keep pyplot from showing the figure again at the end of the cell."""
-        if not ipympl_active():
-            plt.close(fig)
-
-    def _finish(self, fig, *, full: bool = False) -> None:
-        if self._blit and self._background is not None and not full and fig.canvas.manager is not None:
+    def _finish(self, fig, *, full: bool = False, restyle: bool = False) -> None:
+        if self._blit and self._background is not None and not full:
+            if restyle:  # titles and colour bar changed: their regions go with this frame
+                self._restyled()
+                self._extra_rects = [self._styled_rect(artist) for artist in self._styled]
             fig.canvas.restore_region(self._background)
+            painted = self._paint(np.asarray(fig.canvas.get_renderer().buffer_rgba()))
             for artist in self._animated:
-                fig.draw_artist(artist)
-            fig.canvas._force_full = True
+                if artist not in painted:
+                    fig.draw_artist(artist)
+            self._update_dynamic()
             fig.canvas.blit(fig.bbox)
             return
-        if ipympl_active():
-            # send whole frames: diff frames on a stale base left half-old images when steps came fast (Play)
-            fig.canvas._force_full = True
-        fig.canvas.draw_idle()
-        if not ipympl_active() and _in_kernel():
+        if self.interactive:
+            fig.canvas.draw_idle()
+        elif _in_kernel():
             with self.static:
                 self.static.clear_output(wait=True)
                 display(fig)
@@ -152,17 +367,57 @@ class _Browser:
     def median_redraw_ms(self) -> float:
         return 1e3 * float(np.median(self.redraw_seconds)) if self.redraw_seconds else float("nan")
 
+    def figure_widget(self) -> W.Widget:
+        """The figure's place in the widget: the ipympl canvas, or the output area it is redrawn into."""
+        return self.fig.canvas if self.interactive else self.static
+
+    def still(self) -> bytes:
+        """PNG of the figure as it is shown now (every artist, animated or not)."""
+        with io.BytesIO() as png:
+            self.fig.savefig(png, format="png", dpi=DPI)
+            return png.getvalue()
+
+    def _ipython_display_(self):
+        display(self.widget())
+
+
+def _outline_segments(mask: np.ndarray) -> np.ndarray:
+    """Pixel-edge segments ``(n, 2, 2)`` in data coordinates around the True pixels of ``mask`` (y, x)."""
+    m = np.pad(np.asarray(mask, bool), 1)
+    # horizontal edges: between rows y-1 and y (padded index), vertical edges: between columns
+    ys, xs = np.nonzero(m[1:, 1:-1] != m[:-1, 1:-1])
+    horizontal = np.stack([np.stack([xs - 0.5, ys - 0.5], -1), np.stack([xs + 0.5, ys - 0.5], -1)], 1)
+    ys, xs = np.nonzero(m[1:-1, 1:] != m[1:-1, :-1])
+    vertical = np.stack([np.stack([xs - 0.5, ys - 0.5], -1), np.stack([xs - 0.5, ys + 0.5], -1)], 1)
+    return np.concatenate([horizontal, vertical]).astype(float)
+
+
+def biggest_flare_step(cube: xr.Dataset, times: np.ndarray) -> int:
+    """Index into ``times`` of the step whose span (to the next step) holds the highest GOES XRS-B flux."""
+    if "xrsb" not in cube or len(times) < 2:
+        return 0
+    flux_times = cube["time"].values
+    flux = np.nan_to_num(cube["xrsb"].values.astype(float), nan=-np.inf)
+    step = np.diff(times).min()
+    starts = np.searchsorted(flux_times, times)
+    ends = np.searchsorted(flux_times, times + step)
+    peaks = [flux[a:b].max() if b > a else -np.inf for a, b in zip(starts, ends)]
+    return int(np.argmax(peaks)) if np.isfinite(np.max(peaks)) else 0
+
 
 class SaliencyBrowser(_Browser):
     """Browse ``saliency(time, method, channel, y, x)`` over a cube's AIA frames and GOES curve.
 
     ``cube`` is the flarelib cube, ``saliency`` a store written by
     :func:`flarelib.explain.write_saliency_store` (its ``time`` is a subset of the cube's).
-    ``blit=False`` redraws the whole figure on every step (what an animation writer needs).
+    The stretch is read into memory once. ``step`` is where it opens (default: the biggest flare).
+    ``blit=False`` redraws the whole figure on every step (what an animation writer needs);
+    ``offscreen`` draws on an Agg canvas whatever the notebook's backend (for files and stills).
     """
 
     def __init__(self, cube: xr.Dataset, saliency: xr.Dataset, *, channel: int | None = None,
-                 method: str | None = None, alpha: float = 0.5, blit: bool = True):
+                 method: str | None = None, alpha: float = 0.7, blit: bool = True, step: int | None = None,
+                 figsize: tuple[float, float] = FIGSIZE, offscreen: bool = False):
         self.cube = cube
         self.saliency = saliency
         self.times = saliency["time"].values
@@ -170,21 +425,139 @@ class SaliencyBrowser(_Browser):
         super().__init__(len(self.times))
         channels = [int(c) for c in saliency["channel"].values]
         methods = [str(m) for m in saliency["method"].values]
-        self.channel = W.Dropdown(options=channels, value=channel or channels[0], description="channel (Å)")
-        self.method = W.Dropdown(options=methods, value=method or methods[0], description="method")
-        self.alpha = W.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="overlay α")
+        self.channel = W.Dropdown(options=channels, value=channel or channels[0], description="channel (Å)",
+                                  layout=W.Layout(width="200px"))
+        self.method = W.Dropdown(options=[(method_label(m), m) for m in methods], value=method or methods[0],
+                                 description="method", layout=W.Layout(width="280px"))
+        self.alpha = W.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="overlay",
+                                   layout=W.Layout(width="280px"))
+        self.label = data_kind(cube)
+        self.name = cube.attrs.get("name", "")
+        # the displayed stretch, in memory: a step reads no store
+        self._aia = np.asarray(cube["aia"].isel(time=self.time_index).values, dtype=np.float32)
+        self._channels = channels
+        self._methods = methods
+        self._sal = np.asarray(saliency["saliency"].values, dtype=np.float32)
+        self._mask = (cube["flare_mask"].isel(time=self.time_index).values.astype(bool)
+                      if "flare_mask" in cube else None)
+        self._region = self._flaring_region(cube)
+        self._norms: dict = {}
+        self._signed: dict = {}
+        self._frames: dict = {}
+        self._segments: dict = {}
+        self.start_step = biggest_flare_step(cube, self.times) if step is None else int(step)
 
-        label = data_kind(cube)
-        self.fig, (self.ax_img, self.ax_goes) = plt.subplots(1, 2, figsize=(10, 4.2),
-                                                             gridspec_kw={"width_ratios": [1, 1.4]})
-        frame, sal = self._arrays(0)
-        self.image = self.ax_img.imshow(frame, origin="lower", cmap=aia_cmap(self.channel.value),
-                                        norm=_frame_norm(frame))
-        self.overlay = self.ax_img.imshow(sal, origin="lower", cmap="RdBu_r", alpha=self.alpha.value,
-                                          norm=self._sal_norm())
+        self.fig = self._make_figure(figsize, offscreen)
+        self._build_figure(cube)
+        self._setup_blit([self.image, self.mask_outline, self.region_outline, self.marker, self.now, self.clock],
+                         enabled=blit, styled=[self.panel_title, self.cax], strips=[self.marker])
+        self.slider.value = self.play.value = self.start_step  # before the observers; jslink syncs in a browser
+        self.slider.observe(_guarded(self.errors, lambda change: self.show(change["new"])), names="value")
+        for control in (self.channel, self.method, self.alpha):
+            control.observe(_guarded(self.errors, lambda change: self._restyle()), names="value")
+        self._restyle()
+
+    # ------------------------------------------------------------------ data
+
+    def _flaring_region(self, cube: xr.Dataset) -> np.ndarray | None:
+        """(time, y, x): the region (``region_id``) under the biggest flare's mask, through the stretch."""
+        if "region_id" not in cube or self._mask is None:
+            return None
+        ids = cube["region_id"].isel(time=self.time_index).values
+        peak = biggest_flare_step(cube, self.times)
+        under = ids[peak][self._mask[peak] & (ids[peak] > 0)]
+        if not under.size:
+            return None
+        return ids == np.bincount(under).argmax()
+
+    def aia_frame(self, step: int) -> np.ndarray:
+        """The AIA frame (DN/s) of the shown channel at ``step``."""
+        return self._aia[step, self._channels.index(self.channel.value)]
+
+    def saliency_frame(self, step: int) -> np.ndarray:
+        """The attribution map of the shown method and channel at ``step``."""
+        return self._sal[step, self._methods.index(self.method.value), self._channels.index(self.channel.value)]
+
+    def signed(self, method: str | None = None) -> bool:
+        """Whether ``method``'s maps over the stretch take both signs (then a diverging colour map)."""
+        method = method or self.method.value
+        if method not in self._signed:
+            values = self._sal[:, self._methods.index(method)]
+            scale = float(np.abs(values).max())
+            self._signed[method] = bool(scale > 0 and -float(values.min()) > 1e-3 * scale)
+        return self._signed[method]
+
+    def _scales(self) -> tuple[LogNorm, float]:
+        """The AIA colour scale of the channel over the whole stretch, and the attribution scale (99.5th pct)."""
+        key = (self.channel.value, self.method.value)
+        if key not in self._norms:
+            c = self._channels.index(self.channel.value)
+            frames = self._aia[:, c]
+            lo, hi = frame_range(frames)
+            values = np.abs(self._sal[:, self._methods.index(self.method.value), c])
+            limit = float(np.nanpercentile(values, 99.5)) or 1.0
+            self._norms[key] = (LogNorm(max(lo, 1e-3), max(hi, lo * 1.01)), limit)
+        return self._norms[key]
+
+    def stretch_rgba(self) -> np.ndarray:
+        """The composed RGBA frames (time, y, x, 4) of the shown channel, method and opacity (rendered once).
+
+        The AIA frame in its colour map (one scale over the stretch), the attribution on top in
+        its own colour map, transparent near zero and opaque from ``OPAQUE_ABOVE`` of its scale.
+        """
+        key = (self.channel.value, self.method.value, round(self.alpha.value, 3))
+        if key not in self._frames:
+            norm, limit = self._scales()
+            c, m = self._channels.index(self.channel.value), self._methods.index(self.method.value)
+            frames = np.clip(self._aia[:, c], norm.vmin, None)
+            scaled = norm(frames.reshape(len(frames), -1)).reshape(frames.shape)  # a LogNorm takes 2-D at most
+            base = aia_cmap(self.channel.value)(scaled, bytes=True)[..., :3]
+            s = np.clip(self._sal[:, m, c] / limit, -1, 1)
+            if self.signed():
+                colours = matplotlib.colormaps[SIGNED_CMAP]((s + 1) / 2, bytes=True)[..., :3]
+            else:
+                colours = matplotlib.colormaps[UNSIGNED_CMAP](np.clip(s, 0, 1), bytes=True)[..., :3]
+            weight = np.clip((np.abs(s) - TRANSPARENT_BELOW) / (OPAQUE_ABOVE - TRANSPARENT_BELOW), 0, 1)
+            weight = (self.alpha.value * weight)[..., None].astype(np.float32)
+            rgba = np.full(base.shape[:-1] + (4,), 255, np.uint8)
+            rgba[..., :3] = np.rint(base * (1 - weight) + colours * weight)
+            if len(self._frames) >= 12:  # a few recent settings, not every one ever shown
+                self._frames.pop(next(iter(self._frames)))
+            self._frames[key] = rgba
+        return self._frames[key]
+
+    def frame_rgba(self, step: int) -> np.ndarray:
+        """The composed RGBA image (y, x, 4) of ``step`` (see :meth:`stretch_rgba`)."""
+        return self.stretch_rgba()[step]
+
+    # ------------------------------------------------------------------ figure
+
+    def _build_figure(self, cube: xr.Dataset) -> None:
+        fig = self.fig
+        width, height = fig.get_size_inches()
+        side = 0.78 * height / width  # a square image panel, 78 % of the figure's height
+        self.ax_img = fig.add_axes((0.01, 0.05, side, 0.78))
+        self.cax = fig.add_axes((0.02 + side, 0.05, 0.012, 0.78))
+        self.ax_goes = fig.add_axes((0.02 + side + 0.16, 0.24, 0.96 - (0.02 + side + 0.16), 0.59))
+        ny, nx = self._aia.shape[-2:]
+        self.image = self.ax_img.imshow(np.zeros((ny, nx, 4), np.uint8), origin="lower", interpolation="nearest",
+                                        extent=(-0.5, nx - 0.5, -0.5, ny - 0.5))
         self.ax_img.set_xticks([])
         self.ax_img.set_yticks([])
-        self.fig.colorbar(self.overlay, ax=self.ax_img, fraction=0.046, label="attribution")
+        self.mask_outline = LineCollection([], colors="lime", linewidths=1.4)
+        self.region_outline = LineCollection([], colors="white", linewidths=0.8, linestyles=(0, (2, 2)))
+        self.ax_img.add_collection(self.mask_outline)
+        self.ax_img.add_collection(self.region_outline)
+        self.ax_img.set_xlim(-0.5, nx - 0.5)
+        self.ax_img.set_ylim(-0.5, ny - 0.5)
+        self.colorbar = self.cax.imshow(np.linspace(-1, 1, 256)[:, None], origin="lower", aspect="auto",
+                                        extent=(0, 1, -1, 1))
+        self.cax.set_xticks([])
+        self.cax.yaxis.tick_right()
+        self.cax.yaxis.set_label_position("right")
+        self.cax.set_ylabel("attribution / 99.5th pct", fontsize=8)
+        self.cax.tick_params(labelsize=8)
+        self.panel_title = self.ax_img.set_title("", fontsize=9)
         flux = cube["xrsb"].values
         self.ax_goes.semilogy(cube["time"].values, np.where(flux > 0, flux, np.nan), color="tab:red", lw=0.8)
         lo, hi = self.times[0], self.times[-1]
@@ -192,63 +565,111 @@ class SaliencyBrowser(_Browser):
         self.ax_goes.set_xlim(lo - pad, hi + pad)
         add_class_bands(self.ax_goes)
         self.marker = self.ax_goes.axvline(self.times[0], color="k", lw=1.2)
-        self.ax_goes.set_ylabel("XRS-B (W/m²)")
+        self.ax_goes.set_ylabel("XRS-B (W/m²)", fontsize=9)
         self.ax_goes.yaxis.set_minor_locator(NullLocator())  # dozens of log minor ticks cost more than the images
-        self.ax_goes.set_title(f"{label} GOES XRS-B", fontsize=10)
-        self.fig.autofmt_xdate()
-        self.suptitle = self.fig.suptitle("")
-        self.ax_img.set_title(f"{self.channel.value} Å + {self.method.value}", fontsize=10)
-        self.fig.tight_layout()
-        self._detach(self.fig)
-        self._setup_blit([self.image, self.overlay, self.marker, self.suptitle], enabled=blit)
+        self.ax_goes.tick_params(labelsize=8)
+        for tick in self.ax_goes.get_xticklabels():
+            tick.set_rotation(30)
+            tick.set_horizontalalignment("right")
+        self.ax_goes.set_title(f"{self.label} GOES XRS-B, black line: now", fontsize=9)
+        self.suptitle = fig.suptitle(f"{self.label} {self.name}:", fontsize=10, x=0.3, y=0.98, ha="right")
+        # the time as two texts, the date and the time of day: few distinct strings, each rendered once (cached)
+        self.now = fig.text(0.31, 0.98, "2000-01-01", fontsize=10, ha="left", va="top")
+        width = self.now.get_window_extent(fig.canvas.get_renderer()).width / fig.bbox.width
+        self.clock = fig.text(0.31 + width + 0.006, 0.98, "", fontsize=10, ha="left", va="top")
+        if self._mask is not None:
+            fig.text(0.01, 0.005, "green: true flare mask · dashed: the flaring region", fontsize=7, color="0.3")
 
-        self.slider.observe(_guarded(self.errors, lambda change: self.show(change["new"])), names="value")
-        self.channel.observe(_guarded(self.errors, lambda change: self._restyle()), names="value")
-        self.method.observe(_guarded(self.errors, lambda change: self._restyle()), names="value")
-        self.alpha.observe(_guarded(self.errors, lambda change: self.show(self.slider.value)), names="value")
-        self.show(0)
+    def _restyle(self, draw: bool = True) -> None:
+        """A new channel, method or opacity: new colour maps and scales, the same artists."""
+        signed = self.signed()
+        self.colorbar.set_cmap(SIGNED_CMAP if signed else UNSIGNED_CMAP)
+        self.colorbar.set_extent((0, 1, -1 if signed else 0, 1))
+        self.colorbar.set_data(np.linspace(-1 if signed else 0, 1, 256)[:, None])
+        self.cax.set_ylim(-1 if signed else 0, 1)
+        self.cax.set_yticks([-1, 0, 1] if signed else [0, 0.5, 1])
+        self.panel_title.set_text(f"{self.label} {self.channel.value} Å + {method_label(self.method.value)}")
+        if draw:
+            self.show(self.slider.value, restyle=True)
 
-    def _arrays(self, step: int) -> tuple[np.ndarray, np.ndarray]:
-        t = int(self.time_index[step])
-        frame = self.cube["aia"].isel(time=t).sel(channel=self.channel.value).values
-        sal = self.saliency["saliency"].isel(time=step).sel({"method": self.method.value,
-                                                             "channel": self.channel.value}).values
-        return frame, sal
-
-    def _sal_norm(self) -> Normalize:
-        values = self.saliency["saliency"].sel({"method": self.method.value, "channel": self.channel.value})
-        limit = float(np.nanpercentile(np.abs(values.values), 99.5)) or 1.0
-        return Normalize(-limit, limit)
-
-    def _restyle(self) -> None:
-        """A new channel or method: new colormap and colour scales, same artists."""
-        self.image.set_cmap(aia_cmap(self.channel.value))
-        self.overlay.set_norm(self._sal_norm())
-        self.ax_img.set_title(f"{self.channel.value} Å + {self.method.value}", fontsize=10)
-        self.show(self.slider.value, full=True)
-
-    def show(self, step: int, *, full: bool = False) -> None:
-        """Draw time step ``step`` of the saliency store (what the slider does); ``full`` redraws everything."""
+    def show(self, step: int, *, full: bool = False, restyle: bool = False) -> None:
+        """Draw time step ``step`` of the stretch (what the slider does); ``full`` redraws everything,
+        ``restyle`` the titles and the colour bar too."""
         start = _time.perf_counter()
-        frame, sal = self._arrays(step)
-        self.image.set_data(frame)
-        self.image.set_norm(_frame_norm(frame))
-        self.overlay.set_data(sal)
-        self.overlay.set_alpha(self.alpha.value)
+        self._shown = self.frame_rgba(step)
+        self.image.set_data(self._shown)
+        for outline, masks in ((self.mask_outline, self._mask), (self.region_outline, self._region)):
+            if masks is not None:
+                key = (id(outline), step)
+                if key not in self._segments:
+                    self._segments[key] = _outline_segments(masks[step])
+                outline.set_segments(self._segments[key])
         self.marker.set_xdata([self.times[step], self.times[step]])
-        t = np.datetime_as_string(self.times[step], unit="m")
-        self.suptitle.set_text(f"{data_kind(self.cube)} {self.cube.attrs.get('name', '')}: {t} UTC")
-        self._finish(self.fig, full=full)
+        day, clock = np.datetime_as_string(self.times[step], unit="m").split("T")
+        self.now.set_text(day)
+        self.clock.set_text(f"{clock} UTC")
+        self._finish(self.fig, full=full, restyle=restyle)
         self.redraw_seconds.append(_time.perf_counter() - start)
+
+    def _prepare_paint(self) -> None:
+        """Map the image panel's pixels to frame pixels (nearest), and forget cached text pixels."""
+        renderer = self.fig.canvas.get_renderer()
+        height = int(renderer.height)
+        box = self.ax_img.bbox
+        ny, nx = self._aia.shape[-2:]
+        c0, c1 = int(np.ceil(box.x0 - 0.5)), int(np.floor(box.x1 - 0.5)) + 1
+        r0, r1 = int(np.ceil(height - box.y1 - 0.5)), int(np.floor(height - box.y0 - 0.5)) + 1
+        cols = np.clip(((np.arange(c0, c1) + 0.5 - box.x0) / box.width * nx).astype(int), 0, nx - 1)
+        rows = np.clip(((height - np.arange(r0, r1) - 0.5 - box.y0) / box.height * ny).astype(int), 0, ny - 1)
+        self._pixel_map = (rows[:, None], cols[None, :], (r0, r1, c0, c1))
+        self._text_pixels = {}
+        y0, y1, x0, _ = self._rect(self.now)
+        split = int(self.clock.get_window_extent(renderer).x0) - 1
+        self._text_rects = {self.now: (y0, y1, x0, split), self.clock: (y0, y1, split, split + 140)}
+        # render every date and time of day of the stretch now (a few dozen), so that no step renders text
+        stamps = np.datetime_as_string(self.times, unit="m")
+        days = sorted({t[:10] for t in stamps})
+        clocks = sorted({f"{t[11:]} UTC" for t in stamps})
+        if len(days) + len(clocks) <= 100:
+            canvas = self.fig.canvas
+            buffer = np.asarray(canvas.get_renderer().buffer_rgba())
+            shown = {text: text.get_text() for text in (self.now, self.clock)}
+            for text, strings in ((self.now, days), (self.clock, clocks)):
+                ry0, ry1, rx0, rx1 = self._text_rects[text]
+                clean = buffer[ry0:ry1, rx0:rx1].copy()
+                for string in strings:
+                    buffer[ry0:ry1, rx0:rx1] = clean
+                    text.set_text(string)
+                    self.fig.draw_artist(text)
+                    self._text_pixels[(text is self.now, string)] = buffer[ry0:ry1, rx0:rx1].copy()
+                buffer[ry0:ry1, rx0:rx1] = clean
+                text.set_text(shown[text])
+
+    def _paint(self, buffer: np.ndarray) -> list:
+        """The frame (nearest-neighbour, like the image artist) and the time text (cached pixels), no Agg."""
+        rows, cols, (r0, r1, c0, c1) = self._pixel_map
+        buffer[r0:r1, c0:c1] = self._shown[rows, cols]
+        for text in (self.now, self.clock):
+            y0, y1, x0, x1 = self._text_rects[text]
+            key = (text is self.now, text.get_text())
+            if key in self._text_pixels:
+                buffer[y0:y1, x0:x1] = self._text_pixels[key]
+            else:
+                self.fig.draw_artist(text)
+                self._text_pixels[key] = buffer[y0:y1, x0:x1].copy()
+        return [self.image, self.now, self.clock]
+
+    def describe(self) -> str:
+        """One line on the stretch: its span to the minute, its steps and where the biggest flare is."""
+        first, last, peak = (np.datetime_as_string(self.times[k], unit="m").replace("T", " ")
+                             for k in (0, -1, self.start_step))
+        return (f"{self.label} {self.name}: {len(self.times)} steps from {first} to {last} UTC; "
+                f"the browser opens at the biggest flare, {peak} UTC (step {self.start_step})")
 
     def widget(self) -> W.Widget:
         controls = W.HBox([self.play, self.slider])
         options = W.HBox([self.channel, self.method, self.alpha])
-        figure = self.fig.canvas if ipympl_active() else self.static
-        return W.VBox([controls, options, figure, self.errors])
-
-    def _ipython_display_(self):
-        display(self.widget())
+        return W.VBox([controls, options, self.figure_widget(), self.errors])
 
 
 class FilterBrowser(_Browser):
@@ -263,11 +684,12 @@ class FilterBrowser(_Browser):
         self.activations = activations
         first = next(iter(activations.values()))
         self.time_index = first["time_index"].values
-        super().__init__(first.sizes["time"])
+        super().__init__(first.sizes["time"], interval_ms=200)
         self.layer = W.Dropdown(options=list(activations), description="layer")
         self.filter = W.IntSlider(value=0, min=0, max=first.sizes["filter"] - 1, description="filter")
         self.channel = channel
-        self.fig, (self.ax_img, self.ax_act) = plt.subplots(1, 2, figsize=(8, 3.8))
+        self.fig = self._make_figure((8, 3.8))
+        self.ax_img, self.ax_act = self.fig.subplots(1, 2)
         frame = cube["aia"].isel(time=int(self.time_index[0])).sel(channel=channel).values
         self.image = self.ax_img.imshow(frame, origin="lower", cmap=aia_cmap(channel), norm=_frame_norm(frame))
         self.act = self.ax_act.imshow(first.isel(time=0, filter=0).values, origin="lower", cmap="magma")
@@ -275,8 +697,7 @@ class FilterBrowser(_Browser):
             ax.set_xticks([])
             ax.set_yticks([])
         self.suptitle = self.fig.suptitle("")
-        self.fig.tight_layout()
-        self._detach(self.fig)
+        self.fig.tight_layout(rect=(0, 0, 1, 0.9))  # the figure title sits above the panel titles, not on them
         self.slider.observe(_guarded(self.errors, lambda c: self.show(c["new"])), names="value")
         self.filter.observe(_guarded(self.errors, lambda c: self.show(self.slider.value)), names="value")
         self.layer.observe(_guarded(self.errors, lambda c: self._new_layer()), names="value")
@@ -303,35 +724,73 @@ class FilterBrowser(_Browser):
         self.redraw_seconds.append(_time.perf_counter() - start)
 
     def widget(self) -> W.Widget:
-        figure = self.fig.canvas if ipympl_active() else self.static
-        return W.VBox([W.HBox([self.play, self.slider]), W.HBox([self.layer, self.filter]), figure, self.errors])
+        return W.VBox([W.HBox([self.play, self.slider]), W.HBox([self.layer, self.filter]), self.figure_widget(),
+                       self.errors])
 
-    def _ipython_display_(self):
-        display(self.widget())
+
+def _offscreen_browser(cube: xr.Dataset, saliency: xr.Dataset, **kwargs) -> SaliencyBrowser:
+    """A browser on an Agg canvas, whatever the notebook's backend (for files and stills)."""
+    return SaliencyBrowser(cube, saliency, blit=False, offscreen=True, **kwargs)
 
 
 def save_animation(cube: xr.Dataset, saliency: xr.Dataset, path: str | Path, *, method: str | None = None,
-                   channel: int | None = None, max_frames: int = 120, fps: int = 6) -> Path:
-    """Write a GIF of frames with the saliency overlay and the moving GOES marker (static fallback).
+                   channel: int | None = None, max_frames: int = 40, fps: int = 6, dpi: int = 60) -> Path:
+    """Write a GIF of the browser's frames, with the overlay and the moving GOES marker (static fallback).
 
-    Uses a :class:`SaliencyBrowser` off screen, so the animation shows exactly what the browser shows.
+    Renders a :class:`SaliencyBrowser` off screen, so the animation shows exactly what the browser
+    shows; ``dpi`` and ``max_frames`` keep it small enough to inline in the HTML.
     """
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    from PIL import Image
 
-    # the animation writer renders whole frames, so no blitting
-    browser = SaliencyBrowser(cube, saliency, channel=channel, method=method, blit=False)
+    browser = _offscreen_browser(cube, saliency, channel=channel, method=method)
     steps = np.unique(np.linspace(0, len(browser.times) - 1, min(max_frames, len(browser.times))).astype(int))
-
-    def update(k):
-        browser.show(int(steps[k]))
-        return browser.image, browser.overlay, browser.marker
-
-    animation = FuncAnimation(browser.fig, update, frames=len(steps), blit=False)
+    frames = []
+    for step in steps:
+        browser.show(int(step))
+        with io.BytesIO() as png:
+            browser.fig.savefig(png, format="png", dpi=dpi)
+            frames.append(Image.open(io.BytesIO(png.getvalue())).convert("RGB").quantize(colors=128))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    animation.save(str(path), writer=PillowWriter(fps=fps))
-    plt.close(browser.fig)
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0,
+                   optimize=False)
     return path
+
+
+class StaticFallback:
+    """What a reader of the HTML (or GitHub) sees without a kernel: a still of the browser and the animation.
+
+    Both are inlined as base64 images: no kernel, no CDN, no file beside the HTML.
+    """
+
+    def __init__(self, still_png: bytes, gif: Path, caption: str):
+        self.still_png = still_png
+        self.gif = Path(gif)
+        self.caption = caption
+
+    def html(self) -> str:
+        still = base64.b64encode(self.still_png).decode()
+        gif = base64.b64encode(self.gif.read_bytes()).decode()
+        return (f'<figure style="margin:0"><img alt="still of the saliency browser" style="max-width:100%" '
+                f'src="data:image/png;base64,{still}"/>'
+                f'<img alt="animation of the saliency browser over the stretch" style="max-width:100%" '
+                f'src="data:image/gif;base64,{gif}"/><figcaption>{self.caption}</figcaption></figure>')
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/html": self.html(), "image/png": base64.b64encode(self.still_png).decode(),
+                "text/plain": f"{self.caption} (still and animation: {self.gif.name})"}
+
+
+def static_fallback(cube: xr.Dataset, saliency: xr.Dataset, gif_path: str | Path, *, method: str | None = None,
+                    channel: int | None = None, max_frames: int = 40) -> StaticFallback:
+    """The browser's still (at the biggest flare) and its animation (a GIF at ``gif_path``), for the HTML."""
+    browser = _offscreen_browser(cube, saliency, channel=channel, method=method)
+    still = browser.still()
+    gif = save_animation(cube, saliency, gif_path, method=method, channel=channel, max_frames=max_frames)
+    caption = (f"Without a kernel: the browser at the biggest flare, then {min(max_frames, len(browser.times))} "
+               f"frames of the stretch ({browser.label} {browser.name}, {browser.channel.value} Å, "
+               f"{method_label(browser.method.value)}).")
+    return StaticFallback(still, gif, caption)
 
 
 def time_redraws(browser: _Browser, steps: int = 20) -> float:

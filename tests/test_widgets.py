@@ -1,4 +1,4 @@
-"""Widget logic without a browser: slider -> frame and GOES marker, method swap, errors shown, animation."""
+"""Widget logic without a browser: slider -> frame and GOES marker, overlay, method choice, errors shown, fallback."""
 
 import matplotlib
 import numpy as np
@@ -32,15 +32,52 @@ def test_backend_here_is_not_ipympl():
 def test_slider_shows_the_right_frame_and_moves_the_goes_marker(stores):
     cube, saliency, _, _ = stores
     browser = widgets.SaliencyBrowser(cube, saliency, channel=131, method="gradcam")
-    image, overlay = browser.image, browser.overlay
+    image = browser.image
     browser.slider.value = 7
     t = int(saliency.time_index.values[7])
-    np.testing.assert_array_equal(browser.image.get_array(), cube.aia.isel(time=t).sel(channel=131).values)
-    np.testing.assert_array_equal(browser.overlay.get_array(),
+    np.testing.assert_array_equal(browser.aia_frame(7), cube.aia.isel(time=t).sel(channel=131).values)
+    np.testing.assert_array_equal(browser.saliency_frame(7),
                                   saliency.saliency.isel(time=7).sel({"method": "gradcam", "channel": 131}).values)
+    np.testing.assert_array_equal(browser.image.get_array(), browser.frame_rgba(7))
     assert browser.marker.get_xdata()[0] == saliency.time.values[7]
-    assert browser.image is image and browser.overlay is overlay  # the same artists, redrawn
-    assert "SYNTHETIC" in browser.suptitle.get_text()
+    assert browser.image is image  # the same artist, redrawn
+    assert "SYNTHETIC" in browser.suptitle.get_text() and browser.clock.get_text().endswith(":00 UTC")
+
+
+def test_overlay_is_transparent_near_zero_and_coloured_where_attribution_is_large(stores):
+    cube, saliency, _, _ = stores
+    browser = widgets.SaliencyBrowser(cube, saliency, channel=94, method="integrated_gradients", alpha=1.0)
+    step = browser.slider.value
+    browser.alpha.value = 0.0
+    plain = browser.frame_rgba(step).astype(int)  # the AIA frame alone
+    browser.alpha.value = 1.0
+    shown = browser.frame_rgba(step).astype(int)
+    _, limit = browser._scales()
+    s = np.abs(browser.saliency_frame(step)) / limit
+    assert (s < widgets.TRANSPARENT_BELOW).any() and (s > widgets.OPAQUE_ABOVE).any()
+    np.testing.assert_array_equal(shown[s < widgets.TRANSPARENT_BELOW], plain[s < widgets.TRANSPARENT_BELOW])
+    assert (shown[s > widgets.OPAQUE_ABOVE] != plain[s > widgets.OPAQUE_ABOVE]).any()
+    assert browser.signed() and browser.colorbar.get_cmap().name == widgets.SIGNED_CMAP
+    assert tuple(browser.cax.get_ylim()) == (-1, 1)  # symmetric for a signed method
+
+
+def test_opens_at_the_biggest_flare_with_its_mask_outlined(stores):
+    cube, saliency, _, _ = stores
+    browser = widgets.SaliencyBrowser(cube, saliency, method="gradcam")
+    flux = cube.xrsb.sel(time=saliency.time.values).values
+    assert browser.slider.value == browser.start_step == int(np.argmax(flux))
+    mask = cube.flare_mask.isel(time=int(saliency.time_index.values[browser.start_step])).values
+    assert mask.any() and len(browser.mask_outline.get_segments()) > 0
+    assert "biggest flare" in browser.describe() and ":00 UTC" in browser.describe()
+
+
+def test_outline_segments_go_round_the_mask_pixels():
+    mask = np.zeros((5, 5), bool)
+    mask[1:3, 2] = True  # two pixels, one above the other: 6 unit edges
+    segments = widgets._outline_segments(mask)
+    assert segments.shape == (6, 2, 2)
+    assert segments[..., 0].min() == 1.5 and segments[..., 0].max() == 2.5
+    assert segments[..., 1].min() == 0.5 and segments[..., 1].max() == 2.5
 
 
 def test_changing_method_channel_and_alpha_swaps_the_overlay(stores):
@@ -49,23 +86,64 @@ def test_changing_method_channel_and_alpha_swaps_the_overlay(stores):
     browser.slider.value = 3
     browser.method.value = "integrated_gradients"
     expected = saliency.saliency.isel(time=3).sel({"method": "integrated_gradients", "channel": 94}).values
-    np.testing.assert_array_equal(browser.overlay.get_array(), expected)
+    np.testing.assert_array_equal(browser.saliency_frame(3), expected)
     browser.channel.value = 335
-    np.testing.assert_array_equal(browser.image.get_array(),
+    np.testing.assert_array_equal(browser.aia_frame(3),
                                   cube.aia.isel(time=int(saliency.time_index.values[3])).sel(channel=335).values)
-    assert browser.image.get_cmap().name == "sdoaia335"
+    assert "335 Å" in browser.panel_title.get_text() and "Integrated Gradients" in browser.panel_title.get_text()
     browser.alpha.value = 0.2
-    assert browser.overlay.get_alpha() == 0.2
+    np.testing.assert_array_equal(browser.image.get_array(), browser.frame_rgba(3))
     assert browser.play.max == browser.slider.max == 29
+
+
+def test_the_figure_belongs_to_no_pyplot_backend_and_fits_the_output_area(stores):
+    import matplotlib.pyplot as plt
+
+    cube, saliency, _, _ = stores
+    before = plt.get_fignums()
+    browser = widgets.SaliencyBrowser(cube, saliency, method="gradcam")
+    assert plt.get_fignums() == before  # nothing for pyplot to show a second time
+    width, height = browser.fig.get_size_inches() * browser.fig.dpi
+    assert width <= 950 and height <= 400
+    renderer = browser.fig.canvas.get_renderer()
+    browser.fig.canvas.draw()
+    for artist in (browser.cax.yaxis.label, browser.ax_goes.yaxis.label):  # no clipping, no collision
+        box = artist.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= width
+    assert (browser.cax.get_tightbbox(renderer).x1
+            < browser.ax_goes.yaxis.get_tightbbox(renderer).x0), "colorbar label runs into the GOES axis label"
+
+
+def test_method_choice_falls_back_to_gradcam_without_a_localization_table(tmp_path):
+    method, why = widgets.choose_method(None, tmp_path / "localization.csv")
+    assert method == "gradcam" and "notebook 06" in why
+    assert widgets.choose_method("hirescam", tmp_path / "missing.csv")[0] == "hirescam"
+    assert widgets.browser_methods("hirescam") == ["hirescam", "integrated_gradients"]
+    assert widgets.browser_methods("integrated_gradients") == ["integrated_gradients", "gradcam"]
+
+
+def test_method_choice_reads_the_localization_table(tmp_path):
+    import pandas as pd
+
+    from flarelib import explain
+
+    if not hasattr(explain, "best_localizing_method"):
+        pytest.skip("explain.best_localizing_method not there yet")
+    rows = [{"model": "now", "method": m, "layer": "block 4", "map_ny": 8, "map_nx": 8, "mass_inside": v,
+             "mass_upper_bound": 0.9, "pointing": v, "n_frames": 10}
+            for m, v in (("gradcam", 0.3), ("hirescam", 0.6), ("integrated_gradients", 0.2), ("random", 0.9))]
+    pd.DataFrame(rows).to_csv(tmp_path / "localization.csv", index=False)
+    method, why = widgets.choose_method(None, tmp_path / "localization.csv")
+    assert method == "hirescam" and "localizes best" in why
 
 
 def test_callback_errors_are_shown_in_the_output_area(stores):
     cube, saliency, _, _ = stores
-    browser = widgets.SaliencyBrowser(cube, saliency, method="gradcam")
-    browser.cube = cube.drop_vars("aia")  # e.g. a cube that lost its frames
-    with pytest.raises(KeyError):
-        browser.slider.value = 2  # an error, shown in the output area, not swallowed
-    assert any("KeyError" in o.get("text", "") for o in browser.errors.outputs)
+    browser = widgets.SaliencyBrowser(cube, saliency, method="gradcam", step=0)
+    browser._aia, browser._frames = browser._aia[:1], {}  # e.g. a stretch that lost its frames
+    with pytest.raises(ValueError):
+        browser.alpha.value = 0.3  # an error, shown in the output area, not swallowed
+    assert any("ValueError" in o.get("text", "") for o in browser.errors.outputs)
 
 
 def test_redraw_is_timed_and_the_widget_tree_is_complete(stores):
@@ -99,9 +177,18 @@ def test_animation_is_a_gif_with_one_frame_per_step(stores, tmp_path):
         assert gif.format == "GIF" and gif.n_frames == 10
 
 
+def test_static_fallback_inlines_a_still_and_the_animation(stores, tmp_path):
+    cube, saliency, _, _ = stores
+    fallback = widgets.static_fallback(cube, saliency, tmp_path / "sal.gif", method="gradcam", max_frames=5)
+    bundle = fallback._repr_mimebundle_()
+    assert "data:image/gif;base64," in bundle["text/html"] and "data:image/png;base64," in bundle["text/html"]
+    assert bundle["image/png"] and "object at 0x" not in bundle["text/plain"]
+    assert fallback.still_png.startswith(b"\x89PNG") and fallback.gif.stat().st_size < 2e6
+
+
 def test_time_redraws_renders_each_step(stores):
     cube, saliency, _, _ = stores
-    browser = widgets.SaliencyBrowser(cube, saliency)
+    browser = widgets.SaliencyBrowser(cube, saliency, step=0)
     ms = widgets.time_redraws(browser, steps=5)
     assert ms > 0 and browser.slider.value == 0  # left where it was
     assert len(browser.redraw_seconds) >= 7
