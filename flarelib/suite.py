@@ -19,7 +19,15 @@ import threading
 import time
 from pathlib import Path
 
-from flarelib.paths import BUILD_DIR, NOTEBOOK_DIR, default_build_dir, default_runs_dir, results_path
+from flarelib.paths import (
+    BUILD_DIR,
+    NOTEBOOK_DIR,
+    REPO_ROOT,
+    default_build_dir,
+    default_runs_dir,
+    results_dir,
+    results_path,
+)
 
 SIZES = ("small", "default")
 
@@ -109,8 +117,9 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_notebook(path: Path, out_dir: Path, size: str, *, timeout: int = 1800) -> tuple[Path, int]:
-    """Execute one notebook with ``SIZE=size``, write the executed copy and its HTML.
+def run_notebook(path: Path, out_dir: Path, size: str, *, timeout: int = 1800,
+                 parameters: dict | None = None) -> tuple[Path, int]:
+    """Execute one notebook with ``SIZE=size`` (and ``parameters``), write the executed copy and its HTML.
 
     Returns the executed notebook's path and the kernel's peak resident memory in bytes.
     """
@@ -121,8 +130,9 @@ def run_notebook(path: Path, out_dir: Path, size: str, *, timeout: int = 1800) -
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
     with PeakMemory() as memory:
-        papermill.execute_notebook(str(path), str(executed), parameters={"SIZE": size}, cwd=str(path.parent),
-                                   kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+        papermill.execute_notebook(str(path), str(executed), parameters={"SIZE": size, **(parameters or {})},
+                                   cwd=str(path.parent), kernel_name="python3", progress_bar=False,
+                                   execution_timeout=timeout)
     html, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     executed.with_suffix(".html").write_text(html)
     return executed, memory.peak_bytes
@@ -137,6 +147,7 @@ def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str
         raise ValueError(f"size must be one of {SIZES}, not {size!r}")
     out_dir = out_dir or BUILD_DIR / "notebooks"
     os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("FLARELIB_PROGRESS", "0")  # no training progress bars in the executed notebooks
     runs = {}
     for nb in numbered_notebooks():
         if only and not any(nb.name.startswith(o) for o in only):
@@ -164,6 +175,90 @@ def prepare(size: str = "small") -> None:
         print(f"{size} {target}: {flarenet.ensure_trained(size, target)}", flush=True)
 
 
+#: The catalog entries ``make demo`` builds before the notebooks (timed as the step ``data build``).
+DEMO_DATA = ("sample-flare-2011-02-15", "fulldisk-2014-01-01", "synthetic-sun-small", "synthetic-sun-default")
+#: Columns of ``run_times-<size>.csv``: a step (``data build`` or a notebook), its wall time and kernel peak memory.
+RUN_TIME_COLUMNS = ["step", "size", "seconds", "peak_rss_mb"]
+#: Columns of the committed ``docs/run_times.csv`` that the README table and the notebook headers come from.
+RUN_TIME_TABLE_COLUMNS = ["step", "small_seconds", "small_peak_rss_mb", "default_seconds", "default_peak_rss_mb"]
+RUN_TIMES_DOC = REPO_ROOT / "docs" / "run_times.csv"
+
+
+def build_data(names: tuple[str, ...] = DEMO_DATA) -> float:
+    """Build the catalog entries ``names`` (as ``make data``); returns the wall time in seconds."""
+    from flarelib.catalog import load_catalog  # lazy: as in prepare()
+
+    start = time.perf_counter()
+    catalog = load_catalog()
+    for name in names:
+        print(f"{name}: {catalog.build(name, progress=False)}", flush=True)
+    return time.perf_counter() - start
+
+
+def write_run_times(runs: dict, size: str, data_seconds: float | None = None) -> Path:
+    """``results_dir()/run_times-<size>.csv`` (:data:`RUN_TIME_COLUMNS`) from :func:`run_suite`'s ``runs``."""
+    rows = ([{"step": "data build", "size": size, "seconds": round(data_seconds, 1), "peak_rss_mb": None}]
+            if data_seconds is not None else [])
+    rows += [{"step": Path(name).stem, "size": size, **run} for name, run in runs.items()]
+    path = results_dir() / f"run_times-{size}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        fh.write(",".join(RUN_TIME_COLUMNS) + "\n")
+        for row in rows:
+            fh.write(",".join("" if row[c] is None else str(row[c]) for c in RUN_TIME_COLUMNS) + "\n")
+    return path
+
+
+def format_seconds(seconds: float) -> str:
+    """``"48 s"`` under two minutes, else ``"2.5 min"``; ``"–"`` when unknown (NaN)."""
+    if seconds != seconds:  # NaN
+        return "–"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def run_time_markdown(table) -> str:
+    """The README's run-time table from a :data:`RUN_TIME_TABLE_COLUMNS` table (pandas), with the total."""
+    lines = ["| step | small: time | small: peak memory | default (`make demo`): time | default: peak memory |",
+             "|---|---|---|---|---|"]
+    for row in table.itertuples(index=False):
+        memory = [("–" if m != m else f"{m:.0f} MiB") for m in (row.small_peak_rss_mb, row.default_peak_rss_mb)]
+        lines.append(f"| {row.step} | {format_seconds(row.small_seconds)} | {memory[0]} | "
+                     f"{format_seconds(row.default_seconds)} | {memory[1]} |")
+    lines.append(f"| **total** | {format_seconds(table['small_seconds'].sum())} | | "
+                 f"**{format_seconds(table['default_seconds'].sum())}** | |")
+    return "\n".join(lines)
+
+
+def notebook_run_time(row) -> str:
+    """A notebook header's run-time phrase: ``"15 s (small) or 21 s (default), measured on 2 CPU cores. "``."""
+    return (f" {format_seconds(row['small_seconds'])} (small) or {format_seconds(row['default_seconds'])} "
+            "(default), measured on 2 CPU cores. ")
+
+
+#: What ``make experiments`` gives notebook 09 (the lessons): every seed, every span and the learning curve.
+EXPERIMENT_PARAMETERS = {"SEEDS": 3, "FULL": True}
+
+
+def run_experiments(out_dir: Path | None = None) -> dict:
+    """``make experiments``: the model comparison (``flarelib.experiments``) and the full lessons (notebook 09 with
+    :data:`EXPERIMENT_PARAMETERS`), at the default size. Returns ``{step: seconds}``."""
+    # lazy: the suite module is imported by every notebook's parameters cell, and torch takes seconds to import
+    from flarelib import experiments
+
+    out_dir = out_dir or BUILD_DIR / "experiments"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    times = {}
+    start = time.perf_counter()
+    experiments.main(["--only", "models"])
+    times["model comparison"] = round(time.perf_counter() - start, 1)
+    lessons = next(p for p in numbered_notebooks() if p.name.startswith("09"))
+    start = time.perf_counter()
+    executed, _ = run_notebook(lessons, out_dir, "default", timeout=6 * 3600, parameters=EXPERIMENT_PARAMETERS)
+    times["lessons (notebook 09, full)"] = round(time.perf_counter() - start, 1)
+    print(f"executed lessons notebook and HTML: {executed}, {executed.with_suffix('.html')}")
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the flarelib notebook suite")
     parser.add_argument("--size", default="default", choices=SIZES)
@@ -171,20 +266,38 @@ def main(argv: list[str] | None = None) -> int:
                         help="only build the data and train the checkpoints of --size (Binder's postBuild)")
     parser.add_argument("--out", type=Path, default=None, help="where executed notebooks and HTML go")
     parser.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
+    parser.add_argument("--experiments", action="store_true",
+                        help="make experiments: the model comparison and the full lessons (default size, hours)")
     args = parser.parse_args(argv)
     if args.prepare:
         prepare(args.size)
         return 0
+    if args.experiments:
+        times = run_experiments(args.out)
+        print("\n=== flarelib experiments finished ===")
+        print(f"results (CSV): {results_dir()}")
+        for step, seconds in times.items():
+            print(f"  {step}: {seconds / 60:.1f} min")
+        return 0
     if results_path().exists():
         results_path().unlink()
+    data_seconds = None if args.only else build_data(DEMO_DATA if args.size == "default" else
+                                                     tuple(n for n in DEMO_DATA if n != "synthetic-sun-default"))
     runs = run_suite(args.size, args.out, args.only)
+    if not args.only:
+        times = write_run_times(runs, args.size, data_seconds)
     out = args.out or BUILD_DIR / "notebooks"
     print("\n=== flarelib suite finished ===")
     print(f"executed notebooks and HTML: {out}")
     print(f"cubes: {default_build_dir()}")
     print(f"training runs and checkpoints: {default_runs_dir()}")
+    if data_seconds is not None:
+        print(f"  data build: {data_seconds:.0f} s")
     for name, run in runs.items():
         print(f"  {name}: {run['seconds']} s, kernel peak memory {run['peak_rss_mb']} MiB")
+    total = sum(run["seconds"] for run in runs.values()) + (data_seconds or 0)
+    print(f"  total: {format_seconds(total)}" + ("" if args.only else f" (table: {times}; README and notebook "
+                                                                     "headers: python scripts/sync_run_times.py)"))
     if results_path().exists():
         print(f"key figures ({results_path()}):")
         for key, value in json.loads(results_path().read_text()).items():
