@@ -221,6 +221,14 @@ def region_aware(split_index: dict[str, np.ndarray], on_disk: np.ndarray) -> dic
     return out
 
 
+def open_source(cube: str | Path, build_dir: str | Path | None = None) -> xr.Dataset:
+    """A cube by catalog entry (built first if missing) or by ``.zarr`` path, opened lazily and checked."""
+    path, entry = resolve_cube_path(cube, build_dir)
+    if entry is not None:
+        return load_catalog().open(entry, build_dir=path.parent, progress=False)
+    return open_cube(path)
+
+
 def datamodule_from_config(config: str | Path, **overrides) -> FlareDataModule:
     """The data module of a training config's ``data:`` section (a YAML file as in ``configs/``), with overrides."""
     import yaml  # lazy: only configs need it

@@ -27,6 +27,7 @@ Command line (LightningCLI)::
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 import warnings
@@ -45,7 +46,7 @@ from torch import nn
 from flarelib.catalog import debug_requested, one_line_error
 from flarelib.data import FlareDataModule, Normalizer, TrainingStats
 from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
-from flarelib.paths import CONFIG_DIR, default_runs_dir
+from flarelib.paths import config_path, default_runs_dir
 from flarelib.prep import DEFAULT_CHANNELS
 
 
@@ -322,9 +323,11 @@ def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
 NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window1440min"}  #: what notebooks 04-08 train and use
 
 
-def run_dir(size: str, target: str, root: str | Path | None = None) -> Path:
-    """Where a notebook training run of ``size`` (small/default) for ``target`` writes its logs and checkpoints."""
-    return Path(root or default_runs_dir()) / size / target
+def run_dir(size: str, target: str, root: str | Path | None = None, *, cube: str | Path | None = None) -> Path:
+    """Where a notebook training run of ``size`` (small/default) for ``target`` writes its logs and checkpoints;
+    runs on another ``cube`` (a catalog entry or a ``.zarr`` path) go to a folder named after it."""
+    folder = size if cube is None else f"{size}-{Path(str(cube)).stem}"
+    return Path(root or default_runs_dir()) / folder / target
 
 
 def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | None = None):
@@ -332,14 +335,25 @@ def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | Non
 
     ``overrides`` are CLI-style arguments such as ``["--data.target=lead60min_window1440min"]``.
     Logs (``metrics.csv``) and checkpoints go under ``out_dir``. Returns the LightningCLI
-    object (``.model``, ``.datamodule``, ``.trainer``).
+    object (``.model``, ``.datamodule``, ``.trainer``). Lightning's progress bar shows unless
+    ``$FLARELIB_PROGRESS`` is ``0`` (the suite sets it: papermill logs stay clean).
     """
     out_dir = Path(out_dir)
+    progress = os.environ.get("FLARELIB_PROGRESS", "1") not in ("0", "")
     args = ["--config", str(config), f"--trainer.default_root_dir={out_dir}",
-            f"--trainer.logger.init_args.save_dir={out_dir}", *(overrides or [])]
+            f"--trainer.logger.init_args.save_dir={out_dir}", f"--trainer.enable_progress_bar={str(progress).lower()}",
+            *(overrides or [])]
     cli = make_cli(args, run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return cli
+
+
+def train_for_notebook(size: str, target: str, *, config: str | Path | None = None,
+                       cube: str | Path | None = None):
+    """Notebook 04's training of ``target``: :func:`flarelib.paths.config_path` (``config``), on ``cube`` if given (a
+    catalog entry or a ``.zarr`` path; default: the config's), into :func:`run_dir`."""
+    overrides = [f"--data.target={target}"] + ([f"--data.cube={cube}"] if cube is not None else [])
+    return train(config_path(size, config), out_dir=run_dir(size, target, cube=cube), overrides=overrides)
 
 
 def best_checkpoint(out_dir: str | Path) -> Path:
@@ -351,13 +365,15 @@ def best_checkpoint(out_dir: str | Path) -> Path:
     return best[-1]
 
 
-def ensure_trained(size: str, target: str) -> Path:
-    """The best checkpoint of notebook 04's run for ``size`` and ``target``, training it first if missing."""
-    out = run_dir(size, target)
+def ensure_trained(size: str, target: str, *, config: str | Path | None = None,
+                   cube: str | Path | None = None) -> Path:
+    """The best checkpoint of notebook 04's run for ``size`` and ``target`` (on ``cube``), training it first if
+    missing."""
+    out = run_dir(size, target, cube=cube)
     try:
         return best_checkpoint(out)
     except FileNotFoundError:
-        train(CONFIG_DIR / f"{size}.yaml", out_dir=out, overrides=[f"--data.target={target}"])
+        train_for_notebook(size, target, config=config, cube=cube)
         return best_checkpoint(out)
 
 
@@ -409,13 +425,15 @@ def load_flarenet(path: str | Path, map_location: str = "cpu") -> FlareNet:
     return model
 
 
-def open_run(size: str, target: str) -> tuple[FlareDataModule, FlareNet, Path]:
-    """Notebook 04's run of ``size`` for ``target`` (trained first if missing): ``(data module, model, checkpoint)``.
+def open_run(size: str, target: str, *, config: str | Path | None = None,
+             cube: str | Path | None = None) -> tuple[FlareDataModule, FlareNet, Path]:
+    """Notebook 04's run of ``size`` for ``target`` (on ``cube``; trained first if missing):
+    ``(data module, model, checkpoint)``.
 
     The model is in eval mode; the data module is set up with the checkpoint's settings and
     the normalizer the model carries.
     """
-    checkpoint = ensure_trained(size, target)
+    checkpoint = ensure_trained(size, target, config=config, cube=cube)
     model = load_flarenet(checkpoint)
     # cache="none": explaining and scoring read a few thousand steps, not worth caching the whole cube
     return load_datamodule(checkpoint, model, cache="none"), model, checkpoint

@@ -39,3 +39,12 @@ def results_dir() -> Path:
 def results_path() -> Path:
     """The key-figures file of a suite run: ``$FLARELIB_RESULTS`` or ``build/results.json``."""
     return Path(os.environ.get("FLARELIB_RESULTS", BUILD_DIR / "results.json"))
+
+
+def config_path(size: str, config: str | Path | None = None) -> Path:
+    """The YAML training config of a notebook run: ``config``, or ``configs/<size>.yaml``."""
+    path = Path(config) if config is not None else CONFIG_DIR / f"{size}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no config {path}; the shipped ones are {shipped}")
+    return path

@@ -115,3 +115,9 @@ def busiest_step(cube: xr.Dataset) -> int:
 def steps_around(cube: xr.Dataset, step: int, *, before: int = 1, after: int = 1) -> list[int]:
     """``step`` with up to ``before`` steps before it and ``after`` steps after it, inside the cube."""
     return list(range(max(0, step - before), min(cube.sizes["time"], step + after + 1)))
+
+
+def has_regions(cube: xr.Dataset) -> bool:
+    """Whether the cube carries region identities (``region_id``, ``region_on_disk``): the synthetic sun's ground
+    truth, which no observed cube has."""
+    return "region_id" in cube and "region_on_disk" in cube
