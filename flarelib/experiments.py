@@ -175,12 +175,12 @@ def compare_models(targets: Iterable[str] = (NOWCAST, FORECAST), variants: Seque
                    goes_variants: Sequence[Variant] = GOES_VARIANTS, *,
                    config: str | Path = CONFIG_DIR / "default.yaml", seeds: Sequence[int] = SEEDS[:1],
                    recipe: Recipe = COMPARISON_RECIPE, n_resamples: int = 200,
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each variant trained on ``config``'s data and scored on the **validation** block.
 
-    Returns columns ``target, variant, seed, epochs, TSS, TSS_lo, TSS_hi, HSS, BSS, MAE_dex, seconds``
-    (TSS and HSS at >= M1), plus the baselines' rows (``seed`` -1) on the same validation samples;
-    ``attrs["batchnorm"]`` holds :func:`batchnorm_diagnosis` of every BatchNorm variant.
+    Returns the comparison, columns ``target, variant, seed, epochs, TSS, TSS_lo, TSS_hi, HSS, BSS, MAE_dex,
+    seconds`` (TSS and HSS at >= M1) plus the baselines' rows (``seed`` -1) on the same validation samples, and
+    :func:`batchnorm_diagnosis` of every BatchNorm variant (empty without one).
     """
     model0, data0 = config_settings(config)
     rows, diagnoses = [], []
@@ -206,9 +206,7 @@ def compare_models(targets: Iterable[str] = (NOWCAST, FORECAST), variants: Seque
                 b = table.loc[name]
                 rows.append({"target": target, "variant": f"baseline: {name}", "seed": -1, "epochs": 0,
                              **{k: b[k] for k in ("TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex")}, "seconds": 0.0})
-    out = pd.DataFrame(rows)
-    out.attrs["batchnorm"] = pd.concat(diagnoses, ignore_index=True) if diagnoses else pd.DataFrame()
-    return out
+    return pd.DataFrame(rows), (pd.concat(diagnoses, ignore_index=True) if diagnoses else pd.DataFrame())
 
 
 # --------------------------------------------------------------------------- lessons
@@ -505,12 +503,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
-    table = compare_models(config=args.config, seeds=SEEDS[:args.seeds])
+    table, batchnorm = compare_models(config=args.config, seeds=SEEDS[:args.seeds])
     print(table.round(3).to_string(index=False))
     print(f"wrote {write_result(table, 'model_comparison')} in {(time.perf_counter() - start) / 60:.1f} min")
-    if not table.attrs["batchnorm"].empty:
-        print(table.attrs["batchnorm"].round(3).to_string(index=False))
-        print(f"wrote {write_result(table.attrs['batchnorm'], 'batchnorm')}")
+    if not batchnorm.empty:
+        print(batchnorm.round(3).to_string(index=False))
+        print(f"wrote {write_result(batchnorm, 'batchnorm')}")
     return 0
 
 
