@@ -125,7 +125,6 @@ def run_notebook(path: Path, out_dir: Path, size: str, *, timeout: int = 1800,
     """
     import nbformat
     import papermill
-    from nbconvert import HTMLExporter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
@@ -133,9 +132,20 @@ def run_notebook(path: Path, out_dir: Path, size: str, *, timeout: int = 1800,
         papermill.execute_notebook(str(path), str(executed), parameters={"SIZE": size, **(parameters or {})},
                                    cwd=str(path.parent), kernel_name="python3", progress_bar=False,
                                    execution_timeout=timeout)
-    html, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
-    executed.with_suffix(".html").write_text(html)
+    executed.with_suffix(".html").write_text(export_html(nbformat.read(executed, as_version=4)))
     return executed, memory.peak_bytes
+
+
+def export_html(nb) -> str:
+    """HTML of an executed notebook that reads without a kernel and without the widget manager from a CDN: the
+    widget state is left out, so each widget shows its text fallback and the notebook's static fallbacks
+    (stills, animations embedded as base64) carry the figures."""
+    from nbconvert import HTMLExporter  # lazy: the suite module is imported by every notebook's parameters cell
+
+    nb = nb.copy()
+    nb.metadata.pop("widgets", None)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    return html
 
 
 def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str] | None = None) -> dict:

@@ -79,7 +79,8 @@ def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tm
         executed = nbformat.read(tmp_path / "out" / path.name, as_version=4)
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
         assert not errors
-        assert (tmp_path / "out" / path.name).with_suffix(".html").exists()
+        html = (tmp_path / "out" / path.name).with_suffix(".html").read_text()
+        assert "jupyter-js-widgets" not in html, "the HTML must not load the widget manager from a CDN"
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["01 GOES-15 2011-06-07 peak"] == "M3.7"  # the SWPC-scaled M2.6 file, opened as science quality
     skill = pd.read_csv(tmp_path / "results" / "skill.csv")  # notebook 05's machine-readable table
