@@ -1,6 +1,7 @@
 # flarelib: two commands do everything.
 #   make demo   set up .venv, build the embedded data, run every notebook (full size) -> build/
 #   make test   set up .venv, lint (make lint), then run the tests (including every notebook in small mode)
+#   make experiments  the model comparison and the full lessons (notebook 09 with 3 seeds) -> build/results/
 # While developing:
 #   make lint       ruff check . (rules in pyproject.toml [tool.ruff]; the same hook runs in .pre-commit-config.yaml)
 #   make test-fast  the tests without the notebook suite, the browser and the slow (Dask/DDP) tests, under a minute
@@ -14,7 +15,7 @@ TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flarelib-installed
 
-.PHONY: setup data demo lint test test-fast lab bench clean
+.PHONY: setup data demo experiments lint test test-fast lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +29,13 @@ setup: $(STAMP)
 data: setup
 	$(PY) -m flarelib.catalog build sample-flare-2011-02-15 fulldisk-2014-01-01 synthetic-sun-small synthetic-sun-default
 
-demo: data
+# builds the data itself (timed), runs the notebooks, writes build/results/run_times-default.csv
+demo: setup
 	MPLBACKEND=Agg $(PY) -m flarelib.suite --size default
+
+# the model comparison and the full lessons (3 seeds, every span): hours on 2 cores, see the README
+experiments: data
+	MPLBACKEND=Agg $(PY) -m flarelib.suite --experiments
 
 lint: setup
 	$(PY) -m ruff check .
@@ -40,6 +46,12 @@ test: setup lint
 # tests marked `slow` (more than a few seconds: training, Dask, servers, whole ingests) are left out too
 test-fast: setup
 	$(PY) -m pytest -m "not notebooks and not browser and not slow"
+
+# binder/requirements.txt: Binder's pinned lock, pyproject.toml's dependencies at the versions of the tested .venv
+# (scripts/lock_binder.py, uv pip compile; binder/README.md). Rerun after a dependency change and `make setup`.
+.PHONY: binder-lock
+binder-lock: setup
+	$(PY) scripts/lock_binder.py --venv $(VENV)
 
 lab: setup
 	FLARELIB_SIZE=$${FLARELIB_SIZE:-small} $(VENV)/bin/jupyter lab notebooks/

@@ -1,11 +1,12 @@
-"""Write the conda and Binder dependency files from pyproject.toml (the one place dependencies live).
+"""Write the conda environment file from pyproject.toml (the one place dependencies live).
 
-    python scripts/sync_environments.py          # rewrite environment.yml and binder/requirements.txt
-    python scripts/sync_environments.py --check  # exit 1 if either is out of date
+    python scripts/sync_environments.py          # rewrite environment.yml
+    python scripts/sync_environments.py --check  # exit 1 if it is out of date
+
+Binder's pinned lock (binder/requirements.txt) is made by scripts/lock_binder.py (make binder-lock).
 
 torch is pinned to the CPU build (TORCH_PIN, the Makefile's default) from the PyTorch CPU wheel
-index: pip prefers ``2.13.0+cpu`` there on Linux and takes the plain CPU wheel on macOS. Binder
-pins ``+cpu`` outright, because a CUDA build does not fit a mybinder.org image. A GPU user
+index: pip prefers ``2.13.0+cpu`` there on Linux and takes the plain CPU wheel on macOS. A GPU user
 edits the torch line (or uses the Makefile's TORCH_SPEC/TORCH_PIP_ARGS).
 """
 
@@ -41,14 +42,7 @@ def environment_yml() -> str:
     return "\n".join(lines) + "\n"
 
 
-def binder_requirements() -> str:
-    runtime, _ = dependencies()
-    lines = [f"# mybinder.org: {HEADER}.", "# CPU-only torch: a CUDA build does not fit a Binder image.",
-             CPU_INDEX, f"{TORCH_PIN}+cpu", *runtime]
-    return "\n".join(lines) + "\n"
-
-
-FILES = {ROOT / "environment.yml": environment_yml, ROOT / "binder" / "requirements.txt": binder_requirements}
+FILES = {ROOT / "environment.yml": environment_yml}
 
 
 def main(argv: list[str] | None = None) -> int:
