@@ -46,7 +46,7 @@ from torch import nn
 from flarelib.catalog import debug_requested, one_line_error
 from flarelib.data import FlareDataModule, Normalizer, TrainingStats
 from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
-from flarelib.paths import config_path, default_runs_dir
+from flarelib.paths import CONFIG_DIR, config_path, default_runs_dir
 from flarelib.prep import DEFAULT_CHANNELS
 
 
@@ -321,13 +321,20 @@ def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
 
 
 NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window1440min"}  #: what notebooks 04-08 train and use
+#: Config files a notebook run of a target reads after ``configs/<size>.yaml``: the forecast's GOES inputs.
+TARGET_CONFIGS = {"lead60min_window1440min": CONFIG_DIR / "forecast.yaml"}
+#: The reference model trained beside a target with GOES inputs: the same network without the images.
+GOES_ONLY = "goes-only"
+GOES_ONLY_NAME = "GOES-only model"
 
 
-def run_dir(size: str, target: str, root: str | Path | None = None, *, cube: str | Path | None = None) -> Path:
+def run_dir(size: str, target: str, root: str | Path | None = None, *, cube: str | Path | None = None,
+            variant: str | None = None) -> Path:
     """Where a notebook training run of ``size`` (small/default) for ``target`` writes its logs and checkpoints;
-    runs on another ``cube`` (a catalog entry or a ``.zarr`` path) go to a folder named after it."""
+    runs on another ``cube`` (a catalog entry or a ``.zarr`` path) go to a folder named after it, and a
+    ``variant`` (:data:`GOES_ONLY`) beside its target's."""
     folder = size if cube is None else f"{size}-{Path(str(cube)).stem}"
-    return Path(root or default_runs_dir()) / folder / target
+    return Path(root or default_runs_dir()) / folder / (target if variant is None else f"{target}-{variant}")
 
 
 def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | None = None):
@@ -349,11 +356,24 @@ def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | Non
 
 
 def train_for_notebook(size: str, target: str, *, config: str | Path | None = None,
-                       cube: str | Path | None = None):
-    """Notebook 04's training of ``target``: :func:`flarelib.paths.config_path` (``config``), on ``cube`` if given (a
-    catalog entry or a ``.zarr`` path; default: the config's), into :func:`run_dir`."""
-    overrides = [f"--data.target={target}"] + ([f"--data.cube={cube}"] if cube is not None else [])
-    return train(config_path(size, config), out_dir=run_dir(size, target, cube=cube), overrides=overrides)
+                       cube: str | Path | None = None, variant: str | None = None):
+    """Notebook 04's training of ``target``: :func:`flarelib.paths.config_path` (``config``) and the target's
+    :data:`TARGET_CONFIGS`, on ``cube`` if given (a catalog entry or a ``.zarr`` path; default: the config's),
+    into :func:`run_dir`; ``variant=GOES_ONLY`` trains the GOES-only reference model."""
+    if variant not in (None, GOES_ONLY):
+        raise ValueError(f"variant {variant!r} is not None or {GOES_ONLY!r}")
+    overrides = [f"--config={TARGET_CONFIGS[target]}"] if target in TARGET_CONFIGS else []
+    overrides += [f"--data.target={target}"] + ([f"--data.cube={cube}"] if cube is not None else [])
+    if variant == GOES_ONLY:
+        overrides.append("--model.use_images=false")
+    return train(config_path(size, config), out_dir=run_dir(size, target, cube=cube, variant=variant),
+                 overrides=overrides)
+
+
+def train_references(size: str, *, config: str | Path | None = None, cube: str | Path | None = None) -> dict:
+    """The GOES-only reference model of every notebook target with GOES inputs: ``{target: LightningCLI}``."""
+    return {target: train_for_notebook(size, target, config=config, cube=cube, variant=GOES_ONLY)
+            for target in NOTEBOOK_TARGETS.values() if target in TARGET_CONFIGS}
 
 
 def best_checkpoint(out_dir: str | Path) -> Path:
@@ -366,14 +386,14 @@ def best_checkpoint(out_dir: str | Path) -> Path:
 
 
 def ensure_trained(size: str, target: str, *, config: str | Path | None = None,
-                   cube: str | Path | None = None) -> Path:
-    """The best checkpoint of notebook 04's run for ``size`` and ``target`` (on ``cube``), training it first if
-    missing."""
-    out = run_dir(size, target, cube=cube)
+                   cube: str | Path | None = None, variant: str | None = None) -> Path:
+    """The best checkpoint of notebook 04's run for ``size`` and ``target`` (on ``cube``; ``variant``), training it
+    first if missing."""
+    out = run_dir(size, target, cube=cube, variant=variant)
     try:
         return best_checkpoint(out)
     except FileNotFoundError:
-        train_for_notebook(size, target, config=config, cube=cube)
+        train_for_notebook(size, target, config=config, cube=cube, variant=variant)
         return best_checkpoint(out)
 
 
@@ -453,6 +473,17 @@ def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides
     dm.normalizer = model.normalizer
     dm.setup()
     return dm
+
+
+def reference_predictions(size: str, dm: FlareDataModule, *, config: str | Path | None = None,
+                          cube: str | Path | None = None) -> dict[str, tuple[xr.Dataset, xr.Dataset]]:
+    """``{name: (val, test predictions)}`` of the reference models of ``dm``'s target, on ``dm``'s steps: the
+    GOES-only model for a target with GOES inputs (trained first if missing), else nothing. For
+    :func:`flarelib.metrics.collect_forecasts` (``others``)."""
+    if dm.target.name not in TARGET_CONFIGS:
+        return {}
+    model = load_flarenet(ensure_trained(size, dm.target.name, config=config, cube=cube, variant=GOES_ONLY))
+    return {GOES_ONLY_NAME: (predict(model, dm, "val"), predict(model, dm, "test"))}
 
 
 @torch.no_grad()

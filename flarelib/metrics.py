@@ -767,7 +767,14 @@ def _dataset_name(dm) -> str:
     return f"{data_kind(bool(dm.synthetic))} {attrs.get('name', Path(dm.store_path).name)}"
 
 
-def _split_forecasts(ds: xr.Dataset, dm, thresholds: Mapping[str, float]) -> SplitForecasts:
+def _model_outputs(ds: xr.Dataset, thresholds: Mapping[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(log10 flux, {class letter: P(event)}) of a model's predictions (:func:`flarelib.flarenet.predict`)."""
+    head = {letter: np.asarray(ds[f"prob_{letter}"].values, float) for letter in thresholds if f"prob_{letter}" in ds}
+    return np.asarray(ds["pred"].values, float), head
+
+
+def _split_forecasts(ds: xr.Dataset, dm, thresholds: Mapping[str, float],
+                     others: Mapping[str, xr.Dataset] | None = None) -> SplitForecasts:
     index = np.asarray(ds["time_index"].values, np.int64)
     flux = np.asarray(dm.target.flux, float)[index]
     true = np.asarray(ds["true"].values, float)
@@ -775,14 +782,19 @@ def _split_forecasts(ds: xr.Dataset, dm, thresholds: Mapping[str, float]) -> Spl
     if true.shape != expected.shape or not np.allclose(true, expected, atol=1e-4, equal_nan=True):
         raise ValueError(f"predictions of split {ds.attrs.get('split', '?')!r} do not match the data module's "
                          f"target {dm.target.name!r} at their time_index (another cube or target?)")
-    pred = np.asarray(ds["pred"].values, float)
+    pred, head = _model_outputs(ds, thresholds)
     out = SplitForecasts(str(ds.attrs.get("split", "?")), index, np.asarray(dm.times)[index].astype("datetime64[ns]"),
                          flux)
-    head = {letter: np.asarray(ds[f"prob_{letter}"].values, float) for letter in thresholds if f"prob_{letter}" in ds}
     out.log[MODEL] = pred
     if head:
         out.prob[MODEL] = head
         out.log[f"{MODEL} regression"] = pred
+    for name, other in (others or {}).items():
+        if not np.array_equal(np.asarray(other["time_index"].values, np.int64), index):
+            raise ValueError(f"{name!r} predicted other steps than the model on split {out.split!r}")
+        out.log[name], probs = _model_outputs(other, thresholds)
+        if probs:
+            out.prob[name] = probs
     for name, (log, probs) in _baselines(dm, index, thresholds).items():
         out.log[name] = log if log is not None else np.full(index.size, np.nan)
         if probs:
@@ -791,18 +803,23 @@ def _split_forecasts(ds: xr.Dataset, dm, thresholds: Mapping[str, float]) -> Spl
 
 
 def collect_forecasts(val: xr.Dataset, test: xr.Dataset, dm, *,
-                      thresholds: Mapping[str, float] = THRESHOLDS) -> Forecasts:
+                      thresholds: Mapping[str, float] = THRESHOLDS,
+                      others: Mapping[str, tuple[xr.Dataset, xr.Dataset]] | None = None) -> Forecasts:
     """The model's predictions on ``val`` and ``test`` (from :func:`flarelib.flarenet.predict`) and every
     baseline on exactly the same cube steps, with each probability predictor's yes/no threshold chosen
     on ``val`` (:func:`choose_threshold`).
 
     ``dm`` is the set-up :class:`flarelib.data.FlareDataModule` the predictions were made on (checked:
-    their ``true`` must equal its target at their ``time_index``).
+    their ``true`` must equal its target at their ``time_index``). ``others`` are reference models scored
+    beside it, ``{name: (val predictions, test predictions)}`` on the same steps: e.g. the GOES-only model
+    that a CNN with GOES inputs must beat to show that its images add information.
     """
     thresholds = dict(thresholds)
+    others = dict(others or {})
     f = Forecasts(_dataset_name(dm), bool(dm.synthetic), str(test.attrs.get("target", dm.target.name)), thresholds,
                   {letter: base_rate(dm, t) for letter, t in thresholds.items()},
-                  _split_forecasts(val, dm, thresholds), _split_forecasts(test, dm, thresholds))
+                  _split_forecasts(val, dm, thresholds, {k: v[0] for k, v in others.items()}),
+                  _split_forecasts(test, dm, thresholds, {k: v[1] for k, v in others.items()}))
     for name, probs in f.test.prob.items():
         for letter in (k for k in probs if k in thresholds):
             f.prob_threshold[(name, letter)] = choose_threshold(f.val.prob[name][letter],

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from flarelib import metrics, plotting  # noqa: E402
+from flarelib import metrics, plotting, store  # noqa: E402
 from flarelib.data import Target  # noqa: E402
 
 # Six samples, log10 W/m². Worked by hand in the comments.
@@ -334,14 +334,16 @@ def _cube(path: Path, flux: np.ndarray, flux_now: np.ndarray, *, oracle: bool, l
     aia = np.full((N_STEPS, 3, 4, 4), 10.0, np.float32)
     aia[:, 0, 0, 0] += (1e9 * flux_now).astype(np.float32)
     aia[:, 1] += rng.normal(0, 1, (N_STEPS, 4, 4)).astype(np.float32)
-    ds = xr.Dataset({"aia": (("time", "channel", "y", "x"), aia)},
-                    coords={"time": T0 + np.arange(N_STEPS) * np.timedelta64(2, "h"), "channel": [94, 131, 171]})
+    ds = xr.Dataset(coords={"time": T0 + np.arange(N_STEPS) * np.timedelta64(2, "h"), "channel": [94, 131, 171]},
+                    attrs={"input_fingerprint": "metrics-tiny"})
     if oracle:
         events = np.stack([flux >= 1e-6, flux >= 1e-5], axis=-1).astype(float)
         ds["oracle_flux_max"] = (("time", "forecast"), flux[:, None])
         ds["oracle_prob"] = (("time", "forecast", "event_class"), events[:, None, :])
         ds = ds.assign_coords(forecast=[label], event_class=["C", "M"])
-    ds.to_zarr(path, zarr_format=2, consolidated=True, mode="w")
+    # through the cube writer, so the store carries its chunk checksums like every flarelib cube
+    store.write_cube(path, ds, {"aia": (("channel", "y", "x"), (3, 4, 4), "float32")},
+                     lambda i0, i1: {"aia": aia[i0:i1]}, store.WriteOptions(progress=False))
     return path
 
 
@@ -505,3 +507,18 @@ def test_skill_per_block_and_spread_by_hand():
     always = metrics.skill_per_block(true_log, {"m": pred}, blocks, thresholds={"M": 1e-5},
                                      yes={"m": {"M": np.ones(8)}}, pooled=False)
     assert (always["TSS"] == 0.0).all() and len(always) == 2
+
+
+def test_a_reference_model_is_scored_beside_the_model_on_the_same_steps(scenario):
+    dm, val, test, _ = scenario
+    goes_only = (val.copy(), test.copy())
+    goes_only[1]["pred"] = goes_only[1]["pred"] - 1.0  # a worse flux forecast
+    forecasts = metrics.collect_forecasts(val, test, dm, others={"GOES-only model": goes_only})
+    assert "GOES-only model" in forecasts.predictors and ("GOES-only model", "M") in forecasts.prob_threshold
+    table = metrics.skill_table(val, test, dm, forecasts=forecasts, n_resamples=50)
+    mae = table.groupby("predictor")["MAE_dex"].first()
+    assert mae["GOES-only model"] > mae["FlareNet"]
+    assert all("GOES-only model" in line for line in metrics.verdict_sentences(table))
+    shifted = (val.copy(), test.isel(time=slice(1, None)))
+    with pytest.raises(ValueError, match="predicted other steps"):
+        metrics.collect_forecasts(val, test, dm, others={"GOES-only model": shifted})
