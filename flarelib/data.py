@@ -474,7 +474,7 @@ class FlareDataModule(L.LightningDataModule):
         gap: minimum separation of samples in different splits (default and minimum: lead + window).
         normalization: ``"log"`` or ``"asinh"`` (see :class:`Normalizer`), fitted on train.
         norm_frames: how many evenly spaced training frames the normalizer is fitted on.
-        class_weighting: ``"none"``, ``"loss"`` (weights in the loss) or ``"sampler"``
+        class_weighting: ``"none"``, ``"loss"`` (weights in the loss) or ``"sampler"`` (oversampling, loss weights 1)
             (weighted sampling with replacement), by GOES class of the target.
         cache: ``"none"`` (read Zarr in the workers), ``"memory"`` (normalized frames in host
             memory) or ``"device"`` (in accelerator memory); falls back to ``"none"`` with a
@@ -607,10 +607,13 @@ class FlareDataModule(L.LightningDataModule):
 
     def _make_samples(self) -> None:
         cached = self.hparams.cache != "none" and self._build_cache()
+        self._sampling_weights = None
         for name, idx in self.split_index.items():
             weights = None
             if name == "train" and self.hparams.class_weighting != "none":
                 weights = class_weights(self.labels[idx], self.hparams.class_weight_power)
+                if self.hparams.class_weighting == "sampler":  # oversampled, so not weighted again in the loss
+                    self._sampling_weights, weights = weights, None
             rows = np.searchsorted(self._cache_steps, idx[:, None] - self.offsets[None, :]) if cached else None
             self.samples[name] = CubeSamples(self.store_path, idx, self.channel_index, self.target.log_flux[idx],
                                              self.normalizer, weights, cache_rows=rows, offsets=self.offsets,
@@ -798,6 +801,7 @@ class FlareDataModule(L.LightningDataModule):
         self._cache_steps = rows
         nbytes = rows.size * len(self.channels) * int(np.prod(self.frame_shape())) * torch.finfo(dtype).bits // 8
         if nbytes > self.hparams.cache_max_gb * 2**30:
+            self._cache = None
             log.warning("cache of %.2f GB exceeds cache_max_gb=%.2f; reading from Zarr instead",
                         nbytes / 2**30, self.hparams.cache_max_gb)
             return False
@@ -830,8 +834,9 @@ class FlareDataModule(L.LightningDataModule):
         dataset = self.samples[split]
         sampler = None
         if split == "train" and self.hparams.class_weighting == "sampler":
-            generator = torch.Generator().manual_seed(self.hparams.seed)
-            sampler = WeightedRandomSampler(torch.from_numpy(dataset.weights).double(), len(dataset),
+            # the run's seed (seed_everything) and the data module's: each training seed draws its own resamples
+            generator = torch.Generator().manual_seed((self.hparams.seed * 1_000_003 + torch.initial_seed()) % 2**63)
+            sampler = WeightedRandomSampler(torch.from_numpy(self._sampling_weights).double(), len(dataset),
                                             replacement=True, generator=generator)
             shuffle = False
         workers = 0 if dataset.cached else self.hparams.num_workers

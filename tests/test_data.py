@@ -155,6 +155,12 @@ def test_weighted_sampler_draws_rare_classes_more_often(small_cube_path):
     drawn = np.concatenate([dm.labels[b[3].numpy()] for _ in range(5) for b in dm.train_dataloader()])
     common = max(set(labels), key=list(labels).count)
     assert np.mean(drawn == common) < np.mean(labels == common)
+    # oversampled, so not weighted a second time in the loss
+    assert all(bool((b[2] == 1).all()) for b in dm.train_dataloader())
+    torch.manual_seed(1)
+    first = np.concatenate([b[3].numpy() for b in dm.train_dataloader()])
+    torch.manual_seed(2)
+    assert not np.array_equal(first, np.concatenate([b[3].numpy() for b in dm.train_dataloader()]))  # per seed
 
 
 @pytest.mark.slow
