@@ -116,7 +116,9 @@ def fit(dm: FlareDataModule, model: Mapping, *, seed: int, recipe: Recipe = Reci
 def _fit(net: FlareNet, dm: FlareDataModule, recipe: Recipe, out_dir: str | Path | None) -> FlareNet:
     with tempfile.TemporaryDirectory(dir=out_dir) as folder:
         best = ModelCheckpoint(dirpath=folder, monitor="val_loss", mode="min", save_top_k=1)
-        trainer = L.Trainer(max_epochs=recipe.max_epochs, accelerator="auto", devices=1, deterministic=True,
+        # CUDA has no deterministic max-pool backward: warn there instead of stopping
+        trainer = L.Trainer(max_epochs=recipe.max_epochs, accelerator="auto", devices=1,
+                            deterministic=True if not torch.cuda.is_available() else "warn",
                             logger=False, enable_progress_bar=False, enable_model_summary=False,
                             callbacks=[best, EarlyStopping(monitor="val_loss", patience=recipe.patience)])
         trainer.fit(net, datamodule=dm)
@@ -164,6 +166,7 @@ VARIANTS = (
 GOES_VARIANTS = (
     Variant("CNN + GOES history", data={"goes_inputs": ["now", "6h", "24h"]}),
     Variant("GOES history only", model={"use_images": False}, data={"goes_inputs": ["now", "6h", "24h"]}),
+    Variant("soft pool + GOES history", model={"pool": "lse"}, data={"goes_inputs": ["now", "6h", "24h"]}),
 )
 
 
@@ -212,14 +215,26 @@ def compare_models(targets: Iterable[str] = (NOWCAST, FORECAST), variants: Seque
 # --------------------------------------------------------------------------- lessons
 
 def training_span(dm: FlareDataModule, span_days: float, n_train: int | None = None, *,
-                  train: np.ndarray | None = None) -> np.ndarray:
-    """The training steps (``train``, default ``dm``'s) within the first ``span_days`` of the cube, thinned evenly
-    to ``n_train`` (all if None)."""
+                  train: np.ndarray | None = None, start: np.datetime64 | None = None) -> np.ndarray:
+    """The training steps (``train``, default ``dm``'s) within ``span_days`` from ``start`` (default: the cube's
+    first time), thinned evenly to ``n_train`` (all if None)."""
     train = dm.split_index["train"] if train is None else np.asarray(train)
-    inside = train[dm.times[train] < dm.times[0] + np.timedelta64(int(round(span_days * 86400)), "s")]
+    first = dm.times[0] if start is None else np.datetime64(start, "ns")
+    times = dm.times[train]
+    inside = train[(times >= first) & (times < first + np.timedelta64(int(round(span_days * 86400)), "s"))]
     if n_train is None or n_train >= inside.size:
         return inside
     return inside[np.unique(np.linspace(0, inside.size - 1, n_train).round().astype(int))]
+
+
+def window_starts(dm: FlareDataModule, span_days: float, windows: int, train: np.ndarray) -> list[np.datetime64]:
+    """``windows`` start times spread evenly over the training steps' extent for a span of ``span_days`` (one
+    window when the span covers it all), so that short spans sample the whole activity range, not one season."""
+    first, last = dm.times[train[0]], dm.times[train[-1]]
+    room = (last - first) - np.timedelta64(int(round(span_days * 86400)), "s")
+    if windows <= 1 or room <= np.timedelta64(0, "s"):
+        return [first]
+    return [first + room * k // (windows - 1) for k in range(windows)]
 
 
 def _lesson_row(f: metrics.Forecasts, n_resamples: int) -> dict:
@@ -228,39 +243,58 @@ def _lesson_row(f: metrics.Forecasts, n_resamples: int) -> dict:
 
 
 def long_vs_big(dm: FlareDataModule, model: Mapping, *, spans: Sequence[float] = (30, 90, 180, 365),
-                n_train: int | None = None, curve: bool = True, seeds: Sequence[int] = SEEDS,
+                windows: int = 3, n_train: int | None = None, curve: bool = True, seeds: Sequence[int] = SEEDS,
                 recipe: Recipe = Recipe(), n_resamples: int = metrics.N_RESAMPLES,
                 progress: bool = True) -> pd.DataFrame:
     """Skill against the span of the training data, on ``dm``'s validation and test blocks.
 
-    * ``design="fixed n"``: every span thinned to the same ``n_train`` samples (default: all training
-      steps of the shortest span), so only the span and the cadence change;
-    * ``design="all steps"`` (with ``curve``): every training step of the span (the learning curve).
+    Each span shorter than the training data is placed at ``windows`` positions through the year
+    (:func:`window_starts`): the synthetic activity rises through the year, and a single window at the start would
+    compare a quiet Sun with the whole cycle rather than short with long.
 
-    Returns columns ``design, span_days, cadence, n_train, seed, target, TSS, TSS_lo, TSS_hi, HSS, BSS, MAE_dex``
-    (TSS, HSS at >= M1; ``cadence`` is the mean spacing of the training samples within the span).
+    * ``design="fixed n"``: every window thinned to the same ``n_train`` samples (default: the fewest training
+      steps of any window of the shortest span), so only the span and the cadence change;
+    * ``design="all steps"`` (with ``curve``): every training step of the window (the learning curve).
+
+    Returns columns ``design, span_days, window_start, cadence, n_train, n_train_events, seed, target, TSS, TSS_lo,
+    TSS_hi, HSS, BSS, MAE_dex, seen_regions`` (TSS, HSS at >= M1; ``cadence`` is the mean spacing of the training
+    samples; ``n_train_events`` their >= M1 targets; ``seen_regions`` the share of the test block's region-time
+    from regions on the disk during the training samples, NaN without region identities).
     """
     full = {name: idx.copy() for name, idx in dm.split_index.items()}
-    n_fixed = n_train or training_span(dm, min(spans), train=full["train"]).size
+    normalizer = dm.normalizer
+    starts = {span: window_starts(dm, span, windows, full["train"]) for span in spans}
+    n_fixed = n_train or min(training_span(dm, min(spans), train=full["train"], start=t).size
+                             for t in starts[min(spans)])
     designs = [("fixed n", n_fixed)] + ([("all steps", None)] if curve else [])
-    runs = [(d, n, span, seed) for d, n in designs for span in spans for seed in seeds
-            if not (d == "all steps" and span == min(spans) and n_train is None)]  # = the fixed-n run
+    runs = [(d, n, span, start, seed) for d, n in designs for span in spans for start in starts[span] for seed in seeds]
+    on_disk = dm.cube()["region_on_disk"].values.astype(bool) if "region_on_disk" in dm.cube() else None
     rows = []
     try:
-        for design, n, span, seed in tqdm(runs, desc="long vs big", disable=not progress, unit="run"):
-            train = training_span(dm, span, n, train=full["train"])
+        for design, n, span, start, seed in tqdm(runs, desc="long vs big", disable=not progress, unit="run"):
+            train = training_span(dm, span, n, train=full["train"], start=start)
             dm.use_split({"train": train, "val": full["val"][::recipe.val_every], "test": full["test"]})
             net = fit(dm, model, seed=seed, recipe=recipe)
             spacing = pd.Timedelta(np.diff(dm.times[train]).mean()) if train.size > 1 else pd.NaT
-            rows.append({"design": design, "span_days": span, "cadence": spacing.round("min"), "n_train": train.size,
-                         "seed": seed, "target": dm.target.name, **_lesson_row(forecasts(net, dm), n_resamples)})
+            seen = np.nan
+            if on_disk is not None:
+                test_time = on_disk[full["test"]]
+                seen = float(test_time[:, on_disk[train].any(axis=0)].sum() / max(test_time.sum(), 1))
+            rows.append({"design": design, "span_days": span, "window_start": str(np.datetime64(start, "D")),
+                         "cadence": spacing.round("min"), "n_train": train.size,
+                         "n_train_events": int(np.sum(dm.target.flux[train] >= FLARE_CLASS_THRESHOLDS[LETTER])),
+                         "seed": seed, "target": dm.target.name, **_lesson_row(forecasts(net, dm), n_resamples),
+                         "seen_regions": seen})
     finally:
-        dm.use_split(full)
-    table = pd.DataFrame(rows)
-    if curve and n_train is None:  # the shortest span at full cadence is the fixed-n run
-        shortest = table[(table["design"] == "fixed n") & (table["span_days"] == min(spans))].assign(design="all steps")
-        table = pd.concat([table, shortest], ignore_index=True)
-    return table
+        _restore(dm, full, normalizer)
+    return pd.DataFrame(rows)
+
+
+def _restore(dm: FlareDataModule, split: dict[str, np.ndarray], normalizer) -> None:
+    """Give a data module its split and normalizer back (e.g. a checkpoint's) after an experiment."""
+    dm.normalizer = normalizer
+    dm._cache = None
+    dm.use_split(split, refit_normalizer=False)
 
 
 STRATEGIES = ("no weighting", "loss weighting", "weighted sampler", "threshold moving")
@@ -283,7 +317,7 @@ def imbalance(dm: FlareDataModule, model: Mapping, *, strategies: Sequence[str] 
     full = {name: idx.copy() for name, idx in dm.split_index.items()}
     weighting = {"no weighting": "none", "loss weighting": "loss", "weighted sampler": "sampler",
                  "threshold moving": "none"}
-    before = dm.hparams.class_weighting
+    before, normalizer = dm.hparams.class_weighting, dm.normalizer
     rows = []
     try:
         dm.use_split({"train": full["train"] if train is None else train, "val": full["val"][::recipe.val_every],
@@ -300,7 +334,7 @@ def imbalance(dm: FlareDataModule, model: Mapping, *, strategies: Sequence[str] 
                          "threshold": f.prob_threshold[(metrics.MODEL, LETTER)], **_lesson_row(f, n_resamples)})
     finally:
         dm.reweight(before)
-        dm.use_split(full)
+        _restore(dm, full, normalizer)
     return pd.DataFrame(rows)
 
 
@@ -318,66 +352,85 @@ def original_sampling(dm: FlareDataModule, *, before: str = "12h", letter: str =
     return np.sort(np.concatenate([flare, quiet]))
 
 
+ORIGINAL = "FlareNet original (12 h before each >=C1 flare + quiet)"
+POOL_TEST, BLOCK_TEST = "sampled steps", "every step of the test block"
+
+
 def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEEDS, recipe: Recipe = Recipe(),
               fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), n_resamples: int = metrics.N_RESAMPLES,
               progress: bool = True) -> pd.DataFrame:
     """FlareNet's original sampling (:func:`original_sampling`), split two ways, at >= M1.
 
-    * ``random split``: the sampled steps shuffled into train/val/test (``fractions``) as in the
-      original, and scored on that random test set;
-    * ``blocked split``: the sampled steps of ``dm``'s training blocks, validated on every step of the
-      validation block and scored on every step of the test block (the samples a forecaster meets);
-    * ``all steps, blocked``: the protocol of notebooks 04-05 (every training step), on the same test block.
+    * ``random split``: the sampled steps shuffled into train/val/test (``fractions``) as in the original,
+      scored on its random test set (``test_on`` = sampled steps);
+    * ``blocked split``: the sampled steps of ``dm``'s training blocks, validated on the validation block, and
+      scored twice: on the sampled steps of the test block (the same kind of test set as the random split's, so
+      the two differ only by the split) and on every step of the test block (what a forecaster meets);
+    * ``every step``, blocked: the protocol of notebooks 04-05, on every step of the test block.
 
-    Returns columns ``sampling, split, seed, target, n_train, n_test, n_test_events, TSS, TSS_lo, TSS_hi, HSS,
-    BSS, MAE_dex``.
+    Returns columns ``sampling, split, test_on, seed, target, n_train, n_test, n_test_events, TSS, TSS_lo, TSS_hi,
+    HSS, BSS, MAE_dex`` (BSS against each training set's own base rate).
     """
     full = {name: idx.copy() for name, idx in dm.split_index.items()}
+    normalizer = dm.normalizer
+    val = full["val"][::recipe.val_every]
     rows = []
+
+    def score(net: FlareNet, sampling: str, split: str, test_on: str, index: dict, seed: int) -> None:
+        dm.use_split(index, refit_normalizer=False)
+        f = forecasts(net, dm)
+        rows.append({"sampling": sampling, "split": split, "test_on": test_on, "seed": seed,
+                     "target": dm.target.name, "n_train": index["train"].size, "n_test": index["test"].size,
+                     "n_test_events": int(np.nansum(f.test.event(FLARE_CLASS_THRESHOLDS[LETTER]))),
+                     **_lesson_row(f, n_resamples)})
+
     try:
         for seed in tqdm(seeds, desc="selection", disable=not progress, unit="seed"):
             picked = original_sampling(dm, seed=seed)
             shuffled = np.random.default_rng(seed).permutation(picked)
             a, b = (np.cumsum(fractions)[:2] * shuffled.size).astype(int)
-            designs = {
-                ("FlareNet original (12 h before each >=C1 flare + quiet)", "random split"):
-                    {"train": shuffled[:a], "val": shuffled[a:b], "test": shuffled[b:]},
-                ("FlareNet original (12 h before each >=C1 flare + quiet)", "blocked split"):
-                    {"train": np.intersect1d(picked, full["train"]), "val": full["val"][::recipe.val_every],
-                     "test": full["test"]},
-                ("every step", "blocked split"): {**full, "val": full["val"][::recipe.val_every]},
-            }
-            for (sampling, split), index in designs.items():
-                dm.use_split(index)
-                net = fit(dm, model, seed=seed, recipe=recipe)
-                f = forecasts(net, dm)
-                test_event = f.test.event(FLARE_CLASS_THRESHOLDS[LETTER])
-                rows.append({"sampling": sampling, "split": split, "seed": seed, "target": dm.target.name,
-                             "n_train": index["train"].size, "n_test": index["test"].size,
-                             "n_test_events": int(np.nansum(test_event)), **_lesson_row(f, n_resamples)})
+            random = {"train": shuffled[:a], "val": shuffled[a:b], "test": shuffled[b:]}
+            dm.use_split(random)
+            score(fit(dm, model, seed=seed, recipe=recipe), ORIGINAL, "random split", POOL_TEST, random, seed)
+            blocked = {"train": np.intersect1d(picked, full["train"]), "val": val, "test": full["test"]}
+            dm.use_split(blocked)
+            net = fit(dm, model, seed=seed, recipe=recipe)
+            score(net, ORIGINAL, "blocked split", POOL_TEST, {**blocked, "test": np.intersect1d(picked, full["test"])},
+                  seed)
+            score(net, ORIGINAL, "blocked split", BLOCK_TEST, blocked, seed)
+            every = {**full, "val": val}
+            dm.use_split(every)
+            score(fit(dm, model, seed=seed, recipe=recipe), "every step", "blocked split", BLOCK_TEST, every, seed)
     finally:
-        dm.use_split(full)
+        _restore(dm, full, normalizer)
     return pd.DataFrame(rows)
 
 
 def inflation(table: pd.DataFrame, score: str = "TSS") -> str:
-    """How much the random split inflates ``score`` over the blocked split of the same sampling (a :func:`selection`
-    table): the difference of their seed means, and per seed."""
-    original = table[table["sampling"] != "every step"]
-    random = original[original["split"] == "random split"].set_index("seed")[score]
-    blocked = original[original["split"] == "blocked split"].set_index("seed")[score]
+    """How much the random split inflates ``score`` over the blocked split, both scored on sampled steps (a
+    :func:`selection` table), and how far the blocked split's score moves on every step of the test block."""
+    original = table[table["sampling"] == ORIGINAL]
+
+    def pick(split: str, test_on: str) -> pd.Series:
+        rows = original[(original["split"] == split) & (original["test_on"] == test_on)]
+        return rows.set_index("seed")[score]
+
+    random, blocked, forecaster = pick("random split", POOL_TEST), pick("blocked split", POOL_TEST), pick(
+        "blocked split", BLOCK_TEST)
     diff = (random - blocked).dropna()
-    return (f"{table['dataset'].iloc[0]}: the random split reports {score}>=M1 {random.mean():.2f}, the blocked split "
-            f"{blocked.mean():.2f}: inflated by {diff.mean():+.2f} (per seed: "
-            f"{', '.join(f'{v:+.2f}' for v in diff)}).")
+    return (f"{table['dataset'].iloc[0]}: on sampled steps, the random split reports {score}>=M1 {random.mean():.2f} "
+            f"and the blocked split {blocked.mean():.2f}: inflated by {diff.mean():+.2f} (per seed: "
+            f"{', '.join(f'{v:+.2f}' for v in diff)}); on every step of the test block the blocked model scores "
+            f"{forecaster.mean():.2f}.")
 
 
 @dataclass(frozen=True)
 class LessonSettings:
-    """How big notebook 09's lessons are: the spans (days), the learning curve or not, the seeds, the recipe,
-    and the thinning of the imbalance runs' training steps (every k-th)."""
+    """How big notebook 09's lessons are: the spans (days), the windows per short span, the learning curve or not,
+    the seeds, the recipe, and the thinning of the imbalance runs' training steps (every k-th)."""
 
     spans: tuple[float, ...]
+    windows: int
     curve: bool
     seeds: tuple[int, ...]
     recipe: Recipe
@@ -389,11 +442,11 @@ def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonS
     ``full`` is ``make experiments`` (every span, the learning curve, every training step)."""
     chosen = SEEDS[:max(1, min(int(seeds), len(SEEDS)))]
     if size == "small":
-        return LessonSettings((4.0, 12.0), full, chosen, Recipe(max_epochs=4, patience=2), 1)
+        return LessonSettings((4.0, 12.0), 2, full, chosen, Recipe(max_epochs=4, patience=2), 1)
     if full:
-        return LessonSettings((30.0, 90.0, 180.0, 365.0), True, chosen, Recipe(), 1)
+        return LessonSettings((30.0, 90.0, 180.0, 365.0), 3, True, chosen, Recipe(), 1)
     # make demo: the same questions at a size that fits its 10 minutes on 2 cores
-    return LessonSettings((30.0, 365.0), False, chosen, Recipe(max_epochs=4, patience=2, val_every=3), 8)
+    return LessonSettings((30.0, 365.0), 2, False, chosen, Recipe(max_epochs=4, patience=2, val_every=3), 8)
 
 
 def summarize(table: pd.DataFrame, by: Sequence[str], score: str = "TSS") -> pd.DataFrame:

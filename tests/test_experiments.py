@@ -66,11 +66,14 @@ def test_lesson_sentences_take_their_verdict_from_the_intervals(a, b, word):
         E.compare(_runs(a, b), {"design": "medium"}, {"design": "short"})
 
 
-def test_the_inflation_sentence_is_random_minus_blocked_per_seed():
-    table = pd.DataFrame({"sampling": ["orig", "orig", "orig", "orig", "every step"],
-                          "split": ["random split", "blocked split"] * 2 + ["blocked split"],
-                          "seed": [1, 1, 2, 2, 1], "TSS": [0.9, 0.4, 0.8, 0.5, 0.45], "dataset": "SYNTHETIC x"})
-    assert "inflated by +0.40 (per seed: +0.50, +0.30)" in E.inflation(table)
+def test_the_inflation_sentence_is_random_minus_blocked_on_the_same_kind_of_test_set():
+    o, p, b = E.ORIGINAL, E.POOL_TEST, E.BLOCK_TEST
+    table = pd.DataFrame({"sampling": [o, o, o, o, o, o, "every step"],
+                          "split": ["random split", "blocked split", "blocked split"] * 2 + ["blocked split"],
+                          "test_on": [p, p, b, p, p, b, b], "seed": [1, 1, 1, 2, 2, 2, 1],
+                          "TSS": [0.9, 0.4, 0.2, 0.8, 0.5, 0.3, 0.45], "dataset": "SYNTHETIC x"})
+    sentence = E.inflation(table)
+    assert "inflated by +0.40 (per seed: +0.50, +0.30)" in sentence and "the blocked model scores 0.25" in sentence
 
 
 def test_lesson_settings_shrink_the_demo_and_keep_the_full_run():
@@ -98,13 +101,15 @@ def test_the_batchnorm_diagnosis_compares_running_and_batch_statistics(nowcast):
 @pytest.mark.slow
 def test_each_lesson_runs_and_has_its_named_columns(small, nowcast):
     model, data = small
-    long_big = E.long_vs_big(nowcast, model, spans=(4, 12), seeds=(1,), recipe=TINY, n_resamples=20,
+    before = nowcast.normalizer
+    long_big = E.long_vs_big(nowcast, model, spans=(4, 12), windows=2, seeds=(1,), recipe=TINY, n_resamples=20,
                              progress=False)
-    assert LONG_VS_BIG == [c for c in long_big.columns if c in LONG_VS_BIG] and len(long_big) == 3
+    assert LONG_VS_BIG == [c for c in long_big.columns if c in LONG_VS_BIG] and len(long_big) == 6
     assert set(long_big["design"]) == {"fixed n", "all steps"}
     fixed = long_big[long_big["design"] == "fixed n"]
-    assert fixed["n_train"].nunique() == 1
-    assert fixed["cadence"].iloc[1] > fixed["cadence"].iloc[0]  # the longer span is sampled more sparsely
+    assert fixed["n_train"].nunique() == 1 and fixed["window_start"].nunique() == 2  # two short windows
+    assert fixed["cadence"].iloc[-1] > fixed["cadence"].iloc[0]  # the longer span is sampled more sparsely
+    assert nowcast.normalizer == before  # the data module is given back as it was
     imbalance = E.imbalance(nowcast, model, seeds=(1,), recipe=TINY, n_resamples=20, progress=False)
     assert IMBALANCE == [c for c in imbalance.columns if c in IMBALANCE]
     assert list(imbalance["strategy"]) == list(E.STRATEGIES)
@@ -113,6 +118,7 @@ def test_each_lesson_runs_and_has_its_named_columns(small, nowcast):
     assert nowcast.hparams.class_weighting == data["class_weighting"]  # restored
     forecast = E.data_module(data, target="lead60min_window360min")
     selection = E.selection(forecast, model, seeds=(1,), recipe=TINY, n_resamples=20, progress=False)
-    assert SELECTION == [c for c in selection.columns if c in SELECTION] and len(selection) == 3
-    blocked = selection[selection["split"] == "blocked split"]
-    assert blocked["n_test"].nunique() == 1  # the same untouched test block for both blocked designs
+    assert SELECTION == [c for c in selection.columns if c in SELECTION] and len(selection) == 4
+    whole = selection[selection["test_on"] == E.BLOCK_TEST]
+    assert whole["n_test"].nunique() == 1 and len(whole) == 2  # the same untouched test block
+    assert "inflated by" in E.inflation(selection)
