@@ -931,13 +931,32 @@ def trivial_maps(source: FlareDataModule | xr.Dataset, time_index: Sequence[int]
             for name, v in (("input image", image), ("random", noise), ("brightest pixel", top))}
 
 
+def pooled_references(reference: Mapping[str, xr.DataArray],
+                      maps: Mapping[str, xr.DataArray]) -> dict[str, xr.DataArray]:
+    """The trivial maps sum-pooled onto the grid of every coarser map in ``maps`` (each CAM's), so that a CAM is
+    compared with the input image at its own resolution: ``{"input image, 8×8": DataArray(time, 8, 8), ...}``
+    with ``attrs["layer"] = "input, pooled to 8×8"``."""
+    out = {}
+    shapes = {tuple(int(n) for n in da.shape[1:]) for da in maps.values()}
+    for name, ref in reference.items():
+        t, ny, nx = ref.shape
+        for my, mx in sorted(shapes - {(ny, nx)}):
+            if ny % my or nx % mx:
+                continue
+            pooled = ref.values.reshape(t, my, ny // my, mx, nx // mx).sum(axis=(2, 4))
+            out[f"{name}, {my}×{mx}"] = xr.DataArray(
+                pooled, dims=("time", "y", "x"), coords={"time": ref["time"].values},
+                attrs={**ref.attrs, "layer": f"input, pooled to {my}×{mx}"})
+    return out
+
+
 def score_maps(maps: Mapping[str, xr.DataArray], masks: np.ndarray, *, model_name: str = "") -> pd.DataFrame:
     """The localization table of ready maps: one row per map (:data:`LOCALIZATION_COLUMNS`), means over frames.
 
     Each map is ``DataArray(time, y, x)`` at its own resolution with ``attrs["method"]`` and
     ``attrs["layer"]``; ``masks`` (T, ny, nx) are the full-resolution masks of the same frames.
-    ``mass_inside`` is averaged over the frames where the map has positive mass; ``n_frames``
-    counts the frames scored.
+    ``mass_inside`` is averaged over every frame, a frame where the map has no positive mass counting
+    0 (an empty map localizes nothing); ``n_frames`` counts the frames scored.
     """
     masks = np.asarray(masks, bool)
     rows = []
@@ -949,7 +968,7 @@ def score_maps(maps: Mapping[str, xr.DataArray], masks: np.ndarray, *, model_nam
         rows.append({"model": model_name, "method": da.attrs.get("method", label),
                      "layer": da.attrs.get("layer", "input"), "map_ny": int(values.shape[1]),
                      "map_nx": int(values.shape[2]),
-                     "mass_inside": float(scores["mass_inside"].mean()) if len(scores) else np.nan,
+                     "mass_inside": float(scores["mass_inside"].fillna(0.0).mean()) if len(scores) else np.nan,
                      "mass_upper_bound": float(scores["mass_upper_bound"].mean()) if len(scores) else np.nan,
                      "pointing": float(scores["pointing"].mean()) if len(scores) else np.nan,
                      "n_frames": int(len(scores))})
@@ -972,21 +991,25 @@ def best_localizing_method(table: pd.DataFrame, candidates: Sequence[str] | None
 
 def localization_verdict(table: pd.DataFrame) -> str:
     """Computed sentences: each method's mass against its resolution's bound and against the input image's
-    mass, and its pointing game against the input image's."""
-    ref = table[table["method"] == "input image"]
-    ref_mass = float(ref["mass_inside"].iloc[0]) if len(ref) else np.nan
-    ref_point = float(ref["pointing"].iloc[0]) if len(ref) else np.nan
-    lines = [f"Reference: the input image puts {ref_mass:.2f} of its mass inside the mask and points into it "
-             f"on {ref_point:.0%} of the frames."]
+    mass at the same resolution (pooled onto the method's grid), and its pointing game against the input
+    image's there."""
+    refs = table[table["method"] == "input image"].set_index(["map_ny", "map_nx"])
+    lines = []
+    for (ny, nx), ref in refs.iterrows():
+        lines.append(f"Reference at {ny}×{nx}: the input image puts {ref['mass_inside']:.2f} of its mass inside the "
+                     f"mask and points into it on {ref['pointing']:.0%} of the frames.")
     for _, row in table[~table["method"].isin(TRIVIAL_MAPS)].iterrows():
         bound = row["mass_upper_bound"]
         share = row["mass_inside"] / bound if bound > 0 else np.nan
+        key = (row["map_ny"], row["map_nx"])
+        ref_mass = float(refs.loc[key, "mass_inside"]) if key in refs.index else np.nan
+        ref_point = float(refs.loc[key, "pointing"]) if key in refs.index else np.nan
         versus = row["mass_inside"] / ref_mass if ref_mass > 0 else np.nan
         pointing = ("ties with" if abs(row["pointing"] - ref_point) < 0.05 else
                     "beats" if row["pointing"] > ref_point else "loses to")
         lines.append(f"{row['method']} ({row['layer']}): mass {row['mass_inside']:.2f} = {share:.0%} of the "
-                     f"{bound:.2f} its resolution allows, {versus:.1f}× the input image's; pointing "
-                     f"{row['pointing']:.2f} {pointing} the input image.")
+                     f"{bound:.2f} its resolution allows, {versus:.1f}× the input image's at {key[0]}×{key[1]}; "
+                     f"pointing {row['pointing']:.2f} {pointing} the input image there.")
     return "\n".join(lines)
 
 
@@ -1218,6 +1241,7 @@ def localization_table(model: nn.Module, dm: FlareDataModule, frames: ScoringFra
         maps = method_maps(model, dm, frames.index, attributions,
                            cam_methods=[m for m in methods if m in CAM_METHODS], blocks=blocks)
     reference = trivial_maps(dm, frames.index, seed=seed)
+    reference.update(pooled_references(reference, maps))
     name = model_name if model_name is not None else getattr(getattr(dm, "target", None), "name", "")
     table = score_maps({**maps, **reference}, frames.masks, model_name=name)
     table.attrs["dataset"] = f"{data_kind(dm.synthetic)} {dm.cube_attrs.get('name', '')}"

@@ -321,11 +321,13 @@ def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
 
 
 NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window1440min"}  #: what notebooks 04-08 train and use
-#: Config files a notebook run of a target reads after ``configs/<size>.yaml``: the forecast's GOES inputs.
+#: Config files a notebook run of a target reads after ``configs/<size>.yaml`` (the forecast's soft pooling).
 TARGET_CONFIGS = {"lead60min_window1440min": CONFIG_DIR / "forecast.yaml"}
-#: The reference model trained beside a target with GOES inputs: the same network without the images.
+#: The reference model trained beside the forecast: the same network reading only the GOES flux known at t
+#: (``goes_inputs``), without the images; a forecast must beat it to show that the images add information.
 GOES_ONLY = "goes-only"
 GOES_ONLY_NAME = "GOES-only model"
+GOES_ONLY_INPUTS = ("now", "6h", "24h")
 
 
 def run_dir(size: str, target: str, root: str | Path | None = None, *, cube: str | Path | None = None,
@@ -365,15 +367,15 @@ def train_for_notebook(size: str, target: str, *, config: str | Path | None = No
     overrides = [f"--config={TARGET_CONFIGS[target]}"] if target in TARGET_CONFIGS else []
     overrides += [f"--data.target={target}"] + ([f"--data.cube={cube}"] if cube is not None else [])
     if variant == GOES_ONLY:
-        overrides.append("--model.use_images=false")
+        overrides += ["--model.use_images=false", f"--data.goes_inputs=[{', '.join(GOES_ONLY_INPUTS)}]"]
     return train(config_path(size, config), out_dir=run_dir(size, target, cube=cube, variant=variant),
                  overrides=overrides)
 
 
 def train_references(size: str, *, config: str | Path | None = None, cube: str | Path | None = None) -> dict:
-    """The GOES-only reference model of every notebook target with GOES inputs: ``{target: LightningCLI}``."""
+    """The GOES-only reference model of every notebook forecast target: ``{target: LightningCLI}``."""
     return {target: train_for_notebook(size, target, config=config, cube=cube, variant=GOES_ONLY)
-            for target in NOTEBOOK_TARGETS.values() if target in TARGET_CONFIGS}
+            for target in NOTEBOOK_TARGETS.values() if target != "now"}
 
 
 def best_checkpoint(out_dir: str | Path) -> Path:
@@ -477,13 +479,21 @@ def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides
 
 def reference_predictions(size: str, dm: FlareDataModule, *, config: str | Path | None = None,
                           cube: str | Path | None = None) -> dict[str, tuple[xr.Dataset, xr.Dataset]]:
-    """``{name: (val, test predictions)}`` of the reference models of ``dm``'s target, on ``dm``'s steps: the
-    GOES-only model for a target with GOES inputs (trained first if missing), else nothing. For
-    :func:`flarelib.metrics.collect_forecasts` (``others``)."""
-    if dm.target.name not in TARGET_CONFIGS:
+    """``{name: (val, test predictions)}`` of the reference models of ``dm``'s target on ``dm``'s steps: the
+    GOES-only model for a forecast (trained first if missing; NaN on a step where it has no GOES input), nothing
+    for a nowcast. For :func:`flarelib.metrics.collect_forecasts` (``others``)."""
+    if dm.target.name == "now":
         return {}
-    model = load_flarenet(ensure_trained(size, dm.target.name, config=config, cube=cube, variant=GOES_ONLY))
-    return {GOES_ONLY_NAME: (predict(model, dm, "val"), predict(model, dm, "test"))}
+    checkpoint = ensure_trained(size, dm.target.name, config=config, cube=cube, variant=GOES_ONLY)
+    model = load_flarenet(checkpoint)
+    own = load_datamodule(checkpoint, model, cache="none")  # with its GOES inputs
+    out = []
+    for split in ("val", "test"):
+        pred = predict(model, own, split).swap_dims({"time": "time_index"}).drop_vars("time")
+        steps = dm.split_index[split]
+        aligned = pred.reindex(time_index=steps).assign_coords(time=("time_index", dm.times[steps]))
+        out.append(aligned.swap_dims({"time_index": "time"}))
+    return {GOES_ONLY_NAME: tuple(out)}
 
 
 @torch.no_grad()

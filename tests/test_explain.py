@@ -283,6 +283,19 @@ def test_best_localizing_method_uses_the_share_of_the_bound():
     assert explain.best_localizing_method(table) == "hirescam"  # 0.75 of its bound; the input image never wins
     assert explain.best_localizing_method(table, candidates=["gradcam", "saliency"]) == "saliency"
     assert "hirescam (block 3, 8×8): mass 0.15 = 75%" in explain.localization_verdict(table)
+    pooled = pd.concat([table, table.iloc[[3]].assign(map_ny=8, map_nx=8, layer="input, pooled to 8×8",
+                                                       mass_inside=0.1, pointing=0.8)], ignore_index=True)
+    verdict = explain.localization_verdict(pooled)
+    assert "1.5× the input image's at 8×8; pointing 0.90 beats the input image there" in verdict
+
+
+def test_an_empty_map_counts_zero_mass_on_its_frame():
+    mask = np.zeros((2, 8, 8), bool)
+    mask[:, 2, 2] = True
+    values = np.zeros((2, 8, 8))
+    values[0, 2, 2] = 1.0  # all of its mass inside on frame 0; nothing on frame 1
+    table = explain.score_maps({"m": xr.DataArray(values, dims=("time", "y", "x"), attrs={"method": "m"})}, mask)
+    assert table["mass_inside"].iloc[0] == pytest.approx(0.5) and table["pointing"].iloc[0] == pytest.approx(0.5)
 
 
 def test_nan_correlation_is_a_failure():
@@ -306,6 +319,8 @@ def test_tables_are_written_with_exactly_the_columns(setup, tmp_path, monkeypatc
     written = pd.read_csv(path)
     assert list(written.columns) == explain.LOCALIZATION_COLUMNS
     assert set(explain.TRIVIAL_MAPS) <= set(written["method"])
+    image = written[written["method"] == "input image"]  # the input image also at each CAM's resolution
+    assert sorted(image["map_ny"]) == [8, 16, 32] and image["layer"].str.contains("pooled to 8×8").any()
     cams = written[written["method"].isin(explain.CAM_METHODS)]
     assert sorted(cams["map_ny"]) == [8, 8, 16, 16]  # each CAM at its own resolution, the last two blocks
     assert (written["mass_inside"].dropna() <= written["mass_upper_bound"][written["mass_inside"].notna()] + 1e-9).all()
