@@ -1,6 +1,7 @@
 # flarelib: two commands do everything.
 #   make demo   set up .venv, build the embedded data, run every notebook (full size) -> build/
 #   make test   set up .venv, lint (make lint), then run the tests (including every notebook in small mode)
+#   make lessons      notebook 09 (the lessons) at the default size, one seed (make demo leaves it out: 10 min)
 #   make experiments  the model comparison and the full lessons (notebook 09 with 3 seeds) -> build/results/
 # While developing:
 #   make lint       ruff check . (rules in pyproject.toml [tool.ruff]; the same hook runs in .pre-commit-config.yaml)
@@ -15,7 +16,7 @@ TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flarelib-installed
 
-.PHONY: setup data demo experiments lint test test-fast lab bench clean
+.PHONY: setup data demo lessons experiments lint test test-fast lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,10 @@ data: setup
 # builds the data itself (timed), runs the notebooks, writes build/results/run_times-default.csv
 demo: setup
 	MPLBACKEND=Agg $(PY) -m flarelib.suite --size default
+
+# notebook 09 (the lessons) at the default size with one seed: make demo leaves it out to stay under 10 minutes
+lessons: setup
+	MPLBACKEND=Agg $(PY) -m flarelib.suite --size default --only 09
 
 # the model comparison and the full lessons (3 seeds, every span): hours on 2 cores, see the README
 experiments: data

@@ -366,8 +366,9 @@ class CubeSamples(Dataset):
 
     def __init__(self, store: str | Path, time_index: np.ndarray, channel_index: np.ndarray, log_flux: np.ndarray,
                  normalizer: Normalizer, weights: np.ndarray | None = None, *, cache_rows: np.ndarray | None = None,
-                 offsets: np.ndarray | None = None, aux: np.ndarray | None = None):
+                 offsets: np.ndarray | None = None, aux: np.ndarray | None = None, images: bool = True):
         self.store = str(store)
+        self.images = images  #: False: ``x`` is a (frames * C, 1, 1) zero placeholder, no frame is read
         self.time_index = np.asarray(time_index, np.int64)
         #: steps back of each input frame, oldest first (``[0]`` for one frame)
         self.offsets = np.zeros(1, np.int64) if offsets is None else np.asarray(offsets, np.int64)
@@ -398,7 +399,9 @@ class CubeSamples(Dataset):
 
     def __getitem__(self, i: int):
         t = int(self.time_index[i])
-        if self.cached:
+        if not self.images:
+            x = torch.zeros((len(self.offsets) * len(self.channel_index), 1, 1))
+        elif self.cached:
             x = torch.tensor(self.cache_rows[i])
         else:
             # one chunk per frame: all channels of one time step
@@ -490,6 +493,7 @@ class FlareDataModule(L.LightningDataModule):
         goes_inputs: GOES inputs besides the images, for forecast targets only: ``"now"`` (the flux at
             ``t``) and labels of the cube's ``flux_history_max`` (``"6h"``, ``"24h"``); each becomes the
             feature ``log10(flux) + 6`` (dex above C1). A nowcast cannot have them: its target is the flux at ``t``.
+        images: ``False`` reads no frames (for the GOES-only model, which ignores them): ``x`` is a zero placeholder.
     """
 
     def __init__(
@@ -517,6 +521,7 @@ class FlareDataModule(L.LightningDataModule):
         frames: int = 1,
         frame_step: str = "1h",
         goes_inputs: list[str] | None = None,
+        images: bool = True,
     ):
         super().__init__()
         if class_weighting not in ("none", "loss", "sampler"):
@@ -606,7 +611,8 @@ class FlareDataModule(L.LightningDataModule):
         self._ready = True
 
     def _make_samples(self) -> None:
-        cached = self.hparams.cache != "none" and self._build_cache()
+        images = bool(self.hparams.get("images", True))
+        cached = images and self.hparams.cache != "none" and self._build_cache()
         self._sampling_weights = None
         for name, idx in self.split_index.items():
             weights = None
@@ -617,7 +623,7 @@ class FlareDataModule(L.LightningDataModule):
             rows = np.searchsorted(self._cache_steps, idx[:, None] - self.offsets[None, :]) if cached else None
             self.samples[name] = CubeSamples(self.store_path, idx, self.channel_index, self.target.log_flux[idx],
                                              self.normalizer, weights, cache_rows=rows, offsets=self.offsets,
-                                             aux=self.aux[idx])
+                                             aux=self.aux[idx], images=images)
 
     def reweight(self, class_weighting: str) -> None:
         """Switch the class weighting (``"none"``, ``"loss"`` or ``"sampler"``) of the training samples."""

@@ -357,8 +357,8 @@ POOL_TEST, BLOCK_TEST = "sampled steps", "every step of the test block"
 
 
 def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEEDS, recipe: Recipe = Recipe(),
-              fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), n_resamples: int = metrics.N_RESAMPLES,
-              progress: bool = True) -> pd.DataFrame:
+              fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), every_step: bool = True,
+              n_resamples: int = metrics.N_RESAMPLES, progress: bool = True) -> pd.DataFrame:
     """FlareNet's original sampling (:func:`original_sampling`), split two ways, at >= M1.
 
     * ``random split``: the sampled steps shuffled into train/val/test (``fractions``) as in the original,
@@ -366,7 +366,8 @@ def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEE
     * ``blocked split``: the sampled steps of ``dm``'s training blocks, validated on the validation block, and
       scored twice: on the sampled steps of the test block (the same kind of test set as the random split's, so
       the two differ only by the split) and on every step of the test block (what a forecaster meets);
-    * ``every step``, blocked: the protocol of notebooks 04-05, on every step of the test block.
+    * ``every step``, blocked (with ``every_step``): the protocol of notebooks 04-05, on every step of the test
+      block.
 
     Returns columns ``sampling, split, test_on, seed, target, n_train, n_test, n_test_events, TSS, TSS_lo, TSS_hi,
     HSS, BSS, MAE_dex`` (BSS against each training set's own base rate).
@@ -398,9 +399,11 @@ def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEE
             score(net, ORIGINAL, "blocked split", POOL_TEST, {**blocked, "test": np.intersect1d(picked, full["test"])},
                   seed)
             score(net, ORIGINAL, "blocked split", BLOCK_TEST, blocked, seed)
-            every = {**full, "val": val}
-            dm.use_split(every)
-            score(fit(dm, model, seed=seed, recipe=recipe), "every step", "blocked split", BLOCK_TEST, every, seed)
+            if every_step:
+                every = {**full, "val": val}
+                dm.use_split(every)
+                score(fit(dm, model, seed=seed, recipe=recipe), "every step", "blocked split", BLOCK_TEST, every,
+                      seed)
     finally:
         _restore(dm, full, normalizer)
     return pd.DataFrame(rows)
@@ -427,7 +430,8 @@ def inflation(table: pd.DataFrame, score: str = "TSS") -> str:
 @dataclass(frozen=True)
 class LessonSettings:
     """How big notebook 09's lessons are: the spans (days), the windows per short span, the learning curve or not,
-    the seeds, the recipe, and the thinning of the imbalance runs' training steps (every k-th)."""
+    the seeds, the recipe, the thinning of the imbalance runs' training steps (every k-th), and whether the
+    selection lesson also trains on every step."""
 
     spans: tuple[float, ...]
     windows: int
@@ -435,6 +439,7 @@ class LessonSettings:
     seeds: tuple[int, ...]
     recipe: Recipe
     imbalance_every: int
+    every_step: bool  #: also train on every step for the selection lesson (the protocol of notebooks 04-05)
 
 
 def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonSettings:
@@ -442,11 +447,12 @@ def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonS
     ``full`` is ``make experiments`` (every span, the learning curve, every training step)."""
     chosen = SEEDS[:max(1, min(int(seeds), len(SEEDS)))]
     if size == "small":
-        return LessonSettings((4.0, 12.0), 2, full, chosen, Recipe(max_epochs=4, patience=2), 1)
+        return LessonSettings((4.0, 12.0), 2, full, chosen, Recipe(max_epochs=4, patience=2), 1, full)
     if full:
-        return LessonSettings((30.0, 90.0, 180.0, 365.0), 3, True, chosen, Recipe(), 1)
-    # make demo: the same questions at a size that fits its 10 minutes on 2 cores
-    return LessonSettings((30.0, 365.0), 2, False, chosen, Recipe(max_epochs=4, patience=2, val_every=3), 8)
+        return LessonSettings((30.0, 90.0, 180.0, 365.0), 3, True, chosen, Recipe(max_epochs=30, patience=5), 1, True)
+    # make lessons: the same questions with one seed, two spans, a quarter of the training steps for the imbalance
+    # runs and a thinned validation block; enough epochs that a few hundred samples are seen hundreds of times
+    return LessonSettings((30.0, 365.0), 2, False, chosen, Recipe(max_epochs=30, patience=5, val_every=3), 4, False)
 
 
 def summarize(table: pd.DataFrame, by: Sequence[str], score: str = "TSS") -> pd.DataFrame:

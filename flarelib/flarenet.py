@@ -367,7 +367,8 @@ def train_for_notebook(size: str, target: str, *, config: str | Path | None = No
     overrides = [f"--config={TARGET_CONFIGS[target]}"] if target in TARGET_CONFIGS else []
     overrides += [f"--data.target={target}"] + ([f"--data.cube={cube}"] if cube is not None else [])
     if variant == GOES_ONLY:
-        overrides += ["--model.use_images=false", f"--data.goes_inputs=[{', '.join(GOES_ONLY_INPUTS)}]"]
+        overrides += ["--model.use_images=false", "--data.images=false",
+                      f"--data.goes_inputs=[{', '.join(GOES_ONLY_INPUTS)}]"]
     return train(config_path(size, config), out_dir=run_dir(size, target, cube=cube, variant=variant),
                  overrides=overrides)
 

@@ -148,8 +148,15 @@ def export_html(nb) -> str:
     return html
 
 
-def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str] | None = None) -> dict:
-    """Run every numbered notebook (or those whose name starts with one of ``only``).
+#: Notebooks that ``make demo`` leaves out at the default size, to stay within its 10 minutes on 2 cores: the
+#: lessons run behind ``make lessons`` (one seed) and ``make experiments`` (all seeds). Small mode runs them all.
+LESSON_NOTEBOOKS = ("09",)
+
+
+def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str] | None = None,
+              skip: tuple[str, ...] = ()) -> dict:
+    """Run every numbered notebook (or those whose name starts with one of ``only``), except those starting with
+    one of ``skip``.
 
     Returns ``{notebook: {"seconds": run time, "peak_rss_mb": kernel peak memory in MiB}}``.
     """
@@ -160,7 +167,7 @@ def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str
     os.environ.setdefault("FLARELIB_PROGRESS", "0")  # no training progress bars in the executed notebooks
     runs = {}
     for nb in numbered_notebooks():
-        if only and not any(nb.name.startswith(o) for o in only):
+        if (only and not any(nb.name.startswith(o) for o in only)) or any(nb.name.startswith(k) for k in skip):
             continue
         start = time.perf_counter()
         print(f"running {nb.name} ({size}) ...", flush=True)
@@ -208,12 +215,12 @@ def build_data(names: tuple[str, ...] = DEMO_DATA) -> float:
     return time.perf_counter() - start
 
 
-def write_run_times(runs: dict, size: str, data_seconds: float | None = None) -> Path:
-    """``results_dir()/run_times-<size>.csv`` (:data:`RUN_TIME_COLUMNS`) from :func:`run_suite`'s ``runs``."""
+def write_run_times(runs: dict, size: str, data_seconds: float | None = None, tag: str = "") -> Path:
+    """``results_dir()/run_times-<size>[-<tag>].csv`` (:data:`RUN_TIME_COLUMNS`) from :func:`run_suite`'s ``runs``."""
     rows = ([{"step": "data build", "size": size, "seconds": round(data_seconds, 1), "peak_rss_mb": None}]
             if data_seconds is not None else [])
     rows += [{"step": Path(name).stem, "size": size, **run} for name, run in runs.items()]
-    path = results_dir() / f"run_times-{size}.csv"
+    path = results_dir() / f"run_times-{size}{'-' + tag if tag else ''}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
         fh.write(",".join(RUN_TIME_COLUMNS) + "\n")
@@ -231,14 +238,16 @@ def format_seconds(seconds: float) -> str:
 
 def run_time_markdown(table) -> str:
     """The README's run-time table from a :data:`RUN_TIME_TABLE_COLUMNS` table (pandas), with the total."""
-    lines = ["| step | small: time | small: peak memory | default (`make demo`): time | default: peak memory |",
+    lines = ["| step | small: time | small: peak memory | default: time | default: peak memory |",
              "|---|---|---|---|---|"]
     for row in table.itertuples(index=False):
         memory = [("–" if m != m else f"{m:.0f} MiB") for m in (row.small_peak_rss_mb, row.default_peak_rss_mb)]
         lines.append(f"| {row.step} | {format_seconds(row.small_seconds)} | {memory[0]} | "
                      f"{format_seconds(row.default_seconds)} | {memory[1]} |")
-    lines.append(f"| **total** | {format_seconds(table['small_seconds'].sum())} | | "
-                 f"**{format_seconds(table['default_seconds'].sum())}** | |")
+    lessons = table["step"].str[:2].isin(LESSON_NOTEBOOKS)
+    lines.append(f"| **total** | {format_seconds(table['small_seconds'].sum(min_count=1))} | | "
+                 f"**{format_seconds(table.loc[~lessons, 'default_seconds'].sum(min_count=1))}** (`make demo`) + "
+                 f"{format_seconds(table.loc[lessons, 'default_seconds'].sum(min_count=1))} (`make lessons`) | |")
     return "\n".join(lines)
 
 
@@ -292,13 +301,13 @@ def main(argv: list[str] | None = None) -> int:
         for step, seconds in times.items():
             print(f"  {step}: {seconds / 60:.1f} min")
         return 0
-    if results_path().exists():
+    if results_path().exists() and not args.only:
         results_path().unlink()
     data_seconds = None if args.only else build_data(DEMO_DATA if args.size == "default" else
                                                      tuple(n for n in DEMO_DATA if n != "synthetic-sun-default"))
-    runs = run_suite(args.size, args.out, args.only)
-    if not args.only:
-        times = write_run_times(runs, args.size, data_seconds)
+    skip = LESSON_NOTEBOOKS if args.size == "default" and not args.only else ()
+    runs = run_suite(args.size, args.out, args.only, skip=skip)
+    times = write_run_times(runs, args.size, data_seconds, tag="-".join(args.only or []))
     out = args.out or BUILD_DIR / "notebooks"
     print("\n=== flarelib suite finished ===")
     print(f"executed notebooks and HTML: {out}")
@@ -309,8 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, run in runs.items():
         print(f"  {name}: {run['seconds']} s, kernel peak memory {run['peak_rss_mb']} MiB")
     total = sum(run["seconds"] for run in runs.values()) + (data_seconds or 0)
-    print(f"  total: {format_seconds(total)}" + ("" if args.only else f" (table: {times}; README and notebook "
-                                                                     "headers: python scripts/sync_run_times.py)"))
+    print(f"  total: {format_seconds(total)} (table: {times}; README and notebook headers: "
+          "python scripts/sync_run_times.py)")
+    if skip:
+        print(f"  left out at this size: notebooks {', '.join(skip)} (make lessons, make experiments)")
     if results_path().exists():
         print(f"key figures ({results_path()}):")
         for key, value in json.loads(results_path().read_text()).items():
