@@ -212,6 +212,19 @@ def compare_models(targets: Iterable[str] = (NOWCAST, FORECAST), variants: Seque
     return pd.DataFrame(rows), (pd.concat(diagnoses, ignore_index=True) if diagnoses else pd.DataFrame())
 
 
+def choose_variant(table: pd.DataFrame, target: str, config: str = "max pool (config)") -> str:
+    """The variant a config should take for ``target`` from a :func:`compare_models` table: the shipped config,
+    unless another variant beats it (its validation TSS interval lies wholly above the config's,
+    :func:`flarelib.metrics.verdict`); among several that do, the one with the highest TSS."""
+    rows = table[(table["target"] == target) & ~table["variant"].str.startswith("baseline")].set_index("variant")
+    if config not in rows.index:
+        raise ValueError(f"no {config!r} row for {target!r} in the comparison")
+    base = rows.loc[config]
+    better = [name for name, r in rows.iterrows() if name != config and
+              metrics.verdict(r["TSS_lo"], r["TSS_hi"], base["TSS_lo"], base["TSS_hi"]) == "beats"]
+    return max(better, key=lambda name: rows.loc[name, "TSS"]) if better else config
+
+
 # --------------------------------------------------------------------------- lessons
 
 def training_span(dm: FlareDataModule, span_days: float, n_train: int | None = None, *,

@@ -46,7 +46,7 @@ from torch import nn
 from flarelib.catalog import debug_requested, one_line_error
 from flarelib.data import FlareDataModule, Normalizer, TrainingStats
 from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
-from flarelib.paths import CONFIG_DIR, config_path, default_runs_dir
+from flarelib.paths import config_path, default_runs_dir
 from flarelib.prep import DEFAULT_CHANNELS
 
 
@@ -321,8 +321,6 @@ def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
 
 
 NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window1440min"}  #: what notebooks 04-08 train and use
-#: Config files a notebook run of a target reads after ``configs/<size>.yaml`` (the forecast's soft pooling).
-TARGET_CONFIGS = {"lead60min_window1440min": CONFIG_DIR / "forecast.yaml"}
 #: The reference model trained beside the forecast: the same network reading only the GOES flux known at t
 #: (``goes_inputs``), without the images; a forecast must beat it to show that the images add information.
 GOES_ONLY = "goes-only"
@@ -359,13 +357,12 @@ def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | Non
 
 def train_for_notebook(size: str, target: str, *, config: str | Path | None = None,
                        cube: str | Path | None = None, variant: str | None = None):
-    """Notebook 04's training of ``target``: :func:`flarelib.paths.config_path` (``config``) and the target's
-    :data:`TARGET_CONFIGS`, on ``cube`` if given (a catalog entry or a ``.zarr`` path; default: the config's),
-    into :func:`run_dir`; ``variant=GOES_ONLY`` trains the GOES-only reference model."""
+    """Notebook 04's training of ``target``: :func:`flarelib.paths.config_path` (``config``), on ``cube`` if given
+    (a catalog entry or a ``.zarr`` path; default: the config's), into :func:`run_dir`; ``variant=GOES_ONLY``
+    trains the GOES-only reference model."""
     if variant not in (None, GOES_ONLY):
         raise ValueError(f"variant {variant!r} is not None or {GOES_ONLY!r}")
-    overrides = [f"--config={TARGET_CONFIGS[target]}"] if target in TARGET_CONFIGS else []
-    overrides += [f"--data.target={target}"] + ([f"--data.cube={cube}"] if cube is not None else [])
+    overrides = [f"--data.target={target}"] + ([f"--data.cube={cube}"] if cube is not None else [])
     if variant == GOES_ONLY:
         overrides += ["--model.use_images=false", "--data.images=false",
                       f"--data.goes_inputs=[{', '.join(GOES_ONLY_INPUTS)}]"]

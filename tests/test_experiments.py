@@ -122,3 +122,19 @@ def test_each_lesson_runs_and_has_its_named_columns(small, nowcast):
     whole = selection[selection["test_on"] == E.BLOCK_TEST]
     assert whole["n_test"].nunique() == 1 and len(whole) == 2  # the same untouched test block
     assert "inflated by" in E.inflation(selection)
+
+
+def test_the_shipped_configs_are_what_the_recorded_comparison_chooses():
+    """docs/model_comparison.csv is the validation comparison the configs come from (make experiments redoes it)."""
+    import yaml
+
+    from conftest import ROOT
+
+    table = pd.read_csv(ROOT / "docs" / "model_comparison.csv")
+    config = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())["model"]
+    for target in (E.NOWCAST, E.FORECAST):
+        assert E.choose_variant(table, target) == "max pool (config)"
+    assert config["pool"] == "max" and config["norm"] == "none"
+    fake = table.copy()
+    fake.loc[(fake["target"] == E.FORECAST) & (fake["variant"] == "soft pool (log-mean-exp)"), "TSS_lo"] = 0.49
+    assert E.choose_variant(fake, E.FORECAST) == "soft pool (log-mean-exp)"  # a variant that beats it is taken
