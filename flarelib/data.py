@@ -886,10 +886,14 @@ class FlareDataModule(L.LightningDataModule):
         return table
 
     def split_table(self) -> pd.DataFrame:
-        """First and last sample time and the sample count of each split."""
+        """First and last sample time (UTC, to the minute) and the sample count of each split."""
         self.setup()
-        return pd.DataFrame({name: {"first": self.times[idx].min(), "last": self.times[idx].max(), "samples": idx.size}
-                             for name, idx in self.split_index.items()}).T
+
+        def minute(t: np.datetime64) -> str:
+            return np.datetime_as_string(t, unit="m").replace("T", " ")
+
+        return pd.DataFrame({name: {"first": minute(self.times[idx].min()), "last": minute(self.times[idx].max()),
+                                    "samples": idx.size} for name, idx in self.split_index.items()}).T
 
     def state_dict(self) -> dict:
         return {"normalizer": self.normalizer.to_dict() if self.normalizer else None}

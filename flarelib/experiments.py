@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from flarelib import metrics
 from flarelib.data import FlareDataModule
-from flarelib.flarenet import FlareNet, load_flarenet, predict
+from flarelib.flarenet import FlareNet, load_flarenet, predict, quiet_lightning
 from flarelib.goes import FLARE_CLASS_THRESHOLDS
 from flarelib.paths import CONFIG_DIR, results_dir
 
@@ -104,13 +104,8 @@ def fit(dm: FlareDataModule, model: Mapping, *, seed: int, recipe: Recipe = Reci
     net = FlareNet(channels=dm.channels, target=dm.target.name, normalization=dm.hparams.normalization,
                    frames=int(dm.hparams.frames), aux_inputs=len(dm.goes_inputs), **settings)
     net.adopt(dm.training_stats())
-    chatty = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # "GPU available", "fit stopped" per run
-    level = chatty.level
-    chatty.setLevel(logging.WARNING)
-    try:
+    with quiet_lightning():
         return _fit(net, dm, recipe, out_dir)
-    finally:
-        chatty.setLevel(level)
 
 
 def _fit(net: FlareNet, dm: FlareDataModule, recipe: Recipe, out_dir: str | Path | None) -> FlareNet:

@@ -357,13 +357,14 @@ def _attribute_batch(forward: ExplainedOutput, x: torch.Tensor, aux, method: str
     if method == "integrated_gradients":
         return IntegratedGradients(forward).attribute(x, baselines=torch.zeros_like(x), additional_forward_args=args,
                                                       n_steps=params.get("n_steps", 32),
-                                                      internal_batch_size=params.get("internal_batch_size", 64))
+                                                      internal_batch_size=max(params.get("internal_batch_size", 64),
+                                                                              x.shape[0]))
     if method == "smoothgrad":
         tunnel = NoiseTunnel(IntegratedGradients(forward))
         return tunnel.attribute(x, baselines=torch.zeros_like(x), nt_type="smoothgrad", additional_forward_args=args,
                                 nt_samples=params.get("nt_samples", 8), stdevs=params.get("stdevs", 0.2),
                                 n_steps=params.get("n_steps", 16),
-                                internal_batch_size=params.get("internal_batch_size", 64))
+                                internal_batch_size=max(params.get("internal_batch_size", 64), x.shape[0]))
     if method in CAM_METHODS:
         cam = _cam_batch(forward, x, aux, method, params)
         if params.get("native", False):

@@ -26,6 +26,7 @@ Command line (LightningCLI)::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -350,9 +351,23 @@ def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | Non
     args = ["--config", str(config), f"--trainer.default_root_dir={out_dir}",
             f"--trainer.logger.init_args.save_dir={out_dir}", f"--trainer.enable_progress_bar={str(progress).lower()}",
             *(overrides or [])]
-    cli = make_cli(args, run=False)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    with quiet_lightning():
+        cli = make_cli(args, run=False)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return cli
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Lightning's per-run information lines ("Seed set to", "GPU available", "fit stopped") at WARNING only:
+    notebooks and experiments train many models and say what matters themselves."""
+    chatty = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    level = chatty.level
+    chatty.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        chatty.setLevel(level)
 
 
 def train_for_notebook(size: str, target: str, *, config: str | Path | None = None,
