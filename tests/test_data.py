@@ -312,9 +312,8 @@ def test_infinite_frames_are_refused_naming_the_time(small_cube_path, tmp_path):
     frame = aia[7]
     frame[0, 3, 3] = np.inf
     aia[7] = frame
-    dm = _dm(copy, cache="memory")
     with pytest.raises(data.DataConfigError, match="infinite pixels"):
-        dm.setup()
+        _dm(copy, cache="memory")
     with pytest.raises(IndexError, match="out of range"):
         _dm(small_cube_path).model_inputs([10**6])
 
