@@ -547,9 +547,10 @@ def main(argv: list[str] | None = None) -> int:
     to do) and exits with status 1; ``--debug`` or ``FLARELIB_DEBUG=1`` shows the traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested("--debug" in args)
-    args = [a for a in args if a != "--debug"]
+    if argv is None:  # the command line: DDP launchers re-run sys.argv in their child processes, so keep it there
+        sys.argv = [a for a in sys.argv if a != "--debug"]
     try:
-        make_cli(args)
+        make_cli(None if argv is None else [a for a in args if a != "--debug"])
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
