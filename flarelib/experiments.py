@@ -458,9 +458,9 @@ def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonS
         return LessonSettings((4.0, 12.0), 2, full, chosen, Recipe(max_epochs=4, patience=2), 1, full)
     if full:
         return LessonSettings((30.0, 90.0, 180.0, 365.0), 3, True, chosen, Recipe(max_epochs=30, patience=5), 1, True)
-    # make lessons: the same questions with one seed, two spans, a quarter of the training steps for the imbalance
-    # runs and a thinned validation block; enough epochs that a few hundred samples are seen hundreds of times
-    return LessonSettings((30.0, 365.0), 2, False, chosen, Recipe(max_epochs=30, patience=5, val_every=3), 4, False)
+    # make lessons: the same questions with one seed, two spans, an eighth of the training steps for the imbalance
+    # runs and a thinned validation block; enough epochs that a few hundred samples are seen many times
+    return LessonSettings((30.0, 365.0), 2, False, chosen, Recipe(max_epochs=20, patience=4, val_every=3), 8, False)
 
 
 def summarize(table: pd.DataFrame, by: Sequence[str], score: str = "TSS") -> pd.DataFrame:

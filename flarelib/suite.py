@@ -171,7 +171,8 @@ def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str
             continue
         start = time.perf_counter()
         print(f"running {nb.name} ({size}) ...", flush=True)
-        _, peak = run_notebook(nb, out_dir, size)
+        lessons = any(nb.name.startswith(k) for k in LESSON_NOTEBOOKS)
+        _, peak = run_notebook(nb, out_dir, size, timeout=4 * 3600 if lessons else 1800)  # lessons train many models
         runs[nb.name] = {"seconds": round(time.perf_counter() - start, 1), "peak_rss_mb": round(peak / 2**20)}
         print(f"  done in {runs[nb.name]['seconds']} s, kernel peak memory {runs[nb.name]['peak_rss_mb']} MiB",
               flush=True)
