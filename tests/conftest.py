@@ -29,6 +29,18 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def edit_header(path, **changes) -> None:
+    """Set FITS primary-header keywords of ``path`` in place; a value of ``None`` deletes the keyword."""
+    from astropy.io import fits
+
+    with fits.open(path, mode="update") as hdul:
+        for key, value in changes.items():
+            if value is None:
+                del hdul[0].header[key]
+            else:
+                hdul[0].header[key] = value
+
+
 @pytest.fixture
 def flare_files() -> list[Path]:
     return sorted(FLARE_DIR.glob("*.fits"))

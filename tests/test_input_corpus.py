@@ -21,22 +21,13 @@ from astropy.io import fits
 
 from flarelib import align, goes, ingest, prep
 from flarelib.store import WriteOptions
-from tests.conftest import FLARE_DIR, FLARE_EVENT, GOES_DIR, REAL
+from tests.conftest import FLARE_DIR, FLARE_EVENT, GOES_DIR, REAL, edit_header
 
 # the test helpers edit real AIA files in place, whose float data carry a BLANK card
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid 'BLANK' keyword in header")
 
 NORMAL_193 = "aia_flare_2011-02-15T01-44-07_193.fits"  # EXPTIME 2.0 s, no BUNIT (DN)
 T_OBS_193 = np.datetime64("2011-02-15T01:44:08.837", "ns")
-
-
-def _edit_header(path, **changes):
-    with fits.open(path, mode="update") as hdul:
-        for key, value in changes.items():
-            if value is None:
-                del hdul[0].header[key]
-            else:
-                hdul[0].header[key] = value
 
 
 def _edit_data(path, change):
@@ -96,19 +87,19 @@ def _empty(path):
 
 #: (case id, how the file is damaged, expected skip reason). The call: align.scan_frames([file], prep_options=...).
 SKIP_CASES = [
-    ("bunit-watts", lambda p: _edit_header(p, BUNIT="W"), "unknown-unit"),
-    ("bunit-dn-per-siemens", lambda p: _edit_header(p, BUNIT="DN/S"), "unknown-unit"),
-    ("bunit-not-a-unit", lambda p: _edit_header(p, BUNIT="furlongs per fortnight"), "unknown-unit"),
-    ("exptime-text", lambda p: _edit_header(p, EXPTIME="two seconds"), "bad-exptime"),
-    ("exptime-negative", lambda p: _edit_header(p, EXPTIME=-2.0), "bad-exptime"),
-    ("exptime-zero", lambda p: _edit_header(p, EXPTIME=0.0), "bad-exptime"),
-    ("wavelnth-text", lambda p: _edit_header(p, WAVELNTH="blue"), "bad-keyword"),
-    ("quality-text", lambda p: _edit_header(p, QUALITY="fine"), "bad-keyword"),
-    ("t-obs-not-a-time", lambda p: _edit_header(p, T_OBS="yesterday"), "bad-keyword"),
-    ("no-time-at-all", lambda p: _edit_header(p, T_OBS=None, **{"DATE-OBS": None}), "missing-keyword"),
-    ("no-wavelnth", lambda p: _edit_header(p, WAVELNTH=None), "missing-keyword"),
-    ("quality-bit", lambda p: _edit_header(p, QUALITY=0x40000000), "quality"),
-    ("not-aia", lambda p: _edit_header(p, TELESCOP="SOHO", INSTRUME="EIT"), "not-aia"),
+    ("bunit-watts", lambda p: edit_header(p, BUNIT="W"), "unknown-unit"),
+    ("bunit-dn-per-siemens", lambda p: edit_header(p, BUNIT="DN/S"), "unknown-unit"),
+    ("bunit-not-a-unit", lambda p: edit_header(p, BUNIT="furlongs per fortnight"), "unknown-unit"),
+    ("exptime-text", lambda p: edit_header(p, EXPTIME="two seconds"), "bad-exptime"),
+    ("exptime-negative", lambda p: edit_header(p, EXPTIME=-2.0), "bad-exptime"),
+    ("exptime-zero", lambda p: edit_header(p, EXPTIME=0.0), "bad-exptime"),
+    ("wavelnth-text", lambda p: edit_header(p, WAVELNTH="blue"), "bad-keyword"),
+    ("quality-text", lambda p: edit_header(p, QUALITY="fine"), "bad-keyword"),
+    ("t-obs-not-a-time", lambda p: edit_header(p, T_OBS="yesterday"), "bad-keyword"),
+    ("no-time-at-all", lambda p: edit_header(p, T_OBS=None, **{"DATE-OBS": None}), "missing-keyword"),
+    ("no-wavelnth", lambda p: edit_header(p, WAVELNTH=None), "missing-keyword"),
+    ("quality-bit", lambda p: edit_header(p, QUALITY=0x40000000), "quality"),
+    ("not-aia", lambda p: edit_header(p, TELESCOP="SOHO", INSTRUME="EIT"), "not-aia"),
     ("extra-image-hdu", _extra_hdu, "extra-image-hdu"),
     ("three-d-image", _three_d, "unreadable"),
     ("not-fits", _text, "unreadable"),
@@ -123,9 +114,9 @@ SKIP_CASES = [
     ("all-zero", lambda p: _edit_data(p, _zero), "all-zero"),
     ("60-percent-nan", lambda p: _edit_data(p, _mostly_nan), "non-finite"),
     ("all-nan", lambda p: _edit_data(p, _all_nan), "all-nan"),
-    ("before-degradation-table", lambda p: _edit_header(p, T_OBS="2009-06-01T00:00:00.00Z"),
+    ("before-degradation-table", lambda p: edit_header(p, T_OBS="2009-06-01T00:00:00.00Z"),
      "outside-degradation-table"),
-    ("after-degradation-table", lambda p: _edit_header(p, T_OBS="2031-06-01T00:00:00.00Z"),
+    ("after-degradation-table", lambda p: edit_header(p, T_OBS="2031-06-01T00:00:00.00Z"),
      "outside-degradation-table"),
 ]
 
@@ -169,7 +160,7 @@ def test_every_real_file_passes_the_default_rules():
 
 def test_frame_already_in_dn_per_s_is_not_divided_again(frame):
     raw = fits.getdata(frame).astype(float)
-    _edit_header(frame, BUNIT="DN / s")
+    edit_header(frame, BUNIT="DN / s")
     info = prep.read_frame_info(frame)
     assert info.unit == prep.UNIT_DN_PER_S
     smap, steps = prep.prep_frame(frame)
@@ -197,7 +188,7 @@ def test_valid_gzip_fits_is_read(frame):
 
 
 def test_missing_t_obs_is_logged_and_date_obs_used(frame, caplog):
-    _edit_header(frame, T_OBS=None)
+    edit_header(frame, T_OBS=None)
     with caplog.at_level(logging.WARNING, logger="flarelib"):
         info = prep.read_frame_info(frame)
     assert info.t_obs == np.datetime64("2011-02-15T01:44:07.837", "ns")
@@ -211,12 +202,12 @@ def test_missing_t_obs_is_logged_and_date_obs_used(frame, caplog):
     ("2011-02-15T01:44:08.837_UTC", "2011-02-15T01:44:08.837"),
 ])
 def test_t_obs_in_tai_or_with_an_offset_becomes_utc(frame, t_obs, utc):
-    _edit_header(frame, T_OBS=t_obs)
+    edit_header(frame, T_OBS=t_obs)
     assert prep.read_frame_info(frame).t_obs == np.datetime64(utc, "ns")
 
 
 def test_date_outside_the_degradation_table_is_a_warning_by_option(frame, caplog):
-    _edit_header(frame, T_OBS="2009-06-01T00:00:00.00Z")
+    edit_header(frame, T_OBS="2009-06-01T00:00:00.00Z")
     options = prep.PrepOptions(outside_degradation_table="warn")
     with caplog.at_level(logging.WARNING, logger="flarelib"):
         infos, skipped = align.scan_frames([frame], prep_options=options)
@@ -257,7 +248,7 @@ def _build(files, path, **rules):
 
 def test_one_bad_file_never_stops_a_build(tmp_path, caplog):
     files = _two_slots(tmp_path)
-    _edit_header(files[0], EXPTIME="n/a")  # 01:44 211 Å
+    edit_header(files[0], EXPTIME="n/a")  # 01:44 211 Å
     with caplog.at_level(logging.WARNING, logger="flarelib"):
         path = _build(files, tmp_path / "cube.zarr")
     ds = xr.open_zarr(path)
@@ -270,7 +261,7 @@ def test_one_bad_file_never_stops_a_build(tmp_path, caplog):
 def test_too_many_bad_files_stop_the_build_before_writing(tmp_path):
     files = _two_slots(tmp_path)
     for f in files[:7]:
-        _edit_header(f, BUNIT="W")
+        edit_header(f, BUNIT="W")
     with pytest.raises(align.TooManySkipsError, match=r"7 of 12 input files \(58%\).*unknown-unit x7.*max_skipped"):
         _build(files, tmp_path / "cube.zarr")
     assert not (tmp_path / "cube.zarr").exists()

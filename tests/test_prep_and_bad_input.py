@@ -11,19 +11,10 @@ from astropy.io import fits
 from flarelib import ingest, prep
 from flarelib.align import SlotRules, Targets
 from flarelib.store import WriteOptions
-from tests.conftest import FLARE_EVENT, REAL
+from tests.conftest import FLARE_EVENT, REAL, edit_header
 
 AEC_193 = "aia_flare_2011-02-15T01-58-10_193.fits"  # EXPTIME 0.0049 s (flare mode)
 NORMAL_193 = "aia_flare_2011-02-15T01-44-07_193.fits"  # EXPTIME 2.0 s
-
-
-def _edit(path, **changes):
-    with fits.open(path, mode="update") as hdul:
-        for key, value in changes.items():
-            if value is None:
-                del hdul[0].header[key]
-            else:
-                hdul[0].header[key] = value
 
 
 def test_frame_info_of_a_flare_mode_frame(flare_copy):
@@ -95,15 +86,15 @@ def test_bad_frames_raise_clear_errors(flare_copy, change, reason):
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif change == "non_aia":
-        _edit(path, TELESCOP="SOHO", INSTRUME="EIT")
+        edit_header(path, TELESCOP="SOHO", INSTRUME="EIT")
     elif change == "no_wavelnth":
-        _edit(path, WAVELNTH=None)
+        edit_header(path, WAVELNTH=None)
     elif change == "no_exptime":
-        _edit(path, EXPTIME=None)
+        edit_header(path, EXPTIME=None)
     elif change == "exptime_zero":
-        _edit(path, EXPTIME=0.0)
+        edit_header(path, EXPTIME=0.0)
     elif change == "quality":
-        _edit(path, QUALITY=0x40000000)
+        edit_header(path, QUALITY=0x40000000)
     elif change == "all_nan":
         with fits.open(path, mode="update") as hdul:
             hdul[0].data[:] = np.nan
@@ -116,8 +107,8 @@ def test_bad_frames_raise_clear_errors(flare_copy, change, reason):
 @pytest.mark.slow
 def test_bad_files_are_logged_counted_skips_in_an_ingest(flare_copy, tmp_path, caplog):
     (flare_copy / NORMAL_193).write_bytes((flare_copy / NORMAL_193).read_bytes()[:5000])  # truncated
-    _edit(flare_copy / "aia_flare_2011-02-15T01-46-02_094.fits", QUALITY=0x100)
-    _edit(flare_copy / "aia_flare_2011-02-15T01-48-03_335.fits", EXPTIME=0.0)
+    edit_header(flare_copy / "aia_flare_2011-02-15T01-46-02_094.fits", QUALITY=0x100)
+    edit_header(flare_copy / "aia_flare_2011-02-15T01-48-03_335.fits", EXPTIME=0.0)
     (flare_copy / "aia_flare_2011-02-15T01-50-02_094.fits").unlink()  # a channel missing in a slot
     files = sorted(flare_copy.glob("*.fits"), reverse=True)  # unsorted input
     with caplog.at_level(logging.WARNING, logger="flarelib"):
@@ -143,7 +134,7 @@ def test_bad_files_are_logged_counted_skips_in_an_ingest(flare_copy, tmp_path, c
 @pytest.mark.slow
 def test_allowed_quality_bits_hold_through_the_whole_ingest(flare_copy, tmp_path):
     """A frame accepted at scan time is calibrated without being re-validated with stricter rules."""
-    _edit(flare_copy / NORMAL_193, QUALITY=0x100)
+    edit_header(flare_copy / NORMAL_193, QUALITY=0x100)
     files = sorted(flare_copy.glob("*.fits"))
     path = ingest.build_fits_cube(files, tmp_path / "cube.zarr", name="t",
                                   rules=SlotRules(cadence="2min", tolerance="60s", allowed_quality_bits=0x100),
