@@ -1,4 +1,4 @@
-"""Widgets stage: browse saliency and filter activations over time in Jupyter (ipywidgets + ipympl).
+"""Widgets stage: browse saliency and filter activations over time in Jupyter (ipywidgets).
 
 :class:`SaliencyBrowser` shows, for one time step of a stretch of a cube, the AIA frame of a
 channel in its sunpy colormap with a saliency overlay and, on synthetic cubes, the outline of
@@ -6,18 +6,22 @@ the ground-truth flare mask and of the flaring region; beside it the GOES light 
 moving "now" marker and the flare-class bands. A ``Play`` button is linked to the time slider;
 channel, method and overlay opacity are selectable. It opens at the biggest flare of the stretch.
 
-How it stays fast (a slider step is one small image and two lines):
+How it stays fast: a slider step needs no kernel at all.
 
 * the stretch (AIA frames, saliency maps, masks) is read into memory once;
-* each shown frame is composed once into an RGBA image (AIA colour map, one colour scale per
-  channel over the stretch; attribution on its own scale, transparent near zero) and cached;
-* the figure is built without pyplot (so no backend shows it a second time) and drawn once;
-  a step restores that background and draws only the artists that change (blitting).
+* the figure is drawn once by matplotlib (Agg, without pyplot, so no backend shows it a second
+  time) and shown as three stacked images: the figure without what moves; the composed frame
+  of the shown channel, method and opacity at the frame's own resolution (the page scales it
+  up, nearest pixel); and a transparent layer with the mask outlines, the GOES marker and the
+  time. The last two are pre-rendered for every step into ``ipywidgets.Stack`` s whose
+  ``selected_index`` follows the slider in the page (``jsdlink``);
+* a channel, method or opacity change recomposes the stretch's frames (one small PNG each,
+  the shown one first) and redraws only the title and the colour bar on the background.
 
-Errors in callbacks are shown in the widget's output area instead of vanishing. Without ipympl
-(``%matplotlib widget``) the figure is redrawn into an output area as a static image.
+Errors in callbacks are shown in the widget's output area instead of vanishing.
 
-:class:`FilterBrowser` does the same for the activations of a conv layer, filter by filter.
+:class:`FilterBrowser` browses the activations of a conv layer, filter by filter (redrawn by the
+kernel: ipympl with ``%matplotlib widget``, else an image in an output area).
 :func:`save_animation` and :func:`static_fallback` write what a reader without a kernel sees: a
 small GIF of the stretch and a still of the browser, inlined in the HTML (no CDN, no kernel).
 """
@@ -39,14 +43,11 @@ import matplotlib
 import numpy as np
 import xarray as xr
 from IPython.display import display
-from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.text import Text
 from matplotlib.ticker import NullLocator
-from matplotlib.transforms import Bbox
 
 from flarelib.labels import data_kind
 from flarelib.plotting import add_class_bands, aia_cmap, frame_range
@@ -66,21 +67,6 @@ _figure_numbers = itertools.count(1000)
 def ipympl_active() -> bool:
     """True when matplotlib draws through ipympl (interactive canvases in the notebook)."""
     return "ipympl" in matplotlib.get_backend() or matplotlib.get_backend() == "widget"
-
-
-def use_interactive_backend() -> str:
-    """Switch a notebook to ``%matplotlib widget`` (ipympl) when it is installed; else stay inline.
-
-    Returns the backend in use. Call it in the cell before a browser is built.
-    """
-    try:
-        import ipympl  # noqa: F401
-        from IPython import get_ipython
-    except ImportError:
-        return matplotlib.get_backend()
-    if _in_kernel():
-        get_ipython().run_line_magic("matplotlib", "widget")
-    return matplotlib.get_backend()
 
 
 def _in_kernel() -> bool:
@@ -181,34 +167,19 @@ def _png(pixels: np.ndarray, level: int = 1) -> bytes:
 
 
 def _fast_png(canvas) -> Callable:
-    """``get_diff_image`` for an ipympl canvas: fast PNG frames that stay right when frames are dropped.
+    """``get_diff_image`` for an ipympl canvas: every frame whole, encoded by :func:`_png`.
 
-    The page draws a "diff" frame over what it shows and drops a frame that a newer one replaces
-    before it loaded, so matplotlib's diffs against the previous frame leave stale pixels when Play
-    runs fast. Here a step frame carries every pixel of the regions that steps change
-    (``canvas.flarelib_dynamic``, rectangles ``(row0, row1, col0, col1)``; a moving line's last few
-    places included) and nothing else: each frame is complete on its own. A full draw sends the
-    whole figure, encoded by :func:`_png`.
+    Whole frames stay right when the page drops a frame that a newer one replaced before it loaded
+    (matplotlib's diff frames would then leave stale pixels).
     """
 
     def get_diff_image():
         if not canvas._png_is_old:
             return None
-        pixels = np.asarray(canvas.get_renderer().buffer_rgba())
-        buff = pixels.view(np.uint32).squeeze(2)
-        rects = getattr(canvas, "flarelib_dynamic", None)
-        if canvas._force_full or rects is None or buff.shape != canvas._last_buff.shape:
-            canvas.set_image_mode("full")
-            output = pixels
-        else:
-            canvas.set_image_mode("diff")
-            output = np.zeros_like(pixels)
-            for y0, y1, x0, x1 in rects:
-                output[y0:y1, x0:x1] = pixels[y0:y1, x0:x1]
-        canvas._last_buff = buff.copy()
-        canvas._force_full = False
+        canvas.set_image_mode("full")
         canvas._png_is_old = False
-        return _png(output)
+        canvas._force_full = False
+        return _png(np.asarray(canvas.get_renderer().buffer_rgba()))
 
     return get_diff_image
 
@@ -229,7 +200,7 @@ def _send_binary(canvas) -> Callable:
 
 
 class _Browser:
-    """Shared plumbing: figure, output areas, slider + Play, blitting, redraw timing."""
+    """Shared plumbing: figure, output areas, slider + Play, redraw timing."""
 
     def __init__(self, n_steps: int, interval_ms: int = 40):
         self.errors = W.Output()
@@ -239,14 +210,6 @@ class _Browser:
         self.play = W.Play(value=0, min=0, max=max(n_steps - 1, 0), interval=interval_ms, description="play")
         W.jslink((self.play, "value"), (self.slider, "value"))
         self.redraw_seconds: list[float] = []
-        self._blit = False
-        self._background = self._base = None
-        self._animated: list = []
-        self._styled: list = []
-        self._strips: list = []
-        self._fixed_rects: list = []
-        self._strip_rects: list = []
-        self._extra_rects: list = []
 
     def _make_figure(self, figsize: tuple[float, float], offscreen: bool = False) -> Figure:
         self.interactive = not offscreen and ipympl_active() and _in_kernel()
@@ -256,107 +219,7 @@ class _Browser:
             fig.canvas.send_binary = _send_binary(fig.canvas)
         return fig
 
-    def _setup_blit(self, animated: list, enabled: bool = True, styled: list | None = None,
-                    strips: list | None = None) -> None:
-        """Blit the artists that change where the canvas can (ipympl); the rest is drawn once.
-
-        The standard matplotlib blitting pattern, on two levels: a full draw (``draw_event``)
-        stores the background without any animated artist; a style change (``styled``: titles,
-        colour bar) draws those on it and keeps that as the step background; a step restores
-        the step background and draws only ``animated``. The figure is drawn once here, so a
-        step blits even before the page has asked for a frame (Run All, papermill).
-        """
-        self._animated = animated
-        self._styled = styled or []
-        self._strips = strips or []  # animated lines that move across an axes (sent as narrow strips)
-        # ipympl's canvas (matplotlib's WebAgg core) says supports_blit = False because diff frames on a
-        # restored region can go stale; _fast_png sends frames that are complete on their own instead.
-        self._blit = enabled and self.interactive and hasattr(self.fig.canvas, "copy_from_bbox")
-        if self._blit:
-            for artist in animated + self._styled:
-                artist.set_animated(True)
-            self.fig.canvas.mpl_connect("draw_event", self._on_draw)
-            self.fig.canvas.draw()
-
-    def _on_draw(self, event) -> None:
-        canvas = self.fig.canvas
-        self._base = canvas.copy_from_bbox(self.fig.bbox)
-        self._restyled()
-        self._prepare_paint()  # on the background, before the animated artists are drawn
-        for artist in self._animated:
-            self.fig.draw_artist(artist)
-        canvas._force_full = True  # a full draw: the page gets the whole figure
-        self._fixed_rects = [self._rect(artist) for artist in self._animated if artist not in self._strips]
-        self._strip_rects = []
-        self._update_dynamic()
-
-    def _rect(self, artist) -> tuple[int, int, int, int]:
-        """The pixels (row0, row1, col0, col1) an animated artist may paint: its axes, a text's band, a line's box."""
-        renderer = self.fig.canvas.get_renderer()
-        height, width = int(renderer.height), int(renderer.width)
-        if isinstance(artist, Text):  # the text's band, from its start to the right: its length changes
-            box = artist.get_window_extent(renderer)
-            box = Bbox([[box.x0, box.y0], [min(box.x0 + 160, width), box.y1]])
-        elif artist in self._strips:
-            box = artist.get_window_extent(renderer)
-        else:
-            box = artist.axes.bbox
-        return (max(height - int(np.ceil(box.y1)) - 3, 0), min(height - int(box.y0) + 3, height),
-                max(int(box.x0) - 3, 0), min(int(np.ceil(box.x1)) + 3, width))
-
-    def _styled_rect(self, artist) -> tuple[int, int, int, int]:
-        """The pixels a style artist may paint: an axes with its labels, a title's whole band."""
-        renderer = self.fig.canvas.get_renderer()
-        height, width = int(renderer.height), int(renderer.width)
-        box = artist.get_tightbbox(renderer) if isinstance(artist, Axes) else artist.get_window_extent(renderer)
-        if isinstance(artist, Text):
-            box = Bbox([[0, box.y0], [width, box.y1]])
-        return (max(height - int(np.ceil(box.y1)) - 3, 0), min(height - int(box.y0) + 3, height),
-                max(int(box.x0) - 3, 0), min(int(np.ceil(box.x1)) + 3, width))
-
-    def _update_dynamic(self) -> None:
-        """The regions the next frame sends: the fixed ones, the last places of the moving lines, restyled ones."""
-        latest = [self._rect(artist) for artist in self._strips]
-        self._strip_rects = (latest + self._strip_rects)[:4 * len(self._strips)]
-        self.fig.canvas.flarelib_dynamic = self._fixed_rects + self._strip_rects + self._extra_rects
-        self._extra_rects = []
-
-    def _prepare_paint(self) -> None:
-        """After a full draw, on the background: what :meth:`_paint` needs (where things are, in pixels)."""
-
-    def _paint(self, buffer: np.ndarray) -> list:
-        """Paint animated artists straight into the canvas's pixel ``buffer``; returns those painted."""
-        return []
-
-    def _restyled(self) -> None:
-        """Draw the style artists on the bare background and keep the result as the step background."""
-        self.fig.canvas.restore_region(self._base)
-        for artist in self._styled:
-            self.fig.draw_artist(artist)
-        self._background = self.fig.canvas.copy_from_bbox(self.fig.bbox)
-
-    def render_now(self) -> None:
-        """Render the current state synchronously, as the user would wait for it (for timing)."""
-        if self._blit and self._background is not None:
-            return  # show() already blitted and sent the frame
-        if self.interactive:
-            self.fig.canvas.draw()
-        else:  # the inline fallback: what display() renders
-            self.fig.savefig(io.BytesIO(), format="png")
-
-    def _finish(self, fig, *, full: bool = False, restyle: bool = False) -> None:
-        if self._blit and self._background is not None and not full:
-            if restyle:  # titles and colour bar changed: their regions go with this frame
-                self._restyled()
-                self._extra_rects = [self._styled_rect(artist) for artist in self._styled]
-            fig.canvas.restore_region(self._background)
-            painted = self._paint(np.asarray(fig.canvas.get_renderer().buffer_rgba()))
-            for artist in self._animated:
-                if artist not in painted:
-                    fig.draw_artist(artist)
-            self._update_dynamic()
-            fig.canvas.blit(fig.bbox)
-            return
+    def _finish(self, fig) -> None:
         if self.interactive:
             fig.canvas.draw_idle()
         elif _in_kernel():
@@ -372,7 +235,7 @@ class _Browser:
         return self.fig.canvas if self.interactive else self.static
 
     def still(self) -> bytes:
-        """PNG of the figure as it is shown now (every artist, animated or not)."""
+        """PNG of the figure as it is shown now."""
         with io.BytesIO() as png:
             self.fig.savefig(png, format="png", dpi=DPI)
             return png.getvalue()
@@ -411,13 +274,13 @@ class SaliencyBrowser(_Browser):
     ``cube`` is the flarelib cube, ``saliency`` a store written by
     :func:`flarelib.explain.write_saliency_store` (its ``time`` is a subset of the cube's).
     The stretch is read into memory once. ``step`` is where it opens (default: the biggest flare).
-    ``blit=False`` redraws the whole figure on every step (what an animation writer needs);
-    ``offscreen`` draws on an Agg canvas whatever the notebook's backend (for files and stills).
+    The figure is a matplotlib figure on an Agg canvas (:meth:`show` sets its artists to a step,
+    :meth:`still` renders it); :meth:`widget` shows it as pre-rendered layers (module docstring).
     """
 
     def __init__(self, cube: xr.Dataset, saliency: xr.Dataset, *, channel: int | None = None,
-                 method: str | None = None, alpha: float = 0.7, blit: bool = True, step: int | None = None,
-                 figsize: tuple[float, float] = FIGSIZE, offscreen: bool = False):
+                 method: str | None = None, alpha: float = 0.7, step: int | None = None,
+                 figsize: tuple[float, float] = FIGSIZE):
         self.cube = cube
         self.saliency = saliency
         self.times = saliency["time"].values
@@ -447,10 +310,10 @@ class SaliencyBrowser(_Browser):
         self._segments: dict = {}
         self.start_step = biggest_flare_step(cube, self.times) if step is None else int(step)
 
-        self.fig = self._make_figure(figsize, offscreen)
+        self.fig = self._make_figure(figsize, offscreen=True)
         self._build_figure(cube)
-        self._setup_blit([self.image, self.mask_outline, self.region_outline, self.marker, self.now, self.clock],
-                         enabled=blit, styled=[self.panel_title, self.cax], strips=[self.marker])
+        self._layers: _Layers | None = None  # built by widget()
+        self.restyle_seconds: list[float] = []
         self.slider.value = self.play.value = self.start_step  # before the observers; jslink syncs in a browser
         self.slider.observe(_guarded(self.errors, lambda change: self.show(change["new"])), names="value")
         for control in (self.channel, self.method, self.alpha):
@@ -499,36 +362,43 @@ class SaliencyBrowser(_Browser):
             self._norms[key] = (LogNorm(max(lo, 1e-3), max(hi, lo * 1.01)), limit)
         return self._norms[key]
 
-    def stretch_rgba(self) -> np.ndarray:
-        """The composed RGBA frames (time, y, x, 4) of the shown channel, method and opacity (rendered once).
+    def _style_key(self) -> tuple:
+        return self.channel.value, self.method.value, round(self.alpha.value, 3)
 
-        The AIA frame in its colour map (one scale over the stretch), the attribution on top in
-        its own colour map, transparent near zero and opaque from ``OPAQUE_ABOVE`` of its scale.
-        """
-        key = (self.channel.value, self.method.value, round(self.alpha.value, 3))
+    def _compose(self, steps: slice | list[int]) -> np.ndarray:
+        """RGBA frames (len(steps), y, x, 4): the AIA frames in their colour map (one scale over the
+        stretch), the attribution on top in its own colour map, transparent near zero and opaque from
+        ``OPAQUE_ABOVE`` of its scale."""
+        norm, limit = self._scales()
+        c, m = self._channels.index(self.channel.value), self._methods.index(self.method.value)
+        frames = np.clip(self._aia[steps, c], norm.vmin, None)
+        scaled = norm(frames.reshape(len(frames), -1)).reshape(frames.shape)  # a LogNorm takes 2-D at most
+        base = aia_cmap(self.channel.value)(scaled, bytes=True)[..., :3]
+        s = np.clip(self._sal[steps, m, c] / limit, -1, 1)
+        if self.signed():
+            colours = matplotlib.colormaps[SIGNED_CMAP]((s + 1) / 2, bytes=True)[..., :3]
+        else:
+            colours = matplotlib.colormaps[UNSIGNED_CMAP](np.clip(s, 0, 1), bytes=True)[..., :3]
+        weight = np.clip((np.abs(s) - TRANSPARENT_BELOW) / (OPAQUE_ABOVE - TRANSPARENT_BELOW), 0, 1)
+        weight = (self.alpha.value * weight)[..., None].astype(np.float32)
+        rgba = np.full(base.shape[:-1] + (4,), 255, np.uint8)
+        rgba[..., :3] = np.rint(base * (1 - weight) + colours * weight)
+        return rgba
+
+    def stretch_rgba(self) -> np.ndarray:
+        """The composed RGBA frames (time, y, x, 4) of the shown channel, method and opacity (composed once)."""
+        key = self._style_key()
         if key not in self._frames:
-            norm, limit = self._scales()
-            c, m = self._channels.index(self.channel.value), self._methods.index(self.method.value)
-            frames = np.clip(self._aia[:, c], norm.vmin, None)
-            scaled = norm(frames.reshape(len(frames), -1)).reshape(frames.shape)  # a LogNorm takes 2-D at most
-            base = aia_cmap(self.channel.value)(scaled, bytes=True)[..., :3]
-            s = np.clip(self._sal[:, m, c] / limit, -1, 1)
-            if self.signed():
-                colours = matplotlib.colormaps[SIGNED_CMAP]((s + 1) / 2, bytes=True)[..., :3]
-            else:
-                colours = matplotlib.colormaps[UNSIGNED_CMAP](np.clip(s, 0, 1), bytes=True)[..., :3]
-            weight = np.clip((np.abs(s) - TRANSPARENT_BELOW) / (OPAQUE_ABOVE - TRANSPARENT_BELOW), 0, 1)
-            weight = (self.alpha.value * weight)[..., None].astype(np.float32)
-            rgba = np.full(base.shape[:-1] + (4,), 255, np.uint8)
-            rgba[..., :3] = np.rint(base * (1 - weight) + colours * weight)
             if len(self._frames) >= 12:  # a few recent settings, not every one ever shown
                 self._frames.pop(next(iter(self._frames)))
-            self._frames[key] = rgba
+            self._frames[key] = self._compose(slice(None))
         return self._frames[key]
 
     def frame_rgba(self, step: int) -> np.ndarray:
-        """The composed RGBA image (y, x, 4) of ``step`` (see :meth:`stretch_rgba`)."""
-        return self.stretch_rgba()[step]
+        """The composed RGBA image (y, x, 4) of ``step``: from the stretch when it is composed, else alone."""
+        if self._style_key() in self._frames:
+            return self._frames[self._style_key()][step]
+        return self._compose([step])[0]
 
     # ------------------------------------------------------------------ figure
 
@@ -580,8 +450,9 @@ class SaliencyBrowser(_Browser):
         if self._mask is not None:
             fig.text(0.01, 0.005, "green: true flare mask · dashed: the flaring region", fontsize=7, color="0.3")
 
-    def _restyle(self, draw: bool = True) -> None:
-        """A new channel, method or opacity: new colour maps and scales, the same artists."""
+    def _restyle(self) -> None:
+        """A new channel, method or opacity: new colour maps and scales, the same artists (and layers)."""
+        start = _time.perf_counter()
         signed = self.signed()
         self.colorbar.set_cmap(SIGNED_CMAP if signed else UNSIGNED_CMAP)
         self.colorbar.set_extent((0, 1, -1 if signed else 0, 1))
@@ -589,15 +460,14 @@ class SaliencyBrowser(_Browser):
         self.cax.set_ylim(-1 if signed else 0, 1)
         self.cax.set_yticks([-1, 0, 1] if signed else [0, 0.5, 1])
         self.panel_title.set_text(f"{self.label} {self.channel.value} Å + {method_label(self.method.value)}")
-        if draw:
-            self.show(self.slider.value, restyle=True)
+        self.show(self.slider.value)
+        if self._layers is not None:
+            self._layers.restyle(self.slider.value, start)
 
-    def show(self, step: int, *, full: bool = False, restyle: bool = False) -> None:
-        """Draw time step ``step`` of the stretch (what the slider does); ``full`` redraws everything,
-        ``restyle`` the titles and the colour bar too."""
+    def show(self, step: int) -> None:
+        """Set the figure's artists to time step ``step`` of the stretch (render it with :meth:`still`)."""
         start = _time.perf_counter()
-        self._shown = self.frame_rgba(step)
-        self.image.set_data(self._shown)
+        self.image.set_data(self.frame_rgba(step))
         for outline, masks in ((self.mask_outline, self._mask), (self.region_outline, self._region)):
             if masks is not None:
                 key = (id(outline), step)
@@ -608,56 +478,7 @@ class SaliencyBrowser(_Browser):
         day, clock = np.datetime_as_string(self.times[step], unit="m").split("T")
         self.now.set_text(day)
         self.clock.set_text(f"{clock} UTC")
-        self._finish(self.fig, full=full, restyle=restyle)
         self.redraw_seconds.append(_time.perf_counter() - start)
-
-    def _prepare_paint(self) -> None:
-        """Map the image panel's pixels to frame pixels (nearest), and forget cached text pixels."""
-        renderer = self.fig.canvas.get_renderer()
-        height = int(renderer.height)
-        box = self.ax_img.bbox
-        ny, nx = self._aia.shape[-2:]
-        c0, c1 = int(np.ceil(box.x0 - 0.5)), int(np.floor(box.x1 - 0.5)) + 1
-        r0, r1 = int(np.ceil(height - box.y1 - 0.5)), int(np.floor(height - box.y0 - 0.5)) + 1
-        cols = np.clip(((np.arange(c0, c1) + 0.5 - box.x0) / box.width * nx).astype(int), 0, nx - 1)
-        rows = np.clip(((height - np.arange(r0, r1) - 0.5 - box.y0) / box.height * ny).astype(int), 0, ny - 1)
-        self._pixel_map = (rows[:, None], cols[None, :], (r0, r1, c0, c1))
-        self._text_pixels = {}
-        y0, y1, x0, _ = self._rect(self.now)
-        split = int(self.clock.get_window_extent(renderer).x0) - 1
-        self._text_rects = {self.now: (y0, y1, x0, split), self.clock: (y0, y1, split, split + 140)}
-        # render every date and time of day of the stretch now (a few dozen), so that no step renders text
-        stamps = np.datetime_as_string(self.times, unit="m")
-        days = sorted({t[:10] for t in stamps})
-        clocks = sorted({f"{t[11:]} UTC" for t in stamps})
-        if len(days) + len(clocks) <= 100:
-            canvas = self.fig.canvas
-            buffer = np.asarray(canvas.get_renderer().buffer_rgba())
-            shown = {text: text.get_text() for text in (self.now, self.clock)}
-            for text, strings in ((self.now, days), (self.clock, clocks)):
-                ry0, ry1, rx0, rx1 = self._text_rects[text]
-                clean = buffer[ry0:ry1, rx0:rx1].copy()
-                for string in strings:
-                    buffer[ry0:ry1, rx0:rx1] = clean
-                    text.set_text(string)
-                    self.fig.draw_artist(text)
-                    self._text_pixels[(text is self.now, string)] = buffer[ry0:ry1, rx0:rx1].copy()
-                buffer[ry0:ry1, rx0:rx1] = clean
-                text.set_text(shown[text])
-
-    def _paint(self, buffer: np.ndarray) -> list:
-        """The frame (nearest-neighbour, like the image artist) and the time text (cached pixels), no Agg."""
-        rows, cols, (r0, r1, c0, c1) = self._pixel_map
-        buffer[r0:r1, c0:c1] = self._shown[rows, cols]
-        for text in (self.now, self.clock):
-            y0, y1, x0, x1 = self._text_rects[text]
-            key = (text is self.now, text.get_text())
-            if key in self._text_pixels:
-                buffer[y0:y1, x0:x1] = self._text_pixels[key]
-            else:
-                self.fig.draw_artist(text)
-                self._text_pixels[key] = buffer[y0:y1, x0:x1].copy()
-        return [self.image, self.now, self.clock]
 
     def describe(self) -> str:
         """One line on the stretch: its span to the minute, its steps and where the biggest flare is."""
@@ -666,10 +487,139 @@ class SaliencyBrowser(_Browser):
         return (f"{self.label} {self.name}: {len(self.times)} steps from {first} to {last} UTC; "
                 f"the browser opens at the biggest flare, {peak} UTC (step {self.start_step})")
 
+    def figure_widget(self) -> W.Widget:
+        """The figure as pre-rendered layers whose step follows the slider in the page (built once)."""
+        if self._layers is None:
+            self._layers = _Layers(self)
+        return self._layers.box
+
     def widget(self) -> W.Widget:
         controls = W.HBox([self.play, self.slider])
         options = W.HBox([self.channel, self.method, self.alpha])
         return W.VBox([controls, options, self.figure_widget(), self.errors])
+
+    def median_restyle_ms(self) -> float:
+        """Median kernel milliseconds of a channel, method or opacity change, until the shown step is sent."""
+        return 1e3 * float(np.median(self.restyle_seconds)) if self.restyle_seconds else float("nan")
+
+
+def _img_html(png: bytes, size: tuple[int, int]) -> str:
+    """An ``<img>`` of ``png`` as a data URL, ``size`` (width, height) CSS pixels, decoded before it is painted."""
+    return (f'<img decoding="sync" style="display:block;width:{size[0]}px;height:{size[1]}px" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode()}"/>')
+
+
+def layer_png(layer: W.HTML) -> bytes:
+    """The PNG that a layer's ``<img>`` shows (see :func:`_img_html`)."""
+    return base64.b64decode(layer.value.split("base64,", 1)[1].split('"', 1)[0])
+
+
+_browser_ids = itertools.count()
+
+
+class _Layers:
+    """A :class:`SaliencyBrowser`'s figure as stacked images in one CSS grid cell, every step already in the page.
+
+    * ``background``: the figure without the artists that move (re-rendered on a restyle: title, colour bar);
+    * ``panels``: per step, the composed frame at its own resolution (y, x), which the page scales onto
+      the image panel's pixels, nearest pixel (CSS ``image-rendering: pixelated``);
+    * ``overlays``: per step, a transparent figure-sized image with the mask outlines, the panel's
+      frame, the GOES marker and the time;
+    * ``selector``: a ``Stack`` of empty boxes whose ``selected_index`` follows the slider in the page
+      (``jsdlink``); a style rule per step (CSS ``:has``) shows that step's panel and overlay while its
+      box is the one shown.
+
+    Every step's images are loaded once; a step only switches which are visible. It sends nothing to
+    the kernel and waits for nothing from it.
+    """
+
+    def __init__(self, browser: SaliencyBrowser):
+        self.browser = b = browser
+        fig, canvas = b.fig, b.fig.canvas
+        self.moving = [b.mask_outline, b.region_outline, *b.ax_img.spines.values(), b.marker, b.now, b.clock]
+        self.styled = [b.panel_title, b.cax]
+        hidden = [b.image, *self.moving, *self.styled]
+        for artist in hidden:  # a draw leaves animated artists out (and still places the titles)
+            artist.set_animated(True)
+        canvas.draw()
+        self._base = canvas.copy_from_bbox(fig.bbox)
+        for artist in hidden:
+            artist.set_animated(False)
+        renderer = canvas.get_renderer()
+        height, width = int(renderer.height), int(renderer.width)
+        box = b.ax_img.bbox  # the panel's pixels: those whose centres lie inside the axes, as Agg samples them
+        c0, c1 = int(np.ceil(box.x0 - 0.5)), int(np.floor(box.x1 - 0.5)) + 1
+        r0, r1 = int(np.ceil(height - box.y1 - 0.5)), int(np.floor(height - box.y0 - 0.5)) + 1
+        self.panel_rect = (r0, r1, c0, c1)
+        self.size, self.panel_size = (width, height), (c1 - c0, r1 - r0)
+        name = f"flarelib-b{next(_browser_ids)}"
+        n = len(b.times)
+
+        def cell(**layout) -> W.Layout:
+            return W.Layout(grid_area="figure", **layout)
+
+        def stacked(children: list, *classes: str, **layout) -> W.GridBox:
+            for step, child in enumerate(children):
+                child.add_class(f"{name}-f{step}")
+            grid = W.GridBox(children, layout=cell(grid_template_areas='"figure"', **layout))
+            for css_class in (f"{name}-frames", *classes):
+                grid.add_class(css_class)
+            return grid
+
+        start = _time.perf_counter()
+        overlays = []
+        for step in range(n):
+            b.show(step)
+            renderer.clear()  # transparent
+            for artist in self.moving:
+                fig.draw_artist(artist)
+            overlays.append(W.HTML(_img_html(_png(np.asarray(renderer.buffer_rgba())), self.size), layout=cell()))
+        self.overlays = stacked(overlays)
+        self.panels = stacked([W.HTML(layout=cell()) for _ in range(n)], "flarelib-pixelated",
+                              margin=f"{r0}px 0 0 {c0}px", width=f"{c1 - c0}px", height=f"{r1 - r0}px")
+        self.background = W.HTML(layout=cell())
+        selectors = [W.Box(layout=W.Layout(width="0", height="0")) for _ in range(n)]
+        for step, selector in enumerate(selectors):
+            selector.add_class(f"{name}-s{step}")
+        self.selector = W.Stack(selectors, selected_index=b.slider.value, layout=cell(width="0", height="0"))
+        self.selector.add_class("flarelib-selector")
+        self.link = W.jsdlink((b.slider, "value"), (self.selector, "selected_index"))
+        self.prerender_ms_per_step = 1e3 * (_time.perf_counter() - start) / max(n, 1)
+        b.show(b.slider.value)
+        self.restyle(b.slider.value)
+        rules = [f".{name} .{name}-frames > * {{visibility: hidden;}}",
+                 ".flarelib-pixelated img {image-rendering: pixelated;}",
+                 *(f".{name}:has(.{name}-s{k}) .{name}-f{k} {{visibility: visible;}}" for k in range(n))]
+        style = W.HTML("<style>" + "\n".join(rules) + "</style>", layout=cell(display="none"))
+        self.box = W.GridBox([self.background, self.panels, self.overlays, self.selector, style],
+                             layout=W.Layout(grid_template_areas='"figure"', width=f"{width}px", height=f"{height}px",
+                                             justify_items="flex-start", align_items="flex-start"))
+        self.box.add_class("flarelib-figure")
+        self.box.add_class(name)
+
+    def restyle(self, shown: int, start: float | None = None) -> None:
+        """Every step's frame and the background's title and colour bar; what is shown goes first.
+
+        The time from ``start`` (``perf_counter``) until what is shown has been sent goes to the
+        browser's ``restyle_seconds``; the other steps' frames follow.
+        """
+        b, canvas = self.browser, self.browser.fig.canvas
+        images = self.panels.children
+
+        def panel(frame: np.ndarray) -> str:  # a PNG's rows go down, the image's up (origin="lower")
+            return _img_html(_png(np.ascontiguousarray(frame[::-1])), self.panel_size)
+
+        images[shown].value = panel(b.frame_rgba(shown))
+        canvas.restore_region(self._base)
+        for artist in self.styled:
+            b.fig.draw_artist(artist)
+        self.background.value = _img_html(_png(np.asarray(canvas.get_renderer().buffer_rgba())), self.size)
+        if start is not None:
+            b.restyle_seconds.append(_time.perf_counter() - start)
+        frames = b.stretch_rgba()
+        for step in range(len(images)):
+            if step != shown:
+                images[step].value = panel(frames[step])
 
 
 class FilterBrowser(_Browser):
@@ -730,7 +680,7 @@ class FilterBrowser(_Browser):
 
 def _offscreen_browser(cube: xr.Dataset, saliency: xr.Dataset, **kwargs) -> SaliencyBrowser:
     """A browser on an Agg canvas, whatever the notebook's backend (for files and stills)."""
-    return SaliencyBrowser(cube, saliency, blit=False, offscreen=True, **kwargs)
+    return SaliencyBrowser(cube, saliency, **kwargs)
 
 
 def save_animation(cube: xr.Dataset, saliency: xr.Dataset, path: str | Path, *, method: str | None = None,
@@ -793,18 +743,26 @@ def static_fallback(cube: xr.Dataset, saliency: xr.Dataset, gif_path: str | Path
     return StaticFallback(still, gif, caption)
 
 
-def time_redraws(browser: _Browser, steps: int = 20) -> float:
-    """Median milliseconds of one slider step: update the artists and render the figure (synchronously).
+def kernel_timings(browser: SaliencyBrowser, steps: int = 20) -> dict[str, float]:
+    """Median kernel milliseconds of a slider step and of a channel change, and of pre-rendering one step.
 
-    The browser is left at the step it showed before.
+    A step in the page needs no kernel (the layers follow the slider there); the kernel only sets
+    its artists, so that :meth:`SaliencyBrowser.still` shows the same step. A channel change is
+    timed until the shown step's frame and the background are sent (the other steps' frames
+    follow). Builds the layers if the widget was not shown yet; leaves the browser at the step and
+    channel it showed.
     """
-    durations = []
-    start_step = browser.slider.value
+    browser.figure_widget()
+    start_step, start_channel = browser.slider.value, browser.channel.value
     n = browser.slider.max + 1
+    browser.redraw_seconds.clear()
     for _ in range(min(steps, n - 1)):
-        start = _time.perf_counter()
         browser.slider.value = (browser.slider.value + 1) % n
-        browser.render_now()
-        durations.append(_time.perf_counter() - start)
+    step_ms = browser.median_redraw_ms()
+    browser.restyle_seconds.clear()
+    channels = list(browser.channel.options)
+    for channel in channels[channels.index(start_channel) + 1:] + channels[:channels.index(start_channel) + 1]:
+        browser.channel.value = channel
     browser.slider.value = start_step
-    return 1e3 * float(np.median(durations))
+    return {"step_ms": step_ms, "change_ms": browser.median_restyle_ms(),
+            "prerender_ms_per_step": browser._layers.prerender_ms_per_step}

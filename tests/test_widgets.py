@@ -140,20 +140,65 @@ def test_method_choice_reads_the_localization_table(tmp_path):
 def test_callback_errors_are_shown_in_the_output_area(stores):
     cube, saliency, _, _ = stores
     browser = widgets.SaliencyBrowser(cube, saliency, method="gradcam", step=0)
-    browser._aia, browser._frames = browser._aia[:1], {}  # e.g. a stretch that lost its frames
-    with pytest.raises(ValueError):
+    browser._aia, browser._frames = browser._aia[:0], {}  # e.g. a stretch that lost its frames
+    with pytest.raises(IndexError):
         browser.alpha.value = 0.3  # an error, shown in the output area, not swallowed
-    assert any("ValueError" in o.get("text", "") for o in browser.errors.outputs)
+    assert any("IndexError" in o.get("text", "") for o in browser.errors.outputs)
 
 
-def test_redraw_is_timed_and_the_widget_tree_is_complete(stores):
+def test_the_widget_shows_pre_rendered_layers_that_follow_the_slider_in_the_page(stores):
+    from io import BytesIO
+
     cube, saliency, _, _ = stores
-    browser = widgets.SaliencyBrowser(cube, saliency)
-    for k in range(1, 6):
-        browser.slider.value = k
-    assert len(browser.redraw_seconds) >= 6 and browser.median_redraw_ms() > 0
+    browser = widgets.SaliencyBrowser(cube, saliency, channel=94, method="gradcam")
     tree = browser.widget()
     assert browser.play in tree.children[0].children and browser.errors in tree.children
+    layers = browser._layers
+    n = len(browser.times)
+    assert len(layers.panels.children) == len(layers.overlays.children) == n
+    # the page moves the selector with the slider, and a style rule per step shows that step's layers
+    assert layers.link.source == (browser.slider, "value") and layers.link.target == (layers.selector, "selected_index")
+    assert len(layers.selector.children) == n and layers.selector.selected_index == browser.slider.value
+    style = layers.box.children[-1].value
+    for step in (0, n - 1):
+        selector, = layers.selector.children[step]._dom_classes
+        frame, = layers.panels.children[step]._dom_classes
+        assert frame in layers.overlays.children[step]._dom_classes
+        assert f":has(.{selector}) .{frame} {{visibility: visible;}}" in style
+
+    def png(layer):
+        return np.asarray(Image.open(BytesIO(widgets.layer_png(layer))).convert("RGBA"))
+
+    for step in (0, n - 1):  # each step's panel is its composed frame, rows from the top
+        np.testing.assert_array_equal(png(layers.panels.children[step]), browser.frame_rgba(step)[::-1])
+    overlay = png(layers.overlays.children[browser.start_step])
+    assert overlay.shape[:2] == png(layers.background).shape[:2]
+    assert 0 < (overlay[..., 3] > 0).mean() < 0.2  # transparent but for outlines, marker and time
+    # the page's composition is the figure the kernel renders (a few antialiased edges apart)
+    composed = Image.open(BytesIO(widgets.layer_png(layers.background))).convert("RGBA")
+    r0, r1, c0, c1 = layers.panel_rect
+    panel = Image.open(BytesIO(widgets.layer_png(layers.panels.children[browser.start_step]))).convert("RGBA")
+    composed.paste(panel.resize((c1 - c0, r1 - r0), Image.NEAREST), (c0, r0))
+    composed.alpha_composite(Image.fromarray(overlay))
+    browser.show(browser.start_step)
+    still = np.asarray(Image.open(BytesIO(browser.still())).convert("RGB")).astype(int)
+    differ = np.abs(np.asarray(composed.convert("RGB")).astype(int) - still).max(-1) > 40
+    assert differ.mean() < 0.01, differ.mean()
+
+
+def test_a_change_recomposes_every_step_and_the_background(stores):
+    cube, saliency, _, _ = stores
+    browser = widgets.SaliencyBrowser(cube, saliency, channel=94, method="gradcam")
+    browser.widget()
+    layers = browser._layers
+    panels = [image.value for image in layers.panels.children]
+    background = layers.background.value
+    browser.channel.value = 335
+    assert all(image.value != old for image, old in zip(layers.panels.children, panels))
+    assert layers.background.value != background  # its title names the channel
+    browser.method.value = "integrated_gradients"
+    browser.alpha.value = 0.3
+    assert len(browser.restyle_seconds) == 3 and browser.median_restyle_ms() > 0
 
 
 def test_filter_browser_switches_filters_and_layers(stores):
@@ -186,9 +231,10 @@ def test_static_fallback_inlines_a_still_and_the_animation(stores, tmp_path):
     assert fallback.still_png.startswith(b"\x89PNG") and fallback.gif.stat().st_size < 2e6
 
 
-def test_time_redraws_renders_each_step(stores):
+def test_kernel_timings_time_steps_and_changes_and_leave_the_browser_as_it_was(stores):
     cube, saliency, _, _ = stores
-    browser = widgets.SaliencyBrowser(cube, saliency, step=0)
-    ms = widgets.time_redraws(browser, steps=5)
-    assert ms > 0 and browser.slider.value == 0  # left where it was
-    assert len(browser.redraw_seconds) >= 7
+    browser = widgets.SaliencyBrowser(cube, saliency, step=0, channel=131)
+    timings = widgets.kernel_timings(browser, steps=5)
+    assert timings["step_ms"] > 0 and timings["change_ms"] > 0 and timings["prerender_ms_per_step"] > 0
+    assert browser.slider.value == 0 and browser.channel.value == 131  # left where it was
+    assert len(browser.restyle_seconds) == len(browser.channel.options)
