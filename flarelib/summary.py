@@ -98,12 +98,18 @@ def hot_channel_totals(cube: xr.Dataset, channels=(94, 131)) -> xr.DataArray:
 
 
 def biggest_flare_step(cube: xr.Dataset) -> int:
-    """The time index at (or just before) the peak of the largest flare in the cube's event list
-    (the largest ``flux_now`` when the cube lists no events)."""
+    """The time index at (or just before) the peak of the largest flare of the cube's event list that peaks
+    inside the cube's span (the list also holds flares from before the first image: the flare history); the
+    largest ``flux_now`` when no listed flare peaks inside it."""
     times = cube["time"].values
     if "event_peak_flux" in cube and cube.sizes.get("event", 0):
-        peak = cube["event_peak"].values[int(np.nanargmax(cube["event_peak_flux"].values))]
-        return int(np.clip(np.searchsorted(times, peak, side="right") - 1, 0, times.size - 1))
+        peaks = cube["event_peak"].values
+        end = times[-1] + (np.diff(times).min() if times.size > 1 else np.timedelta64(0, "s"))
+        inside = (peaks >= times[0]) & (peaks <= end)
+        if inside.any():
+            flux = np.where(inside, cube["event_peak_flux"].values.astype(float), -np.inf)
+            peak = peaks[int(np.argmax(flux))]
+            return int(np.clip(np.searchsorted(times, peak, side="right") - 1, 0, times.size - 1))
     return int(np.nanargmax(cube["flux_now"].values))
 
 

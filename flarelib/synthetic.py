@@ -199,9 +199,9 @@ class SyntheticConfig:
 
 
 SIZES: dict[str, SyntheticConfig] = {
-    # 14 days at 1 h, 32x32 px (fast for the tests and Binder; regions are only marginally resolved there),
-    # steady moderate activity: flares of class >= C in every third of the span
-    "small": SyntheticConfig(days=14.0, size=32, activity=(0.3, 0.3)),
+    # 10 days at 1 h, 64x64 px (fast for the tests and Binder, at the default's resolution, so that the
+    # Sun still looks like the Sun), steady moderate activity: flares of class >= C in every third of the span
+    "small": SyntheticConfig(days=10.0, size=64, activity=(0.3, 0.3)),
     # one year at 1 h, 64x64 px, the rising phase of a cycle
     "default": SyntheticConfig(days=365.0, size=64),
 }
@@ -607,7 +607,7 @@ def build_synthetic_cube(
     """Generate the synthetic sun and write it as a cube (same schema as the real cubes).
 
     ``config`` is a :class:`SyntheticConfig` or a size name from :data:`SIZES`
-    (``"small"``: 14 days at 32x32 px; ``"default"``: 365 days at 64x64 px, both at 1 h).
+    (``"small"``: 10 days at 64x64 px; ``"default"``: 365 days at 64x64 px, both at 1 h).
     ``disk_files`` are the real full-disk frames the quiet Sun is made from.
     """
     if isinstance(config, str):

@@ -13,8 +13,10 @@ How it stays fast: a slider step needs no kernel at all.
   time) and shown as three stacked images: the figure without what moves; the composed frame
   of the shown channel, method and opacity at the frame's own resolution (the page scales it
   up, nearest pixel); and a transparent layer with the mask outlines, the GOES marker and the
-  time. The last two are pre-rendered for every step into ``ipywidgets.Stack`` s whose
-  ``selected_index`` follows the slider in the page (``jsdlink``);
+  time. The last two are pre-rendered for every step and all loaded into the page once;
+* a step only switches which of them are visible: an ``ipywidgets.Stack`` of empty boxes follows
+  the slider in the page (``jsdlink``), and one CSS rule per step (``:has``) shows that step's
+  images while its box is shown. Nothing goes to the kernel and back (:class:`_Layers`);
 * a channel, method or opacity change recomposes the stretch's frames (one small PNG each,
   the shown one first) and redraws only the title and the colour bar on the background.
 

@@ -30,7 +30,7 @@ def test_each_method_returns_cube_aligned_maps(setup, method):
     model, dm, _, steps = setup
     attr = explain.attribute(model, dm, steps, method, batch_size=4, nt_samples=2, n_steps=8, window=8, stride=8)
     assert attr.dims == ("time", "channel", "y", "x")
-    assert attr.shape == (len(steps), 6, 32, 32)
+    assert attr.shape == (len(steps), 6, 64, 64)
     np.testing.assert_array_equal(attr.time.values, dm.times[steps])
     assert attr.channel.values.tolist() == dm.channels
     assert np.isfinite(attr.values).all() and np.abs(attr.values).sum() > 0
@@ -41,7 +41,7 @@ def test_each_method_returns_cube_aligned_maps(setup, method):
         assert not attr.attrs["per_channel"]
         assert np.all(attr.values == attr.values[:, :1])  # one map, repeated on every channel
         assert (attr.values >= 0).all()  # rectified by default, as in the papers
-        assert attr.attrs["layer"] == "block 3, 8×8"  # the last block of the small model on 32 px
+        assert attr.attrs["layer"] == "block 3, 16×16"  # the last block of the small model on 64 px
 
 
 def test_integrated_gradients_are_complete_and_signed(setup):
@@ -57,7 +57,7 @@ def test_integrated_gradients_are_complete_and_signed(setup):
 def test_occlusion_is_the_output_drop(setup):
     model, dm, _, steps = setup
     step = steps[:1]
-    attr = explain.attribute(model, dm, step, "occlusion", window=32, stride=32)  # occlude everything at once
+    attr = explain.attribute(model, dm, step, "occlusion", window=64, stride=64)  # occlude everything at once
     x = explain.normalized_frames(dm, step)
     with torch.no_grad():
         drop = float(model(x) - model(torch.zeros_like(x)))
@@ -158,7 +158,7 @@ def test_saliency_store_is_resumable_and_carries_provenance(setup, trained_small
     a, b = xr.open_zarr(full), xr.open_zarr(resumed)
     xr.testing.assert_identical(a.load(), b.load())
     assert a.saliency.dims == ("time", "method", "channel", "y", "x")
-    assert a.saliency.encoding["chunks"] == (1, 2, 6, 32, 32)  # one time step per chunk: one read per slider step
+    assert a.saliency.encoding["chunks"] == (1, 2, 6, 64, 64)  # one time step per chunk: one read per slider step
     provenance = __import__("json").loads(a.attrs["provenance"])
     assert provenance["checkpoint_sha256"] == sha256_of(checkpoint)
     assert provenance["methods"] == ["gradcam", "saliency"]
@@ -180,7 +180,7 @@ def test_occlusion_one_channel_at_a_time_differs_per_channel(setup):
     model, dm, _, steps = setup
     attr = explain.attribute(model, dm, steps[:1], "occlusion", window=16, stride=16, per_channel_occlusion=True)
     values = attr.values[0]
-    assert values.shape == (6, 32, 32)
+    assert values.shape == (6, 64, 64)
     assert not np.allclose(values[0], values[1])  # each channel occluded on its own
     joint = explain.attribute(model, dm, steps[:1], "occlusion", window=16, stride=16).values[0]
     assert np.allclose(joint[0], joint[1])  # all channels at once: one value per patch
@@ -311,7 +311,7 @@ def test_tables_are_written_with_exactly_the_columns(setup, tmp_path, monkeypatc
     model, dm, _, _ = setup
     monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path / "results"))
     frames = explain.scoring_frames(dm, "test", n=3)
-    assert len(frames.index) and frames.masks.shape == (len(frames.index), 32, 32)
+    assert len(frames.index) and frames.masks.shape == (len(frames.index), 64, 64)
     assert frames.masks.any(axis=(1, 2)).all()
     table = explain.localization_table(model, dm, frames, methods=("saliency", "gradcam", "hirescam"))
     path = explain.write_localization(table)
@@ -320,11 +320,11 @@ def test_tables_are_written_with_exactly_the_columns(setup, tmp_path, monkeypatc
     assert list(written.columns) == explain.LOCALIZATION_COLUMNS
     assert set(explain.TRIVIAL_MAPS) <= set(written["method"])
     image = written[written["method"] == "input image"]  # the input image also at each CAM's resolution
-    assert sorted(image["map_ny"]) == [8, 16, 32] and image["layer"].str.contains("pooled to 8×8").any()
+    assert sorted(image["map_ny"]) == [16, 32, 64] and image["layer"].str.contains("pooled to 16×16").any()
     cams = written[written["method"].isin(explain.CAM_METHODS)]
-    assert sorted(cams["map_ny"]) == [8, 8, 16, 16]  # each CAM at its own resolution, the last two blocks
+    assert sorted(cams["map_ny"]) == [16, 16, 32, 32]  # each CAM at its own resolution, the last two blocks
     assert (written["mass_inside"].dropna() <= written["mass_upper_bound"][written["mass_inside"].notna()] + 1e-9).all()
-    assert (written.loc[written["map_ny"] == 32, "mass_upper_bound"] == 1).all()
+    assert (written.loc[written["map_ny"] == 64, "mass_upper_bound"] == 1).all()
     rand = explain.randomization_table(model, dm, frames.index[:2], methods=("gradcam",))
     written = pd.read_csv(explain.write_randomization(rand))
     assert list(written.columns) == explain.RANDOMIZATION_COLUMNS
@@ -378,7 +378,7 @@ def test_a_model_with_aux_and_frames_is_explained(setup, monkeypatch):
         explain.attribute(model, dm.cube(), steps[:2], "saliency")
     cube_only = _AuxModel(dm.channels, dm.normalizer, frames=2, n_aux=0).eval()
     cube_only.forward = lambda x, aux=None: cube_only.out(cube_only.features(x).amax(dim=(2, 3))).squeeze(-1)
-    assert explain.attribute(cube_only, dm.cube(), steps[:2], "saliency").shape == (2, 6, 32, 32)  # stacked here
+    assert explain.attribute(cube_only, dm.cube(), steps[:2], "saliency").shape == (2, 6, 64, 64)  # stacked here
 
     def two_frames(index):  # a data module that stacks two frames and gives GOES inputs, as in training
         x = torch.cat([explain.normalized_frames(dm, np.asarray(index) - 1), explain.normalized_frames(dm, index)], 1)
@@ -390,7 +390,7 @@ def test_a_model_with_aux_and_frames_is_explained(setup, monkeypatch):
         explain.attribute(_AuxModel(dm.channels, dm.normalizer).eval(), dm, steps[:2], "saliency")
     for method in ("saliency", "integrated_gradients", "gradcam", "hirescam", "occlusion"):
         attr = explain.attribute(model, dm, steps[:2], method, n_steps=4, window=16, stride=16)
-        assert attr.shape == (2, 6, 32, 32)  # the current frame's channels
+        assert attr.shape == (2, 6, 64, 64)  # the current frame's channels
         if method not in explain.CAM_METHODS:
             share = json.loads(attr.attrs["earlier_frames_share"])
             assert len(share) == 2 and all(0 <= s <= 1 for s in share)
@@ -421,6 +421,6 @@ def test_survey_relates_filters_to_regions_that_will_flare(setup):
     regions = explain.region_masks(dm, steps)
     assert regions.will_flare.any(axis=(1, 2)).all() and not (regions.will_flare & regions.will_not).any()
     survey = explain.survey_filters(model, dm, steps, regions)
-    assert list(survey.activations) == ["block 1, 32×32", "block 2, 16×16", "block 3, 8×8"]
+    assert list(survey.activations) == ["block 1, 64×64", "block 2, 32×32", "block 3, 16×16"]
     assert list(survey.summary.index) == list(survey.activations)
     assert "94 Å input" in explain.filter_survey_verdict(survey)

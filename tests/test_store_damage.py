@@ -2,7 +2,7 @@
 
 Each case: an input made by a fixture (a tiny cube written by ``store.write_cube``, a tiny
 catalog, a damaged copy), the call, and the expected named error or outcome. The cubes are
-6 steps of 2x4x4 px (``write_cube`` directly) or a 1-day, 32x32 synthetic sun (the catalog).
+6 steps of 2x4x4 px (``write_cube`` directly) or a 1-day, 64x64 synthetic sun (the catalog).
 """
 
 from __future__ import annotations

@@ -18,10 +18,14 @@ def stores(trained_small, tmp_path_factory):
     checkpoint = M.best_checkpoint(out)
     model = M.load_flarenet(checkpoint)
     dm = M.load_datamodule(checkpoint, model)
-    path = explain.write_saliency_store(tmp_path_factory.mktemp("sal") / "saliency.zarr", model, dm,
-                                        ["gradcam", "integrated_gradients"], time_index=np.arange(200, 230),
-                                        checkpoint=checkpoint, progress=False, n_steps=8)
     cube = xr.open_zarr(str(dm.store_path))
+    # 30 steps around the highest flux while a flare mask is on (the browser opens there)
+    masked = cube.flare_mask.values.reshape(cube.sizes["time"], -1).any(1)
+    peak = int(np.argmax(np.where(masked, cube.xrsb.values, 0)))
+    first = int(np.clip(peak - 15, 0, cube.sizes["time"] - 30))
+    path = explain.write_saliency_store(tmp_path_factory.mktemp("sal") / "saliency.zarr", model, dm,
+                                        ["gradcam", "integrated_gradients"], time_index=np.arange(first, first + 30),
+                                        checkpoint=checkpoint, progress=False, n_steps=8)
     return cube, xr.open_zarr(path), model, dm
 
 
