@@ -1144,8 +1144,8 @@ def write_saliency_store(
 ) -> Path:
     """Compute ``methods`` over cube steps ``time_index`` (default: all) and write them to Zarr.
 
-    The store holds ``saliency(time, method, channel, y, x)`` (one chunk per time step:
-    a slider step reads one chunk, switching method is free), the explained ``prediction``
+    The store holds ``saliency(time, method, channel, y, x)`` (one chunk per time step, with
+    every method and channel), the explained ``prediction``
     (log10 W/m²) and provenance attrs (checkpoint sha256, methods and parameters, cube name).
     It is written with :func:`flarelib.store.write_cube`: an interrupted run leaves
     ``ingest_status = "incomplete"`` and re-running completes it; a store made from other inputs

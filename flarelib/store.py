@@ -7,7 +7,7 @@ Format choices (also in ``DATASET_CARD.md``, which every store carries in its at
   stage reads, is Zarr v2, so both stores open with the same tools; and every Zarr
   reader in the ecosystem (zarr-python 2 and 3, xarray, Julia, JS, ...) reads v2.
 * Chunks of **one time step with all channels** ``(1, C, ny, nx)`` for ``aia`` (and
-  ``(1, ny, nx)`` for per-pixel masks), so a training sample or a slider step is one read.
+  ``(1, ny, nx)`` for per-pixel masks), so a training sample or one time step is one read.
 * **Blosc zstd, level 5, byte shuffle** (as the v2 filter) and **consolidated metadata**.
 * **A CRC32 per chunk** (numcodecs ``crc32`` as the v2 compressor, so it covers the bytes
   as stored) on every variable. Plain zarr/xarray readers verify it while decoding (a

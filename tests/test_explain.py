@@ -158,7 +158,7 @@ def test_saliency_store_is_resumable_and_carries_provenance(setup, trained_small
     a, b = xr.open_zarr(full), xr.open_zarr(resumed)
     xr.testing.assert_identical(a.load(), b.load())
     assert a.saliency.dims == ("time", "method", "channel", "y", "x")
-    assert a.saliency.encoding["chunks"] == (1, 2, 6, 64, 64)  # one time step per chunk: one read per slider step
+    assert a.saliency.encoding["chunks"] == (1, 2, 6, 64, 64)  # one time step per chunk, every method and channel
     provenance = __import__("json").loads(a.attrs["provenance"])
     assert provenance["checkpoint_sha256"] == sha256_of(checkpoint)
     assert provenance["methods"] == ["gradcam", "saliency"]
