@@ -82,6 +82,20 @@ def class_to_flux(label: str) -> float:
     return FLARE_CLASS_THRESHOLDS[letter] * (float(mult) if mult else 1.0)
 
 
+def peak_steps(times: np.ndarray, peaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For flare peaks (UTC ``datetime64``), the index of the time step at or just before each peak, and whether
+    the peak lies inside the span of ``times`` (sorted) and within one cadence of that step (not in a gap).
+
+    Event lists also hold flares from before the first step (the flare history that targets need).
+    """
+    times, peaks = np.asarray(times), np.asarray(peaks)
+    steps = np.clip(np.searchsorted(times, peaks, side="right") - 1, 0, max(times.size - 1, 0))
+    if times.size < 2:
+        return steps, np.zeros(peaks.shape, bool)
+    cadence = np.diff(times).min()
+    return steps, (peaks >= times[0]) & (peaks - times[steps] < cadence)
+
+
 def _satellite_from(ts_observatory: str | None, path: Path) -> str:
     if ts_observatory and "GOES" in str(ts_observatory).upper():
         number = re.search(r"(\d+)", str(ts_observatory))

@@ -10,7 +10,7 @@ import xarray as xr
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from flarelib.goes import FLARE_CLASS_THRESHOLDS, flare_class_label
+from flarelib.goes import FLARE_CLASS_THRESHOLDS, flare_class_label, peak_steps
 from flarelib.labels import data_kind
 
 
@@ -674,7 +674,7 @@ def plot_activity(cube: xr.Dataset, *, axes=None):
     _flux_ylim(axes[1], daily_max.values)
     axes[1].set_ylabel("daily max XRS-B\n(W/m²)")
     peaks = cube["event_peak"].to_series()
-    inside = (peaks >= cube["time"].values[0]) & (peaks <= cube["time"].values[-1])
+    inside = peak_steps(cube["time"].values, peaks.values)[1]
     peaks, flux = peaks[inside], cube["event_peak_flux"].to_series()[inside]
     for letter, colour in (("C", "tab:green"), ("M", "tab:red")):
         daily = (flux >= FLARE_CLASS_THRESHOLDS[letter]).groupby(peaks.dt.floor("1D")).sum()

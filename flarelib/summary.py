@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from flarelib.goes import CLASS_ORDER, NO_DATA
+from flarelib.goes import CLASS_ORDER, NO_DATA, peak_steps
 
 
 def class_counts(cube: xr.Dataset, forecast: str | None = None, *, by: str | None = None) -> pd.DataFrame:
@@ -98,19 +98,15 @@ def hot_channel_totals(cube: xr.Dataset, channels=(94, 131)) -> xr.DataArray:
 
 
 def biggest_flare_step(cube: xr.Dataset) -> int:
-    """The time index at (or just before) the peak of the largest flare of the cube's event list that peaks
-    inside the cube's span (the list also holds flares from before the first image: the flare history); the
-    largest ``flux_now`` when no listed flare peaks inside it."""
-    times = cube["time"].values
+    """The time index at (or just before) the peak of the largest listed flare that peaks inside the cube's
+    span (:func:`flarelib.goes.peak_steps`); else of the largest ``flux_now``; else 0."""
     if "event_peak_flux" in cube and cube.sizes.get("event", 0):
-        peaks = cube["event_peak"].values
-        end = times[-1] + (np.diff(times).min() if times.size > 1 else np.timedelta64(0, "s"))
-        inside = (peaks >= times[0]) & (peaks <= end)
-        if inside.any():
-            flux = np.where(inside, cube["event_peak_flux"].values.astype(float), -np.inf)
-            peak = peaks[int(np.argmax(flux))]
-            return int(np.clip(np.searchsorted(times, peak, side="right") - 1, 0, times.size - 1))
-    return int(np.nanargmax(cube["flux_now"].values))
+        steps, inside = peak_steps(cube["time"].values, cube["event_peak"].values)
+        flux = np.where(inside, np.nan_to_num(cube["event_peak_flux"].values.astype(float), nan=-np.inf), -np.inf)
+        if np.isfinite(flux).any():
+            return int(steps[np.argmax(flux)])
+    flux_now = cube["flux_now"].values.astype(float) if "flux_now" in cube else np.array([])
+    return int(np.nanargmax(flux_now)) if np.isfinite(flux_now).any() else 0
 
 
 def busiest_step(cube: xr.Dataset) -> int:

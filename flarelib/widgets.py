@@ -30,6 +30,7 @@ small GIF of the stretch and a still of the browser, inlined in the HTML (no CDN
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import io
@@ -295,6 +296,7 @@ class SaliencyBrowser(_Browser):
         self.method = W.Dropdown(options=[(method_label(m), m) for m in methods], value=method or methods[0],
                                  description="method", layout=W.Layout(width="280px"))
         self.alpha = W.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="overlay",
+                                   continuous_update=False,  # a change recomposes every step: once, on release
                                    layout=W.Layout(width="280px"))
         self.label = data_kind(cube)
         self.name = cube.attrs.get("name", "")
@@ -352,14 +354,15 @@ class SaliencyBrowser(_Browser):
             self._signed[method] = bool(scale > 0 and -float(values.min()) > 1e-3 * scale)
         return self._signed[method]
 
-    def _scales(self) -> tuple[LogNorm, float]:
-        """The AIA colour scale of the channel over the whole stretch, and the attribution scale (99.5th pct)."""
-        key = (self.channel.value, self.method.value)
+    def _scales(self, channel: int | None = None, method: str | None = None) -> tuple[LogNorm, float]:
+        """The AIA colour scale of a channel (default: the shown one) over the whole stretch, and the
+        attribution scale of a method in that channel (its 99.5th percentile of |attribution|)."""
+        key = (channel or self.channel.value, method or self.method.value)
         if key not in self._norms:
-            c = self._channels.index(self.channel.value)
+            c = self._channels.index(key[0])
             frames = self._aia[:, c]
             lo, hi = frame_range(frames)
-            values = np.abs(self._sal[:, self._methods.index(self.method.value), c])
+            values = np.abs(self._sal[:, self._methods.index(key[1]), c])
             limit = float(np.nanpercentile(values, 99.5)) or 1.0
             self._norms[key] = (LogNorm(max(lo, 1e-3), max(hi, lo * 1.01)), limit)
         return self._norms[key]
@@ -391,7 +394,7 @@ class SaliencyBrowser(_Browser):
         """The composed RGBA frames (time, y, x, 4) of the shown channel, method and opacity (composed once)."""
         key = self._style_key()
         if key not in self._frames:
-            if len(self._frames) >= 12:  # a few recent settings, not every one ever shown
+            if len(self._frames) >= 4:  # a few recent settings, not every one ever shown
                 self._frames.pop(next(iter(self._frames)))
             self._frames[key] = self._compose(slice(None))
         return self._frames[key]
@@ -452,16 +455,20 @@ class SaliencyBrowser(_Browser):
         if self._mask is not None:
             fig.text(0.01, 0.005, "green: true flare mask · dashed: the flaring region", fontsize=7, color="0.3")
 
-    def _restyle(self) -> None:
-        """A new channel, method or opacity: new colour maps and scales, the same artists (and layers)."""
-        start = _time.perf_counter()
-        signed = self.signed()
+    def _style_artists(self, channel: int, method: str) -> None:
+        """Set the panel title and the colour bar for ``channel`` and ``method``."""
+        signed = self.signed(method)
         self.colorbar.set_cmap(SIGNED_CMAP if signed else UNSIGNED_CMAP)
         self.colorbar.set_extent((0, 1, -1 if signed else 0, 1))
         self.colorbar.set_data(np.linspace(-1 if signed else 0, 1, 256)[:, None])
         self.cax.set_ylim(-1 if signed else 0, 1)
         self.cax.set_yticks([-1, 0, 1] if signed else [0, 0.5, 1])
-        self.panel_title.set_text(f"{self.label} {self.channel.value} Å + {method_label(self.method.value)}")
+        self.panel_title.set_text(f"{self.label} {channel} Å + {method_label(method)}")
+
+    def _restyle(self) -> None:
+        """A new channel, method or opacity: new colour maps and scales, the same artists (and layers)."""
+        start = _time.perf_counter()
+        self._style_artists(self.channel.value, self.method.value)
         self.show(self.slider.value)
         if self._layers is not None:
             self._layers.restyle(self.slider.value, start)
@@ -557,13 +564,13 @@ class _Layers:
         name = f"flarelib-b{next(_browser_ids)}"
         n = len(b.times)
 
-        def cell(**layout) -> W.Layout:
-            return W.Layout(grid_area="figure", **layout)
+        def cell(**layout) -> W.Layout:  # every layer in the one grid cell, with no widget margin
+            return W.Layout(grid_area="figure", margin=layout.pop("margin", "0"), **layout)
 
         def stacked(children: list, *classes: str, **layout) -> W.GridBox:
             for step, child in enumerate(children):
                 child.add_class(f"{name}-f{step}")
-            grid = W.GridBox(children, layout=cell(grid_template_areas='"figure"', **layout))
+            grid = W.GridBox(children, layout=cell(grid_template_areas='"figure"', overflow="hidden", **layout))
             for css_class in (f"{name}-frames", *classes):
                 grid.add_class(css_class)
             return grid
@@ -586,42 +593,69 @@ class _Layers:
         self.selector = W.Stack(selectors, selected_index=b.slider.value, layout=cell(width="0", height="0"))
         self.selector.add_class("flarelib-selector")
         self.link = W.jsdlink((b.slider, "value"), (self.selector, "selected_index"))
+        # every channel and method's background (title, colour bar) and colour scales, so that a change sends
+        # only the shown step's frame before the page can paint it
+        self.backgrounds = {}
+        for channel in b._channels:
+            for method in b._methods:
+                b._scales(channel, method)
+                b._style_artists(channel, method)
+                canvas.restore_region(self._base)
+                for artist in self.styled:
+                    fig.draw_artist(artist)
+                self.backgrounds[channel, method] = _img_html(_png(np.asarray(renderer.buffer_rgba())), self.size)
+        b._style_artists(b.channel.value, b.method.value)
         self.prerender_ms_per_step = 1e3 * (_time.perf_counter() - start) / max(n, 1)
+        self._pending = None
         b.show(b.slider.value)
         self.restyle(b.slider.value)
+        if self._pending is not None:  # at build time every frame goes at once: nothing is shown yet
+            self._pending.cancel()
+            self._send_others(b.slider.value)
         rules = [f".{name} .{name}-frames > * {{visibility: hidden;}}",
                  ".flarelib-pixelated img {image-rendering: pixelated;}",
                  *(f".{name}:has(.{name}-s{k}) .{name}-f{k} {{visibility: visible;}}" for k in range(n))]
         style = W.HTML("<style>" + "\n".join(rules) + "</style>", layout=cell(display="none"))
         self.box = W.GridBox([self.background, self.panels, self.overlays, self.selector, style],
                              layout=W.Layout(grid_template_areas='"figure"', width=f"{width}px", height=f"{height}px",
-                                             justify_items="flex-start", align_items="flex-start"))
+                                             justify_items="flex-start", align_items="flex-start", overflow="hidden"))
         self.box.add_class("flarelib-figure")
         self.box.add_class(name)
 
+    SEND_OTHERS_AFTER_S = 0.05  #: the page paints the shown step's new frame before the others arrive
+
+    def _panel(self, frame: np.ndarray) -> str:
+        return _img_html(_png(np.ascontiguousarray(frame[::-1])), self.panel_size)  # a PNG's rows go down
+
     def restyle(self, shown: int, start: float | None = None) -> None:
-        """Every step's frame and the background's title and colour bar; what is shown goes first.
+        """The shown step's frame and the background (title, colour bar), then every other step's frame.
 
         The time from ``start`` (``perf_counter``) until what is shown has been sent goes to the
-        browser's ``restyle_seconds``; the other steps' frames follow.
+        browser's ``restyle_seconds``. In a kernel the other steps' frames follow after
+        ``SEND_OTHERS_AFTER_S`` (a newer change replaces them); without an event loop, at once.
         """
-        b, canvas = self.browser, self.browser.fig.canvas
-        images = self.panels.children
-
-        def panel(frame: np.ndarray) -> str:  # a PNG's rows go down, the image's up (origin="lower")
-            return _img_html(_png(np.ascontiguousarray(frame[::-1])), self.panel_size)
-
-        images[shown].value = panel(b.frame_rgba(shown))
-        canvas.restore_region(self._base)
-        for artist in self.styled:
-            b.fig.draw_artist(artist)
-        self.background.value = _img_html(_png(np.asarray(canvas.get_renderer().buffer_rgba())), self.size)
+        b = self.browser
+        self.panels.children[shown].value = self._panel(b.frame_rgba(shown))
+        self.background.value = self.backgrounds[b.channel.value, b.method.value]
         if start is not None:
             b.restyle_seconds.append(_time.perf_counter() - start)
-        frames = b.stretch_rgba()
-        for step in range(len(images)):
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._send_others(shown)
+            return
+        self._pending = loop.call_later(self.SEND_OTHERS_AFTER_S, _guarded(b.errors, self._send_others), shown)
+
+    def _send_others(self, shown: int) -> None:
+        """Every step's frame but ``shown``'s, in the current style."""
+        self._pending = None
+        frames = self.browser.stretch_rgba()
+        for step, image in enumerate(self.panels.children):
             if step != shown:
-                images[step].value = panel(frames[step])
+                image.value = self._panel(frames[step])
 
 
 class FilterBrowser(_Browser):
@@ -680,21 +714,16 @@ class FilterBrowser(_Browser):
                        self.errors])
 
 
-def _offscreen_browser(cube: xr.Dataset, saliency: xr.Dataset, **kwargs) -> SaliencyBrowser:
-    """A browser on an Agg canvas, whatever the notebook's backend (for files and stills)."""
-    return SaliencyBrowser(cube, saliency, **kwargs)
-
-
 def save_animation(cube: xr.Dataset, saliency: xr.Dataset, path: str | Path, *, method: str | None = None,
                    channel: int | None = None, max_frames: int = 40, fps: int = 6, dpi: int = 60) -> Path:
     """Write a GIF of the browser's frames, with the overlay and the moving GOES marker (static fallback).
 
-    Renders a :class:`SaliencyBrowser` off screen, so the animation shows exactly what the browser
+    Renders the figure of a :class:`SaliencyBrowser`, so the animation shows exactly what the browser
     shows; ``dpi`` and ``max_frames`` keep it small enough to inline in the HTML.
     """
     from PIL import Image
 
-    browser = _offscreen_browser(cube, saliency, channel=channel, method=method)
+    browser = SaliencyBrowser(cube, saliency, channel=channel, method=method)
     steps = np.unique(np.linspace(0, len(browser.times) - 1, min(max_frames, len(browser.times))).astype(int))
     frames = []
     for step in steps:
@@ -736,7 +765,7 @@ class StaticFallback:
 def static_fallback(cube: xr.Dataset, saliency: xr.Dataset, gif_path: str | Path, *, method: str | None = None,
                     channel: int | None = None, max_frames: int = 40) -> StaticFallback:
     """The browser's still (at the biggest flare) and its animation (a GIF at ``gif_path``), for the HTML."""
-    browser = _offscreen_browser(cube, saliency, channel=channel, method=method)
+    browser = SaliencyBrowser(cube, saliency, channel=channel, method=method)
     still = browser.still()
     gif = save_animation(cube, saliency, gif_path, method=method, channel=channel, max_frames=max_frames)
     caption = (f"Without a kernel: the browser at the biggest flare, then {min(max_frames, len(browser.times))} "

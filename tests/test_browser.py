@@ -37,22 +37,23 @@ CHANGE_GOAL_MS = 100  # the goal for the median repaint after a channel or metho
 # browser-08-timings.json.
 CHANGE_CEILING_MS = 300
 
-# Records when each key press or <select> change happens, and when the figure is next painted after what it
-# shows changed: for a step, the selector showing another step's box (its style rule then shows that step's
-# loaded images); for a change, a shown image that has loaded and decoded. "Painted" is the next animation
-# frame's callback, which runs just before the page renders that frame.
+# Records when each key press or <select> change happens (the event's time stamp), and when the figure has been
+# painted after what it shows changed: for a step, the selector showing another step's box (its style rule then
+# shows that step's loaded images); for a change, a shown image that has loaded and decoded. "Painted" is a task
+# queued from the next animation frame's callback: it runs after that frame's style, layout and paint.
 TIMING_HOOKS = """() => {
     const figure = document.querySelector('#flarelib-browser .flarelib-figure');
-    window.__flarelib = {input: 0, paints: []};
-    const paint = () => requestAnimationFrame(() => window.__flarelib.paints.push(performance.now()));
-    const mark = () => { window.__flarelib.input = performance.now(); };
+    window.__flarelib = {input: 0, paints: [], broken: []};
+    // after the next frame's style, layout and paint: a task queued from its animation-frame callback
+    const paint = () => requestAnimationFrame(() => setTimeout(() => window.__flarelib.paints.push(performance.now())));
+    const mark = (event) => { window.__flarelib.input = event.timeStamp; };  // when the input happened
     document.addEventListener('keydown', mark, true);
     document.addEventListener('change', mark, true);
     new MutationObserver(paint).observe(figure.querySelector('.flarelib-selector'), {childList: true, subtree: true});
     figure.addEventListener('load', (event) => {
         const img = event.target;
         if (img instanceof HTMLImageElement && getComputedStyle(img).visibility === 'visible') {
-            img.decode().catch(() => null).then(paint);
+            img.decode().then(paint, () => window.__flarelib.broken.push(img.src.slice(0, 60)));
         }
     }, true);
 }"""
@@ -166,14 +167,16 @@ def test_notebook_08_runs_in_a_real_browser_with_one_fast_figure_and_a_static_fa
                 " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=120_000)
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             page.locator(".flarelib-figure").first.wait_for(state="visible", timeout=400_000)
-            # the notebook's last cell prints the redraw time: everything has run
+            # the notebook's last cell prints the kernel's timings: everything has run
             timing = page.locator(".jp-OutputArea-output", has_text=re.compile(r"\d ms per slider step")).first
             timing.wait_for(timeout=400_000)
-            (artifacts / "browser-08-redraw.txt").write_text(timing.text_content() + "\n")
+            (artifacts / "browser-08-kernel.txt").write_text(timing.text_content() + "\n")
             news = page.get_by_role("button", name="No")
             if news.count():
                 news.first.click()
-            time.sleep(3)  # let the page load every step's images
+            page.wait_for_function("() => [...document.querySelectorAll('.flarelib-figure img')]"
+                                   ".every((i) => i.complete)", timeout=60_000)  # every step's images
+            time.sleep(1)
             figures = page.locator(".flarelib-figure").count()
             # the widget: the output holding the step slider; its figure and the output area's width
             layout = page.evaluate("""() => {
@@ -186,13 +189,21 @@ def test_notebook_08_runs_in_a_real_browser_with_one_fast_figure_and_a_static_fa
                 const box = figure.getBoundingClientRect();
                 const images = [...figure.querySelectorAll('img')];
                 const shown = images.filter((i) => getComputedStyle(i).visibility === 'visible');
+                const place = (el) => { const r = el.getBoundingClientRect();  // in px from the figure's corner
+                    return [r.left - box.left, r.top - box.top, r.width, r.height].map(Math.round); };
+                const panels = figure.querySelector('.flarelib-pixelated');
+                const inside = (grid) => shown.find((i) => grid.contains(i));
+                const overlays = [...figure.querySelectorAll('.widget-gridbox')]
+                    .find((g) => g !== panels && g.querySelector('img'));
                 return {figures: widget.querySelectorAll('.flarelib-figure').length,
                         matplotlib_figures: widget.querySelectorAll('.jupyter-matplotlib').length,
                         images: images.length, loaded: images.filter((i) => i.complete && i.naturalWidth).length,
                         shown: shown.length, figure_right: box.right, area_right: area.right,
                         figure_width: box.width,
                         panel_rendering: getComputedStyle(figure.querySelector('.flarelib-pixelated img'))
-                            .imageRendering};
+                            .imageRendering,
+                        background: place(shown.find((i) => !panels.contains(i) && !overlays.contains(i))),
+                        panel_cell: place(panels), panel: place(inside(panels)), overlay: place(inside(overlays))};
             }""")
             figure = page.locator("#flarelib-browser .flarelib-figure").first
             figure.scroll_into_view_if_needed()
@@ -220,6 +231,7 @@ def test_notebook_08_runs_in_a_real_browser_with_one_fast_figure_and_a_static_fa
             methods = [o.text_content() for o in method.locator("option").all()]
             methods_ms = [_paint_after(page, lambda m=m: method.select_option(label=m))
                           for m in (methods[1:] + methods[:1]) * 2]
+            broken = page.evaluate("() => window.__flarelib.broken")
             page.screenshot(path=str(artifacts / "browser-08-page.png"), full_page=True)
             page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
             time.sleep(3)
@@ -245,10 +257,14 @@ def test_notebook_08_runs_in_a_real_browser_with_one_fast_figure_and_a_static_fa
     assert layout["shown"] == 3, f"background, frame and overlay of one step: {layout}"
     assert layout["loaded"] == layout["images"] == 1 + 2 * n_steps, f"every step's images in the page: {layout}"
     assert layout["panel_rendering"] == "pixelated", f"the frame is scaled up nearest-pixel: {layout}"
+    full = [0, 0, round(layout["figure_width"]), layout["background"][3]]
+    assert layout["background"] == layout["overlay"] == full, f"the layers lie on each other: {layout}"
+    assert layout["panel"] == layout["panel_cell"], f"the frame fills its panel, unclipped: {layout}"
     assert layout["figure_right"] <= layout["area_right"] + 1, f"the figure is clipped: {layout}"
     assert moved_to != start
     assert before != after, "moving the slider did not change the rendered figure"
     assert not [e for e in errors if "matplotlib" in e.lower() or "widget" in e.lower()], errors
+    assert not broken, f"images that did not decode: {broken}"
     html = _html_export(served / NOTEBOOK)
     assert "<IPython.core.display.Image object>" not in html
     assert "data:image/gif;base64," in html and "still of the saliency browser" in html, "no static fallback"

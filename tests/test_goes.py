@@ -120,3 +120,22 @@ def test_window_max_by_hand():
     # windows [5,10] [25,30] [30,35] [36,41] [55,60->past the end]
     np.testing.assert_allclose(out[:4], [1e-7, 5e-6, 5e-6, 1e-7])
     assert np.isnan(out[4])
+
+
+def test_peak_steps_and_the_biggest_flare_skip_the_history_gaps_and_nan_fluxes():
+    from flarelib import summary
+
+    hours = np.arange("2031-01-01T00", "2031-01-02T00", dtype="datetime64[h]").astype("datetime64[ns]")
+    peaks = np.array(["2030-12-31T05:00", "2031-01-01T05:30", "2031-01-01T07:10"], dtype="datetime64[ns]")
+    steps, inside = goes.peak_steps(hours, peaks)
+    assert steps.tolist() == [0, 5, 7] and inside.tolist() == [False, True, True]  # the first is flare history
+
+    def cube(times, peak_flux, flux_now):
+        return xr.Dataset({"event_peak": ("event", peaks), "event_peak_flux": ("event", peak_flux),
+                           "flux_now": ("time", flux_now)}, coords={"time": times})
+
+    no_flux = np.full(hours.size, np.nan)
+    assert summary.biggest_flare_step(cube(hours, [1e-3, np.nan, 1e-5], no_flux)) == 7  # not the history, not NaN
+    assert summary.biggest_flare_step(cube(hours, [1e-3, np.nan, np.nan], no_flux)) == 0  # nothing to go by
+    gap = np.delete(hours, [6, 7, 8])  # the 07:10 peak falls in a gap: not the step hours before it
+    assert summary.biggest_flare_step(cube(gap, [1e-3, 2e-5, 1e-4], np.arange(gap.size, dtype=float))) == 5

@@ -235,6 +235,29 @@ def test_static_fallback_inlines_a_still_and_the_animation(stores, tmp_path):
     assert fallback.still_png.startswith(b"\x89PNG") and fallback.gif.stat().st_size < 2e6
 
 
+def test_in_a_kernel_a_change_sends_the_shown_frame_first_and_the_others_after_it_had_time_to_paint(stores):
+    import asyncio
+
+    cube, saliency, _, _ = stores
+    browser = widgets.SaliencyBrowser(cube, saliency, channel=94, method="gradcam", step=3)
+    browser.widget()
+    layers = browser._layers
+    before = [image.value for image in layers.panels.children]
+
+    async def change() -> tuple[list[bool], list[bool]]:  # in an event loop, as in a kernel
+        browser.channel.value = 171
+        browser.channel.value = 335  # a newer change replaces the first one's pending frames
+        at_once = [image.value != old for image, old in zip(layers.panels.children, before)]
+        await asyncio.sleep(2 * layers.SEND_OTHERS_AFTER_S)
+        return at_once, [image.value != old for image, old in zip(layers.panels.children, before)]
+
+    at_once, later = asyncio.run(change())
+    assert at_once == [step == 3 for step in range(len(before))] and all(later)
+    assert layers.background.value == layers.backgrounds[335, "gradcam"] and "335 Å" in browser.panel_title.get_text()
+    expected = browser.stretch_rgba()  # the others are in the latest style, 335 Å
+    assert widgets.layer_png(layers.panels.children[0]) == widgets._png(np.ascontiguousarray(expected[0][::-1]))
+
+
 def test_kernel_timings_time_steps_and_changes_and_leave_the_browser_as_it_was(stores):
     cube, saliency, _, _ = stores
     browser = widgets.SaliencyBrowser(cube, saliency, step=0, channel=131)
