@@ -17,8 +17,9 @@ How it stays fast: a slider step needs no kernel at all.
 * a step only switches which of them are visible: an ``ipywidgets.Stack`` of empty boxes follows
   the slider in the page (``jsdlink``), and one CSS rule per step (``:has``) shows that step's
   images while its box is shown. Nothing goes to the kernel and back (:class:`_Layers`);
-* a channel, method or opacity change recomposes the stretch's frames (one small PNG each,
-  the shown one first) and redraws only the title and the colour bar on the background.
+* a channel, method or opacity change sends the shown step's recomposed frame and that channel
+  and method's background (rendered ahead), then, once the page has painted them, the other
+  steps' frames (one small PNG each).
 
 Errors in callbacks are shown in the widget's output area instead of vanishing.
 
@@ -529,7 +530,8 @@ _browser_ids = itertools.count()
 class _Layers:
     """A :class:`SaliencyBrowser`'s figure as stacked images in one CSS grid cell, every step already in the page.
 
-    * ``background``: the figure without the artists that move (re-rendered on a restyle: title, colour bar);
+    * ``background``: the figure without the artists that move; one per channel and method (the title and
+      the colour bar), all rendered when the layers are built;
     * ``panels``: per step, the composed frame at its own resolution (y, x), which the page scales onto
       the image panel's pixels, nearest pixel (CSS ``image-rendering: pixelated``);
     * ``overlays``: per step, a transparent figure-sized image with the mask outlines, the panel's
