@@ -449,10 +449,7 @@ class SaliencyBrowser(_Browser):
             tick.set_horizontalalignment("right")
         self.ax_goes.set_title(f"{self.label} GOES XRS-B, black line: now", fontsize=9)
         self.suptitle = fig.suptitle(f"{self.label} {self.name}:", fontsize=10, x=0.3, y=0.98, ha="right")
-        # the time as two texts, the date and the time of day: few distinct strings, each rendered once (cached)
-        self.now = fig.text(0.31, 0.98, "2000-01-01", fontsize=10, ha="left", va="top")
-        width = self.now.get_window_extent(fig.canvas.get_renderer()).width / fig.bbox.width
-        self.clock = fig.text(0.31 + width + 0.006, 0.98, "", fontsize=10, ha="left", va="top")
+        self.clock = fig.text(0.31, 0.98, "", fontsize=10, ha="left", va="top")  # the shown step's time
         if self._mask is not None:
             fig.text(0.01, 0.005, "green: true flare mask · dashed: the flaring region", fontsize=7, color="0.3")
 
@@ -485,9 +482,7 @@ class SaliencyBrowser(_Browser):
                     self._segments[key] = _outline_segments(masks[step])
                 outline.set_segments(self._segments[key])
         self.marker.set_xdata([self.times[step], self.times[step]])
-        day, clock = np.datetime_as_string(self.times[step], unit="m").split("T")
-        self.now.set_text(day)
-        self.clock.set_text(f"{clock} UTC")
+        self.clock.set_text(np.datetime_as_string(self.times[step], unit="m").replace("T", " ") + " UTC")
         self.redraw_seconds.append(_time.perf_counter() - start)
 
     def describe(self) -> str:
@@ -547,7 +542,7 @@ class _Layers:
     def __init__(self, browser: SaliencyBrowser):
         self.browser = b = browser
         fig, canvas = b.fig, b.fig.canvas
-        self.moving = [b.mask_outline, b.region_outline, *b.ax_img.spines.values(), b.marker, b.now, b.clock]
+        self.moving = [b.mask_outline, b.region_outline, *b.ax_img.spines.values(), b.marker, b.clock]
         self.styled = [b.panel_title, b.cax]
         hidden = [b.image, *self.moving, *self.styled]
         for artist in hidden:  # a draw leaves animated artists out (and still places the titles)
