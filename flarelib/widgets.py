@@ -573,6 +573,7 @@ class _Layers:
             return grid
 
         start = _time.perf_counter()
+        b.stretch_rgba()  # composed once here: show() below and every step's panel take their frames from it
         overlays = []
         for step in range(n):
             b.show(step)
