@@ -719,9 +719,15 @@ def save_animation(cube: xr.Dataset, saliency: xr.Dataset, path: str | Path, *, 
     Renders the figure of a :class:`SaliencyBrowser`, so the animation shows exactly what the browser
     shows; ``dpi`` and ``max_frames`` keep it small enough to inline in the HTML.
     """
+    browser = SaliencyBrowser(cube, saliency, channel=channel, method=method)
+    return _write_animation(browser, path, max_frames=max_frames, fps=fps, dpi=dpi)
+
+
+def _write_animation(browser: SaliencyBrowser, path: str | Path, *, max_frames: int, fps: int = 6,
+                     dpi: int = 60) -> Path:
+    """:func:`save_animation` with a browser that is already built (it is left at its last frame)."""
     from PIL import Image
 
-    browser = SaliencyBrowser(cube, saliency, channel=channel, method=method)
     steps = np.unique(np.linspace(0, len(browser.times) - 1, min(max_frames, len(browser.times))).astype(int))
     frames = []
     for step in steps:
@@ -765,7 +771,7 @@ def static_fallback(cube: xr.Dataset, saliency: xr.Dataset, gif_path: str | Path
     """The browser's still (at the biggest flare) and its animation (a GIF at ``gif_path``), for the HTML."""
     browser = SaliencyBrowser(cube, saliency, channel=channel, method=method)
     still = browser.still()
-    gif = save_animation(cube, saliency, gif_path, method=method, channel=channel, max_frames=max_frames)
+    gif = _write_animation(browser, gif_path, max_frames=max_frames)
     caption = (f"Without a kernel: the browser at the biggest flare, then {min(max_frames, len(browser.times))} "
                f"frames of the stretch ({browser.label} {browser.name}, {browser.channel.value} Å, "
                f"{method_label(browser.method.value)}).")
