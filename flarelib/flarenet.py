@@ -82,10 +82,13 @@ class LogMeanExpPool(nn.Module):
         self.log_r = nn.Parameter(torch.full((filters,), float(np.log(r0))))
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
+        # ``max + log1p(mean(expm1(r (a - max)))) / r``: the same value as ``(logsumexp(r a) - log n) / r``, but
+        # without its float32 rounding of ``log n`` divided by a small ``r`` (1e-3 error at r = e^-8), and without
+        # overflow at large ``r`` (every ``r (a - max) <= 0``)
         r = self.log_r.exp()[None, :, None, None]
-        n = a.shape[-2] * a.shape[-1]
-        out = (torch.logsumexp((r * a).flatten(2), dim=-1)[..., None, None] - float(np.log(n))) / r
-        return out
+        peak = a.flatten(2).amax(dim=-1)[..., None, None]
+        spread = torch.expm1(r * (a - peak)).flatten(2).mean(dim=-1)[..., None, None]
+        return peak + torch.log1p(spread) / r
 
 
 def _pool(kind: str, filters: int) -> nn.Module:

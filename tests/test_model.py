@@ -207,14 +207,40 @@ def test_unknown_config_key_is_rejected_by_the_cli(tmp_path, small_cube_path):
         _cli(tmp_path, "--model.wdiths=[4]", cube=small_cube_path)
 
 
-def test_soft_pooling_lies_between_average_and_max():
+def _log_mean_exp64(a: torch.Tensor, r: float) -> torch.Tensor:
+    """The pool's definition in float64: (logsumexp(r a) - log n) / r per map."""
+    flat = a.double().flatten(2)
+    return (torch.logsumexp(r * flat, dim=-1) - np.log(flat.shape[-1])) / r
+
+
+@pytest.mark.parametrize("log_r", [np.log(4.0), 2.0, -8.0, -16.0])
+def test_soft_pooling_is_its_definition_between_average_and_max(log_r):
     pool = M.LogMeanExpPool(3)
-    a = torch.randn(2, 3, 8, 8)
-    soft = pool(a).flatten(1)
-    assert torch.all(soft <= a.amax(dim=(-2, -1)) + 1e-5) and torch.all(soft >= a.mean(dim=(-2, -1)) - 1e-5)
     with torch.no_grad():
-        pool.log_r.fill_(-8.0)  # r -> 0: the average
-    torch.testing.assert_close(pool(a).flatten(1), a.mean(dim=(-2, -1)), atol=1e-3, rtol=0)
+        pool.log_r.fill_(log_r)
+    a = torch.randn(64, 3, 8, 8)
+    soft = pool(a).flatten(1)
+    r = float(np.exp(log_r))
+    # the float32 pool against its float64 definition: rounding only, at every r (it was 1.5e-3 at r = e^-8)
+    torch.testing.assert_close(soft.double(), _log_mean_exp64(a, r), atol=2e-6, rtol=0)
+    mean, peak = a.mean(dim=(-2, -1)), a.amax(dim=(-2, -1))
+    assert torch.all(soft <= peak + 1e-6) and torch.all(soft >= mean - 1e-6)
+    # r -> 0 is the average: log mean exp(r a) / r = mean + r var / 2 + O(r^2)
+    spread = (a - mean[..., None, None]).abs().amax(dim=(-2, -1))
+    assert torch.all(soft - mean <= r * spread**2 / 2 * np.exp(r * spread.double().numpy().max()) + 1e-6)
+
+
+def test_soft_pooling_does_not_overflow_at_large_r():
+    pool = M.LogMeanExpPool(2)
+    with torch.no_grad():
+        pool.log_r.fill_(6.0)  # r = 403: exp(r a) overflows float32 for a > 0.22
+    a = torch.randn(4, 2, 8, 8) * 10
+    soft = pool(a).flatten(1)
+    assert torch.isfinite(soft).all()
+    torch.testing.assert_close(soft.double(), _log_mean_exp64(a, float(np.exp(6.0))), atol=1e-5, rtol=0)
+
+
+def test_an_unknown_pool_is_refused():
     with pytest.raises(ValueError, match="pool 'sum' is not one of"):
         M.FlareNet(pool="sum")
 
