@@ -84,7 +84,7 @@ def main() -> None:
         label = f"nowcast checkpoint of notebook 04 ({args.run_size}), {dm.describe()}"
     model = model.to(device).eval()
     steps = np.arange(min(args.frames, dm.times.size))
-    x = explain.normalized_frames(dm, steps).to(device)
+    x = torch.from_numpy(dm.model_inputs(steps)[0]).to(device)
     print(f"{label}; {len(steps)} frames of {tuple(x.shape[1:])}, batch {args.batch}, device {device}, "
           f"{torch.get_num_threads()} torch threads")
 

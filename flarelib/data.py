@@ -41,7 +41,7 @@ from flarelib.catalog import load_catalog
 from flarelib.goes import CLASS_ORDER, EVENT_CLASSES, FLARE_CLASS_THRESHOLDS, flare_class
 from flarelib.labels import data_kind
 from flarelib.prep import DEFAULT_CHANNELS
-from flarelib.store import checked_store, open_cube
+from flarelib.store import checked_store, cube_cadence, open_cube
 
 log = logging.getLogger(__name__)
 
@@ -196,15 +196,6 @@ def blocked_split(
             keep &= times + gap < end
         out[label].append(np.flatnonzero(keep))
     return {name: np.concatenate(parts) if parts else np.array([], dtype=np.int64) for name, parts in out.items()}
-
-
-def cadence_of(times: np.ndarray) -> np.timedelta64:
-    """The most common step between consecutive ``times`` (the cube's cadence), ``timedelta64[ns]``."""
-    steps = np.diff(np.asarray(times, dtype="datetime64[ns]"))
-    if steps.size == 0:
-        raise DataConfigError("one time step has no cadence")
-    values, counts = np.unique(steps, return_counts=True)
-    return values[np.argmax(counts)]
 
 
 def region_aware(split_index: dict[str, np.ndarray], on_disk: np.ndarray) -> dict[str, np.ndarray]:
@@ -366,8 +357,10 @@ class CubeSamples(Dataset):
 
     def __init__(self, store: str | Path, time_index: np.ndarray, channel_index: np.ndarray, log_flux: np.ndarray,
                  normalizer: Normalizer, weights: np.ndarray | None = None, *, cache_rows: np.ndarray | None = None,
-                 offsets: np.ndarray | None = None, aux: np.ndarray | None = None, images: bool = True):
+                 offsets: np.ndarray | None = None, aux: np.ndarray | None = None, images: bool = True,
+                 times: np.ndarray | None = None):
         self.store = str(store)
+        self.times = times  #: the cube's times (datetime64), to name a refused frame
         self.images = images  #: False: ``x`` is a (frames * C, 1, 1) zero placeholder, no frame is read
         self.time_index = np.asarray(time_index, np.int64)
         #: steps back of each input frame, oldest first (``[0]`` for one frame)
@@ -406,9 +399,7 @@ class CubeSamples(Dataset):
         else:
             # one chunk per frame: all channels of one time step
             frames = np.stack([self._array()[t - int(o)][self.channel_index] for o in self.offsets])
-            if np.isinf(frames).any() or not np.isfinite(frames).any(axis=(1, 2, 3)).all():
-                raise DataConfigError(f"{Path(self.store).name}: a frame of time step {t} has infinite pixels or no "
-                                      "finite pixel; check the store (python -m flarelib.catalog verify) or rebuild it")
+            check_finite(frames, self.times[t - self.offsets], self.store)
             x = torch.from_numpy(self.normalizer.apply(frames).reshape(-1, *frames.shape[-2:]))
         return (x, torch.tensor(self.log_flux[i]), torch.tensor(self.weights[i]), torch.tensor(t),
                 torch.from_numpy(self.aux[i]))
@@ -443,13 +434,89 @@ def read_frames(store: str | Path, time_index: np.ndarray, channel_index: np.nda
 
 def check_finite(frames: np.ndarray, times: np.ndarray, store: str | Path) -> None:
     """Refuse frames (n, C, ny, nx) in DN/s that no model may read: any ±inf pixel, or a frame with no finite
-    pixel (NaN alone marks a missing pixel, which the normalizer sets to the channel mean)."""
+    pixel (NaN alone marks a missing pixel, which the normalizer sets to the channel mean). The one check of
+    every path that reads model inputs: training samples, the frame cache, the normalizer fit and
+    :func:`stack_inputs` (explanations)."""
     bad = np.isinf(frames).any(axis=(1, 2, 3)) | ~np.isfinite(frames).any(axis=(1, 2, 3))
     if bad.any():
         k = int(np.argmax(bad))
-        raise DataConfigError(f"{Path(store).name}: the frame at {np.datetime_as_string(times[k], unit='m')} "
+        when = np.datetime_as_string(np.asarray(times)[k], unit="m")
+        raise DataConfigError(f"{Path(str(store)).name}: the frame at {when} "
                               f"(and {int(bad.sum()) - 1} more) has infinite pixels or no finite pixel; "
                               "check the store (python -m flarelib.catalog verify) or rebuild it")
+
+
+def frame_offsets(frames: int, frame_step: str | np.timedelta64, cadence: np.timedelta64) -> np.ndarray:
+    """Cube steps back of each stacked input frame, oldest first: ``[(frames - 1) k, ..., k, 0]`` with
+    ``k = frame_step / cadence`` (``frame_step`` a duration such as ``"1h"``, ``cadence`` the cube's, see
+    :func:`flarelib.store.cube_cadence`). One frame is ``[0]`` whatever the step."""
+    frames = int(frames)
+    if frames < 1:
+        raise DataConfigError(f"frames={frames}: a sample needs at least one frame")
+    if frames == 1:
+        return np.zeros(1, np.int64)
+    step = to_timedelta(frame_step)
+    ratio = step / cadence
+    if step <= np.timedelta64(0, "ns") or ratio != int(ratio):
+        raise DataConfigError(f"frame_step {frame_step!r} is not a positive multiple of the cube's "
+                              f"cadence {pd.Timedelta(cadence)}")
+    return np.arange(frames - 1, -1, -1, dtype=np.int64) * int(ratio)
+
+
+def stack_inputs(cube: xr.Dataset, normalizer: Normalizer, time_index: Sequence[int],
+                 offsets: np.ndarray) -> np.ndarray:
+    """What a model reads at cube steps ``time_index``: for each step ``t`` the frames ``t - offsets``
+    (:func:`frame_offsets`, oldest first), each with the normalizer's channels, normalized:
+    (n, frames * C, ny, nx) float32.
+
+    The one path from a cube to model input, for the data module and for explaining a bare cube. Refuses
+    (``IndexError``) steps outside the cube or without their earlier frames, and (:func:`check_finite`)
+    frames with infinite pixels or none finite, naming the step.
+    """
+    index = np.atleast_1d(np.asarray(time_index, np.int64))
+    offsets = np.asarray(offsets, np.int64)
+    n = int(cube.sizes["time"])
+    name = cube.attrs.get("name", "the cube")
+    if index.size and (index.min() < 0 or index.max() >= n):
+        raise IndexError(f"time index out of range: {name} has steps 0..{n - 1}")
+    steps = (index[:, None] - offsets[None, :]).ravel()
+    if steps.size and steps.min() < 0:
+        first = int(index[np.argmax((index[:, None] - offsets[None, :]).min(axis=1) < 0)])
+        raise IndexError(f"time index {first} has no {len(offsets)} frames {int(offsets.max())} steps back in {name}")
+    available = [int(c) for c in cube["channel"].values]
+    missing = [c for c in normalizer.channels if c not in available]
+    if missing:
+        raise DataConfigError(f"{name} lacks the channels {missing} (it has {available})")
+    channel_index = [available.index(c) for c in normalizer.channels]
+    frames = np.asarray(cube["aia"].isel(time=steps, channel=channel_index).values, np.float32)
+    check_finite(frames, cube["time"].values[steps], name)
+    return normalizer.apply(frames).reshape(index.size, -1, *frames.shape[-2:])
+
+
+# --------------------------------------------------------------------------- the data -> model contract
+
+#: The model settings that the data dictate, each with the data-module setting it comes from: the one table
+#: behind the training CLI's links and :func:`model_settings`. A model trained on a data module reads its
+#: channels (Å) with its normalization, ``frames`` frames ``frame_step`` apart, and one input per GOES input.
+MODEL_LINKS: dict[str, str] = {"channels": "channels", "target": "target", "normalization": "normalization",
+                               "frames": "frames", "frame_step": "frame_step", "aux_inputs": "goes_inputs"}
+
+
+def model_setting(name: str, value):
+    """The model's setting ``name`` (a key of :data:`MODEL_LINKS`) for the data-module setting ``value``:
+    the same value, except ``aux_inputs``, which counts the GOES inputs, and ``channels``, which defaults to
+    :data:`flarelib.prep.DEFAULT_CHANNELS`."""
+    if name == "aux_inputs":
+        return len(value or [])
+    if name == "channels":
+        return [int(c) for c in (DEFAULT_CHANNELS if value is None else value)]
+    return value
+
+
+def model_settings(dm: FlareDataModule) -> dict:
+    """What a model trained on ``dm`` must be built with (:data:`MODEL_LINKS`): channels, target,
+    normalization, frames, frame_step and the number of GOES inputs."""
+    return {name: model_setting(name, dm.hparams[source]) for name, source in MODEL_LINKS.items()}
 
 
 # --------------------------------------------------------------------------- data module
@@ -542,6 +609,7 @@ class FlareDataModule(L.LightningDataModule):
         self.samples: dict[str, CubeSamples] = {}
         self._cache: torch.Tensor | None = None
         self.predict_split = "test"
+        self._opened: xr.Dataset | None = None
         self._ready = False
 
     # -- Lightning hooks
@@ -554,7 +622,7 @@ class FlareDataModule(L.LightningDataModule):
             return
         if not self.store_path.exists():
             self.prepare_data()
-        cube = open_cube(self.store_path)
+        cube = self._opened = open_cube(self.store_path)
         self.cube_attrs = dict(cube.attrs)
         self.synthetic = bool(cube.attrs.get("synthetic", False))
         available = [int(c) for c in cube["channel"].values]
@@ -569,10 +637,10 @@ class FlareDataModule(L.LightningDataModule):
         self.target = resolve_target(cube, self.hparams.target)
         self.times = cube["time"].values
         self.flux_now = cube["flux_now"].values.astype(np.float64)
-        self.cadence = cadence_of(self.times)
+        self.cadence = cube_cadence(cube)
         self._history = ({str(h): cube["flux_history_max"].sel(history=h).values.astype(np.float64)
                           for h in cube["history"].values} if "flux_history_max" in cube else {})
-        self.offsets = self._frame_offsets()
+        self.offsets = frame_offsets(self.hparams.frames, self.hparams.frame_step, self.cadence)
         self.aux = self._goes_features()
         quality = cube["quality"].values[:, self.channel_index]
         has_frame = np.all(quality >= 0, axis=1)
@@ -623,7 +691,7 @@ class FlareDataModule(L.LightningDataModule):
             rows = np.searchsorted(self._cache_steps, idx[:, None] - self.offsets[None, :]) if cached else None
             self.samples[name] = CubeSamples(self.store_path, idx, self.channel_index, self.target.log_flux[idx],
                                              self.normalizer, weights, cache_rows=rows, offsets=self.offsets,
-                                             aux=self.aux[idx], images=images)
+                                             aux=self.aux[idx], images=images, times=self.times)
 
     def reweight(self, class_weighting: str) -> None:
         """Switch the class weighting (``"none"``, ``"loss"`` or ``"sampler"``) of the training samples."""
@@ -659,19 +727,6 @@ class FlareDataModule(L.LightningDataModule):
                 self.normalizer = normalizer
                 self._cache = None
         self._make_samples()
-
-    def _frame_offsets(self) -> np.ndarray:
-        """Steps back of each input frame, oldest first: ``[(frames - 1) k, ..., k, 0]``,
-        ``k = frame_step / cadence``."""
-        frames = int(self.hparams.frames)
-        if frames == 1:
-            return np.zeros(1, np.int64)
-        step = to_timedelta(self.hparams.frame_step)
-        ratio = step / self.cadence
-        if step <= np.timedelta64(0, "ns") or ratio != int(ratio):
-            raise DataConfigError(f"frame_step {self.hparams.frame_step!r} is not a positive multiple of the cube's "
-                                  f"cadence {pd.Timedelta(self.cadence)}")
-        return np.arange(frames - 1, -1, -1, dtype=np.int64) * int(ratio)
 
     def _goes_features(self) -> np.ndarray:
         """(time, len(goes_inputs)) float32 GOES inputs known at each step, ``log10(W/m²) + 6``."""
@@ -709,20 +764,10 @@ class FlareDataModule(L.LightningDataModule):
 
     def model_inputs(self, time_index: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """What the model reads at cube steps ``time_index``: normalized frames (n, frames * C, ny, nx) float32
-        and GOES inputs (n, len(goes_inputs)). Refuses non-finite frames, naming the step."""
+        (:func:`stack_inputs`) and GOES inputs (n, len(goes_inputs)). Refuses non-finite frames, naming the step."""
         self.setup()
-        index = np.asarray(time_index, np.int64)
-        if index.size and (index.min() < 0 or index.max() >= self.times.size):
-            raise IndexError(f"time index out of range: the cube {self.store_path.name} has steps "
-                             f"0..{self.times.size - 1}")
-        steps = (index[:, None] - self.offsets[None, :]).ravel()
-        if steps.size and steps.min() < 0:
-            raise IndexError(f"time index {int(index[np.argmin(index)])} has no {len(self.offsets)} earlier frames")
-        out = np.empty((steps.size, len(self.channels), *self.frame_shape()), np.float32)
-        for pos, frames in read_frames(self.store_path, steps, self.channel_index):
-            check_finite(frames, self.times[steps[pos]], self.store_path)
-            out[pos] = self.normalizer.apply(frames)
-        return out.reshape(index.size, -1, *out.shape[-2:]), self.aux[index]
+        index = np.atleast_1d(np.asarray(time_index, np.int64))
+        return stack_inputs(self.cube(), self.normalizer, index, self.offsets), self.aux[index]
 
     def history_max(self, label: str) -> np.ndarray:
         """The flare history known at each cube step: max XRS-B flux over ``[t - H, t]`` (W/m², float64)
@@ -776,8 +821,16 @@ class FlareDataModule(L.LightningDataModule):
         return pd.DataFrame(rows).T
 
     def cube(self) -> xr.Dataset:
-        """The whole cube, opened lazily (checked complete)."""
-        return open_cube(self.store_path)
+        """The whole cube, opened lazily (checked complete) once per set-up."""
+        self.setup()
+        if self._opened is None:
+            self._opened = open_cube(self.store_path)
+        return self._opened
+
+    def __getstate__(self) -> dict:  # a copy sent to another process opens the cube itself
+        state = self.__dict__.copy()
+        state["_opened"] = None
+        return state
 
     def training_stats(self) -> TrainingStats:
         """The normalizer and the mean training target (log10 W/m²) that a model is fitted with."""

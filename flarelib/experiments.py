@@ -44,7 +44,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from tqdm.auto import tqdm
 
 from flarelib import metrics
-from flarelib.data import FlareDataModule
+from flarelib.data import FlareDataModule, model_settings
 from flarelib.flarenet import FlareNet, load_flarenet, predict, quiet_lightning
 from flarelib.goes import FLARE_CLASS_THRESHOLDS
 from flarelib.paths import CONFIG_DIR, results_dir
@@ -100,9 +100,7 @@ def fit(dm: FlareDataModule, model: Mapping, *, seed: int, recipe: Recipe = Reci
     The model reads what the data module gives (channels, target, frames, GOES inputs).
     """
     L.seed_everything(seed, workers=True, verbose=False)
-    settings = {k: v for k, v in model.items() if k not in ("channels", "target", "frames", "aux_inputs")}
-    net = FlareNet(channels=dm.channels, target=dm.target.name, normalization=dm.hparams.normalization,
-                   frames=int(dm.hparams.frames), aux_inputs=len(dm.goes_inputs), **settings)
+    net = FlareNet(**{**model, **model_settings(dm)})
     net.adopt(dm.training_stats())
     with quiet_lightning():
         return _fit(net, dm, recipe, out_dir)

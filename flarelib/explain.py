@@ -72,8 +72,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from flarelib import store
+from flarelib.align import to_timedelta
 from flarelib.checksums import fingerprint, sha256_of
-from flarelib.data import FlareDataModule, read_frames
+from flarelib.data import FlareDataModule, frame_offsets, stack_inputs
 from flarelib.labels import data_kind
 from flarelib.paths import results_dir
 
@@ -223,16 +224,6 @@ class ModelInputs:
     name: str
 
 
-def normalized_frames(dm: FlareDataModule, time_index: Sequence[int]) -> torch.Tensor:
-    """Model input for cube steps ``time_index``: (T, C, ny, nx) float32, normalized as in training."""
-    dm.setup()
-    index = np.asarray(time_index, np.int64)
-    out = np.empty((index.size, len(dm.channels), *dm.frame_shape()), np.float32)
-    for pos, frames in read_frames(dm.store_path, index, dm.channel_index):
-        out[pos] = dm.normalizer.apply(frames)
-    return torch.from_numpy(out)
-
-
 def _n_steps(source) -> int:
     if isinstance(source, FlareDataModule):
         source.setup()
@@ -251,82 +242,69 @@ def check_time_index(source, time_index: Sequence[int]) -> np.ndarray:
     return index
 
 
-def _frame_offsets(model: nn.Module) -> np.ndarray:
-    """Cube-step offsets of the model's input frames, oldest first (0 = the current frame t)."""
-    frames = n_frames(model)
-    step = max(int(_hparam(model, "frame_step", 1) or 1), 1)
-    return -step * np.arange(frames - 1, -1, -1)
+def frame_step(model: nn.Module) -> str | None:
+    """The spacing of the model's input frames (``hparams["frame_step"]``, a duration such as ``"1h"``), or
+    ``None`` where its checkpoint records none (trained before flarelib recorded it)."""
+    return _hparam(model, "frame_step", None)
+
+
+def _check_model_reads(model: nn.Module, dm: FlareDataModule) -> None:
+    """Refuse a data module whose inputs are not the model's: other frames, frame spacing or channels."""
+    frames, step = n_frames(model), frame_step(model)
+    if frames != len(dm.offsets):
+        raise ValueError(f"the data module gives {len(dm.offsets)} frames per sample, the model reads {frames}: "
+                         "use the data module of the model's checkpoint (flarenet.load_datamodule)")
+    if frames > 1 and step is not None and to_timedelta(step) != to_timedelta(dm.hparams.frame_step):
+        raise ValueError(f"the data module stacks frames {dm.hparams.frame_step} apart, the model was trained on "
+                         f"frames {step} apart: use the data module of the model's checkpoint")
+    channels = getattr(getattr(model, "normalizer", None), "channels", None)
+    if channels is not None and list(channels) != list(dm.channels):
+        raise ValueError(f"the model reads channels {list(channels)}, the data module gives {dm.channels}")
 
 
 def model_inputs(model: nn.Module, source: FlareDataModule | xr.Dataset, time_index: Sequence[int]) -> ModelInputs:
-    """The normalized input (and the auxiliary input, if the model needs one) of cube steps ``time_index``.
+    """The normalized input (and the GOES inputs, if the model reads them) of cube steps ``time_index``.
 
-    ``source`` is the model's data module, or any cube with the model's channels (normalized
-    with the normalizer stored in the model's checkpoint, e.g. the REAL flare cutouts). A model
-    with several frames gets them from the data module's ``model_inputs(time_index)`` (as in
-    training); from a bare cube, or a data module without it, the frames ``hparams["frame_step"]``
-    (default 1) cube steps apart are stacked oldest first (the last block of channels is step t;
-    steps before the cube's start repeat its first frame). Refuses non-finite inputs, naming the step.
+    ``source`` is the model's data module (its :meth:`~flarelib.data.FlareDataModule.model_inputs`, as in
+    training), or any cube with the model's channels, normalized with the normalizer the model carries
+    (e.g. the REAL flare cutouts). Either way the frames come from :func:`flarelib.data.stack_inputs`: a
+    model with several frames gets them ``frame_step`` apart (a duration, so on a 12-min cube a 1 h step is 5
+    cube steps). Refuses non-finite inputs, and steps without their earlier frames, naming the step.
     """
     index = check_time_index(source, time_index)
-    offsets = _frame_offsets(model)
     aux = None
     if isinstance(source, FlareDataModule):
         source.setup()
-        custom = getattr(source, "model_inputs", None)
-        if callable(custom):  # the data module stacks its frames and GOES inputs as in training
-            out = custom(index)
-            x, aux = out if isinstance(out, tuple) else (out, None)
-            x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
-            if aux is not None and np.asarray(aux).shape[-1] == 0:
-                aux = None
-            if x.shape[1] != len(source.channels) * len(offsets):
-                raise ValueError(f"the data module gives {x.shape[1] // len(source.channels)} frames per sample, the "
-                                 f"model reads {len(offsets)}: use the data module of the model's checkpoint")
-        else:
-            x = torch.cat([normalized_frames(source, np.clip(index + o, 0, None)) for o in offsets], dim=1)
+        _check_model_reads(model, source)
+        x, aux = source.model_inputs(index)
         times, channels, synthetic, name = (source.times[index], source.channels, source.synthetic,
                                             source.cube_attrs.get("name", ""))
     else:
         normalizer = getattr(model, "normalizer", None)
         if normalizer is None:
             raise ValueError("explaining a cube needs a trained model that carries its normalizer")
-        channels = list(normalizer.channels)
-        missing = [c for c in channels if c not in source["channel"].values]
-        if missing:
-            raise ValueError(f"the cube lacks the model's channels {missing}")
-        parts = [normalizer.apply(source["aia"].isel(time=np.clip(index + o, 0, None)).sel(channel=channels).values)
-                 for o in offsets]
-        x = torch.from_numpy(np.concatenate(parts, axis=1).astype(np.float32))
-        times, synthetic, name = (source["time"].values[index], bool(source.attrs.get("synthetic", False)),
-                                  source.attrs.get("name", ""))
-    n_aux = needs_aux(model)
-    if n_aux and aux is None:
-        features = getattr(source, "aux_features", None)
-        if not callable(features):
-            raise ValueError(f"this model needs {n_aux} auxiliary GOES-history inputs (aux_inputs={n_aux}); "
-                             "explain it with its data module, which provides aux_features(), not a bare cube")
-        aux = torch.as_tensor(np.asarray(features(index)), dtype=torch.float32)
+        frames, step = n_frames(model), frame_step(model)
+        if frames > 1 and step is None:
+            raise ValueError(f"this model reads {frames} frames but its checkpoint records no frame_step: explain "
+                             "it with its data module (flarenet.load_datamodule), which knows the spacing")
+        if needs_aux(model):
+            raise ValueError(f"this model needs {needs_aux(model)} GOES inputs (aux_inputs); explain it with its "
+                             "data module, which provides them, not a bare cube")
+        x = stack_inputs(source, normalizer, index, frame_offsets(frames, step or "0min", store.cube_cadence(source)))
+        channels, times = list(normalizer.channels), source["time"].values[index]
+        synthetic, name = bool(source.attrs.get("synthetic", False)), source.attrs.get("name", "")
+    x = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+    if aux is not None and np.asarray(aux).shape[-1] == 0:
+        aux = None
     if aux is not None:
-        aux = torch.as_tensor(aux, dtype=torch.float32)
-        if aux.shape[0] != len(index):
-            raise ValueError(f"aux_features gave {aux.shape[0]} rows for {len(index)} time steps")
-    finite = torch.isfinite(x.reshape(len(index), -1)).all(dim=1)
-    if aux is not None:
-        finite &= torch.isfinite(aux.reshape(len(index), -1)).all(dim=1)
-    if not bool(finite.all()):
-        k = int(np.flatnonzero(~finite.numpy())[0])
-        when = np.datetime_as_string(np.asarray(times)[k], unit="m") if np.issubdtype(
-            np.asarray(times).dtype, np.datetime64) else str(np.asarray(times)[k])
-        raise ValueError(f"the model input at time step {int(index[k])} ({when}) is not finite (NaN or inf, e.g. a "
-                         "missing channel); explain steps of the data module's splits, which leave such steps out")
+        aux = torch.as_tensor(np.asarray(aux), dtype=torch.float32)
+        finite = torch.isfinite(aux).all(dim=1)
+        if not bool(finite.all()):
+            k = int(np.flatnonzero(~finite.numpy())[0])
+            raise ValueError(f"the GOES input at time step {int(index[k])} "
+                             f"({np.datetime_as_string(np.asarray(times)[k], unit='m')}) is not finite (a GOES gap); "
+                             "explain steps of the data module's splits, which leave such steps out")
     return ModelInputs(x, aux, index, np.asarray(times), list(channels), synthetic, name)
-
-
-def _inputs(model: nn.Module, source: FlareDataModule | xr.Dataset, index: np.ndarray):
-    """(inputs, times, channels, synthetic, name) of cube steps ``index`` (see :func:`model_inputs`)."""
-    got = model_inputs(model, source, index)
-    return got.x, got.times, got.channels, got.synthetic, got.name
 
 
 # --------------------------------------------------------------------------- attribution

@@ -27,6 +27,7 @@ Command line (LightningCLI)::
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -45,7 +46,7 @@ from pytorch_lightning.cli import LightningCLI
 from torch import nn
 
 from flarelib.catalog import debug_requested, one_line_error
-from flarelib.data import FlareDataModule, Normalizer, TrainingStats
+from flarelib.data import MODEL_LINKS, FlareDataModule, Normalizer, TrainingStats, model_setting
 from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
 from flarelib.paths import config_path, default_runs_dir
 from flarelib.prep import DEFAULT_CHANNELS
@@ -121,6 +122,8 @@ class FlareNet(L.LightningModule):
             frame carries no rotation direction; flips multiply scarce flaring examples).
         normalization: the :class:`Normalizer` transform.
         frames: stacked input frames per sample; linked from the data module.
+        frame_step: the spacing of those frames, a duration (``"1h"``); linked from the data module and kept in
+            the checkpoint, so that the model is explained on frames as far apart as it was trained on.
         aux_inputs: number of GOES inputs joined to the image features; linked from the data module.
         use_images: ``False`` ignores the images (the GOES-only reference model; needs ``aux_inputs``).
         stats: the training data's :class:`flarelib.data.TrainingStats` (normalizer and mean target), or a
@@ -145,6 +148,7 @@ class FlareNet(L.LightningModule):
         flip_augment: bool = True,
         normalization: str = "log",
         frames: int = 1,
+        frame_step: str = "1h",
         aux_inputs: int = 0,
         use_images: bool = True,
         stats: TrainingStats | Callable[[], TrainingStats] | None = None,
@@ -299,21 +303,14 @@ def training_stats_of(dm: FlareDataModule) -> Callable[[], TrainingStats]:
     return dm.training_stats
 
 
-def count_inputs(goes_inputs: list[str] | None) -> int:
-    """The model's ``aux_inputs`` for the data module's ``goes_inputs``."""
-    return len(goes_inputs or [])
-
-
 class FlareCLI(LightningCLI):
-    """LightningCLI with the data module's channels, target, normalization and training statistics linked
-    into the model (the last once the data module exists: ``apply_on="instantiate"``)."""
+    """LightningCLI with the data module's settings linked into the model (:data:`flarelib.data.MODEL_LINKS`,
+    the one data -> model contract) and, once the data module exists (``apply_on="instantiate"``), its
+    training statistics."""
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data.channels", "model.channels")
-        parser.link_arguments("data.target", "model.target")
-        parser.link_arguments("data.normalization", "model.normalization")
-        parser.link_arguments("data.frames", "model.frames")
-        parser.link_arguments("data.goes_inputs", "model.aux_inputs", compute_fn=count_inputs)
+        for name, source in MODEL_LINKS.items():
+            parser.link_arguments(f"data.{source}", f"model.{name}", compute_fn=functools.partial(model_setting, name))
         parser.link_arguments("data", "model.stats", compute_fn=training_stats_of, apply_on="instantiate")
 
 

@@ -56,7 +56,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from flarelib.data import DataConfigError, cadence_of, read_frames
+from flarelib.data import DataConfigError, read_frames
 from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
 from flarelib.labels import data_kind
 from flarelib.paths import results_dir
@@ -307,12 +307,12 @@ def _is_nowcast(dm) -> bool:
 
 
 def persistence(flux_now: np.ndarray, times: np.ndarray, time_index: np.ndarray, *, nowcast: bool,
-                cadence: np.timedelta64 | None = None) -> np.ndarray:
+                cadence: np.timedelta64) -> np.ndarray:
     """log10 (W/m²) of the latest flux known at issue time for the cube steps ``time_index``.
 
     ``flux_now`` (time,) W/m² and ``times`` (time,) datetime64 are the cube's. A forecast uses the flux
     at ``t``. A nowcast cannot use the flux it predicts: it uses the flux at exactly ``t - cadence``
-    (``cadence`` defaults to the most common step of ``times``), looked up by time, so it is NaN where
+    (the cube's, :func:`flarelib.store.cube_cadence`), looked up by time, so it is NaN where
     that step is missing from the cube (a gap), not the flux of an earlier step.
     """
     flux_now = np.asarray(flux_now, float)
@@ -320,8 +320,7 @@ def persistence(flux_now: np.ndarray, times: np.ndarray, time_index: np.ndarray,
     if not nowcast:
         return _log10(flux_now[index])
     times = np.asarray(times, dtype="datetime64[ns]")
-    cadence = cadence_of(times) if cadence is None else np.timedelta64(cadence, "ns")
-    want = times[index] - cadence
+    want = times[index] - np.timedelta64(cadence, "ns")
     pos = np.clip(np.searchsorted(times, want), 0, times.size - 1)
     found = times[pos] == want
     return np.where(found, _log10(flux_now[pos]), np.nan)
@@ -329,7 +328,7 @@ def persistence(flux_now: np.ndarray, times: np.ndarray, time_index: np.ndarray,
 
 def persistence_forecast(dm, time_index: np.ndarray) -> np.ndarray:
     """:func:`persistence` (log10 W/m²) of a set-up data module ``dm`` for its cube steps ``time_index``."""
-    return persistence(dm.flux_now, dm.times, time_index, nowcast=_is_nowcast(dm))
+    return persistence(dm.flux_now, dm.times, time_index, nowcast=_is_nowcast(dm), cadence=dm.cadence)
 
 
 def flare_history_persistence(dm, time_index: np.ndarray, label: str = "24h") -> np.ndarray:

@@ -53,6 +53,7 @@ import dask.array
 import filelock
 import numcodecs
 import numpy as np
+import pandas as pd
 import xarray as xr
 import zarr
 import zarr.storage
@@ -886,3 +887,17 @@ def checked_store(path: str | Path, *, storage_options: dict | None = None, inge
 def json_attr(value) -> str:
     """Serialize provenance for a Zarr attr (stable key order, so reruns compare equal)."""
     return json.dumps(value, sort_keys=True, default=str)
+
+
+def cube_cadence(cube: xr.Dataset) -> np.timedelta64:
+    """The cadence a cube was built on, ``timedelta64[ns]``: the one its builder recorded (``alignment``'s
+    ``cadence``); for a cube that records none (written by other software), the most common step between its
+    times. The one definition of a cube's cadence that the data module, the baselines and the plots share."""
+    recorded = json.loads(cube.attrs.get("alignment", "{}") or "{}").get("cadence")
+    if recorded:
+        return np.timedelta64(pd.Timedelta(recorded).value, "ns")
+    steps = np.diff(np.asarray(cube["time"].values, dtype="datetime64[ns]"))
+    if steps.size == 0:
+        raise ValueError(f"{cube.attrs.get('name', 'the cube')} records no cadence and has one time step")
+    values, counts = np.unique(steps, return_counts=True)
+    return values[np.argmax(counts)]

@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flarelib import data
 from flarelib.catalog import CatalogError
 from flarelib.data import DataConfigError, FlareDataModule, Normalizer, blocked_split
+from flarelib.store import cube_cadence
 
 START = np.datetime64("2031-01-25T00:00", "ns")
 MINUTE = np.timedelta64(1, "m")
@@ -229,9 +231,12 @@ def test_read_frames_reads_sparse_picks_in_bounded_slices(small_cube_path, monke
     assert max(largest) <= 16  # never the whole 0..239 span
 
 
-def test_cadence_is_the_most_common_step_even_with_gaps():
+def test_cadence_is_the_recorded_one_or_the_most_common_step_even_with_gaps():
     t = np.datetime64("2031-01-01", "ns") + np.array([0, 60, 120, 300, 360], dtype="timedelta64[m]")
-    assert data.cadence_of(t) == np.timedelta64(60, "m")
+    cube = xr.Dataset(coords={"time": t})
+    assert cube_cadence(cube) == np.timedelta64(60, "m")
+    cube.attrs["alignment"] = '{"cadence": "0 days 00:30:00"}'  # as the FITS builder records it
+    assert cube_cadence(cube) == np.timedelta64(30, "m")
 
 
 def test_region_aware_split_keeps_test_regions_out_of_train_and_val():

@@ -11,6 +11,7 @@ import xarray as xr
 from flarelib import explain
 from flarelib import flarenet as M
 from flarelib.checksums import sha256_of
+from flarelib.data import FlareDataModule
 
 pytestmark = pytest.mark.slow  # trains or explains FlareNet
 
@@ -47,7 +48,7 @@ def test_each_method_returns_cube_aligned_maps(setup, method):
 def test_integrated_gradients_are_complete_and_signed(setup):
     model, dm, _, steps = setup
     attr = explain.attribute(model, dm, steps[:3], "integrated_gradients", n_steps=128)
-    x = explain.normalized_frames(dm, steps[:3])
+    x = torch.from_numpy(dm.model_inputs(steps[:3])[0])
     with torch.no_grad():
         delta = (model(x) - model(torch.zeros_like(x))).numpy()
     # completeness: the attributions add up to f(x) - f(baseline), sign included
@@ -58,7 +59,7 @@ def test_occlusion_is_the_output_drop(setup):
     model, dm, _, steps = setup
     step = steps[:1]
     attr = explain.attribute(model, dm, step, "occlusion", window=64, stride=64)  # occlude everything at once
-    x = explain.normalized_frames(dm, step)
+    x = torch.from_numpy(dm.model_inputs(step)[0])
     with torch.no_grad():
         drop = float(model(x) - model(torch.zeros_like(x)))
     assert float(attr.values[0, 0, 0, 0]) == pytest.approx(drop, rel=1e-4, abs=1e-6)
@@ -341,55 +342,66 @@ def test_out_of_range_and_non_finite_steps_are_refused_clearly(setup):
 
 
 
-def test_non_finite_model_inputs_are_refused_naming_the_step(setup, monkeypatch):
+def test_non_finite_goes_inputs_are_refused_naming_the_step(setup, monkeypatch):
     _, dm, _, _ = setup
     model = _AuxModel(dm.channels, dm.normalizer).eval()
     # the normalizer maps missing pixels to the channel mean; a GOES-history input can still be missing
-    aux = lambda index: np.where(np.asarray(index)[:, None] == 101, np.nan, np.ones((len(index), 2)))  # noqa: E731
-    monkeypatch.setattr(dm, "aux_features", aux, raising=False)
-    monkeypatch.setattr(dm, "model_inputs", lambda index: (explain.normalized_frames(dm, index), aux(index)),
-                        raising=False)
+    aux = np.ones((dm.times.size, 2), np.float32)
+    aux[101] = np.nan
+    monkeypatch.setattr(dm, "aux", aux)
     explain.attribute(model, dm, [100], "saliency")
-    with pytest.raises(ValueError, match=r"time step 101 \(2031-01-0.T..:..\) is not finite"):
+    with pytest.raises(ValueError, match=r"GOES input at time step 101 \(2031-01-0.T..:..\) is not finite"):
         explain.attribute(model, dm, [100, 101], "saliency")
 
 
-class _AuxModel(torch.nn.Module):
-    """A model with an auxiliary input and two frames, like FlareNet may grow."""
+def test_infinite_pixels_are_refused_on_every_input_path(setup):
+    model, dm, _, steps = setup
+    cube = dm.cube().load()
+    cube["aia"][int(steps[0]), 2, 10, 10] = np.inf
+    with pytest.raises(ValueError, match="infinite pixels or no finite pixel"):
+        explain.attribute(model, cube, steps[:1], "saliency")
+    explain.attribute(model, cube, steps[1:2], "saliency")  # the other steps are still explained
 
-    def __init__(self, channels, normalizer, frames=1, n_aux=2):
+
+class _AuxModel(torch.nn.Module):
+    """A model with an auxiliary input and several frames, like FlareNet may have."""
+
+    def __init__(self, channels, normalizer, frames=1, n_aux=2, frame_step="1h"):
         super().__init__()
-        self.hparams = {"aux_inputs": n_aux, "frames": frames}
+        self.hparams = {"aux_inputs": n_aux, "frames": frames, "frame_step": frame_step}
         self.normalizer = normalizer
         self.features = torch.nn.Sequential(torch.nn.Conv2d(len(channels) * frames, 4, 3, padding=1),
                                             torch.nn.ReLU(), torch.nn.MaxPool2d(2))
         self.out = torch.nn.Linear(4 + n_aux, 1)
 
     def forward(self, x, aux=None):
-        if aux is None:
+        pooled = self.features(x).amax(dim=(2, 3))
+        if self.hparams["aux_inputs"] and aux is None:
             raise TypeError("aux is required")
-        return self.out(torch.cat([self.features(x).amax(dim=(2, 3)), aux], dim=1)).squeeze(-1)
+        return self.out(pooled if aux is None else torch.cat([pooled, aux], dim=1)).squeeze(-1)
 
 
-def test_a_model_with_aux_and_frames_is_explained(setup, monkeypatch):
-    _, dm, _, steps = setup
-    model = _AuxModel(dm.channels, dm.normalizer, frames=2).eval()
-    with pytest.raises(ValueError, match="aux_features"):
-        explain.attribute(model, dm.cube(), steps[:2], "saliency")
-    cube_only = _AuxModel(dm.channels, dm.normalizer, frames=2, n_aux=0).eval()
-    cube_only.forward = lambda x, aux=None: cube_only.out(cube_only.features(x).amax(dim=(2, 3))).squeeze(-1)
-    assert explain.attribute(cube_only, dm.cube(), steps[:2], "saliency").shape == (2, 6, 64, 64)  # stacked here
-
-    def two_frames(index):  # a data module that stacks two frames and gives GOES inputs, as in training
-        x = torch.cat([explain.normalized_frames(dm, np.asarray(index) - 1), explain.normalized_frames(dm, index)], 1)
-        return x.numpy(), np.ones((len(index), 2), np.float32)
-
-    monkeypatch.setattr(dm, "model_inputs", two_frames, raising=False)
-    monkeypatch.setattr(dm, "aux_features", lambda index: np.ones((len(index), 2), np.float32), raising=False)
+def test_a_model_with_goes_inputs_and_frames_is_explained_on_its_data_module(setup, small_cube_path):
+    _, trained, _, steps = setup
+    dm = FlareDataModule(cube=str(small_cube_path), target="lead60min_window360min", frames=2, frame_step="2h",
+                           goes_inputs=["now", "6h"], split_fractions=(0.6, 0.2, 0.2))
+    dm.normalizer = trained.normalizer
+    dm.setup()
+    steps = dm.split_index["test"][:2]
+    model = _AuxModel(dm.channels, dm.normalizer, frames=2, frame_step="2h").eval()
+    with pytest.raises(ValueError, match="GOES inputs"):
+        explain.attribute(model, dm.cube(), steps, "saliency")  # a bare cube has no GOES inputs
+    got = explain.model_inputs(model, dm, steps)
+    x, aux = dm.model_inputs(steps)
+    np.testing.assert_array_equal(got.x.numpy(), x)
+    np.testing.assert_array_equal(got.aux.numpy(), aux)
+    np.testing.assert_array_equal(got.x[:, :6].numpy(), dm.model_inputs(steps - 2)[0][:, 6:])  # 2 h = 2 steps back
     with pytest.raises(ValueError, match="the data module gives 2 frames per sample, the model reads 1"):
-        explain.attribute(_AuxModel(dm.channels, dm.normalizer).eval(), dm, steps[:2], "saliency")
+        explain.attribute(_AuxModel(dm.channels, dm.normalizer).eval(), dm, steps, "saliency")
+    with pytest.raises(ValueError, match="frames 2h apart, the model was trained on frames 1h apart"):
+        explain.attribute(_AuxModel(dm.channels, dm.normalizer, frames=2).eval(), dm, steps, "saliency")
     for method in ("saliency", "integrated_gradients", "gradcam", "hirescam", "occlusion"):
-        attr = explain.attribute(model, dm, steps[:2], method, n_steps=4, window=16, stride=16)
+        attr = explain.attribute(model, dm, steps, method, n_steps=4, window=16, stride=16)
         assert attr.shape == (2, 6, 64, 64)  # the current frame's channels
         if method not in explain.CAM_METHODS:
             share = json.loads(attr.attrs["earlier_frames_share"])

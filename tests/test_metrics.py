@@ -210,14 +210,16 @@ def test_nowcast_persistence_looks_up_t_minus_cadence_by_time():
     # 12-min cadence with a gap: 00:00 00:12 00:24 [00:36 missing] 00:48 01:00
     times = T0 + np.array([0, 12, 24, 48, 60]) * np.timedelta64(1, "m")
     flux_now = np.array([1e-6, 1e-5, 2e-5, 1e-7, 3e-6])
-    now = metrics.persistence(flux_now, times, np.arange(5), nowcast=True)
+    twelve = np.timedelta64(12, "m")
+    now = metrics.persistence(flux_now, times, np.arange(5), nowcast=True, cadence=twelve)
     assert np.isnan(now[0])  # nothing before the first step
     np.testing.assert_allclose(now[1:3], [-6.0, -5.0])
     assert np.isnan(now[3])  # 00:36 is missing: not the flux of 00:24
     assert now[4] == pytest.approx(-7.0)
-    forecast = metrics.persistence(flux_now, times, np.array([3, 0]), nowcast=False)
+    forecast = metrics.persistence(flux_now, times, np.array([3, 0]), nowcast=False, cadence=twelve)
     np.testing.assert_allclose(forecast, [-7.0, -6.0])
-    assert np.isnan(metrics.persistence(np.array([0.0, 1e-6]), times[:2], np.array([0]), nowcast=False)[0])
+    assert np.isnan(metrics.persistence(np.array([0.0, 1e-6]), times[:2], np.array([0]), nowcast=False,
+                                        cadence=twelve)[0])
 
 
 def _fake_dm(flux, *, nowcast=False, train=None, history=None, store=None, channels=(94, 131, 171),
@@ -228,7 +230,8 @@ def _fake_dm(flux, *, nowcast=False, train=None, history=None, store=None, chann
     window = zero if nowcast else np.timedelta64(6, "h").astype("timedelta64[ns]")
     target = Target("now" if nowcast else "lead120min_window360min", lead, window, np.asarray(flux, np.float64))
     train = np.arange(n) if train is None else train
-    return SimpleNamespace(times=T0 + np.arange(n) * np.timedelta64(cadence_h, "h"),
+    cadence = np.timedelta64(cadence_h, "h")
+    return SimpleNamespace(times=T0 + np.arange(n) * cadence, cadence=cadence,
                            split_index={"train": train, "val": np.array([], int), "test": np.array([], int)},
                            target=target, flux_now=np.asarray(flux, np.float64), store_path=store,
                            cube_channels=list(channels), synthetic=synthetic, cube_attrs={"name": name},

@@ -261,8 +261,9 @@ def test_goes_inputs_join_the_image_features_and_a_goes_only_model_ignores_image
 
 @pytest.mark.slow
 def test_the_cli_links_frames_and_goes_inputs_into_the_model(tmp_path, small_cube_path):
-    cli = _cli(tmp_path, "--trainer.fast_dev_run=true", "--data.frames=2", "--data.goes_inputs=[now, 6h]",
-               "--data.target=lead60min_window360min", cube=small_cube_path)
+    cli = _cli(tmp_path, "--trainer.fast_dev_run=true", "--data.frames=2", "--data.frame_step=2h",
+               "--data.goes_inputs=[now, 6h]", "--data.target=lead60min_window360min", cube=small_cube_path)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.model.hparams.frames == 2 and cli.model.hparams.aux_inputs == 2
+    assert cli.model.hparams.frame_step == "2h"  # saved, so the model is explained on frames as far apart
     assert cli.model.features[0].in_channels == 12
