@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from flarelib.goes import CLASS_ORDER, NO_DATA, peak_steps
+from flarelib.goes import CLASS_ORDER, FLARE_CLASS_THRESHOLDS, NO_DATA, peak_steps
 
 
 def class_counts(cube: xr.Dataset, forecast: str | None = None, *, by: str | None = None) -> pd.DataFrame:
@@ -76,7 +76,8 @@ def channel_statistics(cube: xr.Dataset, *, max_steps: int = 500) -> pd.DataFram
     return frame
 
 
-def events_per_span(cube: xr.Dataset, spans_days=(1, 7, 30, 60, 365), threshold: float = 1e-5) -> pd.DataFrame:
+def events_per_span(cube: xr.Dataset, spans_days=(1, 7, 30, 60, 365),
+                    threshold: float = FLARE_CLASS_THRESHOLDS["M"]) -> pd.DataFrame:
     """How many events of at least ``threshold`` W/m² a span of data holds ("long data").
 
     Uses the cube's event rate (events per day over the cube's duration) and a Poisson
