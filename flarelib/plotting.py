@@ -11,7 +11,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from flarelib.goes import FLARE_CLASS_THRESHOLDS, flare_class_label, peak_steps
-from flarelib.labels import data_kind
+from flarelib.labels import CLASS_COLOURS, data_kind
 
 
 def aia_cmap(channel: int):
@@ -328,8 +328,6 @@ def plot_target_distributions(cube: xr.Dataset):
 
 #: Bar colours of the targets in :func:`plot_class_counts` (greys: the colours name the classes elsewhere).
 TARGET_GREYS = ("0.3", "0.65", "0.9")
-#: One colour per GOES class (weakest grey, strongest red).
-CLASS_COLOURS = {"<A": "0.8", "A": "0.6", "B": "tab:blue", "C": "tab:green", "M": "tab:orange", "X": "tab:red"}
 
 
 def _count_labels(ax, bars, values, fontsize=7) -> None:
@@ -676,9 +674,9 @@ def plot_activity(cube: xr.Dataset, *, axes=None):
     peaks = cube["event_peak"].to_series()
     inside = peak_steps(cube["time"].values, peaks.values)[1]
     peaks, flux = peaks[inside], cube["event_peak_flux"].to_series()[inside]
-    for letter, colour in (("C", "tab:green"), ("M", "tab:red")):
+    for letter in ("C", "M"):
         daily = (flux >= FLARE_CLASS_THRESHOLDS[letter]).groupby(peaks.dt.floor("1D")).sum()
-        axes[2].plot(daily.index, daily.values, ".", ms=4, color=colour, label=f"≥{letter}1")
+        axes[2].plot(daily.index, daily.values, ".", ms=4, color=CLASS_COLOURS[letter], label=f"≥{letter}1")
     axes[2].set_ylabel("flares per day")
     axes[2].legend(loc="upper left", fontsize=8)
     _date_axis(axes[2])

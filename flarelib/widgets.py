@@ -53,7 +53,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from flarelib.labels import data_kind
+from flarelib.labels import data_kind, method_label
 from flarelib.plotting import add_class_bands, aia_cmap, frame_range
 
 FIGSIZE = (9.4, 3.7)  # inches at 100 dpi: 940 px, inside JupyterLab's ~968 px output area
@@ -62,9 +62,6 @@ FALLBACK_METHOD = "gradcam"
 SIGNED_CMAP, UNSIGNED_CMAP = "RdBu_r", "viridis"
 #: |attribution| / its 99.5th percentile below which the overlay is fully transparent, and above which opaque
 TRANSPARENT_BELOW, OPAQUE_ABOVE = 0.1, 0.6
-METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "integrated_gradients": "Integrated Gradients",
-                 "saliency": "gradient saliency", "smoothgrad": "SmoothGrad", "guided_gradcam": "Guided Grad-CAM",
-                 "occlusion": "occlusion"}
 _figure_numbers = itertools.count(1000)
 
 
@@ -78,11 +75,6 @@ def _in_kernel() -> bool:
 
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def method_label(method: str) -> str:
-    """How a method is named to readers (``gradcam`` -> ``Grad-CAM``)."""
-    return METHOD_LABELS.get(method, method.replace("_", " "))
 
 
 def choose_method(method: str | None, table_path: str | Path) -> tuple[str, str]:
