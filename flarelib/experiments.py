@@ -463,16 +463,6 @@ def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonS
     return LessonSettings((30.0, 365.0), 2, False, chosen, Recipe(max_epochs=20, patience=4, val_every=3), 8, False)
 
 
-def summarize(table: pd.DataFrame, by: Sequence[str], score: str = "TSS") -> pd.DataFrame:
-    """Mean over seeds of ``score`` and of its interval ends, with the seeds' spread (min, max) per group ``by``."""
-    grouped = table.groupby(list(by), sort=False)
-    out = grouped[[score, f"{score}_lo", f"{score}_hi"]].mean()
-    out[f"{score} min over seeds"] = grouped[score].min()
-    out[f"{score} max over seeds"] = grouped[score].max()
-    out["seeds"] = grouped["seed"].nunique()
-    return out
-
-
 def compare(table: pd.DataFrame, a: Mapping, b: Mapping, *, score: str = "TSS") -> str:
     """One computed sentence: the seed-mean ``score`` of the rows matching ``a`` against those matching ``b``
     (column -> value), with the verdict of their mean 90 % intervals (:func:`flarelib.metrics.verdict`)."""
