@@ -39,7 +39,6 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as L
 import torch
-import yaml
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from tqdm.auto import tqdm
 
@@ -47,7 +46,7 @@ from flarelib import metrics
 from flarelib.data import FlareDataModule
 from flarelib.flarenet import FlareNet, load_flarenet, predict, quiet_lightning
 from flarelib.goes import FLARE_CLASS_THRESHOLDS
-from flarelib.paths import CONFIG_DIR, results_dir
+from flarelib.paths import CONFIG_DIR, read_config, results_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +78,9 @@ class Variant:
 
 
 def config_settings(config: str | Path = CONFIG_DIR / "default.yaml") -> tuple[dict, dict]:
-    """(model settings, data settings) of a YAML config, as its ``model:`` and ``data:`` sections."""
-    settings = yaml.safe_load(Path(config).read_text())
+    """(model settings, data settings) of a YAML config, as its ``model:`` and ``data:`` sections
+    (:func:`flarelib.paths.read_config`)."""
+    settings = read_config(config)
     return dict(settings.get("model", {})), dict(settings.get("data", {}))
 
 
