@@ -40,6 +40,7 @@ from flarelib.align import to_timedelta
 from flarelib.catalog import load_catalog
 from flarelib.goes import CLASS_ORDER, EVENT_CLASSES, FLARE_CLASS_THRESHOLDS, flare_class
 from flarelib.labels import data_kind
+from flarelib.paths import read_config
 from flarelib.prep import DEFAULT_CHANNELS
 from flarelib.store import checked_store, cube_cadence, open_cube
 
@@ -222,9 +223,7 @@ def open_source(cube: str | Path, build_dir: str | Path | None = None) -> xr.Dat
 
 def datamodule_from_config(config: str | Path, **overrides) -> FlareDataModule:
     """The data module of a training config's ``data:`` section (a YAML file as in ``configs/``), with overrides."""
-    import yaml  # lazy: only configs need it
-
-    settings = dict((yaml.safe_load(Path(config).read_text()) or {}).get("data") or {})
+    settings = dict(read_config(config).get("data") or {})
     return FlareDataModule(**{**settings, **overrides})
 
 

@@ -39,7 +39,6 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as L
 import torch
-import yaml
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from tqdm.auto import tqdm
 
@@ -47,7 +46,7 @@ from flarelib import metrics
 from flarelib.data import FlareDataModule, model_settings
 from flarelib.flarenet import FlareNet, load_flarenet, predict, quiet_lightning
 from flarelib.goes import FLARE_CLASS_THRESHOLDS
-from flarelib.paths import CONFIG_DIR, results_dir
+from flarelib.paths import CONFIG_DIR, read_config, results_dir
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +78,9 @@ class Variant:
 
 
 def config_settings(config: str | Path = CONFIG_DIR / "default.yaml") -> tuple[dict, dict]:
-    """(model settings, data settings) of a YAML config, as its ``model:`` and ``data:`` sections."""
-    settings = yaml.safe_load(Path(config).read_text())
+    """(model settings, data settings) of a YAML config, as its ``model:`` and ``data:`` sections
+    (:func:`flarelib.paths.read_config`)."""
+    settings = read_config(config)
     return dict(settings.get("model", {})), dict(settings.get("data", {}))
 
 
@@ -459,16 +459,6 @@ def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonS
     # make lessons: the same questions with one seed, two spans, an eighth of the training steps for the imbalance
     # runs and a thinned validation block; enough epochs that a few hundred samples are seen many times
     return LessonSettings((30.0, 365.0), 2, False, chosen, Recipe(max_epochs=20, patience=4, val_every=3), 8, False)
-
-
-def summarize(table: pd.DataFrame, by: Sequence[str], score: str = "TSS") -> pd.DataFrame:
-    """Mean over seeds of ``score`` and of its interval ends, with the seeds' spread (min, max) per group ``by``."""
-    grouped = table.groupby(list(by), sort=False)
-    out = grouped[[score, f"{score}_lo", f"{score}_hi"]].mean()
-    out[f"{score} min over seeds"] = grouped[score].min()
-    out[f"{score} max over seeds"] = grouped[score].max()
-    out["seeds"] = grouped["seed"].nunique()
-    return out
 
 
 def compare(table: pd.DataFrame, a: Mapping, b: Mapping, *, score: str = "TSS") -> str:

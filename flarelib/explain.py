@@ -75,7 +75,8 @@ from flarelib import store
 from flarelib.align import to_timedelta
 from flarelib.checksums import fingerprint, sha256_of
 from flarelib.data import FlareDataModule, frame_offsets, stack_inputs
-from flarelib.labels import data_kind
+from flarelib.goes import FLARE_CLASS_THRESHOLDS
+from flarelib.labels import data_kind, method_label
 from flarelib.paths import results_dir
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad", "gradcam", "hirescam", "guided_gradcam", "occlusion")
@@ -574,7 +575,7 @@ def _window_of(dm: FlareDataModule) -> tuple[np.timedelta64, np.timedelta64]:
 
 
 def flaring_regions(cube: xr.Dataset, time_index: Sequence[int], lead: np.timedelta64, window: np.timedelta64,
-                    *, min_flux: float = 1e-6) -> np.ndarray:
+                    *, min_flux: float = FLARE_CLASS_THRESHOLDS["C"]) -> np.ndarray:
     """(T, R) bool: region ``r`` has a flare of at least ``min_flux`` W/m² (default C1) peaking in
     ``[t + lead, t + lead + window]`` (the synthetic cube's event list; ``event_noaa_ar`` is the region)."""
     index = np.asarray(time_index, np.int64)
@@ -607,7 +608,8 @@ def _hours(delta: np.timedelta64) -> str:
     return f"{hours:g} h"
 
 
-def region_masks(dm: FlareDataModule, time_index: Sequence[int], *, min_flux: float = 1e-6) -> RegionMasks:
+def region_masks(dm: FlareDataModule, time_index: Sequence[int], *,
+                 min_flux: float = FLARE_CLASS_THRESHOLDS["C"]) -> RegionMasks:
     """:class:`RegionMasks` for the data module's target window (a nowcast: the last cadence; a forecast:
     ``[t + lead, t + lead + window]``). Needs a synthetic cube with ``region_id``."""
     index = check_time_index(dm, time_index)
@@ -628,7 +630,7 @@ def region_masks(dm: FlareDataModule, time_index: Sequence[int], *, min_flux: fl
 
 
 def region_frames(dm: FlareDataModule, split: str = "test", n: int | None = None, *,
-                  min_flux: float = 1e-6) -> np.ndarray:
+                  min_flux: float = FLARE_CLASS_THRESHOLDS["C"]) -> np.ndarray:
     """Steps of ``split`` with at least one region that will flare (>= C1 in the target window) and at
     least one other region on the disk, thinned evenly to ``n``."""
     dm.setup()
@@ -814,7 +816,7 @@ class ScoringFrames:
 
 
 def scoring_frames(dm: FlareDataModule, split: str = "test", n: int | None = None, *, dominance: float = 2.0,
-                   min_flux: float = 1e-6) -> ScoringFrames:
+                   min_flux: float = FLARE_CLASS_THRESHOLDS["C"]) -> ScoringFrames:
     """The frames of ``split`` on which a localization can be scored fairly, and the mask of each.
 
     * **Nowcast** (the target is the flux now): the mask is the ground-truth ``flare_mask`` at
@@ -1187,11 +1189,10 @@ def method_maps(model: nn.Module, dm: FlareDataModule | xr.Dataset, time_index: 
         if attr.attrs.get("method") in CAM_METHODS:
             continue  # upsampled: scored at its own resolution below
         out[name] = native_map(attr)
-    titles = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
     for method in cam_methods:
         for block in blocks:
             cam = cam_maps(model, dm, time_index, method, block=block, head=head)
-            out[f"{titles.get(method, method)}, {cam.attrs['layer']}"] = cam
+            out[f"{method_label(method)}, {cam.attrs['layer']}"] = cam
     return out
 
 

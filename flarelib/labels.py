@@ -1,12 +1,20 @@
-"""How every table, title and figure names its data: REAL or SYNTHETIC.
+"""The words and colours readers see: REAL or SYNTHETIC, the attribution methods' names, the class colours.
 
-Synthetic data must say so wherever a number or a picture of it appears; this is the one
-function that decides the word.
+Synthetic data must say so wherever a number or a picture of it appears; :func:`data_kind` is the one
+function that decides the word. :data:`METHOD_LABELS` (through :func:`method_label`) names the attribution
+methods in every title and menu, and :data:`CLASS_COLOURS` colours the GOES classes in every figure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+#: How each attribution method (:data:`flarelib.explain.METHODS` and the CAM methods) is named to readers.
+METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "integrated_gradients": "Integrated Gradients",
+                 "saliency": "gradient saliency", "smoothgrad": "SmoothGrad", "guided_gradcam": "Guided Grad-CAM",
+                 "occlusion": "occlusion"}
+#: One colour per GOES class (weakest grey, strongest red; M orange, so that M and X differ).
+CLASS_COLOURS = {"<A": "0.8", "A": "0.6", "B": "tab:blue", "C": "tab:green", "M": "tab:orange", "X": "tab:red"}
 
 
 def data_kind(source) -> str:
@@ -24,3 +32,8 @@ def data_kind(source) -> str:
         return data_kind(bool(source.synthetic))
     synthetic = bool(source.get("synthetic", False)) or source.get("goes_scaling") == "synthetic"
     return "SYNTHETIC" if synthetic else "REAL"
+
+
+def method_label(method: str) -> str:
+    """How a method is named to readers (``gradcam`` -> ``Grad-CAM``; an unlisted one with spaces for ``_``)."""
+    return METHOD_LABELS.get(method, method.replace("_", " "))

@@ -652,20 +652,19 @@ def choose_threshold(prob: np.ndarray, event: np.ndarray, *, default: float = 0.
     return float(candidates[int(np.nanargmax(tss))])
 
 
-def brier_score(prob: np.ndarray, event: np.ndarray) -> float:
-    """Mean ``(p - o)²`` over samples where both are finite."""
-    p, e = _prob_event(prob, event)
-    return float(np.mean((p - e) ** 2)) if p.size else float("nan")
+def _brier(p, e: np.ndarray) -> float:
+    """The Brier score ``mean (p - o)²`` of probabilities ``p`` (or one constant probability) for events ``e``."""
+    return float(np.mean((p - e) ** 2))
 
 
 def brier_skill_score(prob: np.ndarray, event: np.ndarray, reference_rate: float) -> float:
-    """``1 - BS(prob) / BS(reference_rate)`` on the same samples (the reference is climatology: the
-    training base rate). NaN if the reference is perfect (BS 0) or there are no samples."""
+    """``1 - BS(prob) / BS(reference_rate)`` on the same samples, where both are finite (the reference is
+    climatology: the training base rate). NaN if the reference is perfect (BS 0) or there are no samples."""
     p, e = _prob_event(prob, event)
     if p.size == 0:
         return float("nan")
-    reference = float(np.mean((reference_rate - e) ** 2))
-    return 1.0 - float(np.mean((p - e) ** 2)) / reference if reference > 0 else float("nan")
+    reference = _brier(reference_rate, e)
+    return 1.0 - _brier(p, e) / reference if reference > 0 else float("nan")
 
 
 def roc_curve(prob: np.ndarray, event: np.ndarray) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from flarelib.goes import FLARE_CLASS_THRESHOLDS, flare_class_label, peak_steps
-from flarelib.labels import data_kind
+from flarelib.labels import CLASS_COLOURS, data_kind
 
 
 def aia_cmap(channel: int):
@@ -328,8 +328,6 @@ def plot_target_distributions(cube: xr.Dataset):
 
 #: Bar colours of the targets in :func:`plot_class_counts` (greys: the colours name the classes elsewhere).
 TARGET_GREYS = ("0.3", "0.65", "0.9")
-#: One colour per GOES class (weakest grey, strongest red).
-CLASS_COLOURS = {"<A": "0.8", "A": "0.6", "B": "tab:blue", "C": "tab:green", "M": "tab:orange", "X": "tab:red"}
 
 
 def _count_labels(ax, bars, values, fontsize=7) -> None:
@@ -470,40 +468,6 @@ def plot_confusion(table, predictors, *, threshold: str = ">=M1", title: str, ax
 
 # --------------------------------------------------------------------------- explanations
 
-def plot_attributions(cube: xr.Dataset, attributions: dict, *, step: int = 0, channel: int = 131, mask=None,
-                      axes=None):
-    """The AIA frame of ``channel`` and each method's map at ``step`` (index into the attributions' time).
-
-    ``attributions`` maps a method name to a DataArray from :func:`flarelib.explain.attribute`;
-    ``mask`` (ny, nx), e.g. the synthetic ground truth, is drawn as a cyan contour.
-    """
-    from matplotlib.colors import LogNorm
-
-    first = next(iter(attributions.values()))
-    t = int(first["time_index"].values[step])
-    if axes is None:
-        _, axes = plt.subplots(1, len(attributions) + 1, figsize=(2.7 * (len(attributions) + 1), 3.1))
-    frame = cube["aia"].isel(time=t).sel(channel=channel).values
-    lo, hi = frame_range(frame)
-    axes[0].imshow(np.clip(frame, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
-    axes[0].set_title(f"{channel} Å (DN/s)", fontsize=9)
-    for ax, (name, attr) in zip(axes[1:], attributions.items()):
-        values = attr.isel(time=step).sel(channel=channel).values
-        limit = float(np.nanmax(np.abs(values))) or 1.0
-        ax.imshow(values, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_title(name, fontsize=9)
-    for ax in axes:
-        if mask is not None and np.asarray(mask).any():
-            ax.contour(np.asarray(mask), levels=[0.5], colors="cyan", linewidths=0.8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    when = np.datetime_as_string(cube["time"].values[t], unit="m")
-    axes[0].figure.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {when} UTC "
-                            "(red raises the predicted flux, blue lowers it)", fontsize=10)
-    axes[0].figure.tight_layout()
-    return axes
-
-
 def plot_channel_importance(share: xr.DataArray, *, title: str, ax=None):
     """Stacked share of attribution mass per channel over time (from :func:`flarelib.explain.channel_importance`)."""
     if ax is None:
@@ -521,38 +485,6 @@ def plot_channel_importance(share: xr.DataArray, *, title: str, ax=None):
     ax.set_title(title, fontsize=10)
     ax.legend(ncols=6, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     return ax
-
-
-def plot_randomization(table, *, title: str, ax=None):
-    """Spearman rho between original and cascading-randomized maps, per method (Adebayo et al. 2018)."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 3.2))
-    for method, rows in table.groupby("method", sort=False):
-        ax.plot(rows["randomized_down_to"], rows["spearman_rho"], "-o", ms=4, label=method)
-    ax.axhline(0, color="0.5", lw=0.6)
-    ax.set_ylim(-1, 1.05)
-    ax.set_xlabel("layers randomized, from the output down to")
-    ax.set_ylabel("Spearman ρ with original")
-    ax.set_title(title, fontsize=10)
-    ax.tick_params(axis="x", rotation=45)
-    ax.legend(fontsize=8)
-    return ax
-
-
-def plot_activations(acts: xr.DataArray, filters, *, step: int = 0, title: str, axes=None):
-    """Activation maps of the given ``filters`` of one layer at one step."""
-    filters = list(filters)
-    if axes is None:
-        _, axes = plt.subplots(1, len(filters), figsize=(2.3 * len(filters), 2.5), squeeze=False)
-        axes = axes[0]
-    for ax, f in zip(axes, filters):
-        ax.imshow(acts.isel(time=step).sel(filter=f).values, origin="lower", cmap="magma")
-        ax.set_title(f"filter {f}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0].figure.suptitle(title, fontsize=10)
-    axes[0].figure.tight_layout()
-    return axes
 
 
 # --------------------------------------------------------------------------- evaluation (tables of flarelib.metrics)
@@ -676,9 +608,9 @@ def plot_activity(cube: xr.Dataset, *, axes=None):
     peaks = cube["event_peak"].to_series()
     inside = peak_steps(cube["time"].values, peaks.values)[1]
     peaks, flux = peaks[inside], cube["event_peak_flux"].to_series()[inside]
-    for letter, colour in (("C", "tab:green"), ("M", "tab:red")):
+    for letter in ("C", "M"):
         daily = (flux >= FLARE_CLASS_THRESHOLDS[letter]).groupby(peaks.dt.floor("1D")).sum()
-        axes[2].plot(daily.index, daily.values, ".", ms=4, color=colour, label=f"≥{letter}1")
+        axes[2].plot(daily.index, daily.values, ".", ms=4, color=CLASS_COLOURS[letter], label=f"≥{letter}1")
     axes[2].set_ylabel("flares per day")
     axes[2].legend(loc="upper left", fontsize=8)
     _date_axis(axes[2])

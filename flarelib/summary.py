@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from flarelib.goes import CLASS_ORDER, NO_DATA, peak_steps
+from flarelib.goes import CLASS_ORDER, FLARE_CLASS_THRESHOLDS, NO_DATA, peak_steps
 
 
 def class_counts(cube: xr.Dataset, forecast: str | None = None, *, by: str | None = None) -> pd.DataFrame:
@@ -76,7 +76,8 @@ def channel_statistics(cube: xr.Dataset, *, max_steps: int = 500) -> pd.DataFram
     return frame
 
 
-def events_per_span(cube: xr.Dataset, spans_days=(1, 7, 30, 60, 365), threshold: float = 1e-5) -> pd.DataFrame:
+def events_per_span(cube: xr.Dataset, spans_days=(1, 7, 30, 60, 365),
+                    threshold: float = FLARE_CLASS_THRESHOLDS["M"]) -> pd.DataFrame:
     """How many events of at least ``threshold`` W/m² a span of data holds ("long data").
 
     Uses the cube's event rate (events per day over the cube's duration) and a Poisson
@@ -99,7 +100,8 @@ def hot_channel_totals(cube: xr.Dataset, channels=(94, 131)) -> xr.DataArray:
 
 def biggest_flare_step(cube: xr.Dataset) -> int:
     """The time index at (or just before) the peak of the largest listed flare that peaks inside the cube's
-    span (:func:`flarelib.goes.peak_steps`); else of the largest ``flux_now``; else 0."""
+    span (:func:`flarelib.goes.peak_steps`); else of the largest ``flux_now``; else 0. (The saliency browser
+    opens at the highest XRS-B of its stretch instead: :func:`flarelib.widgets.xrsb_peak_step`.)"""
     if "event_peak_flux" in cube and cube.sizes.get("event", 0):
         steps, inside = peak_steps(cube["time"].values, cube["event_peak"].values)
         flux = np.where(inside, np.nan_to_num(cube["event_peak_flux"].values.astype(float), nan=-np.inf), -np.inf)

@@ -159,7 +159,8 @@ SATURATION = {c: SATURATION_DN / t for c, t in EXPTIME.items()}
 SIGMA_REF = 0.09  #: reference AR core width, in solar radii
 KERNEL_REF = 0.04  #: reference flare kernel width, in solar radii
 KERNEL_FRACTION = 0.45  #: flare kernel width / AR core width
-CLASS_THRESHOLDS = {"C": 1e-6, "M": 1e-5}  #: the oracle's event classes
+C1 = goes.FLARE_CLASS_THRESHOLDS["C"]  #: W/m², the flux that flare sizes, precursors and kernels are scaled to
+CLASS_THRESHOLDS = {c: goes.FLARE_CLASS_THRESHOLDS[c] for c in goes.EVENT_CLASSES}  #: the oracle's event classes
 START = np.datetime64("2031-01-01T00:00", "ns")  # a date no instrument has observed: unmistakably synthetic
 
 
@@ -382,15 +383,15 @@ def simulate_history(config: SyntheticConfig, disk_radius: float) -> History:
     u = rng.uniform(size=n_fl)
     top = (config.flux_cap / config.flux_min) ** -g
     f_flux = config.flux_min * (1 - u * (1 - top)) ** (-1.0 / g)  # truncated power law
-    scale = (f_flux / 1e-6) ** 0.15
+    scale = (f_flux / C1) ** 0.15
     f_rise = rng.uniform(2, 6, n_fl) * scale
     f_decay = rng.uniform(8, 25, n_fl) * scale ** (0.2 / 0.15)
     f_start = step_min[f_step] + rng.uniform(0, cadence, n_fl)
     f_peak = f_start + 2 * f_rise
     f_end = f_peak + f_decay * np.log(10)  # back to 10 % of the peak
-    big = f_flux >= 1e-6
+    big = f_flux >= C1
     f_pre = np.where(big & (rng.uniform(size=n_fl) < config.precursor_fraction),
-                     config.precursor_strength * (1 + np.log10(np.maximum(f_flux, 1e-6) / 1e-6))
+                     config.precursor_strength * (1 + np.log10(np.maximum(f_flux, C1) / C1))
                      * rng.lognormal(0.0, 0.3, n_fl), 0.0)
 
     # --- precursors: complexity grows over precursor_hours before the flare start
@@ -487,7 +488,7 @@ def _oracle(config: SyntheticConfig, step_min: np.ndarray, img: slice, backgroun
     def survival(x):  # P(max >= x) for x of shape (T, F, G)
         y = np.maximum(x - B[:, None, None], 0.0)
         f_far = _powerlaw_fraction(y, config)
-        f_near = np.clip(f_far - q * _powerlaw_fraction(np.maximum(y, 1e-6), config), 0.0, None)
+        f_near = np.clip(f_far - q * _powerlaw_fraction(np.maximum(y, C1), config), 0.0, None)
         n_exp = lam[:, None, None] * (w_far[None, :, None] * f_far + w_near[None, :, None] * f_near)
         return np.where((D[..., None] >= x) | (y <= 0), 1.0, -np.expm1(-n_exp))
 
@@ -572,11 +573,11 @@ def render_frames(history: History, base: np.ndarray, config: SyntheticConfig, i
             x_bg = np.maximum(history.ar_background[k, ars], 0.0)
             hot_amp = (x_bg / X_REF) ** HOT_INDEX * (SIGMA_REF * R / s) ** 2
             _add_separable(image, hot[:, None] * hot_amp[None, :], core_y, core_x)
-            # flare kernels: integrated brightness ∝ (F / 1e-6)^HOT_INDEX
+            # flare kernels: integrated brightness ∝ (F / C1)^HOT_INDEX
             fl = history.ar_flare[k, ars]
             on = fl > 1e-9
             if on.any():
-                f_amp = (fl[on] / 1e-6) ** HOT_INDEX * (KERNEL_REF * R / sk[on]) ** 2
+                f_amp = (fl[on] / C1) ** HOT_INDEX * (KERNEL_REF * R / sk[on]) ** 2
                 _add_separable(image, flare_gain[:, None] * f_amp[None, :],
                                _profiles(y0[on], sk[on], size), _profiles(x0[on], sk[on], size))
             # region identity: within 2 sigma of a core, the AR with the largest hot emission there

@@ -53,7 +53,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from flarelib.labels import data_kind
+from flarelib.labels import data_kind, method_label
 from flarelib.plotting import add_class_bands, aia_cmap, frame_range
 
 FIGSIZE = (9.4, 3.7)  # inches at 100 dpi: 940 px, inside JupyterLab's ~968 px output area
@@ -62,9 +62,6 @@ FALLBACK_METHOD = "gradcam"
 SIGNED_CMAP, UNSIGNED_CMAP = "RdBu_r", "viridis"
 #: |attribution| / its 99.5th percentile below which the overlay is fully transparent, and above which opaque
 TRANSPARENT_BELOW, OPAQUE_ABOVE = 0.1, 0.6
-METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "integrated_gradients": "Integrated Gradients",
-                 "saliency": "gradient saliency", "smoothgrad": "SmoothGrad", "guided_gradcam": "Guided Grad-CAM",
-                 "occlusion": "occlusion"}
 _figure_numbers = itertools.count(1000)
 
 
@@ -78,11 +75,6 @@ def _in_kernel() -> bool:
 
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def method_label(method: str) -> str:
-    """How a method is named to readers (``gradcam`` -> ``Grad-CAM``)."""
-    return METHOD_LABELS.get(method, method.replace("_", " "))
 
 
 def choose_method(method: str | None, table_path: str | Path) -> tuple[str, str]:
@@ -259,8 +251,10 @@ def _outline_segments(mask: np.ndarray) -> np.ndarray:
     return np.concatenate([horizontal, vertical]).astype(float)
 
 
-def biggest_flare_step(cube: xr.Dataset, times: np.ndarray) -> int:
-    """Index into ``times`` of the step whose span (to the next step) holds the highest GOES XRS-B flux."""
+def xrsb_peak_step(cube: xr.Dataset, times: np.ndarray) -> int:
+    """Index into ``times`` of the step whose span (to the next step) holds the highest GOES XRS-B flux: the
+    stretch's biggest flare as the X-ray curve shows it (:func:`flarelib.summary.biggest_flare_step` is the
+    cube's largest *listed* flare instead); 0 without ``xrsb`` or with fewer than two steps."""
     if "xrsb" not in cube or len(times) < 2:
         return 0
     flux_times = cube["time"].values
@@ -277,7 +271,8 @@ class SaliencyBrowser(_Browser):
 
     ``cube`` is the flarelib cube, ``saliency`` a store written by
     :func:`flarelib.explain.write_saliency_store` (its ``time`` is a subset of the cube's).
-    The stretch is read into memory once. ``step`` is where it opens (default: the biggest flare).
+    The stretch is read into memory once. ``step`` is where it opens (default: the biggest flare,
+    :func:`xrsb_peak_step`).
     The figure is a matplotlib figure on an Agg canvas (:meth:`show` sets its artists to a step,
     :meth:`still` renders it); :meth:`widget` shows it as pre-rendered layers (module docstring).
     """
@@ -313,7 +308,7 @@ class SaliencyBrowser(_Browser):
         self._signed: dict = {}
         self._frames: dict = {}
         self._segments: dict = {}
-        self.start_step = biggest_flare_step(cube, self.times) if step is None else int(step)
+        self.start_step = xrsb_peak_step(cube, self.times) if step is None else int(step)
 
         self.fig = self._make_figure(figsize, offscreen=True)
         self._build_figure(cube)
@@ -332,7 +327,7 @@ class SaliencyBrowser(_Browser):
         if "region_id" not in cube or self._mask is None:
             return None
         ids = cube["region_id"].isel(time=self.time_index).values
-        peak = biggest_flare_step(cube, self.times)
+        peak = xrsb_peak_step(cube, self.times)
         under = ids[peak][self._mask[peak] & (ids[peak] > 0)]
         if not under.size:
             return None

@@ -7,7 +7,7 @@ import torch
 
 from flarelib import experiments as E
 from flarelib.goes import FLARE_CLASS_THRESHOLDS
-from flarelib.paths import CONFIG_DIR
+from flarelib.paths import CONFIG_DIR, read_config
 
 #: The columns each lesson's CSV must have (named in the lessons' specification; more may follow).
 LONG_VS_BIG = ["span_days", "cadence", "n_train", "seed", "target", "TSS", "TSS_lo", "TSS_hi", "BSS", "MAE_dex"]
@@ -126,12 +126,10 @@ def test_each_lesson_runs_and_has_its_named_columns(small, nowcast):
 
 def test_the_shipped_configs_are_what_the_recorded_comparison_chooses():
     """docs/model_comparison.csv is the validation comparison the configs come from (make experiments redoes it)."""
-    import yaml
-
     from conftest import ROOT
 
     table = pd.read_csv(ROOT / "docs" / "model_comparison.csv")
-    config = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text())["model"]
+    config = read_config(CONFIG_DIR / "default.yaml")["model"]
     for target in (E.NOWCAST, E.FORECAST):
         assert E.choose_variant(table, target) == "max pool (config)"
     assert config["pool"] == "max" and config["norm"] == "none"
