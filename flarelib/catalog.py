@@ -28,10 +28,8 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import shutil
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ import zarr
 from flarelib import acquire, align, goes, ingest, prep, sdoml, store, synthetic
 from flarelib.checksums import ChecksumError, fingerprint, read_checksums, sha256_of, verify_files
 from flarelib.paths import default_build_dir, default_catalog_path
+from flarelib.runner import DEBUG_HELP, run_command
 
 log = logging.getLogger(__name__)
 
@@ -619,15 +618,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flarelib.catalog [list | build NAME ... [--overwrite] | verify [NAME ...]] [--debug]``.
+    """``python -m flarelib.catalog`` / ``flarelib catalog``: ``[list | build NAME ... [--overwrite] |
+    verify [NAME ...]] [--debug]``.
 
     ``build`` checks an existing cube's chunks first and re-ingests its damaged steps;
     ``verify`` checks the files of local entries and, for entries with a cube, every chunk of
-    the built cube (exit status 1 when one is damaged or missing). A failure prints one line
-    (the error and what to do) and exits with status 1; ``--debug`` or ``FLARELIB_DEBUG=1``
-    shows the traceback.
+    the built cube (exit status 1 when one is damaged or missing). Failures are reported by
+    :func:`flarelib.runner.run_command` (one line, status 1; ``--debug`` shows the traceback).
     """
-    parser = argparse.ArgumentParser(description="flarelib data catalog")
+    return run_command(_parse_and_run, sys.argv[1:] if argv is None else argv,
+                       interrupted="interrupted; run the same command again to resume")
+
+
+def _parse_and_run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="flarelib catalog", description="flarelib data catalog", epilog=DEBUG_HELP)
     parser.add_argument("command", choices=["list", "build", "verify"])
     parser.add_argument("names", nargs="*")
     parser.add_argument("--scheduler", default=None,
@@ -638,31 +642,7 @@ def main(argv: list[str] | None = None) -> int:
                                                           "build/data)")
     parser.add_argument("--catalog", default=None, help="the catalog file (default: $FLARELIB_CATALOG or "
                                                         "data_catalog.yaml)")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure (or FLARELIB_DEBUG=1)")
-    args = parser.parse_args(argv)
-    debug = debug_requested(args.debug)
-    try:
-        return _run(args)
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
-    except Exception as err:  # one line for people, the traceback on request
-        if debug:
-            traceback.print_exc()
-        print(one_line_error(err, debug), file=sys.stderr)
-        return 1
-
-
-def debug_requested(flag: bool = False) -> bool:
-    """Whether a command should show tracebacks: its ``--debug`` flag or ``FLARELIB_DEBUG=1``."""
-    return flag or os.environ.get("FLARELIB_DEBUG", "") not in ("", "0")
-
-
-def one_line_error(err: BaseException, debug: bool) -> str:
-    """``error: <type>: <first line of the message>`` plus where the traceback is."""
-    message = str(err).strip().splitlines()[0] if str(err).strip() else "(no message)"
-    hint = "" if debug else " (run with --debug or FLARELIB_DEBUG=1 for the traceback)"
-    return f"error: {type(err).__name__}: {message}{hint}"
+    return _run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ block goes into the model's buffers, so a checkpoint carries it and loads with
 
 Command line (LightningCLI)::
 
-    python -m flarelib.flarenet fit --config configs/small.yaml
-    python -m flarelib.flarenet fit --config configs/default.yaml --data.target lead60min_window1440min
+    flarelib train fit --config configs/small.yaml        # or: python -m flarelib.flarenet fit ...
+    flarelib train fit --config configs/default.yaml --data.target lead60min_window1440min
 """
 
 from __future__ import annotations
@@ -31,11 +31,9 @@ import functools
 import logging
 import os
 import sys
-import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -45,23 +43,11 @@ import xarray as xr
 from pytorch_lightning.cli import LightningCLI
 from torch import nn
 
-from flarelib.catalog import debug_requested, one_line_error
 from flarelib.data import MODEL_LINKS, FlareDataModule, Normalizer, TrainingStats, model_setting
 from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
 from flarelib.paths import config_path, default_runs_dir
 from flarelib.prep import DEFAULT_CHANNELS
-
-
-class _DropAdvert(logging.Filter):
-    """Drop Lightning's "try installing litlogger" advert, printed at every Trainer start (not a diagnostic)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropAdvert())
-# Lightning's own pytree helper calls a torch API that torch 2.13 deprecates; nothing a user can act on
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+from flarelib.runner import run_command
 
 #: log10 W/m² thresholds of the optional class head (>= C1 and >= M1).
 CLASS_HEAD_THRESHOLDS = {c: float(np.log10(FLARE_CLASS_THRESHOLDS[c])) for c in EVENT_CLASSES}
@@ -315,10 +301,37 @@ class FlareCLI(LightningCLI):
 
 
 def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
-    """The LightningCLI of FlareNet + FlareDataModule (``args=None`` reads ``sys.argv``)."""
-    argv = sys.argv if args is None else sys.argv[:1]  # a notebook kernel's or pytest's own argv is not ours
-    with mock.patch.object(sys, "argv", argv):
+    """The LightningCLI of FlareNet + FlareDataModule (``args=None`` reads ``sys.argv``).
+
+    ``sys.argv`` is never changed: DDP launchers re-run it in their child processes. Given ``args``,
+    LightningCLI parses only those; its warning that ``sys.argv`` holds arguments too (a notebook kernel's,
+    pytest's, or ``flarelib train``'s own) is silenced, with the rest of :func:`lightning_noise_filtered`.
+    """
+    with lightning_noise_filtered(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
         return FlareCLI(FlareNet, FlareDataModule, args=args, run=run, save_config_kwargs={"overwrite": True})
+
+
+class _DropAdvert(logging.Filter):
+    """Drop Lightning's "try installing litlogger" advert, printed at every Trainer start (not a diagnostic)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def lightning_noise_filtered():
+    """While training: without Lightning's litlogger advert and the torch deprecation that Lightning's own pytree
+    helper triggers (``isinstance(treespec, LeafSpec)``, torch 2.13; nothing a user can act on). Nothing is
+    filtered outside this block."""
+    advert, chatty = _DropAdvert(), logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    chatty.addFilter(advert)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+            yield
+    finally:
+        chatty.removeFilter(advert)
 
 
 NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window1440min"}  #: what notebooks 04-08 train and use
@@ -360,12 +373,14 @@ def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | Non
 @contextlib.contextmanager
 def quiet_lightning():
     """Lightning's per-run information lines ("Seed set to", "GPU available", "fit stopped") at WARNING only:
-    notebooks and experiments train many models and say what matters themselves."""
+    notebooks and experiments train many models and say what matters themselves (and
+    :func:`lightning_noise_filtered`)."""
     chatty = logging.getLogger("pytorch_lightning.utilities.rank_zero")
     level = chatty.level
     chatty.setLevel(logging.WARNING)
     try:
-        yield
+        with lightning_noise_filtered():
+            yield
     finally:
         chatty.setLevel(level)
 
@@ -543,25 +558,15 @@ def predict(model: FlareNet, dm: FlareDataModule, split: str = "test") -> xr.Dat
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flarelib.flarenet fit --config ...`` (LightningCLI). A failure prints one line (the error and what
-    to do) and exits with status 1; ``--debug`` or ``FLARELIB_DEBUG=1`` shows the traceback."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = debug_requested("--debug" in args)
-    if argv is None:  # the command line: DDP launchers re-run sys.argv in their child processes, so keep it there
-        sys.argv = [a for a in sys.argv if a != "--debug"]
-    try:
-        make_cli(None if argv is None else [a for a in args if a != "--debug"])
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except SystemExit as stop:  # jsonargparse reports a bad argument itself, then exits 2
-        return int(stop.code or 0)
-    except Exception as err:  # one line for people, the traceback on request
-        if debug:
-            traceback.print_exc()
-        print(one_line_error(err, debug), file=sys.stderr)
-        return 1
-    return 0
+    """``python -m flarelib.flarenet fit --config ...`` / ``flarelib train fit --config ...`` (LightningCLI), run by
+    :func:`flarelib.runner.run_command` (a failure is one line, status 1; ``--debug`` shows the traceback).
+
+    Only the arguments after the command are parsed; ``sys.argv`` stays as it is, because DDP launchers re-run it
+    in their child processes (which then parse the same arguments again)."""
+    def fit(args: list[str]) -> None:
+        make_cli(args)
+
+    return run_command(fit, sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

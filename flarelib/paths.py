@@ -1,8 +1,19 @@
 """Where things are: the project root, configs, notebooks, the catalog and the build folders.
 
-Every default location of the suite is defined here once; environment variables
-override the build locations (``$FLARELIB_CATALOG``, ``$FLARELIB_DATA_DIR``,
-``$FLARELIB_RUNS_DIR``, ``$FLARELIB_RESULTS``, ``$FLARELIB_RESULTS_DIR``).
+Every default location of the suite is defined here once. The project root (``PROJECT_ROOT``: the catalog
+``data_catalog.yaml``, ``configs/``, ``notebooks/`` and the embedded real data ``data/real/``) is
+
+1. ``$FLARELIB_ROOT``, if set (a folder with that layout, e.g. your own copy);
+2. else the source checkout this package sits in (``flarelib/..``, recognised by its ``pyproject.toml``
+   and ``data_catalog.yaml``): ``make``, the tests and the notebooks run from there;
+3. else the copy of those files that an installed wheel ships inside the package (``flarelib/project/``,
+   the same layout; pyproject.toml's ``[tool.setuptools]`` puts it there).
+
+Build outputs (``BUILD_DIR``: cubes, runs, results, executed notebooks) go to ``$FLARELIB_BUILD_DIR``, else
+``build/`` under the project root in cases 1 and 2, else ``build/`` in the current working directory (an
+installed package never writes into site-packages). Environment variables override single build locations
+(``$FLARELIB_CATALOG``, ``$FLARELIB_DATA_DIR``, ``$FLARELIB_RUNS_DIR``, ``$FLARELIB_RESULTS``,
+``$FLARELIB_RESULTS_DIR``). All of these are read once, at import.
 :func:`read_config` is the one reader of the YAML training configs that :func:`config_path` finds.
 """
 
@@ -13,15 +24,34 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "configs"
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-BUILD_DIR = REPO_ROOT / "build"
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The project's files as an installed wheel ships them (absent in a source checkout).
+SHIPPED_ROOT = PACKAGE_DIR / "project"
+
+
+def _is_checkout(folder: Path) -> bool:
+    return (folder / "pyproject.toml").is_file() and (folder / "data_catalog.yaml").is_file()
+
+
+def _project_root() -> tuple[Path, bool]:
+    """The project root and whether build outputs go beside it (False: the shipped copy, build in the cwd)."""
+    if os.environ.get("FLARELIB_ROOT"):
+        return Path(os.environ["FLARELIB_ROOT"]).resolve(), True
+    if _is_checkout(PACKAGE_DIR.parent):
+        return PACKAGE_DIR.parent, True
+    return SHIPPED_ROOT, False
+
+
+PROJECT_ROOT, _BUILD_BESIDE_ROOT = _project_root()
+CONFIG_DIR = PROJECT_ROOT / "configs"
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+BUILD_DIR = Path(os.environ.get("FLARELIB_BUILD_DIR")
+                 or (PROJECT_ROOT if _BUILD_BESIDE_ROOT else Path.cwd()) / "build").resolve()
 
 
 def default_catalog_path() -> Path:
     """``$FLARELIB_CATALOG`` or the ``data_catalog.yaml`` at the project root."""
-    return Path(os.environ.get("FLARELIB_CATALOG", REPO_ROOT / "data_catalog.yaml"))
+    return Path(os.environ.get("FLARELIB_CATALOG", PROJECT_ROOT / "data_catalog.yaml"))
 
 
 def default_build_dir() -> Path:

@@ -5,8 +5,9 @@ The steps, in aiapy's recommended order, each recorded with its parameters:
 1. **register** (:func:`aiapy.calibrate.register`) - only for full-disk level-1 input;
    level-1.5 and cutouts are already on their final grid. Pointing updates
    (``update_pointing``) need the JSOC and are not applied offline; this is recorded.
-2. **degradation** (:func:`aiapy.calibrate.correct_degradation`) with the correction table
-   that ships inside aiapy, so that it works without a network.
+2. **degradation** (:func:`aiapy.calibrate.degradation`) with the JSOC AIA response table (V8) that ships
+   with flarelib (:data:`SHIPPED_CORRECTION_TABLE`, read by :func:`load_correction_table`), so that it works
+   without a network.
 3. **exposure normalization**: divide by ``EXPTIME``. Mandatory - flare-mode (AEC) frames
    have exposures down to 0.005 s, 600 times shorter than the nominal 2.9 s. Only frames in
    DN are divided: ``BUNIT`` is parsed with :mod:`astropy.units`; a frame already in DN/s
@@ -36,7 +37,6 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import astropy.units as u
@@ -364,24 +364,35 @@ def _is_full_disk(header: fits.Header, ny: int, nx: int) -> bool:
     )
 
 
-def aiapy_correction_table_path() -> Path:
-    """The degradation correction table that ships inside the aiapy package (offline)."""
-    folder = resources.files("aiapy") / "tests" / "data"
-    tables = sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith("_response_table.txt"))
-    if not tables:
-        raise FileNotFoundError(
-            "aiapy ships no aia_V*_response_table.txt in this version; pass correction_table=<path> "
-            "(an SSW $SSW/sdo/aia/response/ table) or correction_table=None to skip the correction"
-        )
-    return tables[-1]
+#: The degradation correction table that ships with flarelib: the JSOC ``aia.response`` table, version 8 (V8,
+#: 2017-12-10), as aiapy 0.10.2 ships it; provenance and licence in ``AIA_RESPONSE_TABLE.md`` beside it.
+SHIPPED_CORRECTION_TABLE = Path(__file__).with_name("aia_V8_20171210_050627_response_table.txt")
 
 
 @functools.lru_cache(maxsize=4)
 def load_correction_table(path: str | None = None):
-    """Read a degradation correction table (default: the one inside aiapy)."""
-    from aiapy.calibrate.util import get_correction_table
+    """Read a degradation correction table (an SSW/JSOC ``aia_V*_response_table.txt``; default: the shipped one)
+    into the ``astropy.table.QTable`` that ``aiapy.calibrate.degradation(correction_table=...)`` takes.
 
-    return get_correction_table(Path(path) if path else aiapy_correction_table_path())
+    The columns are parsed as aiapy parses a table file: ``T_START``/``T_STOP`` as UTC times, ``WAVELNTH`` and
+    ``EFF_WVLN`` in Å, ``EFF_AREA`` in cm².
+    """
+    from astropy.io import ascii
+    from astropy.table import QTable
+    from astropy.time import Time
+    from erfa import ErfaWarning
+
+    table = QTable(ascii.read(Path(path) if path else SHIPPED_CORRECTION_TABLE))
+    table = table[["DATE", "VER_NUM", "WAVE_STR", "WAVELNTH", "T_START", "T_STOP", "EFFA_P1", "EFFA_P2", "EFFA_P3",
+                   "EFF_AREA", "EFF_WVLN"]]
+    with warnings.catch_warnings():  # the table's last epoch ends in 2030, past the leap-second table
+        warnings.filterwarnings("ignore", message=".*dubious year", category=ErfaWarning)
+        table["T_START"] = Time(table["T_START"], scale="utc")
+        table["T_STOP"] = Time(table["T_STOP"], scale="utc")
+    table["WAVELNTH"].unit = u.AA
+    table["EFF_WVLN"].unit = u.AA
+    table["EFF_AREA"].unit = u.cm**2
+    return table
 
 
 @dataclass(frozen=True)
@@ -389,7 +400,7 @@ class PrepOptions:
     """How AIA frames are calibrated (see the module docstring for the steps).
 
     ``degradation``: apply the time-dependent degradation correction, with the table at
-    ``correction_table`` (default: the one inside aiapy). ``register``: ``"auto"`` registers
+    ``correction_table`` (default: :data:`SHIPPED_CORRECTION_TABLE`). ``register``: ``"auto"`` registers
     full-disk level-1 input only, ``True`` demands it (error for cutouts), ``False`` never.
     ``shape``: target ``(ny, nx)`` in pixels, or ``None`` to keep the frame's.
     ``sanity``: the per-frame pixel rules (:class:`SanityRules`, in DN/s; a mapping of its
@@ -417,7 +428,7 @@ class PrepOptions:
         """The degradation table used (``None`` without degradation)."""
         if not self.degradation:
             return None
-        return Path(self.correction_table) if self.correction_table else aiapy_correction_table_path()
+        return Path(self.correction_table) if self.correction_table else SHIPPED_CORRECTION_TABLE
 
     def steps(self, info: FrameInfo | None = None) -> list[dict]:
         """The calibration steps, in order: what :func:`prep_frame` applies, and what a cube records.
@@ -434,7 +445,7 @@ class PrepOptions:
         if self.degradation:
             steps.append({"step": "degradation", "function": "aiapy.calibrate.degradation",
                           "table": self.table_path().name,
-                          "table_source": "given" if self.correction_table else "shipped inside aiapy"})
+                          "table_source": "given" if self.correction_table else "shipped with flarelib"})
         if info is None or info.unit == UNIT_DN:
             steps.append({"step": "exposure", "operation": "divide by EXPTIME (frames in DN; DN/s taken as they are)",
                           "units_after": "DN/s"})

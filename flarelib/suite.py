@@ -1,8 +1,8 @@
 """Run the numbered notebooks in order (papermill) and export HTML: the suite's main job.
 
-    python -m flarelib.suite --size default      # make demo
-    python -m flarelib.suite --size small        # what the tests run
-    python -m flarelib.suite --prepare --size small   # Binder's postBuild: data + checkpoints only
+    flarelib suite --size default      # make demo (or: python -m flarelib.suite --size default)
+    flarelib suite --size small        # what the tests run
+    flarelib suite --prepare --size small   # Binder's postBuild: data + checkpoints only
 
 Executed notebooks and their HTML go to ``build/notebooks``; key figures that notebooks
 record with :func:`record` go to ``build/results.json`` and are printed at the end, with
@@ -22,12 +22,13 @@ from pathlib import Path
 from flarelib.paths import (
     BUILD_DIR,
     NOTEBOOK_DIR,
-    REPO_ROOT,
+    PROJECT_ROOT,
     default_build_dir,
     default_runs_dir,
     results_dir,
     results_path,
 )
+from flarelib.runner import DEBUG_HELP, run_command
 
 SIZES = ("small", "default")
 
@@ -202,7 +203,7 @@ DEMO_DATA = ("sample-flare-2011-02-15", "fulldisk-2014-01-01", "synthetic-sun-sm
 RUN_TIME_COLUMNS = ["step", "size", "seconds", "peak_rss_mb"]
 #: Columns of the committed ``docs/run_times.csv`` that the README table and the notebook headers come from.
 RUN_TIME_TABLE_COLUMNS = ["step", "small_seconds", "small_peak_rss_mb", "default_seconds", "default_peak_rss_mb"]
-RUN_TIMES_DOC = REPO_ROOT / "docs" / "run_times.csv"
+RUN_TIMES_DOC = PROJECT_ROOT / "docs" / "run_times.csv"
 
 
 def build_data(names: tuple[str, ...] = DEMO_DATA) -> float:
@@ -283,7 +284,14 @@ def run_experiments(out_dir: Path | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the flarelib notebook suite")
+    """``python -m flarelib.suite`` / ``flarelib suite [--size default|small] [--only 01 02] [--prepare |
+    --experiments]``, run by :func:`flarelib.runner.run_command` (one-line errors, ``--debug``)."""
+    return run_command(_run_suite_command, sys.argv[1:] if argv is None else argv)
+
+
+def _run_suite_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="flarelib suite", description="Run the flarelib notebook suite",
+                                     epilog=DEBUG_HELP)
     parser.add_argument("--size", default="default", choices=SIZES)
     parser.add_argument("--prepare", action="store_true",
                         help="only build the data and train the checkpoints of --size (Binder's postBuild)")

@@ -19,9 +19,9 @@ import nbformat
 import pandas as pd
 
 from flarelib import suite
-from flarelib.paths import NOTEBOOK_DIR, REPO_ROOT, results_dir
+from flarelib.paths import NOTEBOOK_DIR, PROJECT_ROOT, results_dir
 
-README = REPO_ROOT / "README.md"
+README = PROJECT_ROOT / "README.md"
 BEGIN, END = "<!-- run-times:begin -->", "<!-- run-times:end -->"
 HEADER = re.compile(r"(\*\*Run time:\*\*)(.*?)(\*\*Data)", re.S)
 

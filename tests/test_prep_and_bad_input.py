@@ -44,10 +44,30 @@ def test_exposure_normalization_matters_on_aec_frames(flare_copy):
     assert np.median(aec.data) > 3 * np.median(normal.data)
 
 
-def test_degradation_uses_the_table_inside_aiapy():
-    path = prep.aiapy_correction_table_path()
-    assert path.name.endswith("_response_table.txt") and "aiapy" in str(path)
-    assert len(prep.load_correction_table(str(path))) > 0
+#: aiapy.calibrate.degradation's factor per channel (94 ... 335 Å) with the table as flarelib read it before it
+#: shipped its own copy (aiapy 0.10.2's tests/data table through aiapy.calibrate.util.get_correction_table).
+DEGRADATION_BEFORE = {
+    "2011-02-15T01:50:00": [1.0339272175890826, 0.8950155555555556, 0.9693456785891038, 0.9897238193467238,
+                            0.9814992265629153, 0.701450486111111],
+    "2014-01-01T00:00:00": [0.8152640889562799, 0.7889215023029844, 0.8542844037491237, 0.9032547133485952,
+                            0.8074358222318272, 0.35714084227910814],
+}
+
+
+@pytest.mark.parametrize("date", sorted(DEGRADATION_BEFORE))
+def test_the_shipped_degradation_table_gives_the_factors_it_gave_from_aiapy(date):
+    import aiapy.calibrate
+    import astropy.units as u
+    from astropy.time import Time
+
+    path = prep.SHIPPED_CORRECTION_TABLE
+    assert path.is_file() and path.parent.name == "flarelib" and (path.parent / "AIA_RESPONSE_TABLE.md").is_file()
+    assert prep.PrepOptions().table_path() == path
+    table = prep.load_correction_table(None)
+    factors = [float(aiapy.calibrate.degradation(c * u.AA, Time(date, scale="utc"), correction_table=table)[0])
+               for c in prep.DEFAULT_CHANNELS]
+    assert factors == pytest.approx(DEGRADATION_BEFORE[date], rel=1e-12)
+    assert prep.degradation_epochs(None, 94) == (np.datetime64("2010-03-24T00:00"), np.datetime64("2030-05-01T00:00"))
 
 
 def test_registration_runs_on_full_disk_level1_only(flare_copy):
