@@ -38,6 +38,7 @@ import xarray as xr  # noqa: E402
 from flarelib import (  # noqa: E402
     explain,
     flarenet,  # noqa: E402
+    store,
     synthetic,
     widgets,
 )
@@ -104,8 +105,8 @@ def main() -> None:
     store_steps = steps if args.size else np.arange(min(4 * args.frames, dm.times.size))
     start = time.perf_counter()
     explain.write_saliency_store(work / "saliency.zarr", model, dm, ["gradcam"], time_index=store_steps,
-                                 checkpoint=checkpoint, batch_size=args.batch, block=max(args.batch, 64),
-                                 progress=False)
+                                 checkpoint=checkpoint, batch_size=args.batch,
+                                 write=store.WriteOptions(steps_per_write=max(args.batch, 64), progress=False))
     store_rate = len(store_steps) / (time.perf_counter() - start)
     bare = rates.get("gradcam")
     ratio = f"  ratio to bare Grad-CAM {store_rate / bare:.2f}" if bare else ""

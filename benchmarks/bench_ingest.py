@@ -48,7 +48,7 @@ def timed_build(files, path, options, scheduler, block) -> float:
     start = time.perf_counter()
     ingest.build_fits_cube(files, path, name="bench", rules=options.rules, prep_options=options.prep,
                            targets=dataclasses.replace(options.targets, forecasts=(("0min", "12min"),)),
-                           write=dataclasses.replace(options.write, scheduler=scheduler, block=block))
+                           write=dataclasses.replace(options.write, scheduler=scheduler, steps_per_write=block))
     return time.perf_counter() - start
 
 

@@ -353,7 +353,7 @@ def _downloaded_aia(catalog: Catalog, entry: Entry, build_dir, verify: bool) -> 
 
 #: ``cube`` settings that an entry may not set, and what sets them instead.
 _SET_ELSEWHERE = {"channels": "the entry's channels", "goes": "cube.goes_from", "overwrite": "the build command",
-                  "progress": "the build command", "on_block": "the build command",
+                  "progress": "the build command", "on_written": "the build command",
                   "storage_options": "the build directory"}
 _CUBE_OPTION_TYPES = (align.SlotRules, align.Targets, store.WriteOptions, prep.PrepOptions)
 

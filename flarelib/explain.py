@@ -46,6 +46,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -1105,6 +1106,10 @@ def write_randomization(table: pd.DataFrame, path: str | Path | None = None) -> 
 
 # --------------------------------------------------------------------------- saliency over time
 
+#: How :func:`write_saliency_store` writes by default: 64 time steps per write, with a progress bar.
+SALIENCY_WRITES = store.WriteOptions(steps_per_write=64)
+
+
 def write_saliency_store(
     path: str | Path,
     model: nn.Module,
@@ -1115,11 +1120,8 @@ def write_saliency_store(
     checkpoint: str | Path | None = None,
     head: str = "flux",
     batch_size: int = 32,
-    block: int = 64,
-    cam_block: int | None = None,
     dtype: str = "float32",
-    progress: bool = True,
-    on_block=None,
+    write: store.WriteOptions = SALIENCY_WRITES,
     **params,
 ) -> Path:
     """Compute ``methods`` over cube steps ``time_index`` (default: all) and write them to Zarr.
@@ -1129,8 +1131,10 @@ def write_saliency_store(
     (log10 W/m²) and provenance attrs (checkpoint sha256, methods and parameters, cube name).
     It is written with :func:`flarelib.store.write_cube`: an interrupted run leaves
     ``ingest_status = "incomplete"`` and re-running completes it; a store made from other inputs
-    (e.g. a retrained checkpoint) is replaced. ``block`` is the number of time steps per write;
-    ``cam_block`` the conv block the CAM methods read (default the last).
+    (e.g. a retrained checkpoint) is replaced. ``write`` says how (``steps_per_write`` time steps per write,
+    ``progress``, ``on_written``; ``overwrite`` is always on). ``params`` go to every method (:func:`attribute`),
+    e.g. ``block=`` for the conv block the CAM methods read (default the last) or ``n_steps=`` for Integrated
+    Gradients. ``batch_size`` is the number of maps computed at once, in units of time steps.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -1139,8 +1143,6 @@ def write_saliency_store(
     index = np.arange(dm.times.size) if time_index is None else np.asarray(time_index, np.int64)
     ny, nx = dm.frame_shape()
     index = check_time_index(dm, index)
-    if cam_block is not None:
-        params["block"] = cam_block
     provenance = {"checkpoint_sha256": sha256_of(checkpoint) if checkpoint else "in-memory model",
                   "methods": list(methods), "params": {k: v for k, v in params.items() if k != "layer"},
                   "head": head, "cube": dm.cube_attrs.get("name", ""),
@@ -1156,7 +1158,7 @@ def write_saliency_store(
     )
     model = model.eval()
 
-    def fill_block(i0: int, i1: int) -> dict[str, np.ndarray]:
+    def fill_steps(i0: int, i1: int) -> dict[str, np.ndarray]:
         got = model_inputs(model, dm, index[i0:i1])  # read once, for every method and the prediction
         maps = np.stack([_current_frame(attribute_tensor(model, got.x, m, head=head, aux=got.aux,
                                                          batch_size=batch_size, **params).numpy(),
@@ -1170,8 +1172,7 @@ def write_saliency_store(
     streamed = {"saliency": (("method", "channel", "y", "x"), (len(methods), len(dm.channels), ny, nx), dtype),
                 "prediction": ((), (), "float32")}
     # derived data: a store made from another checkpoint, cube or method set is replaced, not refused
-    return store.write_cube(path, template, streamed, fill_block,
-                            store.WriteOptions(block=block, overwrite=True, progress=progress, on_block=on_block))
+    return store.write_cube(path, template, streamed, fill_steps, dataclasses.replace(write, overwrite=True))
 
 
 def method_maps(model: nn.Module, dm: FlareDataModule | xr.Dataset, time_index: Sequence[int],

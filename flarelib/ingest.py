@@ -75,7 +75,7 @@ def build_fits_cube(
     event list; :class:`flarelib.align.GOESCoverageError` when GOES targets would be mostly NaN),
     then :func:`flarelib.prep.prep_frame` with ``prep_options`` per frame inside the resumable
     :func:`flarelib.store.write_cube` (serially, or on Dask workers with ``write.scheduler``,
-    ``write.block`` time steps per task). A frame whose calibration still fails there is left
+    ``write.steps_per_write`` time steps per task). A frame whose calibration still fails there is left
     NaN, with a logged skip naming the file. Returns the store path. See ``DATASET_CARD.md``
     for the schema.
     """
@@ -184,13 +184,13 @@ def build_cube_from_plan(
         **(extra_attrs or {}),
         "reference_header": store.json_attr(source.reference_header),
     }
-    fill_block = _PlanBlocks(plan.frames, source.load_rows, (ny, nx))
+    fill_steps = _PlanBlocks(plan.frames, source.load_rows, (ny, nx))
     return store.write_cube(path, template, {"aia": (("channel", "y", "x"), (len(channels), ny, nx), "float32")},
-                            fill_block, write)
+                            fill_steps, write)
 
 
 class _PlanBlocks:
-    """``fill_block(i0, i1)`` of a slot plan (a class, so Dask can ship it to workers)."""
+    """``fill_steps(i0, i1)`` of a slot plan (a class, so Dask can ship it to workers)."""
 
     def __init__(self, frames, load_rows: Callable, shape: tuple[int, int]):
         self.frames, self.load_rows, self.shape = frames, load_rows, shape

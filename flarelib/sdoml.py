@@ -10,7 +10,7 @@ with frames **not sorted by time** and **different N per channel**. :func:`sdoml
 turns the header lists into :class:`flarelib.prep.FrameInfo` records (bad entries become
 logged skips), :func:`flarelib.align.plan_slots` sorts and aligns them exactly as it does
 FITS files, and :func:`build_sdoml_cube` reads the pixels of a few time steps at a time
-(``block``), so a year never sits in memory. The pixels are used as stored: SDOML v2 has
+(``WriteOptions.steps_per_write``), so a year never sits in memory. The pixels are used as stored: SDOML v2 has
 already divided by exposure time and corrected degradation (``DN/s``).
 
 Access is anonymous S3 through fsspec/s3fs by default; ``storage_options`` reaches any
@@ -198,7 +198,7 @@ def build_sdoml_cube(
     storage_options: dict | None = None,
     shape: tuple[int, int] | None = None,
     targets: align.Targets = align.Targets(),
-    write: store.WriteOptions = store.WriteOptions(block=16),
+    write: store.WriteOptions = store.WriteOptions(steps_per_write=16),
     description: str = "",
     extra_attrs: dict | None = None,
 ) -> Path:
@@ -207,7 +207,7 @@ def build_sdoml_cube(
     The same cadence slots, tolerance, duplicate and missing-channel rules as
     :func:`flarelib.ingest.build_fits_cube`; targets likewise. ``storage_options`` reach the
     SDOML store (default: anonymous S3). ``shape`` block-means the stored frames.
-    ``write.block`` time steps are read at a time (memory: ``block x channels x ny x nx x 4``
+    ``write.steps_per_write`` time steps are read at a time (memory: ``steps_per_write x channels x ny x nx x 4``
     bytes). The write is resumable and can run on Dask (``write.scheduler``).
     """
     if rules.start is None or rules.end is None:

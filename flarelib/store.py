@@ -21,8 +21,8 @@ Resumable writes: :func:`write_cube` takes a per-store lock (``<store>.lock``, t
 ``filelock`` package; a second writer waits up to ``WriteOptions.lock_timeout`` seconds,
 then fails with :class:`CubeLockedError`), first writes a *template* (every coordinate and
 target, ``aia`` empty, ``ingested=0`` everywhere, ``attrs["ingest_status"]="incomplete"``)
-under a unique temporary name and renames it into place; then it fills the time steps block
-by block and sets ``ingested`` for a block only after its pixels are written; then it
+under a unique temporary name and renames it into place; then it fills the time steps a batch
+at a time (``steps_per_write``) and sets ``ingested`` for a batch only after its pixels are written; then it
 verifies every chunk of the finished store (:func:`verify_cube`), and only then marks the
 store ``complete`` and consolidates the metadata again. A killed writer therefore leaves a
 store that says it is incomplete and which steps are missing; re-running the same ingest
@@ -102,9 +102,9 @@ _ADVICE = "run `python -m flarelib.catalog verify NAME`, then `build NAME` again
 class WriteOptions:
     """How :func:`write_cube` writes.
 
-    ``block``: time steps per call of ``fill_block`` (and per Dask task). ``overwrite``:
+    ``steps_per_write``: time steps per call of ``fill_steps`` (and per Dask task). ``overwrite``:
     replace a store made from other inputs instead of raising :class:`CubeMismatchError`.
-    ``progress``: a tqdm bar. ``on_block(i0, i1)``: called after each block is committed
+    ``progress``: a tqdm bar. ``on_written(i0, i1)``: called after each batch of steps is committed
     (progress reporting, tests). ``scheduler``: ``None`` writes in this process; otherwise
     the blocks run as ``dask.distributed`` tasks (see :func:`dask_client`).
     ``storage_options``: fsspec options for a URL path (credentials, endpoint), also passed
@@ -112,10 +112,10 @@ class WriteOptions:
     store (``None``: ``$FLARELIB_LOCK_TIMEOUT`` or :data:`DEFAULT_LOCK_TIMEOUT`).
     """
 
-    block: int = 1
+    steps_per_write: int = 1
     overwrite: bool = False
     progress: bool = True
-    on_block: Callable[[int, int], None] | None = None
+    on_written: Callable[[int, int], None] | None = None
     scheduler: object = None
     storage_options: dict | None = None
     lock_timeout: float | None = None
@@ -624,7 +624,7 @@ def write_cube(
     path: str | Path,
     template: xr.Dataset,
     streamed: dict[str, tuple[tuple[str, ...], tuple[int, ...], str]],
-    fill_block: Callable[[int, int], dict[str, np.ndarray]],
+    fill_steps: Callable[[int, int], dict[str, np.ndarray]],
     options: WriteOptions = WriteOptions(),
 ) -> Path | str:
     """Write (or resume, or repair) a cube store, serially or on Dask workers, on a disk or on object storage.
@@ -640,8 +640,8 @@ def write_cube(
     streamed
         ``{name: (dims_without_time, shape_without_time, dtype)}`` of the variables filled
         block by block, e.g. ``{"aia": (("channel", "y", "x"), (6, 64, 64), "float32")}``.
-    fill_block
-        ``fill_block(i0, i1)`` returns ``{name: array of shape (i1 - i0, *shape)}``.
+    fill_steps
+        ``fill_steps(i0, i1)`` returns ``{name: array of shape (i1 - i0, *shape)}``.
     options
         :class:`WriteOptions`. With a ``scheduler``, each Dask task fills one block and
         writes its own chunk-aligned region (chunks hold one time step) plus its
@@ -658,11 +658,12 @@ def write_cube(
     with store_lock(path, options.lock_timeout):
         if not is_url(path):
             _remove_stale_templates(path)
-        return _write_locked(path, template, streamed, fill_block, options)
+        return _write_locked(path, template, streamed, fill_steps, options)
 
 
-def _write_locked(path, template: xr.Dataset, streamed: dict, fill_block: Callable, options: WriteOptions):
-    block, overwrite, progress, on_block = options.block, options.overwrite, options.progress, options.on_block
+def _write_locked(path, template: xr.Dataset, streamed: dict, fill_steps: Callable, options: WriteOptions):
+    per_write, overwrite, progress, on_written = (options.steps_per_write, options.overwrite, options.progress,
+                                                  options.on_written)
     scheduler, storage_options = options.scheduler, options.storage_options
     fingerprint = template.attrs["input_fingerprint"]
     expected = {str(v) for v in template.variables} | set(streamed) | {"ingested"}
@@ -708,21 +709,21 @@ def _write_locked(path, template: xr.Dataset, streamed: dict, fill_block: Callab
         group = zarr.open_group(location, mode="r+", zarr_format=ZARR_FORMAT)
     done = group["ingested"][:].astype(bool)
     todo = np.flatnonzero(~done)
-    blocks = [todo[k:k + block] for k in range(0, len(todo), block)]
-    # contiguous runs inside a block keep region writes simple
-    regions = [(int(run[0]), int(run[-1]) + 1) for idx in blocks
+    batches = [todo[k:k + per_write] for k in range(0, len(todo), per_write)]
+    # contiguous runs inside a batch keep region writes simple
+    regions = [(int(run[0]), int(run[-1]) + 1) for idx in batches
                for run in np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1)]
     name = path.rsplit("/", 1)[-1] if is_url(path) else path.name
     with tqdm(total=len(todo), desc=f"write {name}", unit="step", disable=not progress) as bar:
         if scheduler is None:
-            results = (write_region(group, list(streamed), fill_block, i0, i1) for i0, i1 in regions)
+            results = (write_region(group, list(streamed), fill_steps, i0, i1) for i0, i1 in regions)
         else:
             target = path if is_url(path) else str(path)
-            results = _distributed_regions(scheduler, target, storage_options, list(streamed), fill_block, regions)
+            results = _distributed_regions(scheduler, target, storage_options, list(streamed), fill_steps, regions)
         for i0, i1 in results:
             bar.update(i1 - i0)
-            if on_block is not None:
-                on_block(i0, i1)
+            if on_written is not None:
+                on_written(i0, i1)
     _finish(path, expected, storage_options)
     return path
 
@@ -748,7 +749,7 @@ def _finish(path, expected: set[str], storage_options: dict | None) -> None:
                                "was it changed or deleted during the build? Build it again")
 
 
-def write_region(group, names: list[str], fill_block: Callable, i0: int, i1: int,
+def write_region(group, names: list[str], fill_steps: Callable, i0: int, i1: int,
                  storage_options: dict | None = None) -> tuple[int, int]:
     """Fill time steps ``[i0, i1)`` of the streamed variables, then flag them ingested.
 
@@ -758,7 +759,7 @@ def write_region(group, names: list[str], fill_block: Callable, i0: int, i1: int
     with zarr.config.set({"array.write_empty_chunks": True}):
         if not isinstance(group, zarr.Group):
             group = zarr.open_group(_location(group, storage_options), mode="r+", zarr_format=ZARR_FORMAT)
-        arrays = fill_block(i0, i1)
+        arrays = fill_steps(i0, i1)
         for name in names:
             group[name][i0:i1] = arrays[name]
         group["ingested"][i0:i1] = 1
@@ -789,12 +790,12 @@ def dask_client(scheduler):
     return Client(spec), None
 
 
-def _distributed_regions(scheduler, path: str, storage_options, names: list[str], fill_block: Callable, regions):
+def _distributed_regions(scheduler, path: str, storage_options, names: list[str], fill_steps: Callable, regions):
     from dask.distributed import as_completed  # lazy: distributed takes a second to import
 
     client, cluster = dask_client(scheduler)
     try:
-        shipped = client.scatter(fill_block, broadcast=True, hash=False)  # once per worker, not once per task
+        shipped = client.scatter(fill_steps, broadcast=True, hash=False)  # once per worker, not once per task
         futures = [client.submit(write_region, path, names, shipped, i0, i1, storage_options, pure=False,
                                  key=f"region-{i0}-{i1}") for i0, i1 in regions]
         for future in as_completed(futures):

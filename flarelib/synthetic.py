@@ -603,7 +603,7 @@ def build_synthetic_cube(
     name: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
-    on_block=None,
+    on_written=None,
 ) -> Path:
     """Generate the synthetic sun and write it as a cube (same schema as the real cubes).
 
@@ -691,7 +691,8 @@ def build_synthetic_cube(
                 "flare_mask": (("y", "x"), (config.size, config.size), "uint8"),
                 "region_id": (("y", "x"), (config.size, config.size), "uint16")}
     return store.write_cube(path, template, streamed, lambda i0, i1: render_frames(history, base, config, i0, i1),
-                            store.WriteOptions(block=96, overwrite=overwrite, progress=progress, on_block=on_block))
+                            store.WriteOptions(steps_per_write=96, overwrite=overwrite, progress=progress,
+                                               on_written=on_written))
 
 
 def _event_positions(history: History, axis: str) -> np.ndarray:

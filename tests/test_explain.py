@@ -1,5 +1,6 @@
 """Explain stage: every method's shape, coordinates and sign; sanity checks; localization; the saliency store."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ from flarelib import explain
 from flarelib import flarenet as M
 from flarelib.checksums import sha256_of
 from flarelib.data import FlareDataModule
+from flarelib.store import WriteOptions
 
 pytestmark = pytest.mark.slow  # trains or explains FlareNet
 
@@ -140,8 +142,10 @@ def test_saliency_store_is_resumable_and_carries_provenance(setup, trained_small
     out, _ = trained_small
     checkpoint = M.best_checkpoint(out)
     steps = np.arange(100, 124)
-    kwargs = dict(time_index=steps, checkpoint=checkpoint, block=8, progress=False, n_steps=8)
-    full = explain.write_saliency_store(tmp_path / "full.zarr", model, dm, ["gradcam", "saliency"], **kwargs)
+    kwargs = dict(time_index=steps, checkpoint=checkpoint, n_steps=8)
+    writes = WriteOptions(steps_per_write=8, progress=False)
+    full = explain.write_saliency_store(tmp_path / "full.zarr", model, dm, ["gradcam", "saliency"], write=writes,
+                                       **kwargs)
 
     class Stop(Exception):
         pass
@@ -152,10 +156,11 @@ def test_saliency_store_is_resumable_and_carries_provenance(setup, trained_small
 
     with pytest.raises(Stop):
         explain.write_saliency_store(tmp_path / "resumed.zarr", model, dm, ["gradcam", "saliency"],
-                                     on_block=stop_after_first, **kwargs)
+                                     write=dataclasses.replace(writes, on_written=stop_after_first), **kwargs)
     partial = xr.open_zarr(tmp_path / "resumed.zarr")
     assert partial.attrs["ingest_status"] == "incomplete" and int(partial.ingested.sum()) == 8
-    resumed = explain.write_saliency_store(tmp_path / "resumed.zarr", model, dm, ["gradcam", "saliency"], **kwargs)
+    resumed = explain.write_saliency_store(tmp_path / "resumed.zarr", model, dm, ["gradcam", "saliency"],
+                                          write=writes, **kwargs)
     a, b = xr.open_zarr(full), xr.open_zarr(resumed)
     xr.testing.assert_identical(a.load(), b.load())
     assert a.saliency.dims == ("time", "method", "channel", "y", "x")

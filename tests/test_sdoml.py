@@ -72,7 +72,7 @@ def test_sdoml_cube_equals_the_fits_cube(sdoml_store, tmp_path):
     s3_cube = open_cube(sdoml.build_sdoml_cube(
         tmp_path / "s3.zarr", name="sample", url=sdoml_store["url"], storage_options=sdoml_store["read"],
         rules=dataclasses.replace(rules, start="2011-02-15T01:40", end="2011-02-15T02:10"), targets=targets,
-        write=WriteOptions(block=3, progress=False)))
+        write=WriteOptions(steps_per_write=3, progress=False)))
     assert s3_cube.sizes["time"] == fits_cube.sizes["time"] == 9  # the slot missing a 94 Å frame is left out
     compared = ["aia", "t_obs", "exptime", "quality", "flux_now", "flux_max", "xrsb", "ingested"]
     # equal pixels, times, header coordinates and targets; only the frame names differ (file vs store index)
@@ -129,7 +129,7 @@ def test_a_catalog_entry_builds_the_cube_and_reuses_it(sdoml_store, tmp_path):
              "time_range": ["2011-02-15T01:40:00", "2011-02-15T02:10:00"], "channels": list(CHANNELS),
              "query": {"url": sdoml_store["url"], "storage_options": sdoml_store["read"]},
              "cube": {"cadence": "2min", "tolerance": "60s", "events_from": "hek-local",
-                      "forecasts": [["0min", "10min"]], "block": 4}}
+                      "forecasts": [["0min", "10min"]], "steps_per_write": 4}}
     hek = {"kind": "hek_events", "description": "HEK flares (saved earlier)", "synthetic": False,
            "licence": "public", "citation": "HEK", "query": {}, "time_range": ["2011-02-15", "2011-02-16"]}
     path = tmp_path / "catalog.yaml"
@@ -164,6 +164,6 @@ def test_pixels_are_read_in_bounded_blocks(sdoml_store, tmp_path, monkeypatch):
                            storage_options=sdoml_store["read"],
                            rules=SlotRules(channels=CHANNELS, cadence="2min", tolerance="60s",
                                            start="2011-02-15T01:40", end="2011-02-15T02:10"),
-                           write=WriteOptions(block=2, progress=False))
-    assert reads and max(reads) <= 2  # never more than `block` frames of a channel at once
+                           write=WriteOptions(steps_per_write=2, progress=False))
+    assert reads and max(reads) <= 2  # never more than `steps_per_write` frames of a channel at once
     assert sum(reads) == 9 * len(CHANNELS)  # each used frame read once

@@ -101,7 +101,7 @@ files = sorted(Path({root!r}, "data/real/aia_flare_2011-02-15").glob("*.fits"))
 ingest.build_fits_cube(files, Path(sys.argv[1]), name="sample-flare-2011-02-15",
                        rules=SlotRules(cadence="2min", tolerance="60s"),
                        targets=Targets(events=[FLARE_EVENT], forecasts=[("0min", "10min"), ("10min", "10min")]),
-                       write=store.WriteOptions(progress=False, on_block=lambda i0, i1: time.sleep(0.4)))
+                       write=store.WriteOptions(progress=False, on_written=lambda i0, i1: time.sleep(0.4)))
 """
 
 

@@ -38,7 +38,7 @@ def _template(fingerprint: str = "tiny-1") -> tuple[xr.Dataset, dict]:
 
 
 class Filler:
-    """``fill_block`` that records which steps it was asked for (aia = step index, mask = 0: a fill-value chunk)."""
+    """``fill_steps`` that records which steps it was asked for (aia = step index, mask = 0: a fill-value chunk)."""
 
     def __init__(self):
         self.steps: list[int] = []
@@ -187,7 +187,7 @@ def test_a_store_deleted_mid_build_fails_the_write(tmp_path):
             shutil.rmtree(target)
 
     with pytest.raises(store.DamagedCubeError, match="gone.zarr.*verification.*deleted during the build"):
-        write_tiny(target, on_block=delete_after_first)
+        write_tiny(target, on_written=delete_after_first)
 
 
 def test_a_held_lock_gives_a_clear_one_line_error(tmp_path):

@@ -91,7 +91,8 @@ def test_interrupted_generation_resumes_identically(tmp_path):
         raise Stop
 
     with pytest.raises(Stop):
-        synthetic.build_synthetic_cube(tmp_path / "r.zarr", TINY, DISK, progress=False, on_block=stop_after_first_block)
+        synthetic.build_synthetic_cube(tmp_path / "r.zarr", TINY, DISK, progress=False,
+                                       on_written=stop_after_first_block)
     assert store.cube_status(tmp_path / "r.zarr")["status"] == "incomplete"
     synthetic.build_synthetic_cube(tmp_path / "r.zarr", TINY, DISK, progress=False)
     ref = synthetic.build_synthetic_cube(tmp_path / "ref.zarr", TINY, DISK, progress=False)

@@ -8,6 +8,7 @@ from PIL import Image
 
 from flarelib import explain, widgets
 from flarelib import flarenet as M
+from flarelib.store import WriteOptions
 
 pytestmark = pytest.mark.slow  # trains or explains FlareNet
 
@@ -25,7 +26,8 @@ def stores(trained_small, tmp_path_factory):
     first = int(np.clip(peak - 15, 0, cube.sizes["time"] - 30))
     path = explain.write_saliency_store(tmp_path_factory.mktemp("sal") / "saliency.zarr", model, dm,
                                         ["gradcam", "integrated_gradients"], time_index=np.arange(first, first + 30),
-                                        checkpoint=checkpoint, progress=False, n_steps=8)
+                                        checkpoint=checkpoint, write=WriteOptions(steps_per_write=64, progress=False),
+                                        n_steps=8)
     return cube, xr.open_zarr(path), model, dm
 
 
