@@ -43,7 +43,7 @@ from flarelib import (  # noqa: E402
     widgets,
 )
 from flarelib.catalog import load_catalog  # noqa: E402
-from flarelib.data import FlareDataModule  # noqa: E402
+from flarelib.data import FlareDataModule, SplitOptions  # noqa: E402
 
 PARAMS = {"n_steps": 16, "nt_samples": 4, "window": 8, "stride": 8}
 
@@ -72,7 +72,7 @@ def main() -> None:
         config = dataclasses.replace(synthetic.SIZES["default"], days=days, size=args.size)
         cube_path = synthetic.build_synthetic_cube(work / "cube.zarr", config,
                                                    load_catalog().files("fulldisk-2014-01-01"), progress=False)
-        dm = FlareDataModule(cube=str(cube_path), split_fractions=[0.8, 0.1, 0.1])
+        dm = FlareDataModule(cube=str(cube_path), split=SplitOptions(fractions=(0.8, 0.1, 0.1)))
         dm.setup()
         model = flarenet.FlareNet()
         model.set_normalizer(dm.normalizer)
@@ -84,7 +84,7 @@ def main() -> None:
         dm = flarenet.load_datamodule(checkpoint, model)
         label = f"nowcast checkpoint of notebook 04 ({args.run_size}), {dm.describe()}"
     model = model.to(device).eval()
-    steps = np.arange(min(args.frames, dm.times.size))
+    steps = np.arange(min(args.frames, dm.plan.times.size))
     x = torch.from_numpy(dm.model_inputs(steps)[0]).to(device)
     print(f"{label}; {len(steps)} frames of {tuple(x.shape[1:])}, batch {args.batch}, device {device}, "
           f"{torch.get_num_threads()} torch threads")
@@ -102,7 +102,7 @@ def main() -> None:
                                                                  device=device, **PARAMS), len(steps))
         print(f"  {method:22s} {rates[method]:10.1f} maps/s    ratio to inference {rates[method] / reference:.3f}")
 
-    store_steps = steps if args.size else np.arange(min(4 * args.frames, dm.times.size))
+    store_steps = steps if args.size else np.arange(min(4 * args.frames, dm.plan.times.size))
     start = time.perf_counter()
     explain.write_saliency_store(work / "saliency.zarr", model, dm, ["gradcam"], time_index=store_steps,
                                  checkpoint=checkpoint, batch_size=args.batch,

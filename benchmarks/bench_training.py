@@ -103,15 +103,15 @@ def main() -> None:
         model = FlareNet(widths=widths, channels_last=args.channels_last).to(device)
         return torch.compile(model) if args.compile else model
 
-    common = dict(cube=str(cube), batch_size=args.batch, split_fractions=[0.8, 0.1, 0.1])
+    common = dict(cube=str(cube), batch_size=args.batch, split_fractions=[0.8, 0.1, 0.1])  # data_settings' flat names
     results = {"device": str(device), "torch_threads": torch.get_num_threads(), "size": args.size,
                "batch": args.batch, "precision": args.precision, "channels_last": args.channels_last,
                "compile": args.compile, "workers": args.workers, "widths": widths}
 
-    cached = FlareDataModule(**common, cache="memory", cache_dtype="float16")
+    cached = FlareDataModule.from_settings(common, {"cache": "memory", "cache_dtype": "float16"})
     cached.setup()
     rows = torch.arange(len(cached.samples["train"]))
-    frames = cached._cache[rows].to(device=device, dtype=torch.float32)
+    frames = cached.frame_cache.frames[rows].to(device=device, dtype=torch.float32)
     targets = torch.from_numpy(cached.samples["train"].log_flux).to(device)
     n = frames.shape[0]
     generator = torch.Generator().manual_seed(0)
@@ -126,7 +126,7 @@ def main() -> None:
         def __iter__(self):
             return memory_batches()
 
-    zarr_dm = FlareDataModule(**common, cache="none", num_workers=args.workers)
+    zarr_dm = FlareDataModule.from_settings(common, {"cache": "none", "num_workers": args.workers})
     zarr_dm.setup()
     paths = {
         "in-memory": lambda: _train(new_model(), Reiterable(), args.steps, device, args.precision, args.warmup),
@@ -136,7 +136,7 @@ def main() -> None:
                                        args.warmup, gather=cached.gather),
     }
     if device.type != "cpu":
-        on_device = FlareDataModule(**common, cache="device", cache_dtype="float16")
+        on_device = FlareDataModule.from_settings(common, {"cache": "device", "cache_dtype": "float16"})
         on_device.setup()
         paths["cache=device"] = lambda: _train(new_model(), on_device.train_dataloader(), args.steps, device,
                                                args.precision, args.warmup, gather=on_device.gather)

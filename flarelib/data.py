@@ -22,9 +22,11 @@ index in the cube and ``aux`` float32 ``(len(goes_inputs),)``: the GOES inputs k
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -223,8 +225,7 @@ def open_source(cube: str | Path, build_dir: str | Path | None = None) -> xr.Dat
 
 def datamodule_from_config(config: str | Path, **overrides) -> FlareDataModule:
     """The data module of a training config's ``data:`` section (a YAML file as in ``configs/``), with overrides."""
-    settings = dict(read_config(config).get("data") or {})
-    return FlareDataModule(**{**settings, **overrides})
+    return FlareDataModule.from_settings(read_config(config).get("data") or {}, overrides)
 
 
 def rolling_origin(times: np.ndarray, horizon: np.timedelta64 | str = "0min", *, folds: int = 4,
@@ -492,30 +493,429 @@ def stack_inputs(cube: xr.Dataset, normalizer: Normalizer, time_index: Sequence[
     return normalizer.apply(frames).reshape(index.size, -1, *frames.shape[-2:])
 
 
+# --------------------------------------------------------------------------- settings
+
+def _choice(name: str, value, choices: Sequence) -> None:
+    if value not in choices:
+        raise DataConfigError(f"{name} {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How cube steps become train, val and test samples (``data.split.*`` in a config; :func:`blocked_split`).
+
+    ``block``: ``None`` for one contiguous block per split by ``fractions`` of the time span, or a pandas
+    frequency (``"MS"``, ``"10D"``) for calendar blocks assigned to splits by repeating ``pattern``. ``gap``: the
+    minimum separation of samples in different splits (default and minimum: lead + window). ``by_region``: also
+    leave out of train and val every step at which a region is on the disk that is on the disk anywhere in the
+    test block (needs the cube's ``region_on_disk``), so the test block holds only regions the model never saw.
+    """
+
+    block: str | None = None
+    fractions: tuple[float, ...] = (0.7, 0.15, 0.15)
+    pattern: tuple[str, ...] = ("train", "train", "train", "val", "test")
+    gap: str | None = None
+    by_region: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "fractions", tuple(float(f) for f in self.fractions))
+        object.__setattr__(self, "pattern", tuple(str(p) for p in self.pattern))
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    """What a sample shows the model (``data.inputs.*``).
+
+    ``channels``: AIA wavelengths (integer Å), in this order. ``normalization``: ``"log"`` or ``"asinh"``
+    (:class:`Normalizer`), fitted on ``norm_frames`` evenly spaced training frames. ``frames``: how many frames
+    one sample stacks, ``t - (frames - 1) * frame_step, ..., t`` (the original FlareNet's ``aia_image_count``); a
+    sample needs all of them, from its own split. ``frame_step``: their spacing, a duration that is a multiple
+    of the cube's cadence. ``goes``: GOES inputs besides the images, for forecast targets only: ``"now"`` (the
+    flux at ``t``) and labels of the cube's ``flux_history_max`` (``"6h"``, ``"24h"``), each the feature
+    ``log10(flux) + 6`` (dex above C1). ``images``: ``False`` reads no frames (the GOES-only model ignores
+    them; ``x`` is a zero placeholder).
+    """
+
+    channels: tuple[int, ...] = DEFAULT_CHANNELS
+    normalization: str = "log"
+    norm_frames: int = 200
+    frames: int = 1
+    frame_step: str = "1h"
+    goes: tuple[str, ...] = ()
+    images: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "goes", tuple(str(g) for g in self.goes))
+        _choice("normalization", self.normalization, Normalizer.TRANSFORMS)
+        if not self.channels:
+            raise DataConfigError("channels: a sample needs at least one channel")
+        if len(set(self.channels)) != len(self.channels):
+            raise DataConfigError(f"channels {list(self.channels)} repeat a wavelength")
+        if int(self.frames) < 1:
+            raise DataConfigError(f"frames={self.frames}: a sample needs at least one frame")
+
+
+@dataclass(frozen=True)
+class ClassWeighting:
+    """How rare classes count in training (``data.class_weighting.*``): ``scheme`` ``"none"``, ``"loss"``
+    (weights in the loss) or ``"sampler"`` (oversampling with replacement, loss weights 1), with weights
+    ``(inverse class frequency) ** power`` by GOES class of the target (:func:`class_weights`)."""
+
+    scheme: str = "none"
+    power: float = 0.5
+
+    def __post_init__(self):
+        _choice("class_weighting", self.scheme, ("none", "loss", "sampler"))
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How samples reach the model (``data.loader.*``): ``batch_size`` samples per batch; ``num_workers``
+    DataLoader processes (``multiprocessing_context`` ``"spawn"``, ``"forkserver"``, ...); ``cache``:
+    ``"none"`` (read Zarr in the workers), ``"memory"`` (normalized frames in host memory) or ``"device"``
+    (in accelerator memory), as ``cache_dtype``, falling back to ``"none"`` with a warning above
+    ``cache_max_gb`` (:class:`FrameCache`)."""
+
+    batch_size: int = 32
+    num_workers: int = 0
+    multiprocessing_context: str | None = None
+    cache: str = "none"
+    cache_dtype: str = "float16"
+    cache_max_gb: float = 4.0
+
+    def __post_init__(self):
+        _choice("cache", self.cache, ("none", "memory", "device"))
+        _choice("cache_dtype", self.cache_dtype, ("float16", "bfloat16", "float32"))
+
+
+#: The data module's grouped settings: argument name -> its options class.
+SETTING_GROUPS = {"split": SplitOptions, "inputs": InputOptions, "class_weighting": ClassWeighting,
+                  "loader": LoaderOptions}
+#: Settings that are not in a group.
+TOP_SETTINGS = ("cube", "target", "build_dir", "seed")
+#: Flat names -> (group, field): how checkpoints saved the settings before they were grouped, and the short
+#: names that :func:`data_settings` takes as changes (``cache="none"``, ``goes_inputs=[...]``).
+FLAT_SETTINGS = {
+    "split_block": ("split", "block"), "split_fractions": ("split", "fractions"),
+    "split_pattern": ("split", "pattern"), "gap": ("split", "gap"), "region_split": ("split", "by_region"),
+    "goes_inputs": ("inputs", "goes"), "class_weight_power": ("class_weighting", "power"),
+    **{name: ("inputs", name) for name in ("channels", "normalization", "norm_frames", "frames", "frame_step",
+                                           "images")},
+    **{name: ("loader", name) for name in ("batch_size", "num_workers", "multiprocessing_context", "cache",
+                                           "cache_dtype", "cache_max_gb")},
+}
+
+
+def data_settings(*layers: Mapping) -> dict:
+    """:class:`FlareDataModule`'s arguments from layers of settings, later layers winning field by field.
+
+    Each layer is a config's ``data:`` section, a checkpoint's saved settings or changes: groups as mappings
+    or options (``split: {block: MS}``), or fields by their flat name (``split_block="MS"``, ``cache="none"``,
+    ``class_weighting="loss"``; :data:`FLAT_SETTINGS`). ``None`` values of a flat ``channels`` or
+    ``goes_inputs`` mean the default. Unknown names raise :class:`DataConfigError`.
+    """
+    top, fields = {}, {group: {} for group in SETTING_GROUPS}
+    for layer in layers:
+        for key, value in dict(layer).items():
+            if key in SETTING_GROUPS and not (key == "class_weighting" and isinstance(value, str)):
+                given = asdict(value) if is_dataclass(value) else dict(value or {})
+                fields[key].update(given)
+            elif key == "class_weighting":
+                fields["class_weighting"]["scheme"] = value
+            elif key in FLAT_SETTINGS:
+                group, name = FLAT_SETTINGS[key]
+                if value is None and name in ("channels", "goes"):
+                    fields[group].pop(name, None)
+                else:
+                    fields[group][name] = value
+            elif key in TOP_SETTINGS:
+                top[key] = value
+            else:
+                raise DataConfigError(f"unknown data setting {key!r}; the settings are {', '.join(TOP_SETTINGS)} "
+                                      f"and the groups {', '.join(SETTING_GROUPS)}")
+    groups = {}
+    for group, cls in SETTING_GROUPS.items():
+        unknown = set(fields[group]) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise DataConfigError(f"unknown {group} setting {sorted(unknown)[0]!r}; "
+                                  f"{group} has {', '.join(f.name for f in dataclasses.fields(cls))}")
+        groups[group] = cls(**fields[group])
+    return {**top, **groups}
+
+
 # --------------------------------------------------------------------------- the data -> model contract
 
-#: The model settings that the data dictate, each with the data-module setting it comes from: the one table
-#: behind the training CLI's links and :func:`model_settings`. A model trained on a data module reads its
-#: channels (Å) with its normalization, ``frames`` frames ``frame_step`` apart, and one input per GOES input.
-MODEL_LINKS: dict[str, str] = {"channels": "channels", "target": "target", "normalization": "normalization",
-                               "frames": "frames", "frame_step": "frame_step", "aux_inputs": "goes_inputs"}
+#: The model settings that the data dictate, each with the data-module setting it comes from (dotted: a group's
+#: field): the one table behind the training CLI's links and :func:`model_settings`. A model trained on a data
+#: module reads its channels (Å) with its normalization, ``frames`` frames ``frame_step`` apart, and one input
+#: per GOES input.
+MODEL_LINKS: dict[str, str] = {"channels": "inputs.channels", "target": "target",
+                               "normalization": "inputs.normalization", "frames": "inputs.frames",
+                               "frame_step": "inputs.frame_step", "aux_inputs": "inputs.goes"}
 
 
 def model_setting(name: str, value):
     """The model's setting ``name`` (a key of :data:`MODEL_LINKS`) for the data-module setting ``value``:
-    the same value, except ``aux_inputs``, which counts the GOES inputs, and ``channels``, which defaults to
-    :data:`flarelib.prep.DEFAULT_CHANNELS`."""
+    the same value, except ``aux_inputs``, which counts the GOES inputs, and ``channels``, a list of ints."""
     if name == "aux_inputs":
         return len(value or [])
     if name == "channels":
-        return [int(c) for c in (DEFAULT_CHANNELS if value is None else value)]
+        return [int(c) for c in value]
     return value
 
 
 def model_settings(dm: FlareDataModule) -> dict:
     """What a model trained on ``dm`` must be built with (:data:`MODEL_LINKS`): channels, target,
     normalization, frames, frame_step and the number of GOES inputs."""
-    return {name: model_setting(name, dm.hparams[source]) for name, source in MODEL_LINKS.items()}
+    def setting(source: str):
+        group, _, name = source.rpartition(".")
+        return getattr(getattr(dm, group), name) if group else getattr(dm, f"{name}_name")
+
+    return {name: model_setting(name, setting(source)) for name, source in MODEL_LINKS.items()}
+
+
+# --------------------------------------------------------------------------- the sample plan
+
+@dataclass(frozen=True, eq=False)
+class CubeSplit:
+    """Which cube steps are samples of which split, and what each sample reads: what a data module plans
+    from its cube and settings (:func:`plan_samples`), and what the reporting tables summarize.
+
+    Arrays run over every cube step (``time``), except ``index``: split name -> sorted sample steps.
+    """
+
+    name: str  #: the cube's name
+    synthetic: bool
+    times: np.ndarray  #: (time,) datetime64[ns], UTC
+    cadence: np.timedelta64  #: the cube's (:func:`flarelib.store.cube_cadence`)
+    channels: tuple[int, ...]  #: Å, in model order
+    channel_index: np.ndarray  #: positions of ``channels`` in the cube's ``channel``
+    target: Target
+    labels: np.ndarray  #: (time,) GOES class letter of the target
+    flux_now: np.ndarray  #: (time,) W/m², float64: the XRS-B flux at each step
+    offsets: np.ndarray  #: cube steps back of each stacked frame, oldest first (:func:`frame_offsets`)
+    aux: np.ndarray  #: (time, len(goes)) float32 GOES inputs, ``log10(W/m²) + 6``
+    usable: np.ndarray  #: steps that can be a sample: a target, every frame and every GOES input
+    index: Mapping[str, np.ndarray]
+
+    def reassigned(self, index: Mapping[str, Sequence[int]]) -> CubeSplit:
+        """The same plan with other sample steps per split (every split non-empty, every step usable)."""
+        new = {}
+        for name in SPLITS:
+            idx = np.unique(np.asarray(index.get(name, []), np.int64))
+            if idx.size == 0:
+                raise DataConfigError(f"use_split: split {name!r} is empty")
+            unusable = np.setdiff1d(idx, self.usable)
+            if unusable.size:
+                raise DataConfigError(f"use_split: {unusable.size} {name} steps (first {int(unusable[0])}) are not "
+                                      "usable samples of this data module (no target, a missing frame or GOES input)")
+            new[name] = idx
+        return dataclasses.replace(self, index=new)
+
+
+def goes_features(cube: xr.Dataset, goes: Sequence[str], target: Target) -> np.ndarray:
+    """(time, len(goes)) float32 GOES inputs known at each step of ``cube``, ``log10(W/m²) + 6`` (NaN where the
+    flux is not positive); ``goes`` as :attr:`InputOptions.goes`."""
+    if not goes:
+        return np.zeros((cube.sizes["time"], 0), np.float32)
+    if target.name == NOWCAST:
+        raise DataConfigError("goes_inputs need a forecast target: the nowcast target is the GOES flux at t, "
+                              "so a GOES input at t would be the answer itself")
+    known = [GOES_NOW, *([str(h) for h in cube["history"].values] if "flux_history_max" in cube else [])]
+    unknown = [g for g in goes if g not in known]
+    if unknown:
+        raise DataConfigError(f"goes_inputs {unknown} not in {cube.attrs.get('name', 'the cube')}; it has "
+                              f"{sorted(known)}")
+    columns = []
+    for g in goes:
+        flux = (cube["flux_now"] if g == GOES_NOW else cube["flux_history_max"].sel(history=g)).values
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns.append(np.where(flux > 0, np.log10(flux.astype(np.float64)), np.nan) + GOES_FEATURE_OFFSET)
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def _own_split_frames(index: dict[str, np.ndarray], offsets: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Drop samples with an earlier input frame in another split (frames > 1 only)."""
+    if offsets.size == 1:
+        return index
+    owner = np.full(n, -1)
+    for k, idx in enumerate(index.values()):
+        owner[idx] = k
+    out = {}
+    for k, (name, idx) in enumerate(index.items()):
+        earlier = owner[idx[:, None] - offsets[None, :]]
+        out[name] = idx[np.all((earlier == k) | (earlier == -1), axis=1)]
+    return out
+
+
+def plan_samples(cube: xr.Dataset, target: str, split: SplitOptions, inputs: InputOptions) -> CubeSplit:
+    """The sample plan of ``cube`` (opened, checked) for ``target`` under ``split`` and ``inputs``.
+
+    A step is usable when it has a target, every stacked frame (each channel's quality >= 0) and every GOES
+    input; the usable steps are split by :func:`blocked_split` (purged by lead + window), samples whose earlier
+    frames fall in another split are dropped, and with ``split.by_region`` so are train and val steps that share
+    a region with the test block (:func:`region_aware`). Raises :class:`DataConfigError` naming the setting for
+    a channel the cube lacks or an empty split.
+    """
+    name = str(cube.attrs.get("name", "the cube"))
+    available = [int(c) for c in cube["channel"].values]
+    unknown = [c for c in inputs.channels if c not in available]
+    if unknown:
+        raise DataConfigError(f"channels {unknown} not in cube {name}, which has {available}")
+    channel_index = np.array([available.index(c) for c in inputs.channels])
+    resolved = resolve_target(cube, target)
+    times = cube["time"].values
+    cadence = cube_cadence(cube)
+    offsets = frame_offsets(inputs.frames, inputs.frame_step, cadence)
+    aux = goes_features(cube, inputs.goes, resolved)
+    has_frame = np.all(cube["quality"].values[:, channel_index] >= 0, axis=1)
+    usable = np.isfinite(resolved.log_flux) & np.all(np.isfinite(aux), axis=1)
+    steps = np.arange(times.size)
+    for offset in offsets:
+        usable &= (steps >= offset) & has_frame[np.maximum(steps - offset, 0)]
+    n_bad = int((~usable).sum())
+    if n_bad:
+        log.info("%d of %d time steps have no target or miss a selected channel; left out", n_bad, usable.size)
+    blocks = blocked_split(times, resolved.horizon, block=split.block, fractions=split.fractions,
+                           pattern=split.pattern, gap=split.gap)
+    index = _own_split_frames({s: idx[usable[idx]] for s, idx in blocks.items()}, offsets, times.size)
+    if split.by_region:
+        if "region_on_disk" not in cube:
+            raise DataConfigError(f"region_split needs a cube with region identities (region_on_disk); "
+                                  f"{name} has none")
+        index = region_aware(index, cube["region_on_disk"].values.astype(bool))
+    for s, idx in index.items():
+        if idx.size == 0:
+            raise DataConfigError(
+                f"split {s!r} is empty: {times.size} steps from {times[0]} to {times[-1]}, "
+                f"target {resolved.name} (lead + window {pd.Timedelta(resolved.horizon)}), "
+                f"split block={split.block!r}, fractions={list(split.fractions)}; "
+                "use more data, a shorter target or other fractions")
+    return CubeSplit(name=name, synthetic=bool(cube.attrs.get("synthetic", False)), times=times, cadence=cadence,
+                     channels=inputs.channels, channel_index=channel_index, target=resolved,
+                     labels=flare_class(resolved.flux), flux_now=cube["flux_now"].values.astype(np.float64),
+                     offsets=offsets, aux=aux, usable=np.flatnonzero(usable), index=index)
+
+
+# --------------------------------------------------------------------------- summaries of a plan
+
+def describe(plan: CubeSplit) -> str:
+    """One line naming the data set (REAL/SYNTHETIC), target, channels and split: a caption for tables."""
+    sizes = ", ".join(f"{name} {idx.size}" for name, idx in plan.index.items())
+    return (f"{data_kind(plan.synthetic)} {plan.name}: target {plan.target.name}, "
+            f"channels {list(plan.channels)} Å, samples {sizes}")
+
+
+def samples_per_class(plan: CubeSplit) -> pd.DataFrame:
+    """Samples per GOES class of the target, one row per split (C, M and X always, weaker classes if any)."""
+    rows = {}
+    for name, idx in plan.index.items():
+        counts = pd.Series(plan.labels[idx]).value_counts()
+        rows[name] = {c: int(counts.get(c, 0)) for c in CLASS_ORDER}
+    table = pd.DataFrame(rows).T
+    table = table.loc[:, (table != 0).any(axis=0) | table.columns.isin(["C", "M", "X"])]
+    table["total"] = table.sum(axis=1)
+    return table
+
+
+def split_table(plan: CubeSplit) -> pd.DataFrame:
+    """First and last sample time (UTC, to the minute) and the sample count of each split."""
+    def minute(t: np.datetime64) -> str:
+        return np.datetime_as_string(t, unit="m").replace("T", " ")
+
+    return pd.DataFrame({name: {"first": minute(plan.times[idx].min()), "last": minute(plan.times[idx].max()),
+                                "samples": idx.size} for name, idx in plan.index.items()}).T
+
+
+def event_fractions(plan: CubeSplit) -> pd.DataFrame:
+    """Per split: samples, and the share of samples whose target is an event at >= C1 and >= M1."""
+    rows = {}
+    for name, idx in plan.index.items():
+        flux = plan.target.flux[idx]
+        rows[name] = {"samples": int(idx.size),
+                      **{f">={c}1": float(np.mean(flux >= FLARE_CLASS_THRESHOLDS[c])) for c in EVENT_CLASSES}}
+    return pd.DataFrame(rows).T
+
+
+def flares_per_split(plan: CubeSplit, cube: xr.Dataset) -> pd.DataFrame:
+    """Distinct flares of ``cube``'s event list per GOES class and split (by the split of the step at or
+    just before each peak; ``gap`` for peaks in the purged gaps or in unused steps)."""
+    if "event_peak" not in cube or cube.sizes.get("event", 0) == 0:
+        return pd.DataFrame()
+    peaks = cube["event_peak"].values
+    step = np.clip(np.searchsorted(plan.times, peaks, side="right") - 1, 0, plan.times.size - 1)
+    where = np.full(step.shape, "gap", dtype=object)
+    for name, idx in plan.index.items():
+        where[np.isin(step, idx)] = name
+    letters = flare_class(cube["event_peak_flux"].values)
+    table = pd.crosstab(pd.Series(where, name="split"), pd.Series(letters, name="class"))
+    return table.reindex(index=[s for s in (*SPLITS, "gap") if s in table.index],
+                         columns=[c for c in CLASS_ORDER if c in table.columns])
+
+
+def region_overlap(plan: CubeSplit, cube: xr.Dataset) -> pd.DataFrame:
+    """Per split: region-time (steps x regions on the disk) and the share of it from regions also on the
+    disk during the training block. Needs ``cube``'s ``region_on_disk``."""
+    on_disk = cube["region_on_disk"].values.astype(bool)
+    seen = on_disk[plan.index["train"]].any(axis=0)
+    rows = {}
+    for name, idx in plan.index.items():
+        region_time = on_disk[idx]
+        total = int(region_time.sum())
+        rows[name] = {"regions": int(region_time.any(axis=0).sum()), "region-steps": total,
+                      "share seen in training": float(region_time[:, seen].sum() / total) if total else np.nan}
+    return pd.DataFrame(rows).T
+
+
+# --------------------------------------------------------------------------- the frame cache
+
+class FrameCache:
+    """Normalized frames of the steps a plan's samples read, in one tensor in host or accelerator memory
+    (``LoaderOptions.cache``), so that batches are gathered from it instead of read from Zarr.
+
+    ``steps``: the cached cube steps (sorted); ``frames``: (len(steps), C, ny, nx) as ``dtype``.
+    """
+
+    def __init__(self, steps: np.ndarray, frames: torch.Tensor, normalizer: Normalizer, on_device: bool):
+        self.steps, self.frames, self.normalizer, self.on_device = steps, frames, normalizer, on_device
+
+    @classmethod
+    def build(cls, store_path: Path, plan: CubeSplit, normalizer: Normalizer, options: LoaderOptions,
+              frame_shape: tuple[int, int]) -> FrameCache | None:
+        """Read and normalize every frame the plan's samples need; ``None`` (with a warning) when that would
+        exceed ``options.cache_max_gb``."""
+        dtype = getattr(torch, options.cache_dtype)
+        samples = np.concatenate([plan.index[name] for name in SPLITS])
+        steps = np.unique(samples[:, None] - plan.offsets[None, :])
+        nbytes = steps.size * len(plan.channels) * int(np.prod(frame_shape)) * torch.finfo(dtype).bits // 8
+        if nbytes > options.cache_max_gb * 2**30:
+            log.warning("cache of %.2f GB exceeds cache_max_gb=%.2f; reading from Zarr instead",
+                        nbytes / 2**30, options.cache_max_gb)
+            return None
+        frames = torch.empty((steps.size, len(plan.channels), *frame_shape), dtype=dtype)
+        for pos, block in read_frames(store_path, steps, plan.channel_index, progress=False):
+            check_finite(block, plan.times[steps[pos]], store_path)
+            frames[torch.from_numpy(pos)] = torch.from_numpy(normalizer.apply(block)).to(dtype)
+        log.info("cached %d normalized frames (%.1f MB, %s)", steps.size, nbytes / 2**20, options.cache_dtype)
+        return cls(steps, frames, normalizer, options.cache == "device")
+
+    def serves(self, plan: CubeSplit, normalizer: Normalizer) -> bool:
+        """Whether this cache holds every frame of ``plan``'s samples, normalized by ``normalizer``."""
+        samples = np.concatenate([plan.index[name] for name in SPLITS])
+        return normalizer == self.normalizer and np.isin(samples[:, None] - plan.offsets[None, :], self.steps).all()
+
+    def rows(self, time_index: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """(n, frames) cache rows of the stacked frames of samples at ``time_index``."""
+        return np.searchsorted(self.steps, time_index[:, None] - offsets[None, :])
+
+    def gather(self, rows: torch.Tensor) -> torch.Tensor:
+        """(B, frames * C, ny, nx) float32 frames of cache rows (B, frames), on the rows' device."""
+        if self.on_device and self.frames.device != rows.device:
+            self.frames = self.frames.to(rows.device)
+        frames = self.frames[rows.to(self.frames.device)]  # (B, frames, C, ny, nx)
+        frames = frames.reshape(frames.shape[0], -1, *frames.shape[-2:])
+        return frames.to(device=rows.device, dtype=torch.float32)
 
 
 # --------------------------------------------------------------------------- data module
@@ -533,83 +933,61 @@ def resolve_cube_path(cube: str | Path, build_dir: str | Path | None = None) -> 
 class FlareDataModule(L.LightningDataModule):
     """LightningDataModule over a flarelib cube (a catalog entry name or a ``.zarr`` path).
 
+    Its jobs, each in its own place: the sample plan (:func:`plan_samples` -> :attr:`plan`, a
+    :class:`CubeSplit`, summarized by :func:`describe`, :func:`class_counts`, ...), the normalizer fitted on
+    the training steps, the class weights, the frame cache (:class:`FrameCache`), model inputs
+    (:func:`stack_inputs`) and the loaders.
+
     Args:
         cube: catalog entry (built in :meth:`prepare_data` if missing) or path of a cube.
-        channels: AIA wavelengths (integer Å) to feed the model, in this order (default: the six EUV
-            channels of :data:`flarelib.prep.DEFAULT_CHANNELS`).
         target: ``"now"``, a forecast label (``lead60min_window360min``) or ``"1h/6h"``.
-        split_block: ``None`` for one train/val/test block each by ``split_fractions``, or a
-            pandas frequency (``"MS"``, ``"10D"``) for calendar blocks assigned by ``split_pattern``.
-        gap: minimum separation of samples in different splits (default and minimum: lead + window).
-        normalization: ``"log"`` or ``"asinh"`` (see :class:`Normalizer`), fitted on train.
-        norm_frames: how many evenly spaced training frames the normalizer is fitted on.
-        class_weighting: ``"none"``, ``"loss"`` (weights in the loss) or ``"sampler"`` (oversampling, loss weights 1)
-            (weighted sampling with replacement), by GOES class of the target.
-        cache: ``"none"`` (read Zarr in the workers), ``"memory"`` (normalized frames in host
-            memory) or ``"device"`` (in accelerator memory); falls back to ``"none"`` with a
-            warning if the cache would exceed ``cache_max_gb``.
-        cache_dtype: ``"float16"``, ``"bfloat16"`` or ``"float32"``.
-        region_split: also leave out of train and val every step at which a region is on the disk
-            that is on the disk anywhere in the test block (needs the cube's ``region_on_disk``),
-            so that the test block holds only regions the model has never seen.
-        frames: how many frames one sample stacks: ``t - (frames - 1) * frame_step, ..., t`` (as the
-            original FlareNet's ``aia_image_count``). A sample needs all of them, and all from its own
-            split (or from purged steps), so no input frame crosses into another split.
-        frame_step: the spacing of those frames (a multiple of the cube's cadence).
-        goes_inputs: GOES inputs besides the images, for forecast targets only: ``"now"`` (the flux at
-            ``t``) and labels of the cube's ``flux_history_max`` (``"6h"``, ``"24h"``); each becomes the
-            feature ``log10(flux) + 6`` (dex above C1). A nowcast cannot have them: its target is the flux at ``t``.
-        images: ``False`` reads no frames (for the GOES-only model, which ignores them): ``x`` is a zero placeholder.
+        split: :class:`SplitOptions`; inputs: :class:`InputOptions`; class_weighting: :class:`ClassWeighting`;
+            loader: :class:`LoaderOptions` (``data.split.block`` etc. in a config).
+        build_dir: where catalog entries are built (default ``build/data``).
+        seed: the data module's share of the oversampling seed.
+
+    :func:`data_settings` / :meth:`from_settings` also take the settings flat (``cache="none"``), as older
+    checkpoints saved them.
     """
 
     def __init__(
         self,
         cube: str = "synthetic-sun-small",
-        channels: list[int] | None = None,
         target: str = NOWCAST,
-        split_block: str | None = None,
-        split_fractions: tuple[float, ...] = (0.7, 0.15, 0.15),
-        split_pattern: tuple[str, ...] = ("train", "train", "train", "val", "test"),
-        gap: str | None = None,
-        normalization: str = "log",
-        norm_frames: int = 200,
-        class_weighting: str = "none",
-        class_weight_power: float = 0.5,
-        batch_size: int = 32,
-        num_workers: int = 0,
-        multiprocessing_context: str | None = None,
-        cache: str = "none",
-        cache_dtype: str = "float16",
-        cache_max_gb: float = 4.0,
+        split: SplitOptions = SplitOptions(),
+        inputs: InputOptions = InputOptions(),
+        class_weighting: ClassWeighting = ClassWeighting(),
+        loader: LoaderOptions = LoaderOptions(),
         build_dir: str | None = None,
         seed: int = 0,
-        region_split: bool = False,
-        frames: int = 1,
-        frame_step: str = "1h",
-        goes_inputs: list[str] | None = None,
-        images: bool = True,
     ):
         super().__init__()
-        if class_weighting not in ("none", "loss", "sampler"):
-            raise DataConfigError(f"class_weighting {class_weighting!r} is not one of 'none', 'loss', 'sampler'")
-        if cache not in ("none", "memory", "device"):
-            raise DataConfigError(f"cache {cache!r} is not one of 'none', 'memory', 'device'")
-        if cache_dtype not in ("float16", "bfloat16", "float32"):
-            raise DataConfigError(f"cache_dtype {cache_dtype!r} is not one of 'float16', 'bfloat16', 'float32'")
-        if normalization not in Normalizer.TRANSFORMS:
-            raise DataConfigError(f"normalization {normalization!r} is not one of {Normalizer.TRANSFORMS}")
-        if int(frames) < 1:
-            raise DataConfigError(f"frames={frames}: a sample needs at least one frame")
-        self.save_hyperparameters()
-        self.goes_inputs = [str(g) for g in (goes_inputs or [])]
+        self.target_name, self.seed = str(target), int(seed)
+        self.split, self.inputs, self.class_weighting, self.loader_options = split, inputs, class_weighting, loader
+        _parse_target(self.target_name)  # a malformed target fails here, before any data is read
+        self.save_hyperparameters({"cube": str(cube), "target": self.target_name, "build_dir": build_dir,
+                                   "seed": self.seed, "split": asdict(split), "inputs": asdict(inputs),
+                                   "class_weighting": asdict(class_weighting), "loader": asdict(loader)})
         self.store_path, self.entry = resolve_cube_path(cube, build_dir)
-        self.channels = [int(c) for c in (DEFAULT_CHANNELS if channels is None else channels)]
+        self.channels = list(inputs.channels)
         self.normalizer: Normalizer | None = None
         self.samples: dict[str, CubeSamples] = {}
-        self._cache: torch.Tensor | None = None
+        self.frame_cache: FrameCache | None = None
         self.predict_split = "test"
         self._opened: xr.Dataset | None = None
-        self._ready = False
+        self._plan: CubeSplit | None = None
+
+    @property
+    def plan(self) -> CubeSplit:
+        """The sample plan (:class:`CubeSplit`), made on first use (:meth:`setup`)."""
+        self.setup()
+        return self._plan
+
+    @classmethod
+    def from_settings(cls, *layers: Mapping) -> FlareDataModule:
+        """The data module of settings layers (:func:`data_settings`: a config's ``data:``, a checkpoint's
+        settings, changes; grouped or flat)."""
+        return cls(**data_settings(*layers))
 
     # -- Lightning hooks
     def prepare_data(self) -> None:
@@ -617,207 +995,85 @@ class FlareDataModule(L.LightningDataModule):
             load_catalog().build(self.entry, build_dir=self.store_path.parent, progress=False)
 
     def setup(self, stage: str | None = None) -> None:
-        if self._ready:
+        if self._plan is not None:
             return
         if not self.store_path.exists():
             self.prepare_data()
         cube = self._opened = open_cube(self.store_path)
         self.cube_attrs = dict(cube.attrs)
         self.synthetic = bool(cube.attrs.get("synthetic", False))
-        available = [int(c) for c in cube["channel"].values]
-        self.cube_channels = available
-        unknown = [c for c in self.channels if c not in available]
-        if unknown or not self.channels:
-            raise DataConfigError(f"channels {unknown or self.channels} not in cube {self.store_path.name}, "
-                                  f"which has {available}")
-        if len(set(self.channels)) != len(self.channels):
-            raise DataConfigError(f"channels {self.channels} repeat a wavelength")
-        self.channel_index = np.array([available.index(c) for c in self.channels])
-        self.target = resolve_target(cube, self.hparams.target)
-        self.times = cube["time"].values
-        self.flux_now = cube["flux_now"].values.astype(np.float64)
-        self.cadence = cube_cadence(cube)
-        self._history = ({str(h): cube["flux_history_max"].sel(history=h).values.astype(np.float64)
-                          for h in cube["history"].values} if "flux_history_max" in cube else {})
-        self.offsets = frame_offsets(self.hparams.frames, self.hparams.frame_step, self.cadence)
-        self.aux = self._goes_features()
-        quality = cube["quality"].values[:, self.channel_index]
-        has_frame = np.all(quality >= 0, axis=1)
-        usable = np.isfinite(self.target.log_flux) & np.all(np.isfinite(self.aux), axis=1)
-        steps = np.arange(self.times.size)
-        for offset in self.offsets:
-            usable &= (steps >= offset) & has_frame[np.maximum(steps - offset, 0)]
-        n_bad = int((~usable).sum())
-        if n_bad:
-            log.info("%d of %d time steps have no target or miss a selected channel; left out", n_bad, usable.size)
-        self.usable_steps = np.flatnonzero(usable)  #: steps that can be a sample (target, every frame, GOES inputs)
-        split = blocked_split(self.times, self.target.horizon, block=self.hparams.split_block,
-                              fractions=self.hparams.split_fractions, pattern=self.hparams.split_pattern,
-                              gap=self.hparams.gap)
-        self.split_index = self._own_split_frames({name: idx[usable[idx]] for name, idx in split.items()})
-        if self.hparams.region_split:
-            if "region_on_disk" not in cube:
-                raise DataConfigError(f"region_split needs a cube with region identities (region_on_disk); "
-                                      f"{self.store_path.name} has none")
-            self.split_index = region_aware(self.split_index, cube["region_on_disk"].values.astype(bool))
-        for name, idx in self.split_index.items():
-            if idx.size == 0:
-                raise DataConfigError(
-                    f"split {name!r} is empty: {self.times.size} steps from {self.times[0]} to {self.times[-1]}, "
-                    f"target {self.target.name} (lead + window {pd.Timedelta(self.target.horizon)}), "
-                    f"split_block={self.hparams.split_block!r}, fractions={self.hparams.split_fractions}; "
-                    "use more data, a shorter target or other fractions")
-        labels = flare_class(self.target.flux)
-        self.labels = labels
+        self.cube_channels = [int(c) for c in cube["channel"].values]
+        plan = plan_samples(cube.assign_attrs(name=cube.attrs.get("name", self.store_path.name)), self.target_name,
+                            self.split, self.inputs)
         if self.normalizer is None:
-            self.normalizer = self._fit_normalizer()
+            self.normalizer = self._fit_normalizer(plan)
         elif list(self.normalizer.channels) != self.channels:
             raise DataConfigError(f"the normalizer is for channels {list(self.normalizer.channels)}, "
                                   f"the data module for {self.channels}")
-        self._make_samples()
-        self._ready = True
+        self._use(plan)
 
-    def _make_samples(self) -> None:
-        images = bool(self.hparams.get("images", True))
-        cached = images and self.hparams.cache != "none" and self._build_cache()
+    def _use(self, plan: CubeSplit) -> None:
+        """Make ``plan`` the data module's, with its samples (and frame cache, if asked for)."""
+        self._plan = plan
+        images, options = self.inputs.images, self.loader_options
+        if not (images and options.cache != "none"):
+            self.frame_cache = None
+        elif self.frame_cache is None or not self.frame_cache.serves(plan, self.normalizer):
+            self.frame_cache = FrameCache.build(self.store_path, plan, self.normalizer, options, self.frame_shape())
         self._sampling_weights = None
-        for name, idx in self.split_index.items():
+        for name, idx in plan.index.items():
             weights = None
-            if name == "train" and self.hparams.class_weighting != "none":
-                weights = class_weights(self.labels[idx], self.hparams.class_weight_power)
-                if self.hparams.class_weighting == "sampler":  # oversampled, so not weighted again in the loss
+            if name == "train" and self.class_weighting.scheme != "none":
+                weights = class_weights(plan.labels[idx], self.class_weighting.power)
+                if self.class_weighting.scheme == "sampler":  # oversampled, so not weighted again in the loss
                     self._sampling_weights, weights = weights, None
-            rows = np.searchsorted(self._cache_steps, idx[:, None] - self.offsets[None, :]) if cached else None
-            self.samples[name] = CubeSamples(self.store_path, idx, self.channel_index, self.target.log_flux[idx],
-                                             self.normalizer, weights, cache_rows=rows, offsets=self.offsets,
-                                             aux=self.aux[idx], images=images, times=self.times)
+            rows = None if self.frame_cache is None else self.frame_cache.rows(idx, plan.offsets)
+            self.samples[name] = CubeSamples(self.store_path, idx, plan.channel_index, plan.target.log_flux[idx],
+                                             self.normalizer, weights, cache_rows=rows, offsets=plan.offsets,
+                                             aux=plan.aux[idx], images=images, times=plan.times)
+
+    def viewed_with(self, plan: CubeSplit) -> FlareDataModule:
+        """A shallow copy of this data module whose plan is ``plan`` (e.g. a rolling-origin fold, to calibrate
+        reference forecasts on its training steps); its samples and loaders stay this data module's."""
+        self.setup()
+        view = copy.copy(self)
+        view._plan = plan
+        return view
 
     def reweight(self, class_weighting: str) -> None:
-        """Switch the class weighting (``"none"``, ``"loss"`` or ``"sampler"``) of the training samples."""
-        if class_weighting not in ("none", "loss", "sampler"):
-            raise DataConfigError(f"class_weighting {class_weighting!r} is not one of 'none', 'loss', 'sampler'")
-        self.setup()
-        self.hparams.class_weighting = class_weighting
-        self._make_samples()
+        """Switch the class weighting scheme (``"none"``, ``"loss"`` or ``"sampler"``) of the training samples."""
+        plan = self.plan
+        self.class_weighting = dataclasses.replace(self.class_weighting, scheme=class_weighting)
+        self.hparams["class_weighting"] = asdict(self.class_weighting)
+        self._use(plan)
 
-    def use_split(self, split_index: dict[str, np.ndarray], *, refit_normalizer: bool = True) -> None:
+    def use_split(self, split_index: Mapping[str, np.ndarray], *, refit_normalizer: bool = True) -> None:
         """Train, validate and test on other cube steps (the lessons' experiments: a training subset,
         another sampling, a random split). Every split must be non-empty and usable under this data
         module's rules; with ``refit_normalizer`` the normalizer is fitted again on the new training steps.
         The frame cache is kept where it still holds every needed step with the same normalizer.
         """
         self.setup()
-        usable = self.usable_steps
-        new = {}
-        for name in SPLITS:
-            idx = np.unique(np.asarray(split_index.get(name, []), np.int64))
-            if idx.size == 0:
-                raise DataConfigError(f"use_split: split {name!r} is empty")
-            unusable = np.setdiff1d(idx, usable)
-            if unusable.size:
-                raise DataConfigError(f"use_split: {unusable.size} {name} steps (first {int(unusable[0])}) are not "
-                                      "usable "
-                                      "samples of this data module (no target, a missing frame or GOES input)")
-            new[name] = idx
-        self.split_index = new
+        plan = self.plan.reassigned(split_index)
         if refit_normalizer:
-            normalizer = self._fit_normalizer()
-            if normalizer != self.normalizer:
-                self.normalizer = normalizer
-                self._cache = None
-        self._make_samples()
-
-    def _goes_features(self) -> np.ndarray:
-        """(time, len(goes_inputs)) float32 GOES inputs known at each step, ``log10(W/m²) + 6``."""
-        if not self.goes_inputs:
-            return np.zeros((self.times.size, 0), np.float32)
-        if self.target.name == NOWCAST:
-            raise DataConfigError("goes_inputs need a forecast target: the nowcast target is the GOES flux at t, "
-                                  "so a GOES input at t would be the answer itself")
-        known = {GOES_NOW: self.flux_now, **self._history}
-        unknown = [g for g in self.goes_inputs if g not in known]
-        if unknown:
-            raise DataConfigError(f"goes_inputs {unknown} not in {self.store_path.name}; it has {sorted(known)}")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            columns = [np.where(known[g] > 0, np.log10(known[g]), np.nan) + GOES_FEATURE_OFFSET
-                       for g in self.goes_inputs]
-        return np.stack(columns, axis=1).astype(np.float32)
-
-    def _own_split_frames(self, split_index: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Drop samples with an earlier input frame in another split (frames > 1 only)."""
-        if self.offsets.size == 1:
-            return split_index
-        owner = np.full(self.times.size, -1)
-        for k, idx in enumerate(split_index.values()):
-            owner[idx] = k
-        out = {}
-        for k, (name, idx) in enumerate(split_index.items()):
-            earlier = owner[idx[:, None] - self.offsets[None, :]]
-            out[name] = idx[np.all((earlier == k) | (earlier == -1), axis=1)]
-        return out
-
-    def aux_features(self, time_index: Sequence[int]) -> np.ndarray:
-        """The GOES inputs of cube steps ``time_index``: (n, len(goes_inputs)) float32 (see ``goes_inputs``)."""
-        self.setup()
-        return self.aux[np.asarray(time_index, np.int64)]
+            self.normalizer = self._fit_normalizer(plan)
+        self._use(plan)
 
     def model_inputs(self, time_index: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """What the model reads at cube steps ``time_index``: normalized frames (n, frames * C, ny, nx) float32
-        (:func:`stack_inputs`) and GOES inputs (n, len(goes_inputs)). Refuses non-finite frames, naming the step."""
+        (:func:`stack_inputs`) and GOES inputs (n, len(goes)). Refuses non-finite frames, naming the step."""
         self.setup()
         index = np.atleast_1d(np.asarray(time_index, np.int64))
-        return stack_inputs(self.cube(), self.normalizer, index, self.offsets), self.aux[index]
+        return stack_inputs(self.cube(), self.normalizer, index, self.plan.offsets), self.plan.aux[index]
 
     def history_max(self, label: str) -> np.ndarray:
         """The flare history known at each cube step: max XRS-B flux over ``[t - H, t]`` (W/m², float64)
         for ``label`` ``"6h"`` or ``"24h"`` (the cube's ``flux_history_max``)."""
-        self.setup()
-        if label not in self._history:
-            raise DataConfigError(f"no flare history {label!r} in {self.store_path.name}; "
-                                  f"it has {sorted(self._history)}")
-        return self._history[label]
-
-    def event_fractions(self) -> pd.DataFrame:
-        """Per split: samples, and the share of samples whose target is an event at >= C1 and >= M1."""
-        self.setup()
-        rows = {}
-        for name, idx in self.split_index.items():
-            flux = self.target.flux[idx]
-            rows[name] = {"samples": int(idx.size),
-                          **{f">={c}1": float(np.mean(flux >= FLARE_CLASS_THRESHOLDS[c])) for c in EVENT_CLASSES}}
-        return pd.DataFrame(rows).T
-
-    def flares_per_split(self) -> pd.DataFrame:
-        """Distinct flares of the cube's event list per GOES class and split (by the split of the step at or
-        just before each peak; ``gap`` for peaks in the purged gaps or in unused steps)."""
-        self.setup()
-        events = self.cube()
-        if "event_peak" not in events or events.sizes.get("event", 0) == 0:
-            return pd.DataFrame()
-        peaks = events["event_peak"].values
-        step = np.clip(np.searchsorted(self.times, peaks, side="right") - 1, 0, self.times.size - 1)
-        where = np.full(step.shape, "gap", dtype=object)
-        for name, idx in self.split_index.items():
-            where[np.isin(step, idx)] = name
-        letters = flare_class(events["event_peak_flux"].values)
-        table = pd.crosstab(pd.Series(where, name="split"), pd.Series(letters, name="class"))
-        table = table.reindex(index=[s for s in (*SPLITS, "gap") if s in table.index],
-                              columns=[c for c in CLASS_ORDER if c in table.columns])
-        return table
-
-    def region_overlap(self) -> pd.DataFrame:
-        """Per split: region-time (steps x regions on the disk) and the share of it from regions also on the
-        disk during the training block. Needs the cube's ``region_on_disk``."""
-        self.setup()
-        on_disk = self.cube()["region_on_disk"].values.astype(bool)
-        seen = on_disk[self.split_index["train"]].any(axis=0)
-        rows = {}
-        for name, idx in self.split_index.items():
-            region_time = on_disk[idx]
-            total = int(region_time.sum())
-            rows[name] = {"regions": int(region_time.any(axis=0).sum()), "region-steps": total,
-                          "share seen in training": float(region_time[:, seen].sum() / total) if total else np.nan}
-        return pd.DataFrame(rows).T
+        cube = self.cube()
+        labels = [str(h) for h in cube["history"].values] if "flux_history_max" in cube else []
+        if label not in labels:
+            raise DataConfigError(f"no flare history {label!r} in {self.store_path.name}; it has {sorted(labels)}")
+        return cube["flux_history_max"].sel(history=label).values.astype(np.float64)
 
     def cube(self) -> xr.Dataset:
         """The whole cube, opened lazily (checked complete) once per set-up."""
@@ -834,53 +1090,30 @@ class FlareDataModule(L.LightningDataModule):
     def training_stats(self) -> TrainingStats:
         """The normalizer and the mean training target (log10 W/m²) that a model is fitted with."""
         self.setup()
-        return TrainingStats(self.normalizer, float(np.nanmean(self.target.log_flux[self.split_index["train"]])))
+        train = self.plan.index["train"]
+        return TrainingStats(self.normalizer, float(np.nanmean(self.plan.target.log_flux[train])))
 
-    def _fit_normalizer(self) -> Normalizer:
-        train = self.split_index["train"]
-        pick = train[np.unique(np.linspace(0, train.size - 1, min(self.hparams.norm_frames, train.size)).astype(int))]
+    def _fit_normalizer(self, plan: CubeSplit) -> Normalizer:
+        train = plan.index["train"]
+        n = min(self.inputs.norm_frames, train.size)
+        pick = train[np.unique(np.linspace(0, train.size - 1, n).astype(int))]
         frames = np.empty((pick.size, len(self.channels), *self.frame_shape()), np.float32)
-        for pos, block in read_frames(self.store_path, pick, self.channel_index):
-            check_finite(block, self.times[pick[pos]], self.store_path)
+        for pos, block in read_frames(self.store_path, pick, plan.channel_index):
+            check_finite(block, plan.times[pick[pos]], self.store_path)
             frames[pos] = block
-        return Normalizer.fit(frames, self.channels, self.hparams.normalization)
+        return Normalizer.fit(frames, self.channels, self.inputs.normalization)
 
     def frame_shape(self) -> tuple[int, int]:
         """(ny, nx) of the cube's frames."""
         shape = zarr.open_group(str(self.store_path), mode="r")["aia"].shape
         return int(shape[2]), int(shape[3])
 
-    def _build_cache(self) -> bool:
-        dtype = getattr(torch, self.hparams.cache_dtype)
-        samples = np.concatenate([self.split_index[name] for name in SPLITS])
-        rows = np.unique(samples[:, None] - self.offsets[None, :])
-        if self._cache is not None and np.isin(rows, self._cache_steps).all():
-            return True  # use_split with the same normalizer: the cached steps still serve
-        self._cache_steps = rows
-        nbytes = rows.size * len(self.channels) * int(np.prod(self.frame_shape())) * torch.finfo(dtype).bits // 8
-        if nbytes > self.hparams.cache_max_gb * 2**30:
-            self._cache = None
-            log.warning("cache of %.2f GB exceeds cache_max_gb=%.2f; reading from Zarr instead",
-                        nbytes / 2**30, self.hparams.cache_max_gb)
-            return False
-        cache = torch.empty((rows.size, len(self.channels), *self.frame_shape()), dtype=dtype)
-        for pos, block in read_frames(self.store_path, rows, self.channel_index, progress=False):
-            check_finite(block, self.times[rows[pos]], self.store_path)
-            cache[torch.from_numpy(pos)] = torch.from_numpy(self.normalizer.apply(block)).to(dtype)
-        self._cache = cache
-        log.info("cached %d normalized frames (%.1f MB, %s)", rows.size, nbytes / 2**20, self.hparams.cache_dtype)
-        return True
-
     def gather(self, batch):
         """Swap cache rows for normalized float32 frames (no-op without a cache)."""
-        if self._cache is None:
+        if self.frame_cache is None:
             return batch
         rows, y, w, t, aux = batch
-        if self.hparams.cache == "device" and self._cache.device != rows.device:
-            self._cache = self._cache.to(rows.device)
-        frames = self._cache[rows.to(self._cache.device)]  # (B, frames, C, ny, nx)
-        frames = frames.reshape(frames.shape[0], -1, *frames.shape[-2:])
-        return frames.to(device=rows.device, dtype=torch.float32), y, w, t, aux
+        return self.frame_cache.gather(rows), y, w, t, aux
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int = 0):
         return self.gather(batch)
@@ -889,19 +1122,19 @@ class FlareDataModule(L.LightningDataModule):
     def loader(self, split: str, *, shuffle: bool = False) -> DataLoader:
         """A DataLoader over one split (``train``, ``val`` or ``test``)."""
         self.setup()
-        dataset = self.samples[split]
+        dataset, options = self.samples[split], self.loader_options
         sampler = None
-        if split == "train" and self.hparams.class_weighting == "sampler":
+        if split == "train" and self.class_weighting.scheme == "sampler":
             # the run's seed (seed_everything) and the data module's: each training seed draws its own resamples
-            generator = torch.Generator().manual_seed((self.hparams.seed * 1_000_003 + torch.initial_seed()) % 2**63)
+            generator = torch.Generator().manual_seed((self.seed * 1_000_003 + torch.initial_seed()) % 2**63)
             sampler = WeightedRandomSampler(torch.from_numpy(self._sampling_weights).double(), len(dataset),
                                             replacement=True, generator=generator)
             shuffle = False
-        workers = 0 if dataset.cached else self.hparams.num_workers
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=shuffle, sampler=sampler,
+        workers = 0 if dataset.cached else options.num_workers
+        return DataLoader(dataset, batch_size=options.batch_size, shuffle=shuffle, sampler=sampler,
                           num_workers=workers, persistent_workers=workers > 0,
-                          multiprocessing_context=self.hparams.multiprocessing_context if workers else None,
-                          pin_memory=torch.cuda.is_available() and self.hparams.cache == "none")
+                          multiprocessing_context=options.multiprocessing_context if workers else None,
+                          pin_memory=torch.cuda.is_available() and options.cache == "none")
 
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", shuffle=True)
@@ -916,36 +1149,10 @@ class FlareDataModule(L.LightningDataModule):
         """The loader of ``self.predict_split`` (``"test"`` unless set)."""
         return self.loader(self.predict_split, shuffle=False)
 
-    # -- reporting
     def describe(self) -> str:
-        """One line naming the data set (REAL/SYNTHETIC), target, channels and split: a caption for tables."""
+        """:func:`describe` of this data module's plan: the caption of its tables."""
         self.setup()
-        kind = data_kind(self.synthetic)
-        sizes = ", ".join(f"{name} {idx.size}" for name, idx in self.split_index.items())
-        return (f"{kind} {self.cube_attrs.get('name', self.store_path.name)}: target {self.target.name}, "
-                f"channels {self.channels} Å, samples {sizes}")
-
-    def class_counts(self) -> pd.DataFrame:
-        """Samples per GOES class of the target, one row per split."""
-        self.setup()
-        rows = {}
-        for name, idx in self.split_index.items():
-            counts = pd.Series(self.labels[idx]).value_counts()
-            rows[name] = {c: int(counts.get(c, 0)) for c in CLASS_ORDER}
-        table = pd.DataFrame(rows).T
-        table = table.loc[:, (table != 0).any(axis=0) | table.columns.isin(["C", "M", "X"])]
-        table["total"] = table.sum(axis=1)
-        return table
-
-    def split_table(self) -> pd.DataFrame:
-        """First and last sample time (UTC, to the minute) and the sample count of each split."""
-        self.setup()
-
-        def minute(t: np.datetime64) -> str:
-            return np.datetime_as_string(t, unit="m").replace("T", " ")
-
-        return pd.DataFrame({name: {"first": minute(self.times[idx].min()), "last": minute(self.times[idx].max()),
-                                    "samples": idx.size} for name, idx in self.split_index.items()}).T
+        return describe(self.plan)
 
     def state_dict(self) -> dict:
         return {"normalizer": self.normalizer.to_dict() if self.normalizer else None}

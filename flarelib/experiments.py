@@ -88,7 +88,7 @@ def data_module(data: Mapping, **changes) -> FlareDataModule:
     """A set-up data module from data settings (a config's ``data:``) with ``changes``; the frames are cached in
     memory (``cache="memory"``, falling back to Zarr reads above ``cache_max_gb``) because every experiment
     trains many models on them."""
-    dm = FlareDataModule(**{**data, "cache": "memory", **changes})
+    dm = FlareDataModule.from_settings(data, {"cache": "memory"}, changes)
     dm.setup()
     return dm
 
@@ -224,9 +224,9 @@ def training_span(dm: FlareDataModule, span_days: float, n_train: int | None = N
                   train: np.ndarray | None = None, start: np.datetime64 | None = None) -> np.ndarray:
     """The training steps (``train``, default ``dm``'s) within ``span_days`` from ``start`` (default: the cube's
     first time), thinned evenly to ``n_train`` (all if None)."""
-    train = dm.split_index["train"] if train is None else np.asarray(train)
-    first = dm.times[0] if start is None else np.datetime64(start, "ns")
-    times = dm.times[train]
+    train = dm.plan.index["train"] if train is None else np.asarray(train)
+    first = dm.plan.times[0] if start is None else np.datetime64(start, "ns")
+    times = dm.plan.times[train]
     inside = train[(times >= first) & (times < first + np.timedelta64(int(round(span_days * 86400)), "s"))]
     if n_train is None or n_train >= inside.size:
         return inside
@@ -236,7 +236,7 @@ def training_span(dm: FlareDataModule, span_days: float, n_train: int | None = N
 def window_starts(dm: FlareDataModule, span_days: float, windows: int, train: np.ndarray) -> list[np.datetime64]:
     """``windows`` start times spread evenly over the training steps' extent for a span of ``span_days`` (one
     window when the span covers it all), so that short spans sample the whole activity range, not one season."""
-    first, last = dm.times[train[0]], dm.times[train[-1]]
+    first, last = dm.plan.times[train[0]], dm.plan.times[train[-1]]
     room = (last - first) - np.timedelta64(int(round(span_days * 86400)), "s")
     if windows <= 1 or room <= np.timedelta64(0, "s"):
         return [first]
@@ -267,7 +267,7 @@ def long_vs_big(dm: FlareDataModule, model: Mapping, *, spans: Sequence[float] =
     samples; ``n_train_events`` their >= M1 targets; ``seen_regions`` the share of the test block's region-time
     from regions on the disk during the training samples, NaN without region identities).
     """
-    full = {name: idx.copy() for name, idx in dm.split_index.items()}
+    full = {name: idx.copy() for name, idx in dm.plan.index.items()}
     normalizer = dm.normalizer
     starts = {span: window_starts(dm, span, windows, full["train"]) for span in spans}
     n_fixed = n_train or min(training_span(dm, min(spans), train=full["train"], start=t).size
@@ -281,15 +281,15 @@ def long_vs_big(dm: FlareDataModule, model: Mapping, *, spans: Sequence[float] =
             train = training_span(dm, span, n, train=full["train"], start=start)
             dm.use_split({"train": train, "val": full["val"][::recipe.val_every], "test": full["test"]})
             net = fit(dm, model, seed=seed, recipe=recipe)
-            spacing = pd.Timedelta(np.diff(dm.times[train]).mean()) if train.size > 1 else pd.NaT
+            spacing = pd.Timedelta(np.diff(dm.plan.times[train]).mean()) if train.size > 1 else pd.NaT
             seen = np.nan
             if on_disk is not None:
                 test_time = on_disk[full["test"]]
                 seen = float(test_time[:, on_disk[train].any(axis=0)].sum() / max(test_time.sum(), 1))
             rows.append({"design": design, "span_days": span, "window_start": str(np.datetime64(start, "D")),
                          "cadence": spacing.round("min"), "n_train": train.size,
-                         "n_train_events": int(np.sum(dm.target.flux[train] >= FLARE_CLASS_THRESHOLDS[LETTER])),
-                         "seed": seed, "target": dm.target.name, **_lesson_row(forecasts(net, dm), n_resamples),
+                         "n_train_events": int(np.sum(dm.plan.target.flux[train] >= FLARE_CLASS_THRESHOLDS[LETTER])),
+                         "seed": seed, "target": dm.plan.target.name, **_lesson_row(forecasts(net, dm), n_resamples),
                          "seen_regions": seen})
     finally:
         _restore(dm, full, normalizer)
@@ -299,7 +299,6 @@ def long_vs_big(dm: FlareDataModule, model: Mapping, *, spans: Sequence[float] =
 def _restore(dm: FlareDataModule, split: dict[str, np.ndarray], normalizer) -> None:
     """Give a data module its split and normalizer back (e.g. a checkpoint's) after an experiment."""
     dm.normalizer = normalizer
-    dm._cache = None
     dm.use_split(split, refit_normalizer=False)
 
 
@@ -320,10 +319,10 @@ def imbalance(dm: FlareDataModule, model: Mapping, *, strategies: Sequence[str] 
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown:
         raise ValueError(f"unknown strategies {unknown}; choose from {STRATEGIES}")
-    full = {name: idx.copy() for name, idx in dm.split_index.items()}
+    full = {name: idx.copy() for name, idx in dm.plan.index.items()}
     weighting = {"no weighting": "none", "loss weighting": "loss", "weighted sampler": "sampler",
                  "threshold moving": "none"}
-    before, normalizer = dm.hparams.class_weighting, dm.normalizer
+    before, normalizer = dm.class_weighting.scheme, dm.normalizer
     rows = []
     try:
         dm.use_split({"train": full["train"] if train is None else train, "val": full["val"][::recipe.val_every],
@@ -335,8 +334,8 @@ def imbalance(dm: FlareDataModule, model: Mapping, *, strategies: Sequence[str] 
             f = forecasts(net, dm)
             if strategy != "threshold moving":
                 f.prob_threshold[(metrics.MODEL, LETTER)] = 0.5
-            rows.append({"strategy": strategy, "seed": seed, "target": dm.target.name,
-                         "n_train": dm.split_index["train"].size,
+            rows.append({"strategy": strategy, "seed": seed, "target": dm.plan.target.name,
+                         "n_train": dm.plan.index["train"].size,
                          "threshold": f.prob_threshold[(metrics.MODEL, LETTER)], **_lesson_row(f, n_resamples)})
     finally:
         dm.reweight(before)
@@ -350,9 +349,9 @@ def original_sampling(dm: FlareDataModule, *, before: str = "12h", letter: str =
     events = dm.cube()
     peaks = events["event_peak"].values[events["event_peak_flux"].values >= FLARE_CLASS_THRESHOLDS[letter]]
     issue = peaks - pd.Timedelta(before).to_timedelta64()
-    step = np.searchsorted(dm.times, issue, side="right") - 1
-    flare = np.intersect1d(step[step >= 0], dm.usable_steps)
-    quiet_pool = np.setdiff1d(dm.usable_steps[dm.target.flux[dm.usable_steps] < FLARE_CLASS_THRESHOLDS["C"]], flare)
+    step = np.searchsorted(dm.plan.times, issue, side="right") - 1
+    flare = np.intersect1d(step[step >= 0], dm.plan.usable)
+    quiet_pool = np.setdiff1d(dm.plan.usable[dm.plan.target.flux[dm.plan.usable] < FLARE_CLASS_THRESHOLDS["C"]], flare)
     rng = np.random.default_rng(seed)
     quiet = rng.choice(quiet_pool, size=min(flare.size, quiet_pool.size), replace=False)
     return np.sort(np.concatenate([flare, quiet]))
@@ -378,7 +377,7 @@ def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEE
     Returns columns ``sampling, split, test_on, seed, target, n_train, n_test, n_test_events, TSS, TSS_lo, TSS_hi,
     HSS, BSS, MAE_dex`` (BSS against each training set's own base rate).
     """
-    full = {name: idx.copy() for name, idx in dm.split_index.items()}
+    full = {name: idx.copy() for name, idx in dm.plan.index.items()}
     normalizer = dm.normalizer
     val = full["val"][::recipe.val_every]
     rows = []
@@ -387,7 +386,7 @@ def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEE
         dm.use_split(index, refit_normalizer=False)
         f = forecasts(net, dm)
         rows.append({"sampling": sampling, "split": split, "test_on": test_on, "seed": seed,
-                     "target": dm.target.name, "n_train": index["train"].size, "n_test": index["test"].size,
+                     "target": dm.plan.target.name, "n_train": index["train"].size, "n_test": index["test"].size,
                      "n_test_events": int(np.nansum(f.test.event(FLARE_CLASS_THRESHOLDS[LETTER]))),
                      **_lesson_row(f, n_resamples)})
 

@@ -28,7 +28,7 @@
   or, when the model has the class head, P(flux >= M1) (``head="prob_M"``).
   Captum runs outside Lightning's ``inference_mode`` with gradients on. Models with an
   auxiliary input (``hparams["aux_inputs"] > 0``: standardized GOES-history features) get
-  it from the data module's ``aux_features``; models with several input frames
+  it from the data module (:meth:`~flarelib.data.FlareDataModule.model_inputs`); models with several input frames
   (``hparams["frames"] > 1``) are explained on all of them and :func:`attribute` returns the
   current frame's slice (the share of |attribution| on earlier frames is in its attrs).
 * :func:`layer_activations`, :func:`block_activations` and :func:`survey_filters`: what
@@ -228,8 +228,7 @@ class ModelInputs:
 
 def _n_steps(source) -> int:
     if isinstance(source, FlareDataModule):
-        source.setup()
-        return int(source.times.size)
+        return int(source.plan.times.size)
     return int(source.sizes["time"])
 
 
@@ -253,11 +252,11 @@ def frame_step(model: nn.Module) -> str | None:
 def _check_model_reads(model: nn.Module, dm: FlareDataModule) -> None:
     """Refuse a data module whose inputs are not the model's: other frames, frame spacing or channels."""
     frames, step = n_frames(model), frame_step(model)
-    if frames != len(dm.offsets):
-        raise ValueError(f"the data module gives {len(dm.offsets)} frames per sample, the model reads {frames}: "
+    if frames != len(dm.plan.offsets):
+        raise ValueError(f"the data module gives {len(dm.plan.offsets)} frames per sample, the model reads {frames}: "
                          "use the data module of the model's checkpoint (flarenet.load_datamodule)")
-    if frames > 1 and step is not None and to_timedelta(step) != to_timedelta(dm.hparams.frame_step):
-        raise ValueError(f"the data module stacks frames {dm.hparams.frame_step} apart, the model was trained on "
+    if frames > 1 and step is not None and to_timedelta(step) != to_timedelta(dm.inputs.frame_step):
+        raise ValueError(f"the data module stacks frames {dm.inputs.frame_step} apart, the model was trained on "
                          f"frames {step} apart: use the data module of the model's checkpoint")
     channels = getattr(getattr(model, "normalizer", None), "channels", None)
     if channels is not None and list(channels) != list(dm.channels):
@@ -276,10 +275,9 @@ def model_inputs(model: nn.Module, source: FlareDataModule | xr.Dataset, time_in
     index = check_time_index(source, time_index)
     aux = None
     if isinstance(source, FlareDataModule):
-        source.setup()
         _check_model_reads(model, source)
         x, aux = source.model_inputs(index)
-        times, channels, synthetic, name = (source.times[index], source.channels, source.synthetic,
+        times, channels, synthetic, name = (source.plan.times[index], source.channels, source.synthetic,
                                             source.cube_attrs.get("name", ""))
     else:
         normalizer = getattr(model, "normalizer", None)
@@ -570,9 +568,9 @@ def _events(cube: xr.Dataset) -> pd.DataFrame:
 def _window_of(dm: FlareDataModule) -> tuple[np.timedelta64, np.timedelta64]:
     """(lead, window) of the data module's target; a nowcast uses the last cadence, (t - cadence, t]."""
     dm.setup()
-    if dm.target.horizon == np.timedelta64(0, "ns"):
-        return -dm.cadence, dm.cadence
-    return dm.target.lead, dm.target.window
+    if dm.plan.target.horizon == np.timedelta64(0, "ns"):
+        return -dm.plan.cadence, dm.plan.cadence
+    return dm.plan.target.lead, dm.plan.target.window
 
 
 def flaring_regions(cube: xr.Dataset, time_index: Sequence[int], lead: np.timedelta64, window: np.timedelta64,
@@ -635,7 +633,7 @@ def region_frames(dm: FlareDataModule, split: str = "test", n: int | None = None
     """Steps of ``split`` with at least one region that will flare (>= C1 in the target window) and at
     least one other region on the disk, thinned evenly to ``n``."""
     dm.setup()
-    steps = np.sort(dm.split_index[split])
+    steps = np.sort(dm.plan.index[split])
     masks = region_masks(dm, steps, min_flux=min_flux)
     keep = steps[masks.will_flare.any(axis=(1, 2)) & masks.will_not.any(axis=(1, 2))]
     return _thin(keep, n)
@@ -746,8 +744,8 @@ def filter_survey_verdict(survey: FilterSurvey) -> str:
 def steps_around_peak(dm: FlareDataModule, split: str = "test", half: int = 30) -> np.ndarray:
     """The cube steps of ``split`` within ``half`` steps either side of its largest target flux (sorted)."""
     dm.setup()
-    steps = np.sort(dm.split_index[split])
-    peak = int(steps[np.nanargmax(dm.target.log_flux[steps])])
+    steps = np.sort(dm.plan.index[split])
+    peak = int(steps[np.nanargmax(dm.plan.target.log_flux[steps])])
     return steps[(steps >= peak - half) & (steps <= peak + half)]
 
 
@@ -835,15 +833,15 @@ def scoring_frames(dm: FlareDataModule, split: str = "test", n: int | None = Non
     """
     dm.setup()
     cube = dm.cube()
-    steps = np.sort(dm.split_index[split])
-    flux_now = np.asarray(dm.flux_now, float)
-    target = np.asarray(dm.target.flux, float)
-    if dm.target.horizon == np.timedelta64(0, "ns"):
+    steps = np.sort(dm.plan.index[split])
+    flux_now = np.asarray(dm.plan.flux_now, float)
+    target = np.asarray(dm.plan.target.flux, float)
+    if dm.plan.target.horizon == np.timedelta64(0, "ns"):
         if "flare_mask" not in cube:
             raise ValueError(f"{dm.store_path.name} has no flare_mask (a synthetic cube has one)")
         has = cube["flare_mask"].isel(time=steps).any(dim=("y", "x")).values
         cand = steps[has]
-        span = max(int(np.timedelta64(6, "h") // dm.cadence), 1)
+        span = max(int(np.timedelta64(6, "h") // dm.plan.cadence), 1)
         level = np.array([np.nanmin(flux_now[max(t - span, 0):t]) if t > 0 else np.nan for t in cand])
         keep = cand[np.isfinite(level) & (target[cand] >= dominance * level)]
         masks = cube["flare_mask"].isel(time=keep).values.astype(bool) if keep.size else np.zeros(
@@ -860,7 +858,7 @@ def scoring_frames(dm: FlareDataModule, split: str = "test", n: int | None = Non
     ids = cube["region_id"]
     keep, masks, n_cand = [], [], 0
     for t in steps:
-        when = dm.times[t]
+        when = dm.plan.times[t]
         hit = np.flatnonzero((peaks >= when + lead) & (peaks <= when + lead + window))
         if not hit.size:
             continue
@@ -1140,7 +1138,7 @@ def write_saliency_store(
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {METHODS}")
     dm.setup()
-    index = np.arange(dm.times.size) if time_index is None else np.asarray(time_index, np.int64)
+    index = np.arange(dm.plan.times.size) if time_index is None else np.asarray(time_index, np.int64)
     ny, nx = dm.frame_shape()
     index = check_time_index(dm, index)
     provenance = {"checkpoint_sha256": sha256_of(checkpoint) if checkpoint else "in-memory model",
@@ -1149,7 +1147,7 @@ def write_saliency_store(
                   "cube_fingerprint": dm.cube_attrs.get("input_fingerprint", ""), "channels": dm.channels,
                   "time_index": [int(index[0]), int(index[-1]), int(index.size)]}
     template = xr.Dataset(
-        coords={"time": dm.times[index], "time_index": ("time", index), "method": list(methods),
+        coords={"time": dm.plan.times[index], "time_index": ("time", index), "method": list(methods),
                 "channel": dm.channels, "y": np.arange(ny), "x": np.arange(nx)},
         attrs={"title": f"FlareNet saliency over time on {data_kind(dm.synthetic)} {provenance['cube']}",
                "synthetic": dm.synthetic, "provenance": json.dumps(provenance, default=str),

@@ -10,7 +10,7 @@ never functional) so that every Captum method, Guided Grad-CAM included, can hoo
 
 Input ``x`` is (B, frames * C, ny, nx), normalized by :class:`flarelib.data.Normalizer`
 (``frames`` stacked frames, oldest first). A forecast model may also read GOES inputs
-``aux`` (B, aux_inputs) (:attr:`flarelib.data.FlareDataModule.goes_inputs`), joined to the
+``aux`` (B, aux_inputs) (:attr:`flarelib.data.InputOptions.goes`), joined to the
 pooled image features before the head; ``use_images=False`` makes the GOES-only model that
 the CNN+GOES model must beat to show that the images add information. The model
 is handed the data's :class:`flarelib.data.TrainingStats` (``stats``, linked in by the CLI
@@ -148,7 +148,7 @@ class FlareNet(L.LightningModule):
         if norm not in NORMS:
             raise ValueError(f"norm {norm!r} is not one of {sorted(NORMS)}")
         if not use_images and aux_inputs < 1:
-            raise ValueError("use_images=False needs GOES inputs (data.goes_inputs): a model needs some input")
+            raise ValueError("use_images=False needs GOES inputs (data.inputs.goes): a model needs some input")
         self.save_hyperparameters(ignore=["stats"])
         self.hparams.channels = channels
         layers: list[nn.Module] = []
@@ -394,8 +394,8 @@ def train_for_notebook(size: str, target: str, *, config: str | Path | None = No
         raise ValueError(f"variant {variant!r} is not None or {GOES_ONLY!r}")
     overrides = [f"--data.target={target}"] + ([f"--data.cube={cube}"] if cube is not None else [])
     if variant == GOES_ONLY:
-        overrides += ["--model.use_images=false", "--data.images=false",
-                      f"--data.goes_inputs=[{', '.join(GOES_ONLY_INPUTS)}]"]
+        overrides += ["--model.use_images=false", "--data.inputs.images=false",
+                      f"--data.inputs.goes=[{', '.join(GOES_ONLY_INPUTS)}]"]
     return train(config_path(size, config), out_dir=run_dir(size, target, cube=cube, variant=variant),
                  overrides=overrides)
 
@@ -498,7 +498,7 @@ def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides
     settings = {k: v for k, v in state.get("datamodule_hyper_parameters", {}).items() if not k.startswith("_")}
     if not settings:
         raise ValueError(f"{path} has no data-module settings (was it trained with FlareDataModule?)")
-    dm = FlareDataModule(**{**settings, **overrides})
+    dm = FlareDataModule.from_settings(settings, overrides)
     model = model or load_flarenet(path)
     dm.normalizer = model.normalizer
     dm.setup()
@@ -510,16 +510,16 @@ def reference_predictions(size: str, dm: FlareDataModule, *, config: str | Path 
     """``{name: (val, test predictions)}`` of the reference models of ``dm``'s target on ``dm``'s steps: the
     GOES-only model for a forecast (trained first if missing; NaN on a step where it has no GOES input), nothing
     for a nowcast. For :func:`flarelib.metrics.collect_forecasts` (``others``)."""
-    if dm.target.name == "now":
+    if dm.plan.target.name == "now":
         return {}
-    checkpoint = ensure_trained(size, dm.target.name, config=config, cube=cube, variant=GOES_ONLY)
+    checkpoint = ensure_trained(size, dm.plan.target.name, config=config, cube=cube, variant=GOES_ONLY)
     model = load_flarenet(checkpoint)
     own = load_datamodule(checkpoint, model, cache="none")  # with its GOES inputs
     out = []
     for split in ("val", "test"):
         pred = predict(model, own, split).swap_dims({"time": "time_index"}).drop_vars("time")
-        steps = dm.split_index[split]
-        aligned = pred.reindex(time_index=steps).assign_coords(time=("time_index", dm.times[steps]))
+        steps = dm.plan.index[split]
+        aligned = pred.reindex(time_index=steps).assign_coords(time=("time_index", dm.plan.times[steps]))
         out.append(aligned.swap_dims({"time_index": "time"}))
     return {GOES_ONLY_NAME: tuple(out)}
 
@@ -546,8 +546,8 @@ def predict(model: FlareNet, dm: FlareDataModule, split: str = "test") -> xr.Dat
     ds = xr.Dataset(
         {"pred": ("time", torch.cat(preds).numpy(), {"units": "log10 W m-2"}),
          "true": ("time", torch.cat(trues).numpy(), {"units": "log10 W m-2"})},
-        coords={"time": dm.times[t], "time_index": ("time", t)},
-        attrs={"split": split, "target": dm.target.name, "synthetic": dm.synthetic,
+        coords={"time": dm.plan.times[t], "time_index": ("time", t)},
+        attrs={"split": split, "target": dm.plan.target.name, "synthetic": dm.synthetic,
                "cube": dm.cube_attrs.get("name", str(dm.store_path))},
     )
     if probs:

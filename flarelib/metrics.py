@@ -1,7 +1,7 @@
 """Metrics stage: flare-forecast skill with uncertainty, and the reference forecasts every model is scored against.
 
 Units: forecasts and truths of flux are log10 GOES XRS-B flux (log10 W/m²); raw fluxes
-(``dm.target.flux``, ``dm.flux_now``, ``dm.history_max``) are W/m²; probabilities are in [0, 1].
+(``dm.plan.target.flux``, ``dm.plan.flux_now``, ``dm.history_max``) are W/m²; probabilities are in [0, 1].
 
 **Events and yes forecasts.** An *event* is a true flux at or above a class threshold
 (``C`` = 1e-6, ``M`` = 1e-5 W/m²). A predictor that gives a flux says *yes* when its flux is at
@@ -44,7 +44,7 @@ threshold).
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -303,7 +303,7 @@ def _log10(flux: np.ndarray) -> np.ndarray:
 
 
 def _is_nowcast(dm) -> bool:
-    return bool(dm.target.horizon == np.timedelta64(0, "ns"))
+    return bool(dm.plan.target.horizon == np.timedelta64(0, "ns"))
 
 
 def persistence(flux_now: np.ndarray, times: np.ndarray, time_index: np.ndarray, *, nowcast: bool,
@@ -328,7 +328,7 @@ def persistence(flux_now: np.ndarray, times: np.ndarray, time_index: np.ndarray,
 
 def persistence_forecast(dm, time_index: np.ndarray) -> np.ndarray:
     """:func:`persistence` (log10 W/m²) of a set-up data module ``dm`` for its cube steps ``time_index``."""
-    return persistence(dm.flux_now, dm.times, time_index, nowcast=_is_nowcast(dm), cadence=dm.cadence)
+    return persistence(dm.plan.flux_now, dm.plan.times, time_index, nowcast=_is_nowcast(dm), cadence=dm.plan.cadence)
 
 
 def flare_history_persistence(dm, time_index: np.ndarray, label: str = "24h") -> np.ndarray:
@@ -348,14 +348,14 @@ def climatology(train_log: np.ndarray, n: int) -> np.ndarray:
 
 def base_rate(dm, threshold: float) -> float:
     """Fraction of training samples of ``dm`` whose target flux is at or above ``threshold`` (W/m²)."""
-    flux = np.asarray(dm.target.flux, float)[dm.split_index["train"]]
+    flux = np.asarray(dm.plan.target.flux, float)[dm.plan.index["train"]]
     flux = flux[np.isfinite(flux)]
     return float(np.mean(flux >= threshold)) if flux.size else float("nan")
 
 
 def climatology_forecast(dm, time_index: np.ndarray) -> np.ndarray:
     """The training-block mean log10 flux of ``dm`` (log10 W/m²) for each of ``time_index``."""
-    return climatology(np.asarray(dm.target.log_flux, float)[dm.split_index["train"]], len(time_index))
+    return climatology(np.asarray(dm.plan.target.log_flux, float)[dm.plan.index["train"]], len(time_index))
 
 
 def _mtime(store: str) -> float:
@@ -404,8 +404,8 @@ def brightest_pixel_forecast(dm, time_index: np.ndarray, *,
                              hot_channels: Sequence[int] = BRIGHTEST_PIXEL_CHANNELS) -> tuple[str, np.ndarray] | None:
     """``(name, log10 W/m²)`` of the brightest-pixel baseline: ``a + b log10(max DN/s)`` of whichever of
     ``hot_channels`` in the cube fits the training block best (lowest training MAE); None without one."""
-    train = dm.split_index["train"]
-    train_log = np.asarray(dm.target.log_flux, float)[train]
+    train = dm.plan.index["train"]
+    train_log = np.asarray(dm.plan.target.log_flux, float)[train]
     best = None
     for channel in hot_channels:
         if channel not in dm.cube_channels:
@@ -525,11 +525,11 @@ def region_photometry_forecast(dm, time_index: np.ndarray, *, thresholds: Mappin
     used, x = photometry_features(dm, time_index, channels=channels)
     if not used:
         return None
-    train = dm.split_index["train"]
+    train = dm.plan.index["train"]
     _, x_train = photometry_features(dm, train, channels=channels)
-    coef = fit_least_squares(x_train, np.asarray(dm.target.log_flux, float)[train])
+    coef = fit_least_squares(x_train, np.asarray(dm.plan.target.log_flux, float)[train])
     log_pred = coef[0] + x @ coef[1:]
-    flux_train = np.asarray(dm.target.flux, float)[train]
+    flux_train = np.asarray(dm.plan.target.flux, float)[train]
     probs = {}
     for letter, threshold in thresholds.items():
         events = np.where(np.isfinite(flux_train), (flux_train >= threshold).astype(float), np.nan)
@@ -541,7 +541,7 @@ def oracle_forecast(dm, time_index: np.ndarray) -> tuple[np.ndarray | None, dict
     """The synthetic generator's oracle at ``time_index``: ``(log10 W/m² or None, {class letter: P(event)})``.
 
     Nowcast: ``oracle_flux_now (time)``. Forecast: ``oracle_flux_max (time, forecast)`` and
-    ``oracle_prob (time, forecast, event_class)`` at ``forecast = dm.target.name``. None when the cube
+    ``oracle_prob (time, forecast, event_class)`` at ``forecast = dm.plan.target.name``. None when the cube
     has none of these (real cubes).
     """
     index = np.asarray(time_index, np.int64)
@@ -552,9 +552,9 @@ def oracle_forecast(dm, time_index: np.ndarray) -> tuple[np.ndarray | None, dict
             return _log10(ds["oracle_flux_now"].values[index]), {}
         flux, probs = None, {}
         if "oracle_flux_max" in ds:
-            flux = _log10(ds["oracle_flux_max"].sel(forecast=dm.target.name).values[index])
+            flux = _log10(ds["oracle_flux_max"].sel(forecast=dm.plan.target.name).values[index])
         if "oracle_prob" in ds:
-            prob = ds["oracle_prob"].sel(forecast=dm.target.name)
+            prob = ds["oracle_prob"].sel(forecast=dm.plan.target.name)
             for letter in prob["event_class"].values:
                 probs[str(letter)] = prob.sel(event_class=letter).values.astype(float)[index]
         if flux is None and not probs:
@@ -774,15 +774,15 @@ def _model_outputs(ds: xr.Dataset, thresholds: Mapping[str, float]) -> tuple[np.
 def _split_forecasts(ds: xr.Dataset, dm, thresholds: Mapping[str, float],
                      others: Mapping[str, xr.Dataset] | None = None) -> SplitForecasts:
     index = np.asarray(ds["time_index"].values, np.int64)
-    flux = np.asarray(dm.target.flux, float)[index]
+    flux = np.asarray(dm.plan.target.flux, float)[index]
     true = np.asarray(ds["true"].values, float)
     expected = _log10(flux)
     if true.shape != expected.shape or not np.allclose(true, expected, atol=1e-4, equal_nan=True):
         raise ValueError(f"predictions of split {ds.attrs.get('split', '?')!r} do not match the data module's "
-                         f"target {dm.target.name!r} at their time_index (another cube or target?)")
+                         f"target {dm.plan.target.name!r} at their time_index (another cube or target?)")
     pred, head = _model_outputs(ds, thresholds)
-    out = SplitForecasts(str(ds.attrs.get("split", "?")), index, np.asarray(dm.times)[index].astype("datetime64[ns]"),
-                         flux)
+    times = np.asarray(dm.plan.times)[index].astype("datetime64[ns]")
+    out = SplitForecasts(str(ds.attrs.get("split", "?")), index, times, flux)
     out.log[MODEL] = pred
     if head:
         out.prob[MODEL] = head
@@ -814,7 +814,7 @@ def collect_forecasts(val: xr.Dataset, test: xr.Dataset, dm, *,
     """
     thresholds = dict(thresholds)
     others = dict(others or {})
-    f = Forecasts(_dataset_name(dm), bool(dm.synthetic), str(test.attrs.get("target", dm.target.name)), thresholds,
+    f = Forecasts(_dataset_name(dm), bool(dm.synthetic), str(test.attrs.get("target", dm.plan.target.name)), thresholds,
                   {letter: base_rate(dm, t) for letter, t in thresholds.items()},
                   _split_forecasts(val, dm, thresholds, {k: v[0] for k, v in others.items()}),
                   _split_forecasts(test, dm, thresholds, {k: v[1] for k, v in others.items()}))
@@ -1067,14 +1067,15 @@ def rolling_origin_baselines(dm, folds: Sequence[dict[str, np.ndarray]], *,
     """
     per_fold = []
     for fold in folds:
-        view = copy.copy(dm)  # a shallow view whose split is this fold's: the baselines calibrate on its train
-        view.split_index = {name: idx[np.isfinite(dm.target.log_flux[idx])] for name, idx in fold.items()}
-        test = view.split_index["test"]
+        # a view whose split is this fold's: the baselines calibrate on its train
+        view = dm.viewed_with(dataclasses.replace(dm.plan, index={name: idx[np.isfinite(dm.plan.target.log_flux[idx])]
+                                                                  for name, idx in fold.items()}))
+        test = view.plan.index["test"]
         logs = {name: np.asarray(log, float) for name, (log, _) in _baselines(view, test, thresholds).items()
                 if log is not None}
         per_fold.append((test, logs))
     names = list(dict.fromkeys(n for _, logs in per_fold for n in logs))
-    trues = [dm.target.log_flux[test].astype(float) for test, _ in per_fold]
+    trues = [dm.plan.target.log_flux[test].astype(float) for test, _ in per_fold]
     preds = {n: [logs.get(n, np.full(test.size, np.nan)) for test, logs in per_fold] for n in names}
     blocks = [np.full(test.size, f"fold {k + 1}") for k, (test, _) in enumerate(per_fold)]
     return skill_per_block(np.concatenate(trues), {n: np.concatenate(v) for n, v in preds.items()},

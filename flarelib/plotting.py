@@ -395,12 +395,12 @@ def plot_split(dm, *, ax=None):
     dm.setup()
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 3.2))
-    flux = dm.target.flux
-    ax.semilogy(dm.times, np.where(flux > 0, flux, np.nan), color="0.75", lw=0.6, label="not used (gap / no data)")
-    for name, idx in dm.split_index.items():
-        ax.semilogy(dm.times[idx], flux[idx], ".", ms=1.5, color=SPLIT_COLOURS[name], label=f"{name} ({idx.size})")
+    flux = dm.plan.target.flux
+    ax.semilogy(dm.plan.times, np.where(flux > 0, flux, np.nan), color="0.75", lw=0.6, label="not used (gap / no data)")
+    for name, idx in dm.plan.index.items():
+        ax.semilogy(dm.plan.times[idx], flux[idx], ".", ms=1.5, color=SPLIT_COLOURS[name], label=f"{name} ({idx.size})")
     add_class_bands(ax)
-    ax.set_title(f"{data_kind(dm)} {dm.cube_attrs.get('name', '')}: target {dm.target.name} by split")
+    ax.set_title(f"{data_kind(dm)} {dm.cube_attrs.get('name', '')}: target {dm.plan.target.name} by split")
     ax.set_ylabel("target flux (W/m²)")
     ax.legend(loc="upper left", fontsize=8, markerscale=6, ncols=4)
     return ax

@@ -100,30 +100,30 @@ def test_class_weights_favour_rare_classes_with_mean_one():
 
 
 def _dm(cube_path, **kw):
-    dm = FlareDataModule(cube=str(cube_path), **kw)
+    dm = FlareDataModule.from_settings({"cube": str(cube_path)}, kw)
     dm.setup()
     return dm
 
 
 def test_data_module_reports_split_counts_and_fits_the_normalizer_on_train_only(small_cube_path):
     dm = _dm(small_cube_path, target="lead60min_window360min", split_fractions=[0.6, 0.2, 0.2])
-    counts = dm.class_counts()
+    counts = data.samples_per_class(dm.plan)
     assert list(counts.index) == ["train", "val", "test"]
-    assert (counts["total"] == [len(dm.split_index[s]) for s in data.SPLITS]).all()
-    assert dm.split_index["train"].max() < dm.split_index["val"].min()
+    assert (counts["total"] == [len(dm.plan.index[s]) for s in data.SPLITS]).all()
+    assert dm.plan.index["train"].max() < dm.plan.index["val"].min()
     # the normalizer is the fit of training frames, not of all frames
-    train_fit = dm._fit_normalizer()
+    train_fit = dm._fit_normalizer(dm.plan)
     assert dm.normalizer == train_fit
     x, y, w, t, aux = dm.samples["train"][0]
     assert x.shape == (6, 64, 64) and x.dtype == torch.float32 and aux.shape == (0,)
-    assert float(y) == pytest.approx(float(dm.target.log_flux[int(t)]))
+    assert float(y) == pytest.approx(float(dm.plan.target.log_flux[int(t)]))
 
 
 @pytest.mark.slow
 def test_selected_channels_come_in_the_requested_order(small_cube_path):
     dm = _dm(small_cube_path, channels=[131, 94])
     full = _dm(small_cube_path)
-    assert dm.channel_index.tolist() == [1, 0]
+    assert dm.plan.channel_index.tolist() == [1, 0]
     assert dm.normalizer.channels == (131, 94)
     assert dm.normalizer.mean == (full.normalizer.mean[1], full.normalizer.mean[0])
 
@@ -146,15 +146,15 @@ def test_memory_cache_gives_the_same_batches_as_zarr_reads(small_cube_path):
 @pytest.mark.slow
 def test_cache_too_big_falls_back_to_zarr(small_cube_path, caplog):
     dm = _dm(small_cube_path, cache="memory", cache_max_gb=1e-6)
-    assert dm._cache is None and not dm.samples["train"].cached
+    assert dm.frame_cache is None and not dm.samples["train"].cached
     assert "exceeds cache_max_gb" in caplog.text
 
 
 @pytest.mark.slow
 def test_weighted_sampler_draws_rare_classes_more_often(small_cube_path):
     dm = _dm(small_cube_path, class_weighting="sampler", class_weight_power=1.0, batch_size=64)
-    labels = dm.labels[dm.split_index["train"]]
-    drawn = np.concatenate([dm.labels[b[3].numpy()] for _ in range(5) for b in dm.train_dataloader()])
+    labels = dm.plan.labels[dm.plan.index["train"]]
+    drawn = np.concatenate([dm.plan.labels[b[3].numpy()] for _ in range(5) for b in dm.train_dataloader()])
     common = max(set(labels), key=list(labels).count)
     assert np.mean(drawn == common) < np.mean(labels == common)
     # oversampled, so not weighted a second time in the loss
@@ -196,7 +196,26 @@ def test_bad_settings_give_clear_errors(small_cube_path, kwargs, match):
 ])
 def test_bad_options_fail_at_construction(kwargs, match):
     with pytest.raises(DataConfigError, match=match):
-        FlareDataModule(cube="x.zarr", **kwargs)
+        FlareDataModule.from_settings({"cube": "x.zarr"}, kwargs)
+
+
+def test_settings_are_the_same_grouped_flat_or_as_options():
+    grouped = data.data_settings({"cube": "x.zarr", "split": {"block": "MS"}, "inputs": {"goes": ["now"]},
+                                  "class_weighting": {"scheme": "loss"}, "loader": {"cache": "memory"}})
+    flat = data.data_settings({"cube": "x.zarr", "split_block": "MS", "goes_inputs": ["now"],
+                               "class_weighting": "loss", "cache": "memory"})
+    options = data.data_settings({"cube": "x.zarr", "split": data.SplitOptions(block="MS"),
+                                  "inputs": data.InputOptions(goes=("now",)),
+                                  "class_weighting": data.ClassWeighting("loss"),
+                                  "loader": data.LoaderOptions(cache="memory")})
+    assert grouped == flat == options
+    assert grouped["inputs"].goes == ("now",) and grouped["inputs"].channels == data.DEFAULT_CHANNELS
+    later = data.data_settings(grouped, {"cache": "none", "split": {"fractions": [0.5, 0.25, 0.25]}})
+    assert later["loader"].cache == "none" and later["split"] == data.SplitOptions("MS", (0.5, 0.25, 0.25))
+    with pytest.raises(DataConfigError, match="unknown data setting 'split_blok'"):
+        data.data_settings({"split_blok": "MS"})
+    with pytest.raises(DataConfigError, match="unknown split setting 'blok'"):
+        data.data_settings({"split": {"blok": "MS"}})
 
 
 def test_unknown_catalog_entry_is_named():
@@ -266,28 +285,28 @@ def test_rolling_origin_folds_are_purged_and_move_forward():
 
 def test_event_fractions_and_flares_per_split_add_up(small_cube_path):
     dm = _dm(small_cube_path, target="lead60min_window360min", split_fractions=[0.6, 0.2, 0.2])
-    fractions = dm.event_fractions()
-    for name, idx in dm.split_index.items():
+    fractions = data.event_fractions(dm.plan)
+    for name, idx in dm.plan.index.items():
         assert fractions.loc[name, "samples"] == idx.size
-        assert fractions.loc[name, ">=M1"] == pytest.approx(np.mean(dm.target.flux[idx] >= 1e-5))
-    flares = dm.flares_per_split()
+        assert fractions.loc[name, ">=M1"] == pytest.approx(np.mean(dm.plan.target.flux[idx] >= 1e-5))
+    flares = data.flares_per_split(dm.plan, dm.cube())
     assert int(flares.values.sum()) == dm.cube().sizes["event"]  # every listed flare is counted once
 
 
 def test_frame_history_stacks_earlier_frames_oldest_first_and_never_across_splits(small_cube_path):
     dm = _dm(small_cube_path, frames=3, frame_step="2h", split_fractions=[0.6, 0.2, 0.2])
-    one = FlareDataModule(cube=str(small_cube_path), split_fractions=[0.6, 0.2, 0.2])
+    one = _dm(small_cube_path, split_fractions=[0.6, 0.2, 0.2])
     one.normalizer = dm.normalizer
-    assert dm.offsets.tolist() == [4, 2, 0]  # 2 h at the small cube's 1 h cadence
+    assert dm.plan.offsets.tolist() == [4, 2, 0]  # 2 h at the small cube's 1 h cadence
     x, _, _, t, _ = dm.samples["train"][5]
     t = int(t)
     expected = np.concatenate([one.model_inputs([t - k])[0][0] for k in (4, 2, 0)])
     np.testing.assert_allclose(x.numpy(), expected, atol=1e-6)
-    owner = np.full(dm.times.size, -1)
-    for k, idx in enumerate(dm.split_index.values()):
+    owner = np.full(dm.plan.times.size, -1)
+    for k, idx in enumerate(dm.plan.index.values()):
         owner[idx] = k
-    for k, idx in enumerate(dm.split_index.values()):
-        earlier = owner[idx[:, None] - dm.offsets]
+    for k, idx in enumerate(dm.plan.index.values()):
+        earlier = owner[idx[:, None] - dm.plan.offsets]
         assert np.all((earlier == k) | (earlier == -1))
     with pytest.raises(data.DataConfigError, match="multiple of the cube's cadence"):
         _dm(small_cube_path, frames=2, frame_step="90min").setup()
@@ -296,9 +315,9 @@ def test_frame_history_stacks_earlier_frames_oldest_first_and_never_across_split
 def test_goes_inputs_are_causal_features_and_refused_for_a_nowcast(small_cube_path):
     dm = _dm(small_cube_path, target="lead60min_window360min", goes_inputs=["now", "6h"],
              split_fractions=[0.6, 0.2, 0.2])
-    t = dm.split_index["test"][:10]
-    aux = dm.aux_features(t)
-    np.testing.assert_allclose(aux[:, 0], np.log10(dm.flux_now[t]) + 6, rtol=1e-5)
+    t = dm.plan.index["test"][:10]
+    aux = dm.plan.aux[t]
+    np.testing.assert_allclose(aux[:, 0], np.log10(dm.plan.flux_now[t]) + 6, rtol=1e-5)
     np.testing.assert_allclose(aux[:, 1], np.log10(dm.history_max("6h")[t]) + 6, rtol=1e-5)
     with pytest.raises(data.DataConfigError, match="nowcast target is the GOES flux at t"):
         _dm(small_cube_path, goes_inputs=["6h"]).setup()
@@ -325,7 +344,7 @@ def test_infinite_frames_are_refused_naming_the_time(small_cube_path, tmp_path):
 
 def test_use_split_trains_on_other_steps_and_refits_the_normalizer(small_cube_path):
     dm = _dm(small_cube_path, split_fractions=[0.6, 0.2, 0.2], cache="memory", cache_dtype="float32")
-    train, val, test = (dm.split_index[s] for s in data.SPLITS)
+    train, val, test = (dm.plan.index[s] for s in data.SPLITS)
     before = dm.normalizer
     dm.use_split({"train": train[::4], "val": val, "test": test})
     assert len(dm.samples["train"]) == train[::4].size and dm.normalizer != before
@@ -333,7 +352,7 @@ def test_use_split_trains_on_other_steps_and_refits_the_normalizer(small_cube_pa
     np.testing.assert_allclose(x[0].numpy(), dm.model_inputs(test[:1])[0][0], atol=1e-6)
     with pytest.raises(data.DataConfigError, match="split 'val' is empty"):
         dm.use_split({"train": train, "val": [], "test": test})
-    missing = np.setdiff1d(np.arange(dm.times.size), dm.usable_steps)
+    missing = np.setdiff1d(np.arange(dm.plan.times.size), dm.plan.usable)
     if missing.size:
         with pytest.raises(data.DataConfigError, match="not usable"):
             dm.use_split({"train": missing, "val": val, "test": test})

@@ -28,13 +28,14 @@ def nowcast(small):
 
 
 def test_a_training_span_keeps_training_steps_of_the_span_thinned_evenly(nowcast):
-    train = nowcast.split_index["train"]
+    train = nowcast.plan.index["train"]
     span = E.training_span(nowcast, 4)
     assert np.isin(span, train).all()
-    assert (nowcast.times[span] < nowcast.times[0] + np.timedelta64(4, "D")).all()
+    assert (nowcast.plan.times[span] < nowcast.plan.times[0] + np.timedelta64(4, "D")).all()
     thin = E.training_span(nowcast, 12, n_train=span.size)
     assert thin.size == span.size and np.isin(thin, train).all()
-    assert nowcast.times[thin[-1]] - nowcast.times[thin[0]] > nowcast.times[span[-1]] - nowcast.times[span[0]]
+    times = nowcast.plan.times
+    assert times[thin[-1]] - times[thin[0]] > times[span[-1]] - times[span[0]]
 
 
 def test_the_original_sampling_takes_12_h_before_each_c_flare_and_as_many_quiet_steps(small):
@@ -42,11 +43,12 @@ def test_the_original_sampling_takes_12_h_before_each_c_flare_and_as_many_quiet_
     picked = E.original_sampling(dm, seed=1)
     cube = dm.cube()
     peaks = cube["event_peak"].values[cube["event_peak_flux"].values >= FLARE_CLASS_THRESHOLDS["C"]]
-    before = np.searchsorted(dm.times, peaks - np.timedelta64(12, "h"), side="right") - 1
-    flare = np.intersect1d(before, dm.usable_steps)
+    before = np.searchsorted(dm.plan.times, peaks - np.timedelta64(12, "h"), side="right") - 1
+    flare = np.intersect1d(before, dm.plan.usable)
     assert np.isin(flare, picked).all()
     quiet = np.setdiff1d(picked, flare)
-    assert quiet.size == min(flare.size, quiet.size) and (dm.target.flux[quiet] < FLARE_CLASS_THRESHOLDS["C"]).all()
+    assert quiet.size == min(flare.size, quiet.size)
+    assert (dm.plan.target.flux[quiet] < FLARE_CLASS_THRESHOLDS["C"]).all()
     assert np.array_equal(picked, E.original_sampling(dm, seed=1))
 
 
@@ -115,7 +117,7 @@ def test_each_lesson_runs_and_has_its_named_columns(small, nowcast):
     assert list(imbalance["strategy"]) == list(E.STRATEGIES)
     moved = imbalance.set_index("strategy")["threshold"]
     assert (moved.drop("threshold moving") == 0.5).all()
-    assert nowcast.hparams.class_weighting == data["class_weighting"]  # restored
+    assert nowcast.class_weighting.scheme == data["class_weighting"]["scheme"]  # restored
     forecast = E.data_module(data, target="lead60min_window360min")
     selection = E.selection(forecast, model, seeds=(1,), recipe=TINY, n_resamples=20, progress=False)
     assert SELECTION == [c for c in selection.columns if c in SELECTION] and len(selection) == 4

@@ -34,7 +34,7 @@ def test_each_method_returns_cube_aligned_maps(setup, method):
     attr = explain.attribute(model, dm, steps, method, batch_size=4, nt_samples=2, n_steps=8, window=8, stride=8)
     assert attr.dims == ("time", "channel", "y", "x")
     assert attr.shape == (len(steps), 6, 64, 64)
-    np.testing.assert_array_equal(attr.time.values, dm.times[steps])
+    np.testing.assert_array_equal(attr.time.values, dm.plan.times[steps])
     assert attr.channel.values.tolist() == dm.channels
     assert np.isfinite(attr.values).all() and np.abs(attr.values).sum() > 0
     assert attr.attrs["method"] == method and attr.attrs["synthetic"] is True
@@ -168,7 +168,7 @@ def test_saliency_store_is_resumable_and_carries_provenance(setup, trained_small
     provenance = __import__("json").loads(a.attrs["provenance"])
     assert provenance["checkpoint_sha256"] == sha256_of(checkpoint)
     assert provenance["methods"] == ["gradcam", "saliency"]
-    np.testing.assert_array_equal(a.time.values, dm.times[steps])
+    np.testing.assert_array_equal(a.time.values, dm.plan.times[steps])
 
 
 def test_a_real_cube_is_explained_with_the_checkpoint_normalizer(setup, catalog, tmp_path):
@@ -339,7 +339,7 @@ def test_tables_are_written_with_exactly_the_columns(setup, tmp_path, monkeypatc
 
 def test_out_of_range_and_non_finite_steps_are_refused_clearly(setup):
     model, dm, _, _ = setup
-    n = dm.times.size
+    n = dm.plan.times.size
     with pytest.raises(IndexError, match=rf"time index {n + 5} outside the cube: it has {n} time steps"):
         explain.attribute(model, dm, [0, n + 5], "saliency")
     with pytest.raises(IndexError, match="outside the cube"):
@@ -351,9 +351,9 @@ def test_non_finite_goes_inputs_are_refused_naming_the_step(setup, monkeypatch):
     _, dm, _, _ = setup
     model = _AuxModel(dm.channels, dm.normalizer).eval()
     # the normalizer maps missing pixels to the channel mean; a GOES-history input can still be missing
-    aux = np.ones((dm.times.size, 2), np.float32)
+    aux = np.ones((dm.plan.times.size, 2), np.float32)
     aux[101] = np.nan
-    monkeypatch.setattr(dm, "aux", aux)
+    monkeypatch.setattr(dm, "_plan", dataclasses.replace(dm.plan, aux=aux))
     explain.attribute(model, dm, [100], "saliency")
     with pytest.raises(ValueError, match=r"GOES input at time step 101 \(2031-01-0.T..:..\) is not finite"):
         explain.attribute(model, dm, [100, 101], "saliency")
@@ -388,11 +388,12 @@ class _AuxModel(torch.nn.Module):
 
 def test_a_model_with_goes_inputs_and_frames_is_explained_on_its_data_module(setup, small_cube_path):
     _, trained, _, steps = setup
-    dm = FlareDataModule(cube=str(small_cube_path), target="lead60min_window360min", frames=2, frame_step="2h",
-                           goes_inputs=["now", "6h"], split_fractions=(0.6, 0.2, 0.2))
+    dm = FlareDataModule.from_settings({"cube": str(small_cube_path), "target": "lead60min_window360min",
+                                        "inputs": {"frames": 2, "frame_step": "2h", "goes": ["now", "6h"]},
+                                        "split": {"fractions": (0.6, 0.2, 0.2)}})
     dm.normalizer = trained.normalizer
     dm.setup()
-    steps = dm.split_index["test"][:2]
+    steps = dm.plan.index["test"][:2]
     model = _AuxModel(dm.channels, dm.normalizer, frames=2, frame_step="2h").eval()
     with pytest.raises(ValueError, match="GOES inputs"):
         explain.attribute(model, dm.cube(), steps, "saliency")  # a bare cube has no GOES inputs

@@ -231,9 +231,10 @@ def _fake_dm(flux, *, nowcast=False, train=None, history=None, store=None, chann
     target = Target("now" if nowcast else "lead120min_window360min", lead, window, np.asarray(flux, np.float64))
     train = np.arange(n) if train is None else train
     cadence = np.timedelta64(cadence_h, "h")
-    return SimpleNamespace(times=T0 + np.arange(n) * cadence, cadence=cadence,
-                           split_index={"train": train, "val": np.array([], int), "test": np.array([], int)},
-                           target=target, flux_now=np.asarray(flux, np.float64), store_path=store,
+    plan = SimpleNamespace(times=T0 + np.arange(n) * cadence, cadence=cadence, target=target,
+                           index={"train": train, "val": np.array([], int), "test": np.array([], int)},
+                           flux_now=np.asarray(flux, np.float64))
+    return SimpleNamespace(plan=plan, store_path=store,
                            cube_channels=list(channels), synthetic=synthetic, cube_attrs={"name": name},
                            history_max=lambda label: history[label])
 
@@ -359,9 +360,9 @@ def scenario(tmp_path):
     flux_now = 10.0 ** (log_flux + rng.normal(0, 0.3, N_STEPS))
     history = {"6h": flux_now * 1.5, "24h": flux_now * 3.0}
     dm = _fake_dm(flux, train=TRAIN, history=history, synthetic=True)
-    dm.flux_now = flux_now
-    dm.split_index.update(val=VAL, test=TEST)
-    dm.store_path = _cube(tmp_path / "tiny.zarr", flux, flux_now, oracle=True, label=dm.target.name)
+    dm.plan.flux_now = flux_now
+    dm.plan.index.update(val=VAL, test=TEST)
+    dm.store_path = _cube(tmp_path / "tiny.zarr", flux, flux_now, oracle=True, label=dm.plan.target.name)
     # the model's class head: on val, events get 0.6 and quiet steps 0.4 (threshold chosen: 0.5);
     # on test, events get 0.45 and quiet 0.3, so the val threshold says no everywhere -> TSS 0 on test,
     # though a threshold chosen on test (0.375) would score TSS 1.
@@ -369,8 +370,8 @@ def scenario(tmp_path):
         true = np.log10(flux[index]).astype(np.float32)
         hi, lo = (0.6, 0.4) if split == "val" else (0.45, 0.3)
         ds = xr.Dataset({"pred": ("time", (true + 0.2).astype(np.float32)), "true": ("time", true)},
-                        coords={"time": dm.times[index], "time_index": ("time", index)},
-                        attrs={"split": split, "target": dm.target.name, "synthetic": True, "cube": "tiny-sun"})
+                        coords={"time": dm.plan.times[index], "time_index": ("time", index)},
+                        attrs={"split": split, "target": dm.plan.target.name, "synthetic": True, "cube": "tiny-sun"})
         for letter, threshold in metrics.THRESHOLDS.items():
             ds[f"prob_{letter}"] = ("time", np.where(flux[index] >= threshold, hi, lo).astype(np.float32))
         return ds
@@ -415,10 +416,10 @@ def test_skill_table_values_by_hand(scenario):
         assert clim["MAE_dex"] == pytest.approx(np.mean(np.abs(np.mean(np.log10(flux[TRAIN])) - true_log)))
         # persistence: the flux at t, thresholded at the class threshold
         level = 1e-6 if threshold == ">=C1" else 1e-5
-        expected = metrics.scores(metrics.contingency(np.log10(dm.flux_now[TEST]), true_log, level))
+        expected = metrics.scores(metrics.contingency(np.log10(dm.plan.flux_now[TEST]), true_log, level))
         assert table.loc[("persistence", threshold), "TSS"] == pytest.approx(expected["TSS"])
         assert np.isnan(table.loc[("persistence", threshold), "BSS"])
-        history = metrics.scores(metrics.contingency(np.log10(3 * dm.flux_now[TEST]), true_log, level))
+        history = metrics.scores(metrics.contingency(np.log10(3 * dm.plan.flux_now[TEST]), true_log, level))
         assert table.loc[("flare-history persistence 24h", threshold), "TSS"] == pytest.approx(history["TSS"])
         # FlareNet: the class head with the VALIDATION threshold (0.5) says no on test -> TSS 0, not 1
         assert table.loc[("FlareNet", threshold), "TSS"] == 0.0
@@ -429,7 +430,7 @@ def test_skill_table_values_by_hand(scenario):
         assert np.isnan(table.loc[("FlareNet regression", threshold), "BSS"])
     # region photometry: log10(94 Å excess) = log10(flux_now) + 9 exactly, so the linear fit on the training block
     # reproduces a regression on flux_now; its MAE equals that of the best linear map of log flux_now
-    x = np.log10(dm.flux_now)
+    x = np.log10(dm.plan.flux_now)
     a, b = metrics.fit_linear(x[TRAIN], np.log10(flux[TRAIN]))
     assert table.loc[("region photometry", ">=M1"), "MAE_dex"] == pytest.approx(
         metrics.mae(a + b * x[TEST], true_log), abs=0.01)
@@ -438,7 +439,7 @@ def test_skill_table_values_by_hand(scenario):
 def test_baselines_for_a_real_nowcast_cube_have_no_oracle_and_no_flare_history(scenario, tmp_path):
     _, _, _, flux = scenario
     dm = _fake_dm(flux, nowcast=True, train=TRAIN, synthetic=False, name="real-cube")
-    dm.split_index.update(val=VAL, test=TEST)
+    dm.plan.index.update(val=VAL, test=TEST)
     dm.store_path = _cube(tmp_path / "real.zarr", flux, flux, oracle=False, label="x")
     preds = metrics.baseline_predictions(dm, TEST)
     assert "oracle" not in preds and not any(k.startswith("flare-history") for k in preds)

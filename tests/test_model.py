@@ -35,11 +35,11 @@ def test_fast_dev_run_on_the_small_synthetic_cube(tmp_path, small_cube_path):
 def test_training_from_the_frame_cache_matches_training_from_zarr(tmp_path, small_cube_path):
     runs = []
     for cache in ("none", "memory"):
-        cli = _cli(tmp_path / cache, "--trainer.max_epochs=1", f"--data.cache={cache}", "--data.cache_dtype=float32",
-                   cube=small_cube_path)
+        cli = _cli(tmp_path / cache, "--trainer.max_epochs=1", f"--data.loader.cache={cache}",
+                   "--data.loader.cache_dtype=float32", cube=small_cube_path)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         runs.append(cli)
-    assert runs[1].datamodule._cache is not None
+    assert runs[1].datamodule.frame_cache is not None
     for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()):
         torch.testing.assert_close(a, b)
 
@@ -89,6 +89,29 @@ def test_checkpoint_round_trip_with_weights_only(trained):
     reference.eval()
     x = torch.randn(3, 6, 32, 32)
     torch.testing.assert_close(loaded(x), reference(x))
+
+
+#: A data module's settings as checkpoints saved them before they were grouped (flat names).
+FLAT_SETTINGS = {"channels": [94, 131, 171, 193, 211, 335], "target": "now", "split_block": None,
+                 "split_fractions": [0.6, 0.2, 0.2], "split_pattern": ["train", "train", "train", "val", "test"],
+                 "gap": None, "normalization": "log", "norm_frames": 200, "class_weighting": "loss",
+                 "class_weight_power": 0.5, "batch_size": 32, "num_workers": 0, "multiprocessing_context": None,
+                 "cache": "none", "cache_dtype": "float16", "cache_max_gb": 4.0, "build_dir": None, "seed": 0,
+                 "region_split": False, "frames": 1, "frame_step": "1h", "goes_inputs": None, "images": True}
+
+
+@pytest.mark.slow
+def test_a_checkpoint_with_flat_data_settings_still_loads(trained, tmp_path):
+    out, cli = trained
+    state = torch.load(M.best_checkpoint(out), weights_only=True, map_location="cpu")
+    grouped = state["datamodule_hyper_parameters"]
+    assert grouped["split"]["fractions"] == (0.6, 0.2, 0.2) and grouped["class_weighting"]["scheme"] == "loss"
+    state["datamodule_hyper_parameters"] = {**FLAT_SETTINGS, "cube": grouped["cube"]}
+    old = tmp_path / "flat.ckpt"
+    torch.save(state, old)
+    dm = M.load_datamodule(old)
+    assert dm.hparams == cli.datamodule.hparams
+    np.testing.assert_array_equal(dm.plan.index["test"], cli.datamodule.plan.index["test"])
 
 
 class _Payload:
@@ -191,9 +214,9 @@ def test_skill_table_has_the_model_and_every_baseline_on_the_same_samples(traine
 
 
 @pytest.mark.parametrize("extra, error, match", [
-    (["--data.channels=[94,1600]"], DataConfigError, "not in cube"),
+    (["--data.inputs.channels=[94,1600]"], DataConfigError, "not in cube"),
     (["--data.target=10D/10D"], DataConfigError, "longer than the data"),
-    (["--data.split_fractions=[1.0,0.0,0.0]"], DataConfigError, "is empty"),
+    (["--data.split.fractions=[1.0,0.0,0.0]"], DataConfigError, "is empty"),
 ])
 @pytest.mark.slow
 def test_bad_config_values_give_clear_errors(tmp_path, small_cube_path, extra, error, match):
@@ -261,8 +284,8 @@ def test_goes_inputs_join_the_image_features_and_a_goes_only_model_ignores_image
 
 @pytest.mark.slow
 def test_the_cli_links_frames_and_goes_inputs_into_the_model(tmp_path, small_cube_path):
-    cli = _cli(tmp_path, "--trainer.fast_dev_run=true", "--data.frames=2", "--data.frame_step=2h",
-               "--data.goes_inputs=[now, 6h]", "--data.target=lead60min_window360min", cube=small_cube_path)
+    cli = _cli(tmp_path, "--trainer.fast_dev_run=true", "--data.inputs.frames=2", "--data.inputs.frame_step=2h",
+               "--data.inputs.goes=[now, 6h]", "--data.target=lead60min_window360min", cube=small_cube_path)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.model.hparams.frames == 2 and cli.model.hparams.aux_inputs == 2
     assert cli.model.hparams.frame_step == "2h"  # saved, so the model is explained on frames as far apart

@@ -92,8 +92,9 @@ def test_a_three_frame_model_is_explained_on_a_12_minute_cube_with_frames_an_hou
 
 
 def test_the_model_is_built_with_what_the_data_module_dictates(small_cube_path):
-    dm = data.FlareDataModule(cube=str(small_cube_path), target="lead60min_window360min", frames=3,
-                              frame_step="2h", goes_inputs=["now", "6h"], normalization="asinh")
+    dm = data.FlareDataModule(cube=str(small_cube_path), target="lead60min_window360min",
+                              inputs=data.InputOptions(frames=3, frame_step="2h", goes=("now", "6h"),
+                                                       normalization="asinh"))
     settings = data.model_settings(dm)
     assert settings == {"channels": CHANNELS, "target": "lead60min_window360min", "normalization": "asinh",
                         "frames": 3, "frame_step": "2h", "aux_inputs": 2}
