@@ -35,7 +35,7 @@ import torch
 from flarelib import synthetic
 from flarelib.catalog import load_catalog
 from flarelib.data import FlareDataModule
-from flarelib.flarenet import FlareNet
+from flarelib.flarenet import Architecture, FlareNet
 
 
 def _train(model, batches, steps: int, device: torch.device, precision: str, warmup: int, gather=None) -> float:
@@ -100,7 +100,7 @@ def main() -> None:
 
     def new_model():
         torch.manual_seed(0)
-        model = FlareNet(widths=widths, channels_last=args.channels_last).to(device)
+        model = FlareNet(architecture=Architecture(widths=widths, channels_last=args.channels_last)).to(device)
         return torch.compile(model) if args.compile else model
 
     common = dict(cube=str(cube), batch_size=args.batch, split_fractions=[0.8, 0.1, 0.1])  # data_settings' flat names

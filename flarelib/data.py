@@ -26,7 +26,7 @@ import copy
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ from flarelib.goes import CLASS_ORDER, EVENT_CLASSES, FLARE_CLASS_THRESHOLDS, fl
 from flarelib.labels import data_kind
 from flarelib.paths import read_config
 from flarelib.prep import DEFAULT_CHANNELS
+from flarelib.settings import merge_settings
 from flarelib.store import checked_store, cube_cadence, open_cube
 
 log = logging.getLogger(__name__)
@@ -544,9 +545,10 @@ class InputOptions:
     goes: tuple[str, ...] = ()
     images: bool = True
 
-    def __post_init__(self):
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
-        object.__setattr__(self, "goes", tuple(str(g) for g in self.goes))
+    def __post_init__(self):  # None: the default (as flat settings saved it)
+        object.__setattr__(self, "channels", tuple(int(c) for c in (DEFAULT_CHANNELS if self.channels is None
+                                                                    else self.channels)))
+        object.__setattr__(self, "goes", tuple(str(g) for g in self.goes or ()))
         _choice("normalization", self.normalization, Normalizer.TRANSFORMS)
         if not self.channels:
             raise DataConfigError("channels: a sample needs at least one channel")
@@ -595,11 +597,13 @@ SETTING_GROUPS = {"split": SplitOptions, "inputs": InputOptions, "class_weightin
 #: Settings that are not in a group.
 TOP_SETTINGS = ("cube", "target", "build_dir", "seed")
 #: Flat names -> (group, field): how checkpoints saved the settings before they were grouped, and the short
-#: names that :func:`data_settings` takes as changes (``cache="none"``, ``goes_inputs=[...]``).
+#: names that :func:`data_settings` takes as changes (``cache="none"``, ``goes_inputs=[...]``; ``None`` for
+#: ``channels`` or ``goes_inputs`` is the default).
 FLAT_SETTINGS = {
     "split_block": ("split", "block"), "split_fractions": ("split", "fractions"),
     "split_pattern": ("split", "pattern"), "gap": ("split", "gap"), "region_split": ("split", "by_region"),
-    "goes_inputs": ("inputs", "goes"), "class_weight_power": ("class_weighting", "power"),
+    "goes_inputs": ("inputs", "goes"), "class_weighting": ("class_weighting", "scheme"),
+    "class_weight_power": ("class_weighting", "power"),
     **{name: ("inputs", name) for name in ("channels", "normalization", "norm_frames", "frames", "frame_step",
                                            "images")},
     **{name: ("loader", name) for name in ("batch_size", "num_workers", "multiprocessing_context", "cache",
@@ -608,40 +612,15 @@ FLAT_SETTINGS = {
 
 
 def data_settings(*layers: Mapping) -> dict:
-    """:class:`FlareDataModule`'s arguments from layers of settings, later layers winning field by field.
+    """:class:`FlareDataModule`'s arguments from layers of settings, later layers winning field by field
+    (:func:`flarelib.settings.merge_settings`).
 
     Each layer is a config's ``data:`` section, a checkpoint's saved settings or changes: groups as mappings
     or options (``split: {block: MS}``), or fields by their flat name (``split_block="MS"``, ``cache="none"``,
-    ``class_weighting="loss"``; :data:`FLAT_SETTINGS`). ``None`` values of a flat ``channels`` or
-    ``goes_inputs`` mean the default. Unknown names raise :class:`DataConfigError`.
+    ``class_weighting="loss"``; :data:`FLAT_SETTINGS`). Unknown names raise :class:`DataConfigError`.
     """
-    top, fields = {}, {group: {} for group in SETTING_GROUPS}
-    for layer in layers:
-        for key, value in dict(layer).items():
-            if key in SETTING_GROUPS and not (key == "class_weighting" and isinstance(value, str)):
-                given = asdict(value) if is_dataclass(value) else dict(value or {})
-                fields[key].update(given)
-            elif key == "class_weighting":
-                fields["class_weighting"]["scheme"] = value
-            elif key in FLAT_SETTINGS:
-                group, name = FLAT_SETTINGS[key]
-                if value is None and name in ("channels", "goes"):
-                    fields[group].pop(name, None)
-                else:
-                    fields[group][name] = value
-            elif key in TOP_SETTINGS:
-                top[key] = value
-            else:
-                raise DataConfigError(f"unknown data setting {key!r}; the settings are {', '.join(TOP_SETTINGS)} "
-                                      f"and the groups {', '.join(SETTING_GROUPS)}")
-    groups = {}
-    for group, cls in SETTING_GROUPS.items():
-        unknown = set(fields[group]) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise DataConfigError(f"unknown {group} setting {sorted(unknown)[0]!r}; "
-                                  f"{group} has {', '.join(f.name for f in dataclasses.fields(cls))}")
-        groups[group] = cls(**fields[group])
-    return {**top, **groups}
+    return merge_settings(layers, groups=SETTING_GROUPS, top=TOP_SETTINGS, flat=FLAT_SETTINGS,
+                          error=DataConfigError, what="data setting")
 
 
 # --------------------------------------------------------------------------- the data -> model contract

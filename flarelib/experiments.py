@@ -100,7 +100,7 @@ def fit(dm: FlareDataModule, model: Mapping, *, seed: int, recipe: Recipe = Reci
     The model reads what the data module gives (channels, target, frames, GOES inputs).
     """
     L.seed_everything(seed, workers=True, verbose=False)
-    net = FlareNet(**{**model, **model_settings(dm)})
+    net = FlareNet.from_settings(model, model_settings(dm))
     net.adopt(dm.training_stats())
     with quiet_lightning():
         return _fit(net, dm, recipe, out_dir)
@@ -192,7 +192,7 @@ def compare_models(targets: Iterable[str] = (NOWCAST, FORECAST), variants: Seque
         f = on_validation(forecasts(net, dm))
         table = scores(f, n_resamples=n_resamples)
         seconds = time.perf_counter() - start
-        if net.hparams.norm == "batch":
+        if net.architecture.norm == "batch":
             diagnoses.append(batchnorm_diagnosis(net, dm).assign(target=target, variant=variant.name, seed=seed))
         row = table.loc[metrics.MODEL]
         rows.append({"target": target, "variant": variant.name, "seed": seed, "epochs": net.epochs_trained,

@@ -27,12 +27,14 @@ Command line (LightningCLI)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,7 @@ from flarelib.goes import EVENT_CLASSES, FLARE_CLASS_THRESHOLDS
 from flarelib.paths import config_path, default_runs_dir
 from flarelib.prep import DEFAULT_CHANNELS
 from flarelib.runner import run_command
+from flarelib.settings import merge_settings
 
 #: log10 W/m² thresholds of the optional class head (>= C1 and >= M1).
 CLASS_HEAD_THRESHOLDS = {c: float(np.log10(FLARE_CLASS_THRESHOLDS[c])) for c in EVENT_CLASSES}
@@ -79,11 +82,62 @@ class LogMeanExpPool(nn.Module):
 
 
 def _pool(kind: str, filters: int) -> nn.Module:
-    if kind not in POOLS:
-        raise ValueError(f"pool {kind!r} is not one of {POOLS}")
     if kind == "max":
         return nn.AdaptiveMaxPool2d(1)
     return nn.AdaptiveAvgPool2d(1) if kind == "avg" else LogMeanExpPool(filters)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The network's shape (``model.architecture.*`` in a config).
+
+    ``widths``: output channels of each conv block (the depth is ``len(widths)``). ``hidden``: width of the
+    dense head. ``norm``: normalization after each conv, ``"group"`` (GroupNorm, the default: the same in
+    training and evaluation), ``"batch"`` (BatchNorm) or ``"none"``. ``pool``: global pooling before the head,
+    ``"max"`` (as FlareNet's ``fdl4``: a flare or an active region is a small bright spot), ``"avg"`` or
+    ``"lse"`` (:class:`LogMeanExpPool`). ``dropout``: before the last layer. ``channels_last``: run the
+    convolutions in ``torch.channels_last`` memory format.
+    """
+
+    widths: tuple[int, ...] = (16, 32, 64, 64)
+    hidden: int = 64
+    norm: str = "group"
+    pool: str = "max"
+    dropout: float = 0.1
+    channels_last: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if not self.widths:
+            raise ValueError("FlareNet needs at least one conv block (widths)")
+        if self.norm not in NORMS:
+            raise ValueError(f"norm {self.norm!r} is not one of {sorted(NORMS)}")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool {self.pool!r} is not one of {POOLS}")
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """How the network is fitted (``model.optimization.*``): AdamW with ``lr`` and ``weight_decay`` on a cosine
+    schedule; ``class_loss_weight``: the class-head loss next to the regression MSE; ``flip_augment``: random
+    north-south and east-west flips of training batches (a single frame carries no rotation direction; flips
+    multiply scarce flaring examples)."""
+
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    class_loss_weight: float = 0.5
+    flip_augment: bool = True
+
+
+#: FlareNet's grouped settings: argument name -> options class.
+MODEL_GROUPS = {"architecture": Architecture, "optimization": Optimization}
+#: FlareNet's settings outside a group: what the data dictate (:data:`flarelib.data.MODEL_LINKS`) and the heads.
+MODEL_TOP = ("channels", "target", "normalization", "frames", "frame_step", "aux_inputs", "use_images",
+             "class_head", "stats")
+#: Flat names -> (group, field): checkpoints' hyperparameters before the model settings were grouped, and
+#: the short names :meth:`FlareNet.from_settings` takes as changes (``pool="lse"``).
+MODEL_FLAT = {**{f.name: ("architecture", f.name) for f in dataclasses.fields(Architecture)},
+              **{f.name: ("optimization", f.name) for f in dataclasses.fields(Optimization)}}
 
 
 class FlareNet(L.LightningModule):
@@ -93,25 +147,14 @@ class FlareNet(L.LightningModule):
         channels: AIA wavelengths (Å) of the input, in order; linked from the data module
             (default: :data:`flarelib.prep.DEFAULT_CHANNELS`).
         target: the target name (``now`` or a forecast label); linked from the data module.
-        widths: output channels of each conv block (the depth is ``len(widths)``).
-        hidden: width of the dense head.
-        pool: global pooling before the head, ``"max"`` (as FlareNet's ``fdl4``: a flare or an
-            active region is a small bright spot), ``"avg"`` or ``"lse"`` (:class:`LogMeanExpPool`).
-        norm: normalization after each conv: ``"group"`` (GroupNorm, the default: the same in
-            training and evaluation), ``"batch"`` (BatchNorm) or ``"none"``.
-        dropout: dropout before the last layer.
         class_head: also predict P(flux >= C1) and P(flux >= M1) (logits, BCE loss).
-        class_loss_weight: weight of the class-head loss next to the regression MSE.
-        lr, weight_decay: AdamW.
-        channels_last: run convolutions in ``torch.channels_last`` memory format.
-        flip_augment: random north-south and east-west flips of training batches (a single
-            frame carries no rotation direction; flips multiply scarce flaring examples).
         normalization: the :class:`Normalizer` transform.
         frames: stacked input frames per sample; linked from the data module.
         frame_step: the spacing of those frames, a duration (``"1h"``); linked from the data module and kept in
             the checkpoint, so that the model is explained on frames as far apart as it was trained on.
         aux_inputs: number of GOES inputs joined to the image features; linked from the data module.
         use_images: ``False`` ignores the images (the GOES-only reference model; needs ``aux_inputs``).
+        architecture: :class:`Architecture`; optimization: :class:`Optimization`.
         stats: the training data's :class:`flarelib.data.TrainingStats` (normalizer and mean target), or a
             function returning them, adopted when fitting starts; the CLI links in the data module's
             ``training_stats``. Without them, call :meth:`adopt` before fitting.
@@ -121,46 +164,40 @@ class FlareNet(L.LightningModule):
         self,
         channels: list[int] | None = None,
         target: str = "now",
-        widths: tuple[int, ...] = (16, 32, 64, 64),
-        hidden: int = 64,
-        norm: str = "group",
-        pool: str = "max",
-        dropout: float = 0.1,
-        class_head: bool = False,
-        class_loss_weight: float = 0.5,
-        lr: float = 2e-3,
-        weight_decay: float = 1e-4,
-        channels_last: bool = False,
-        flip_augment: bool = True,
         normalization: str = "log",
         frames: int = 1,
         frame_step: str = "1h",
         aux_inputs: int = 0,
         use_images: bool = True,
+        class_head: bool = False,
+        architecture: Architecture = Architecture(),
+        optimization: Optimization = Optimization(),
         stats: TrainingStats | Callable[[], TrainingStats] | None = None,
     ):
         super().__init__()
         channels = [int(c) for c in (DEFAULT_CHANNELS if channels is None else channels)]
         if not channels:
             raise ValueError("FlareNet needs at least one input channel")
-        if not widths:
-            raise ValueError("FlareNet needs at least one conv block (widths)")
-        if norm not in NORMS:
-            raise ValueError(f"norm {norm!r} is not one of {sorted(NORMS)}")
         if not use_images and aux_inputs < 1:
             raise ValueError("use_images=False needs GOES inputs (data.inputs.goes): a model needs some input")
-        self.save_hyperparameters(ignore=["stats"])
-        self.hparams.channels = channels
+        self.architecture, self.optimization = architecture, optimization
+        # plain values only, so that checkpoints load with weights_only=True
+        self.save_hyperparameters({"channels": channels, "target": target, "normalization": normalization,
+                                   "frames": int(frames), "frame_step": frame_step, "aux_inputs": int(aux_inputs),
+                                   "use_images": bool(use_images), "class_head": bool(class_head),
+                                   "architecture": dataclasses.asdict(architecture),
+                                   "optimization": dataclasses.asdict(optimization)})
+        norm, hidden, dropout = architecture.norm, architecture.hidden, architecture.dropout
         layers: list[nn.Module] = []
         previous = len(channels) * int(frames)
-        for width in widths:
+        for width in architecture.widths:
             layers += [nn.Conv2d(previous, width, 3, padding=1, bias=norm == "none")]
             if norm != "none":
                 layers += [NORMS[norm](width)]
             layers += [nn.ReLU(), nn.MaxPool2d(2)]
             previous = width
         self.features = nn.Sequential(*layers)
-        self.pool = _pool(pool, previous)
+        self.pool = _pool(architecture.pool, previous)
         n_features = (previous if use_images else 0) + int(aux_inputs)
         if not use_images:
             self.features = nn.Sequential()  # the GOES-only model has no image weights
@@ -170,9 +207,17 @@ class FlareNet(L.LightningModule):
         n = len(channels)
         for name in ("norm_param", "norm_mean", "norm_std"):
             self.register_buffer(name, torch.full((n,), float("nan")))
-        if channels_last:
+        if architecture.channels_last:
             self.to(memory_format=torch.channels_last)
         self._stats = stats
+
+    @classmethod
+    def from_settings(cls, *layers: Mapping) -> FlareNet:
+        """The model of settings layers (a config's ``model:``, a checkpoint's hyperparameters, changes), later
+        layers winning field by field; groups as mappings or options, or fields by flat name (``pool="lse"``, as
+        checkpoints saved them before the settings were grouped; :data:`MODEL_FLAT`)."""
+        return cls(**merge_settings(layers, groups=MODEL_GROUPS, top=MODEL_TOP, flat=MODEL_FLAT,
+                                    what="model setting"))
 
     # -- normalization carried in the checkpoint
     @property
@@ -212,7 +257,7 @@ class FlareNet(L.LightningModule):
         """(B, frames * C, ny, nx) normalized and GOES inputs (B, aux_inputs) -> (B, hidden) features of the head."""
         parts = []
         if self.hparams.get("use_images", True):
-            if self.hparams.channels_last:
+            if self.architecture.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             parts.append(self.pool(self.features(x)).flatten(1))
         n_aux = int(self.hparams.get("aux_inputs", 0))
@@ -244,7 +289,7 @@ class FlareNet(L.LightningModule):
             labels = torch.stack([y >= v for v in CLASS_HEAD_THRESHOLDS.values()], dim=-1).float()
             bce = nn.functional.binary_cross_entropy_with_logits(self.classifier(features).float(), labels,
                                                                  weight=w[:, None].expand_as(labels))
-            loss = loss + self.hparams.class_loss_weight * bce
+            loss = loss + self.optimization.class_loss_weight * bce
             self.log(f"{stage}_bce", bce, on_epoch=True, on_step=False, sync_dist=True)
         # sync_dist: under DDP the epoch values are means over all processes (a no-op on one)
         self.log(f"{stage}_loss", loss, on_epoch=True, on_step=stage == "train", prog_bar=True, sync_dist=True)
@@ -252,7 +297,7 @@ class FlareNet(L.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        if self.hparams.flip_augment:
+        if self.optimization.flip_augment:
             x, y, w, t, aux = batch
             flip_y, flip_x = torch.rand(2, x.shape[0], device=x.device) < 0.5
             x = torch.where(flip_y[:, None, None, None], x.flip(-2), x)
@@ -275,7 +320,8 @@ class FlareNet(L.LightningModule):
         return out
 
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.optimization.lr,
+                                      weight_decay=self.optimization.weight_decay)
         epochs = max(int(self.trainer.max_epochs or 1), 1) if self._trainer is not None else 1
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
@@ -469,10 +515,11 @@ def _read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
 def load_flarenet(path: str | Path, map_location: str = "cpu") -> FlareNet:
     """Load a checkpoint safely: ``weights_only=True`` (no arbitrary pickled objects run), checked first
     (:class:`CheckpointError` names the file for an empty, truncated, bare or non-finite one)."""
-    _read_checkpoint(path, map_location)
-    model = FlareNet.load_from_checkpoint(str(path), map_location=map_location, weights_only=True)
-    model.eval()
-    return model
+    state = _read_checkpoint(path, map_location)
+    settings = {k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")}
+    model = FlareNet.from_settings(settings)  # grouped, or flat as older checkpoints saved them
+    model.load_state_dict(state["state_dict"])
+    return model.to(map_location).eval()
 
 
 def open_run(size: str, target: str, *, config: str | Path | None = None,

@@ -214,7 +214,7 @@ def test_settings_are_the_same_grouped_flat_or_as_options():
     assert later["loader"].cache == "none" and later["split"] == data.SplitOptions("MS", (0.5, 0.25, 0.25))
     with pytest.raises(DataConfigError, match="unknown data setting 'split_blok'"):
         data.data_settings({"split_blok": "MS"})
-    with pytest.raises(DataConfigError, match="unknown split setting 'blok'"):
+    with pytest.raises(DataConfigError, match="unknown data setting 'blok' in split"):
         data.data_settings({"split": {"blok": "MS"}})
 
 

@@ -85,9 +85,9 @@ def test_lesson_settings_shrink_the_demo_and_keep_the_full_run():
 
 
 def test_the_batchnorm_diagnosis_compares_running_and_batch_statistics(nowcast):
-    from flarelib.flarenet import FlareNet
+    from flarelib.flarenet import Architecture, FlareNet
 
-    net = FlareNet(channels=nowcast.channels, widths=(4, 8), norm="batch", hidden=8)
+    net = FlareNet.from_settings({"channels": nowcast.channels, "widths": (4, 8), "norm": "batch", "hidden": 8})
     net.adopt(nowcast.training_stats())
     with torch.no_grad():  # running statistics far from any batch's: the diagnosis must see the mismatch
         for m in net.modules():
@@ -97,7 +97,8 @@ def test_the_batchnorm_diagnosis_compares_running_and_batch_statistics(nowcast):
     assert list(table["layer"]) == ["features.1", "features.5"]
     assert (table["batch_var_max_over_running"] > 10).all() and (table["eval_vs_batch_mode_dex"] > 0).all()
     with pytest.raises(ValueError, match="no BatchNorm"):
-        E.batchnorm_diagnosis(FlareNet(channels=nowcast.channels, widths=(4,), norm="none"), nowcast)
+        unnormed = FlareNet(channels=nowcast.channels, architecture=Architecture(widths=(4,), norm="none"))
+        E.batchnorm_diagnosis(unnormed, nowcast)
 
 
 @pytest.mark.slow
@@ -131,7 +132,7 @@ def test_the_shipped_configs_are_what_the_recorded_comparison_chooses():
     from conftest import ROOT
 
     table = pd.read_csv(ROOT / "docs" / "model_comparison.csv")
-    config = read_config(CONFIG_DIR / "default.yaml")["model"]
+    config = read_config(CONFIG_DIR / "default.yaml")["model"]["architecture"]
     for target in (E.NOWCAST, E.FORECAST):
         assert E.choose_variant(table, target) == "max pool (config)"
     assert config["pool"] == "max" and config["norm"] == "none"

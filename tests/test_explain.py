@@ -74,7 +74,7 @@ def test_probability_head_and_its_errors(setup):
     with pytest.raises(ValueError, match="head"):
         explain.attribute(model, dm, steps[:2], "saliency", head="prob_X")
     with pytest.raises(ValueError, match="class_head"):
-        explain.ExplainedOutput(M.FlareNet(widths=[4]), "prob_M")
+        explain.ExplainedOutput(M.FlareNet(architecture=M.Architecture(widths=(4,))), "prob_M")
     with pytest.raises(ValueError, match="unknown method"):
         explain.attribute(model, dm, steps[:2], "lime")
 
@@ -179,7 +179,7 @@ def test_a_real_cube_is_explained_with_the_checkpoint_normalizer(setup, catalog,
     assert attr.shape == (2, 6, real.sizes["y"], real.sizes["x"])
     np.testing.assert_array_equal(attr.time.values, real.time.values[[0, 5]])
     with pytest.raises(ValueError, match="normalizer"):
-        explain.attribute(M.FlareNet(widths=[4]), real, [0], "saliency")
+        explain.attribute(M.FlareNet(architecture=M.Architecture(widths=(4,))), real, [0], "saliency")
 
 
 def test_occlusion_one_channel_at_a_time_differs_per_channel(setup):
@@ -196,7 +196,8 @@ def test_occlusion_one_channel_at_a_time_differs_per_channel(setup):
 
 def _tiny(seed=0):
     torch.manual_seed(seed)
-    model = M.FlareNet(channels=[94, 131], widths=[4, 6], hidden=8, norm="none", dropout=0.0).eval()
+    model = M.FlareNet(channels=[94, 131],
+                       architecture=M.Architecture(widths=(4, 6), hidden=8, norm="none", dropout=0.0)).eval()
     x = torch.randn(3, 2, 16, 16)
     return model, x
 

@@ -47,7 +47,7 @@ def test_training_from_the_frame_cache_matches_training_from_zarr(tmp_path, smal
 @pytest.mark.slow
 def test_bf16_and_channels_last_options_train(tmp_path, small_cube_path):
     cli = _cli(tmp_path, "--trainer.fast_dev_run=true", "--trainer.precision=bf16-mixed",
-               "--model.channels_last=true", cube=small_cube_path)
+               "--model.architecture.channels_last=true", cube=small_cube_path)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert cli.trainer.state.finished
     assert cli.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
@@ -84,7 +84,7 @@ def test_checkpoint_round_trip_with_weights_only(trained):
     assert loaded.normalizer == cli.datamodule.normalizer
     assert loaded.hparams.channels == cli.datamodule.channels and loaded.hparams.target == "now"
     state = torch.load(M.best_checkpoint(out), weights_only=True, map_location="cpu")
-    reference = M.FlareNet(**{k: v for k, v in state["hyper_parameters"].items() if not k.startswith("_")})
+    reference = M.FlareNet.from_settings(state["hyper_parameters"])
     reference.load_state_dict(state["state_dict"])
     reference.eval()
     x = torch.randn(3, 6, 32, 32)
@@ -101,17 +101,25 @@ FLAT_SETTINGS = {"channels": [94, 131, 171, 193, 211, 335], "target": "now", "sp
 
 
 @pytest.mark.slow
-def test_a_checkpoint_with_flat_data_settings_still_loads(trained, tmp_path):
+def test_a_checkpoint_with_flat_settings_still_loads(trained, tmp_path):
     out, cli = trained
     state = torch.load(M.best_checkpoint(out), weights_only=True, map_location="cpu")
     grouped = state["datamodule_hyper_parameters"]
     assert grouped["split"]["fractions"] == (0.6, 0.2, 0.2) and grouped["class_weighting"]["scheme"] == "loss"
     state["datamodule_hyper_parameters"] = {**FLAT_SETTINGS, "cube": grouped["cube"]}
+    model = state["hyper_parameters"]
+    assert model["architecture"]["widths"] == (8, 16, 32) and model["optimization"]["lr"] == 0.003
+    state["hyper_parameters"] = {**{k: v for k, v in model.items() if k not in M.MODEL_GROUPS},
+                                 **model["architecture"], **model["optimization"]}  # flat, as saved before
     old = tmp_path / "flat.ckpt"
     torch.save(state, old)
     dm = M.load_datamodule(old)
     assert dm.hparams == cli.datamodule.hparams
     np.testing.assert_array_equal(dm.plan.index["test"], cli.datamodule.plan.index["test"])
+    loaded, new = M.load_flarenet(old), M.load_flarenet(M.best_checkpoint(out))
+    assert loaded.hparams == new.hparams and loaded.architecture == new.architecture
+    x = torch.randn(2, 6, 64, 64)
+    torch.testing.assert_close(loaded(x), new(x))
 
 
 class _Payload:
@@ -175,7 +183,7 @@ def test_the_training_command_prints_one_line_and_debug_shows_the_traceback(caps
 
 
 def test_relus_are_modules_for_captum():
-    net = M.FlareNet(widths=[4, 8], hidden=8)
+    net = M.FlareNet(architecture=M.Architecture(widths=(4, 8), hidden=8))
     relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
     assert len(relus) == 3 and not any(m.inplace for m in relus)
     from captum.attr import GuidedBackprop
@@ -187,10 +195,10 @@ def test_relus_are_modules_for_captum():
 
 
 def test_class_head_outputs_two_logits_and_is_absent_when_off():
-    with_head = M.FlareNet(widths=[4], hidden=8, class_head=True)
+    with_head = M.FlareNet(class_head=True, architecture=M.Architecture(widths=(4,), hidden=8))
     assert with_head.class_logits(torch.randn(2, 6, 8, 8)).shape == (2, 2)
     with pytest.raises(RuntimeError, match="no class head"):
-        M.FlareNet(widths=[4], hidden=8).class_logits(torch.randn(2, 6, 8, 8))
+        M.FlareNet(architecture=M.Architecture(widths=(4,), hidden=8)).class_logits(torch.randn(2, 6, 8, 8))
 
 
 @pytest.mark.slow
@@ -265,17 +273,17 @@ def test_soft_pooling_does_not_overflow_at_large_r():
 
 def test_an_unknown_pool_is_refused():
     with pytest.raises(ValueError, match="pool 'sum' is not one of"):
-        M.FlareNet(pool="sum")
+        M.Architecture(pool="sum")
 
 
 def test_goes_inputs_join_the_image_features_and_a_goes_only_model_ignores_images():
     x = torch.randn(4, 12, 16, 16)
     aux = torch.randn(4, 2)
-    both = M.FlareNet(widths=(4, 8), frames=2, aux_inputs=2, pool="lse")
+    both = M.FlareNet(frames=2, aux_inputs=2, architecture=M.Architecture(widths=(4, 8), pool="lse"))
     assert both(x, aux).shape == (4,)
     with pytest.raises(ValueError, match="reads 2 GOES inputs"):
         both(x)
-    goes_only = M.FlareNet(widths=(4, 8), aux_inputs=2, use_images=False)
+    goes_only = M.FlareNet(aux_inputs=2, use_images=False, architecture=M.Architecture(widths=(4, 8)))
     assert len(list(goes_only.features.parameters())) == 0
     torch.testing.assert_close(goes_only.eval()(x[:, :6], aux), goes_only(torch.zeros(4, 6, 16, 16), aux))
     with pytest.raises(ValueError, match="use_images=False needs GOES inputs"):

@@ -71,7 +71,8 @@ def test_stack_inputs_reads_each_frame_from_its_own_step_and_refuses_what_it_can
 
 
 def _three_frame_model(frame_step: str | None = "1h") -> M.FlareNet:
-    model = M.FlareNet(channels=CHANNELS, widths=(4,), frames=3, frame_step=frame_step or "1h").eval()
+    model = M.FlareNet(channels=CHANNELS, frames=3, frame_step=frame_step or "1h",
+                       architecture=M.Architecture(widths=(4,))).eval()
     model.set_normalizer(_identity_log())
     if frame_step is None:  # a checkpoint from before frame_step was recorded
         del model.hparams["frame_step"]
@@ -99,5 +100,5 @@ def test_the_model_is_built_with_what_the_data_module_dictates(small_cube_path):
     assert settings == {"channels": CHANNELS, "target": "lead60min_window360min", "normalization": "asinh",
                         "frames": 3, "frame_step": "2h", "aux_inputs": 2}
     assert set(settings) == set(data.MODEL_LINKS)
-    model = M.FlareNet(widths=(4,), **settings)
+    model = M.FlareNet(**settings, architecture=M.Architecture(widths=(4,)))
     assert model.hparams.frame_step == "2h" and model.features[0].in_channels == 18
