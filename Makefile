@@ -5,7 +5,7 @@
 #   make experiments  the model comparison and the full lessons (notebook 09 with 3 seeds) -> build/results/
 # While developing:
 #   make lint       ruff check . (rules in pyproject.toml [tool.ruff]; the same hook runs in .pre-commit-config.yaml)
-#   make test-fast  the tests without the notebook suite, the browser and the slow (Dask/DDP) tests, under a minute
+#   make test-fast  the tests without the notebook suite, the browser and the slow (Dask/DDP) tests (~80 s on 2 cores)
 #
 # GPU installs: CPU torch==2.13.0 is the default. Override the torch requirement and, if needed, the pip
 # options used for it, e.g.  make demo TORCH_SPEC="torch==2.13.0" TORCH_PIP_ARGS="--index-url <CUDA wheel index>"

@@ -19,6 +19,7 @@ installed package never writes into site-packages). Environment variables overri
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -72,6 +73,33 @@ def results_dir() -> Path:
 def results_path() -> Path:
     """The key-figures file of a suite run: ``$FLARELIB_RESULTS`` or ``build/results.json``."""
     return Path(os.environ.get("FLARELIB_RESULTS", BUILD_DIR / "results.json"))
+
+
+#: The suite's sizes: ``small`` (tests, Binder, workshops) and ``default`` (``make demo``).
+SIZES = ("small", "default")
+
+
+def default_size() -> str:
+    """The size a notebook runs at when papermill does not set it: ``$FLARELIB_SIZE`` (Binder's ``start`` sets
+    ``small``), else ``small``."""
+    size = os.environ.get("FLARELIB_SIZE", "small")
+    if size not in SIZES:
+        raise ValueError(f"FLARELIB_SIZE must be one of {SIZES}, not {size!r}")
+    return size
+
+
+def artifacts_dir() -> Path:
+    """Where notebooks put files for readers (animations): beside ``results.json`` (``build/`` by default)."""
+    return results_path().parent
+
+
+def record(key: str, value) -> None:
+    """Store one key figure of a notebook run in :func:`results_path` (shown at the end of ``make demo``)."""
+    path = results_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results[key] = value
+    path.write_text(json.dumps(results, indent=1, default=str))
 
 
 def config_path(size: str, config: str | Path | None = None) -> Path:

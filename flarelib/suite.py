@@ -23,6 +23,7 @@ from flarelib.paths import (
     BUILD_DIR,
     NOTEBOOK_DIR,
     PROJECT_ROOT,
+    SIZES,
     default_build_dir,
     default_runs_dir,
     results_dir,
@@ -30,33 +31,9 @@ from flarelib.paths import (
 )
 from flarelib.runner import DEBUG_HELP, run_command
 
-SIZES = ("small", "default")
-
-
-def artifacts_dir() -> Path:
-    """Where notebooks put files for readers (animations): beside ``results.json`` (``build/`` by default)."""
-    return results_path().parent
-
-
-def record(key: str, value) -> None:
-    """Store one key figure of a notebook run (shown at the end of ``make demo``)."""
-    path = results_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results[key] = value
-    path.write_text(json.dumps(results, indent=1, default=str))
-
 
 def numbered_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
-
-
-def default_size() -> str:
-    """``$FLARELIB_SIZE`` (Binder's ``start`` sets ``small``), else ``small``."""
-    size = os.environ.get("FLARELIB_SIZE", "small")
-    if size not in SIZES:
-        raise ValueError(f"FLARELIB_SIZE must be one of {SIZES}, not {size!r}")
-    return size
 
 
 def _peak_rss_bytes(pid: int) -> int:

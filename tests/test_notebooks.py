@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from flarelib import explain, metrics, suite
+from flarelib import explain, metrics, paths, suite
 
 NOTEBOOKS = suite.numbered_notebooks()
 
@@ -123,12 +123,18 @@ def test_peak_memory_sees_a_child_process_allocate():
 
 def test_notebook_size_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("FLARELIB_SIZE", raising=False)
-    assert suite.default_size() == "small"
+    assert paths.default_size() == "small"
     monkeypatch.setenv("FLARELIB_SIZE", "default")
-    assert suite.default_size() == "default"
+    assert paths.default_size() == "default"
     monkeypatch.setenv("FLARELIB_SIZE", "huge")
     with pytest.raises(ValueError, match="FLARELIB_SIZE"):
-        suite.default_size()
+        paths.default_size()
+
+
+def test_notebooks_do_not_import_the_suite_that_runs_them():
+    for path in suite.numbered_notebooks():
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        assert "flarelib.suite" not in code and "import suite" not in code, path.name
 
 
 @pytest.mark.notebooks
