@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 data: setup
-	$(PY) -m flarelib.catalog build sample-flare-2011-02-15 fulldisk-2014-01-01 synthetic-sun-small synthetic-sun-default
+	$(VENV)/bin/flarelib catalog build sample-flare-2011-02-15 fulldisk-2014-01-01 synthetic-sun-small synthetic-sun-default
 
 # builds the data itself (timed), runs the notebooks, writes build/results/run_times-default.csv
 demo: setup

@@ -9,7 +9,7 @@ Prints, in one run:
   (``inference``: the model alone, the reference measured in the same run);
 * end-to-end frames/s of :func:`flarelib.explain.write_saliency_store` (read, normalize,
   attribute, write Zarr) against the bare Grad-CAM maps/s of the same run;
-* the kernel work of a :class:`flarelib.widgets.SaliencyBrowser`: pre-rendering one step's
+* the kernel work of a :class:`flarelib.show.widgets.SaliencyBrowser`: pre-rendering one step's
   layers, a slider step and a channel change (until the shown step is sent), each as a ratio to
   one full Agg render of the same figure (the reference, measured in the same run). The page's
   own repaint times are measured by ``tests/test_browser.py`` in Chromium.
@@ -35,15 +35,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from flarelib import (  # noqa: E402
-    explain,
-    flarenet,  # noqa: E402
-    store,
-    synthetic,
-    widgets,
-)
-from flarelib.catalog import load_catalog  # noqa: E402
-from flarelib.data import FlareDataModule, SplitOptions  # noqa: E402
+from flarelib import explain, learn  # noqa: E402
+from flarelib.cube import store, synthetic  # noqa: E402
+from flarelib.cube.catalog import load_catalog  # noqa: E402
+from flarelib.learn.data import FlareDataModule, SplitOptions  # noqa: E402
+from flarelib.show import widgets  # noqa: E402
 
 PARAMS = {"n_steps": 16, "nt_samples": 4, "window": 8, "stride": 8}
 
@@ -74,14 +70,14 @@ def main() -> None:
                                                    load_catalog().files("fulldisk-2014-01-01"), progress=False)
         dm = FlareDataModule(cube=str(cube_path), split=SplitOptions(fractions=(0.8, 0.1, 0.1)))
         dm.setup()
-        model = flarenet.FlareNet()
+        model = learn.FlareNet()
         model.set_normalizer(dm.normalizer)
         checkpoint = None
         label = f"untrained FlareNet, SYNTHETIC {args.size}x{args.size} cube"
     else:
-        checkpoint = flarenet.ensure_trained(args.run_size, "now")
-        model = flarenet.load_flarenet(checkpoint)
-        dm = flarenet.load_datamodule(checkpoint, model)
+        checkpoint = learn.ensure_trained(args.run_size, "now")
+        model = learn.load_flarenet(checkpoint)
+        dm = learn.load_datamodule(checkpoint, model)
         label = f"nowcast checkpoint of notebook 04 ({args.run_size}), {dm.describe()}"
     model = model.to(device).eval()
     steps = np.arange(min(args.frames, dm.plan.times.size))

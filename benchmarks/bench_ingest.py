@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from flarelib import ingest, store
-from flarelib.catalog import load_catalog
+from flarelib.cube import ingest, store
+from flarelib.cube.catalog import load_catalog
 
 
 def shifted_copies(files: list[Path], copies: int, out: Path) -> list[Path]:

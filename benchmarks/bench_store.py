@@ -8,7 +8,7 @@ Prints, in one run:
 * random single-time-step read throughput from the Zarr cube and from a numpy memmap of
   the same array on the same disk, and their ratio (the reference is measured in the same run);
 * the read overhead of the chunk checksums (issue 13): the same random reads through
-  :func:`flarelib.store.checked_store` (CRC32 verified before decoding, then again by the
+  :func:`flarelib.cube.store.checked_store` (CRC32 verified before decoding, then again by the
   codec) against a copy of the array written without checksums, in the same run (goal: <= 10 %).
 """
 
@@ -24,8 +24,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from flarelib import ingest, store, synthetic
-from flarelib.catalog import load_catalog
+from flarelib.cube import ingest, store, synthetic
+from flarelib.cube.catalog import load_catalog
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ then trains the same FlareNet for the same number of steps, fed four ways:
 
 * ``in-memory``: batches sliced from a tensor of normalized frames already on the device
   (the reference: no data path at all);
-* ``zarr``: :class:`flarelib.data.FlareDataModule` with ``cache="none"``, shuffled
+* ``zarr``: :class:`flarelib.learn.data.FlareDataModule` with ``cache="none"``, shuffled
   single-sample reads of Zarr chunks in ``--workers`` DataLoader workers;
 * ``cache=memory`` and ``cache=device``: the data module's cache of normalized frames
   (float16), filled by contiguous batched reads, gathered per batch.
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flarelib import synthetic
-from flarelib.catalog import load_catalog
-from flarelib.data import FlareDataModule
-from flarelib.flarenet import Architecture, FlareNet
+from flarelib.cube import synthetic
+from flarelib.cube.catalog import load_catalog
+from flarelib.learn import Architecture, FlareNet
+from flarelib.learn.data import FlareDataModule
 
 
 def _train(model, batches, steps: int, device: torch.device, precision: str, warmup: int, gather=None) -> float:

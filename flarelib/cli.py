@@ -1,8 +1,8 @@
 """The ``flarelib`` console command: one entry point, one subcommand per job.
 
-    flarelib catalog list | build NAME ... | verify [NAME ...]   # python -m flarelib.catalog ...
+    flarelib catalog list | build NAME ... | verify [NAME ...]   # python -m flarelib.cube.catalog ...
     flarelib verify [NAME ...]                                   # = flarelib catalog verify ...
-    flarelib train fit --config configs/small.yaml ...           # python -m flarelib.flarenet fit ... (LightningCLI)
+    flarelib train fit --config configs/small.yaml ...           # python -m flarelib.learn.runs fit ... (LightningCLI)
     flarelib suite --size default                                # python -m flarelib.suite ...
     flarelib benchmark [store training explain ingest]           # make bench (source checkout only)
 
@@ -54,15 +54,15 @@ def benchmark(argv: list[str]) -> int:
 # The commands import their module when they run: `flarelib catalog` and `flarelib --help` should not wait for
 # torch and Lightning to import.
 def _catalog(argv: list[str]) -> int:
-    from flarelib import catalog  # lazy: start-up time (see above)
+    from flarelib.cube import catalog  # lazy: start-up time (see above)
 
     return catalog.main(argv)
 
 
 def _train(argv: list[str]) -> int:
-    from flarelib import flarenet  # lazy: start-up time (torch, Lightning)
+    from flarelib import learn  # lazy: start-up time (torch, Lightning)
 
-    return flarenet.main(argv)
+    return learn.main(argv)
 
 
 def _suite(argv: list[str]) -> int:

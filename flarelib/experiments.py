@@ -1,9 +1,9 @@
 """Experiments stage: model variants compared on validation, and the talk's lessons measured.
 
-Every run here trains FlareNet on a :class:`flarelib.data.FlareDataModule` whose training steps
-were chosen by the experiment (:meth:`~flarelib.data.FlareDataModule.use_split`, normalizer refitted
+Every run here trains FlareNet on a :class:`flarelib.learn.data.FlareDataModule` whose training steps
+were chosen by the experiment (:meth:`~flarelib.learn.data.FlareDataModule.use_split`, normalizer refitted
 on them), with early stopping on the validation loss (:class:`Recipe`), and is scored by the
-evaluation protocol of :mod:`flarelib.metrics` (validation-chosen probability thresholds,
+evaluation protocol of :mod:`flarelib.evaluate` (validation-chosen probability thresholds,
 day-block bootstrap 90 % intervals, every baseline on the same samples).
 
 * :func:`compare_models`: model variants (pooling, frame history, GOES inputs, norm layers, ...)
@@ -42,10 +42,10 @@ import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from tqdm.auto import tqdm
 
-from flarelib import metrics
-from flarelib.data import FlareDataModule, model_settings
-from flarelib.flarenet import FlareNet, load_flarenet, predict, quiet_lightning
-from flarelib.goes import FLARE_CLASS_THRESHOLDS
+from flarelib import evaluate
+from flarelib.cube.goes import FLARE_CLASS_THRESHOLDS
+from flarelib.learn import FlareNet, load_flarenet, predict, quiet_lightning
+from flarelib.learn.data import FlareDataModule, model_settings
 from flarelib.paths import CONFIG_DIR, read_config, results_dir
 
 log = logging.getLogger(__name__)
@@ -120,27 +120,27 @@ def _fit(net: FlareNet, dm: FlareDataModule, recipe: Recipe, out_dir: str | Path
     return best_net
 
 
-def forecasts(net: FlareNet, dm: FlareDataModule, *, test_split: str = "test") -> metrics.Forecasts:
+def forecasts(net: FlareNet, dm: FlareDataModule, *, test_split: str = "test") -> evaluate.Forecasts:
     """The model and every baseline on ``dm``'s validation and ``test_split`` steps (thresholds chosen on
     validation)."""
-    return metrics.collect_forecasts(predict(net, dm, "val"), predict(net, dm, test_split), dm)
+    return evaluate.collect_forecasts(predict(net, dm, "val"), predict(net, dm, test_split), dm)
 
 
-def scores(f: metrics.Forecasts, *, letter: str = LETTER, n_resamples: int = metrics.N_RESAMPLES,
+def scores(f: evaluate.Forecasts, *, letter: str = LETTER, n_resamples: int = evaluate.N_RESAMPLES,
            predictors: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per predictor at class ``letter``: TSS with its 90 % interval, HSS, BSS and MAE_dex, on f's
     test split."""
-    table = metrics.skill_table(None, None, None, n_resamples=n_resamples, forecasts=f)
-    table = table[table["threshold"] == metrics.threshold_label(letter)].set_index("predictor")
+    table = evaluate.skill_table(None, None, None, n_resamples=n_resamples, forecasts=f)
+    table = table[table["threshold"] == evaluate.threshold_label(letter)].set_index("predictor")
     keep = list(predictors) if predictors is not None else list(table.index)
     return table.loc[keep, ["target", "n_samples", "n_events", "TSS", "TSS_lo", "TSS_hi", "HSS", "HSS_lo", "HSS_hi",
                             "BSS", "MAE_dex"]]
 
 
-def on_validation(f: metrics.Forecasts) -> metrics.Forecasts:
+def on_validation(f: evaluate.Forecasts) -> evaluate.Forecasts:
     """``f`` scored on its validation split (model selection; thresholds are chosen there too, so these
     scores are optimistic, equally for every variant)."""
-    return metrics.Forecasts(f.dataset, f.synthetic, f.target, f.thresholds, f.base_rate, f.val, f.val,
+    return evaluate.Forecasts(f.dataset, f.synthetic, f.target, f.thresholds, f.base_rate, f.val, f.val,
                              dict(f.prob_threshold))
 
 
@@ -194,11 +194,11 @@ def compare_models(targets: Iterable[str] = (NOWCAST, FORECAST), variants: Seque
         seconds = time.perf_counter() - start
         if net.architecture.norm == "batch":
             diagnoses.append(batchnorm_diagnosis(net, dm).assign(target=target, variant=variant.name, seed=seed))
-        row = table.loc[metrics.MODEL]
+        row = table.loc[evaluate.MODEL]
         rows.append({"target": target, "variant": variant.name, "seed": seed, "epochs": net.epochs_trained,
                      **{k: row[k] for k in ("TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex")}, "seconds": seconds})
         if variants and variant is variants[0] and seed == seeds[0]:
-            for name in table.index.difference([metrics.MODEL, f"{metrics.MODEL} regression"]):
+            for name in table.index.difference([evaluate.MODEL, f"{evaluate.MODEL} regression"]):
                 b = table.loc[name]
                 rows.append({"target": target, "variant": f"baseline: {name}", "seed": -1, "epochs": 0,
                              **{k: b[k] for k in ("TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex")}, "seconds": 0.0})
@@ -208,13 +208,13 @@ def compare_models(targets: Iterable[str] = (NOWCAST, FORECAST), variants: Seque
 def choose_variant(table: pd.DataFrame, target: str, config: str = "max pool (config)") -> str:
     """The variant a config should take for ``target`` from a :func:`compare_models` table: the shipped config,
     unless another variant beats it (its validation TSS interval lies wholly above the config's,
-    :func:`flarelib.metrics.verdict`); among several that do, the one with the highest TSS."""
+    :func:`flarelib.evaluate.verdict`); among several that do, the one with the highest TSS."""
     rows = table[(table["target"] == target) & ~table["variant"].str.startswith("baseline")].set_index("variant")
     if config not in rows.index:
         raise ValueError(f"no {config!r} row for {target!r} in the comparison")
     base = rows.loc[config]
     better = [name for name, r in rows.iterrows() if name != config and
-              metrics.verdict(r["TSS_lo"], r["TSS_hi"], base["TSS_lo"], base["TSS_hi"]) == "beats"]
+              evaluate.verdict(r["TSS_lo"], r["TSS_hi"], base["TSS_lo"], base["TSS_hi"]) == "beats"]
     return max(better, key=lambda name: rows.loc[name, "TSS"]) if better else config
 
 
@@ -243,14 +243,14 @@ def window_starts(dm: FlareDataModule, span_days: float, windows: int, train: np
     return [first + room * k // (windows - 1) for k in range(windows)]
 
 
-def _lesson_row(f: metrics.Forecasts, n_resamples: int) -> dict:
-    row = scores(f, n_resamples=n_resamples).loc[metrics.MODEL]
+def _lesson_row(f: evaluate.Forecasts, n_resamples: int) -> dict:
+    row = scores(f, n_resamples=n_resamples).loc[evaluate.MODEL]
     return {**{k: row[k] for k in ("TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex")}, "dataset": f.dataset}
 
 
 def long_vs_big(dm: FlareDataModule, model: Mapping, *, spans: Sequence[float] = (30, 90, 180, 365),
                 windows: int = 3, n_train: int | None = None, curve: bool = True, seeds: Sequence[int] = SEEDS,
-                recipe: Recipe = Recipe(), n_resamples: int = metrics.N_RESAMPLES,
+                recipe: Recipe = Recipe(), n_resamples: int = evaluate.N_RESAMPLES,
                 progress: bool = True) -> pd.DataFrame:
     """Skill against the span of the training data, on ``dm``'s validation and test blocks.
 
@@ -307,10 +307,10 @@ STRATEGIES = ("no weighting", "loss weighting", "weighted sampler", "threshold m
 
 def imbalance(dm: FlareDataModule, model: Mapping, *, strategies: Sequence[str] = STRATEGIES,
               seeds: Sequence[int] = SEEDS, train: np.ndarray | None = None, recipe: Recipe = Recipe(),
-              n_resamples: int = metrics.N_RESAMPLES, progress: bool = True) -> pd.DataFrame:
+              n_resamples: int = evaluate.N_RESAMPLES, progress: bool = True) -> pd.DataFrame:
     """Class-imbalance strategies at >= M1 on ``dm``'s test block.
 
-    ``no weighting``, ``loss weighting`` (:func:`flarelib.data.class_weights` in the loss) and ``weighted
+    ``no weighting``, ``loss weighting`` (:func:`flarelib.learn.data.class_weights` in the loss) and ``weighted
     sampler`` say yes at P >= 0.5; ``threshold moving`` is no weighting with the probability threshold
     chosen on validation to maximize TSS. ``train`` restricts the training steps (default: all).
 
@@ -333,10 +333,10 @@ def imbalance(dm: FlareDataModule, model: Mapping, *, strategies: Sequence[str] 
             net = fit(dm, {**model, "class_head": True}, seed=seed, recipe=recipe)
             f = forecasts(net, dm)
             if strategy != "threshold moving":
-                f.prob_threshold[(metrics.MODEL, LETTER)] = 0.5
+                f.prob_threshold[(evaluate.MODEL, LETTER)] = 0.5
             rows.append({"strategy": strategy, "seed": seed, "target": dm.plan.target.name,
                          "n_train": dm.plan.index["train"].size,
-                         "threshold": f.prob_threshold[(metrics.MODEL, LETTER)], **_lesson_row(f, n_resamples)})
+                         "threshold": f.prob_threshold[(evaluate.MODEL, LETTER)], **_lesson_row(f, n_resamples)})
     finally:
         dm.reweight(before)
         _restore(dm, full, normalizer)
@@ -363,7 +363,7 @@ POOL_TEST, BLOCK_TEST = "sampled steps", "every step of the test block"
 
 def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEEDS, recipe: Recipe = Recipe(),
               fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), every_step: bool = True,
-              n_resamples: int = metrics.N_RESAMPLES, progress: bool = True) -> pd.DataFrame:
+              n_resamples: int = evaluate.N_RESAMPLES, progress: bool = True) -> pd.DataFrame:
     """FlareNet's original sampling (:func:`original_sampling`), split two ways, at >= M1.
 
     * ``random split``: the sampled steps shuffled into train/val/test (``fractions``) as in the original,
@@ -462,7 +462,7 @@ def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonS
 
 def compare(table: pd.DataFrame, a: Mapping, b: Mapping, *, score: str = "TSS") -> str:
     """One computed sentence: the seed-mean ``score`` of the rows matching ``a`` against those matching ``b``
-    (column -> value), with the verdict of their mean 90 % intervals (:func:`flarelib.metrics.verdict`)."""
+    (column -> value), with the verdict of their mean 90 % intervals (:func:`flarelib.evaluate.verdict`)."""
     def pick(where: Mapping) -> pd.DataFrame:
         rows = table
         for column, value in where.items():
@@ -473,17 +473,17 @@ def compare(table: pd.DataFrame, a: Mapping, b: Mapping, *, score: str = "TSS") 
 
     ra, rb = pick(a), pick(b)
     mean = {name: rows[[score, f"{score}_lo", f"{score}_hi"]].mean() for name, rows in (("a", ra), ("b", rb))}
-    word = metrics.verdict(mean["a"][f"{score}_lo"], mean["a"][f"{score}_hi"], mean["b"][f"{score}_lo"],
+    word = evaluate.verdict(mean["a"][f"{score}_lo"], mean["a"][f"{score}_hi"], mean["b"][f"{score}_lo"],
                            mean["b"][f"{score}_hi"])
     def name(where: Mapping) -> str:
         return ", ".join(str(v) for v in where.values())
 
-    def fmt(m: pd.Series) -> str:
+    def _fmt(m: pd.Series) -> str:
         return f"{m[score]:.2f} [{m[f'{score}_lo']:.2f}, {m[f'{score}_hi']:.2f}]"
 
     seeds = f"mean of {ra['seed'].nunique()} seed(s)" if "seed" in ra else ""
     return (f"{table['dataset'].iloc[0] if 'dataset' in table else ''}: {name(a)} {word} {name(b)} on "
-            f"{score}>=M1: {fmt(mean['a'])} vs {fmt(mean['b'])} ({seeds}, 90% intervals).")
+            f"{score}>=M1: {_fmt(mean['a'])} vs {_fmt(mean['b'])} ({seeds}, 90% intervals).")
 
 
 # --------------------------------------------------------------------------- BatchNorm

@@ -160,18 +160,18 @@ def run_suite(size: str = "default", out_dir: Path | None = None, only: list[str
 def prepare(size: str = "small") -> None:
     """Build the embedded data of ``size`` and train its checkpoints (Binder's ``postBuild``)."""
     # lazy: the suite module is imported by every notebook's parameters cell, and torch takes seconds to import
-    from flarelib import flarenet
-    from flarelib.catalog import load_catalog  # lazy: as above (the catalog imports the whole ingest)
+    from flarelib import learn
+    from flarelib.cube.catalog import load_catalog  # lazy: as above (the catalog imports the whole ingest)
 
     catalog = load_catalog()
     for name in ("sample-flare-2011-02-15", "fulldisk-2014-01-01", "fulldisk-level1-2011-02-15",
                  f"synthetic-sun-{size}"):
         print(f"{name}: {catalog.build(name, progress=False)}", flush=True)
-    for target in flarenet.NOTEBOOK_TARGETS.values():
-        print(f"{size} {target}: {flarenet.ensure_trained(size, target)}", flush=True)
+    for target in learn.NOTEBOOK_TARGETS.values():
+        print(f"{size} {target}: {learn.ensure_trained(size, target)}", flush=True)
         if target != "now":  # the forecast's GOES-only reference model
-            print(f"{size} {target} {flarenet.GOES_ONLY}: "
-                  f"{flarenet.ensure_trained(size, target, variant=flarenet.GOES_ONLY)}", flush=True)
+            print(f"{size} {target} {learn.GOES_ONLY}: "
+                  f"{learn.ensure_trained(size, target, variant=learn.GOES_ONLY)}", flush=True)
 
 
 #: The catalog entries ``make demo`` builds before the notebooks (timed as the step ``data build``).
@@ -185,7 +185,7 @@ RUN_TIMES_DOC = PROJECT_ROOT / "docs" / "run_times.csv"
 
 def build_data(names: tuple[str, ...] = DEMO_DATA) -> float:
     """Build the catalog entries ``names`` (as ``make data``); returns the wall time in seconds."""
-    from flarelib.catalog import load_catalog  # lazy: as in prepare()
+    from flarelib.cube.catalog import load_catalog  # lazy: as in prepare()
 
     start = time.perf_counter()
     catalog = load_catalog()

@@ -76,7 +76,7 @@ def flare_copy(tmp_path, flare_files) -> Path:
 
 @pytest.fixture(scope="session")
 def catalog():
-    from flarelib.catalog import load_catalog
+    from flarelib.cube.catalog import load_catalog
 
     return load_catalog()
 
@@ -89,7 +89,7 @@ def small_cube_path(tmp_path_factory, catalog) -> Path:
 
 @pytest.fixture(scope="session")
 def small_synthetic(small_cube_path):
-    from flarelib.store import open_cube
+    from flarelib.cube.store import open_cube
 
     return open_cube(small_cube_path)
 
@@ -97,11 +97,11 @@ def small_synthetic(small_cube_path):
 @pytest.fixture(scope="session")
 def trained_small(tmp_path_factory, small_cube_path):
     """FlareNet trained for 2 epochs on the small synthetic cube (configs/small.yaml): (run folder, LightningCLI)."""
-    from flarelib import flarenet
+    from flarelib import learn
     from flarelib.paths import CONFIG_DIR
 
     out = tmp_path_factory.mktemp("run")
-    cli = flarenet.train(CONFIG_DIR / "small.yaml", out_dir=out,
+    cli = learn.train(CONFIG_DIR / "small.yaml", out_dir=out,
                       overrides=[f"--data.cube={small_cube_path}", "--trainer.max_epochs=2"])
     return out, cli
 

@@ -9,8 +9,8 @@ import pytest
 from astropy.table import Table
 
 from conftest import FLARE_DIR, GOES_DIR
-from flarelib import acquire
 from flarelib.checksums import read_checksums, sha256_of
+from flarelib.cube import acquire
 
 AIA = sorted(FLARE_DIR.glob("*_171.fits"))[:3]
 GOES_FILE = GOES_DIR / "sci_xrsf-l2-avg1m_g16_d20210101_truncated.nc"
@@ -181,7 +181,7 @@ def test_hek_rows_become_events_with_bad_rows_skipped(caplog):
     assert [e["goes_class"] for e in events] == ["M2.2", "X2.2"]
     assert events[1]["noaa_ar"] == 11158 and events[1]["peak"].startswith("2011-02-15T01:56")
     assert "skip HEK flare row 3" in caplog.text and "duplicate" in caplog.text
-    from flarelib.align import events_dataset
+    from flarelib.cube.align import events_dataset
 
     assert events_dataset(events).event_class.values.tolist() == ["M2.2", "X2.2"]
 
@@ -208,7 +208,7 @@ def test_live_hek_lists_the_x22_flare():
 
 @pytest.mark.remote_data
 def test_live_sdoml_v2_has_the_documented_layout():
-    from flarelib import sdoml
+    from flarelib.cube import sdoml
 
     group = sdoml.open_sdoml()
     assert "171A" in group["2011"]
@@ -256,9 +256,9 @@ def test_hek_events_mark_the_goes_plot(monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    from flarelib import plotting
-    from flarelib.align import events_dataset
-    from flarelib.goes import load_xrs
+    from flarelib.cube.align import events_dataset
+    from flarelib.cube.goes import load_xrs
+    from flarelib.show import plotting
 
     xrs = load_xrs(GOES_DIR / "go1520110607.fits")
     events = events_dataset([

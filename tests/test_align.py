@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flarelib import align
-from flarelib.prep import FrameInfo
+from flarelib.cube import align
+from flarelib.cube.prep import FrameInfo
 
 T0 = np.datetime64("2011-02-15T01:44:00", "ns")
 

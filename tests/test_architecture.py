@@ -1,15 +1,18 @@
-"""flarelib's import graph follows the layers in docs/architecture.md: no cycles, imports only go down.
+"""flarelib's import graph follows the floors in docs/architecture.md: no cycles, imports only go down.
 
-The layer table in docs/architecture.md (between ``<!-- layers:begin -->`` and ``<!-- layers:end -->``) is the
-single source of truth; rows look like ``| 0 | base | paths, checksums, labels |`` (layer number, name,
-comma-separated modules, lowest layer first). A module may import only modules of strictly lower layers; every
-module under flarelib/ is in exactly one layer; ``__init__`` is exempt and imports nothing from flarelib.
-flarelib's own imports go at the top of modules, except deliberately lazy ones inside functions, which carry a
-comment with the word ``lazy`` on the same line or the line above (``# lazy: torch start-up time``).
+The floor table in docs/architecture.md (between ``<!-- layers:begin -->`` and ``<!-- layers:end -->``) is the
+single source of truth; rows look like ``| 1 | cube | cube.goes, cube.prep, ..., cube |`` (floor number, name,
+comma-separated modules, lowest floor first). Modules are named from the package down (``paths``,
+``cube.store``); a subpackage's ``__init__`` is named by the subpackage (``explain``). A module may import
+modules of strictly lower floors, and modules of its own floor listed *before* it in the row (a floor's row
+is its wing's own order, lowest first); every module under flarelib/ is in exactly one floor; the top
+``__init__`` is exempt and imports nothing from flarelib. flarelib's own imports go at the top of modules,
+except deliberately lazy ones inside functions, which carry a comment with the word ``lazy`` on the same line
+or the line above (``# lazy: torch start-up time``).
 
 The graph is computed with ``ast`` from the source (nothing is imported), including imports inside functions:
-``import flarelib.x``, ``from flarelib import x``, ``from flarelib.x import y``, ``from . import x``,
-``from .x import y`` and ``importlib.import_module("flarelib.x")``.
+``import flarelib.x.y``, ``from flarelib.x import y``, ``from flarelib.x.y import z``, ``from . import y``,
+``from .y import z``, ``from .. import x`` and ``importlib.import_module("flarelib.x")``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import ast
 import io
 import re
+import subprocess
+import sys
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,8 +64,17 @@ class Import:
 
 
 def package_modules(package_dir: Path) -> dict[str, Path]:
-    """Module name -> file, for every ``package_dir/*.py`` (``__init__`` included)."""
-    return {path.stem: path for path in sorted(package_dir.glob("*.py"))}
+    """Module name -> file, for every ``.py`` under ``package_dir``: ``paths``, ``cube.store``, ``explain`` (a
+    subpackage's ``__init__``) and ``__init__`` (the package's own)."""
+    modules = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        parts = list(path.relative_to(package_dir).with_suffix("").parts)
+        if parts[-1] == INIT and len(parts) > 1:
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    return modules
 
 
 def comment_lines(source: str) -> dict[int, str]:
@@ -72,37 +86,43 @@ def comment_lines(source: str) -> dict[int, str]:
     return comments
 
 
-def _targets(node: ast.AST, modules: set[str], package: str) -> list[str]:
-    """The package modules that one import statement (or import_module call) imports; [] if none."""
+def _longest_module(parts: list[str], modules: set[str]) -> str:
+    """The longest leading run of ``parts`` that names a module (``cube.store.open_cube`` -> ``cube.store``)."""
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if name in modules:
+            return name
+    return INIT
+
+
+def _targets(node: ast.AST, modules: set[str], package: str, base: tuple[str, ...] = ()) -> list[str]:
+    """The package modules that one import statement (or import_module call) imports; [] if none. ``base`` is
+    the importing module's own (sub)package below ``package``, for relative imports (``()`` for the top)."""
     if isinstance(node, ast.Import):
-        found = []
-        for alias in node.names:
-            parts = alias.name.split(".")
-            if parts[0] == package:
-                found.append(parts[1] if len(parts) > 1 else INIT)
-        return found
+        return [_longest_module(alias.name.split(".")[1:], modules)
+                for alias in node.names if alias.name.split(".")[0] == package]
     if isinstance(node, ast.ImportFrom):
         if node.level == 0:
             parts = (node.module or "").split(".")
             if parts[0] != package:
                 return []
             rest = parts[1:]
-        elif node.level == 1:  # the package's modules are flat: `.` is the package itself
-            rest = node.module.split(".") if node.module else []
         else:
-            return []  # above the package
-        if rest:
-            return [rest[0]]
-        # `from flarelib import x` / `from . import x`: x is a module, or a name defined in __init__
-        return [alias.name if alias.name in modules else INIT for alias in node.names]
+            if node.level - 1 > len(base):
+                return []  # above the package
+            rest = list(base[: len(base) - (node.level - 1)]) + (node.module.split(".") if node.module else [])
+        # `from flarelib.x import y`: y is a module of x, or a name defined in x
+        found = []
+        for alias in node.names:
+            found.append(_longest_module(rest + [alias.name], modules))
+        return found
     if isinstance(node, ast.Call):  # importlib.import_module("flarelib.x")
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
         if name == "import_module" and node.args and isinstance(node.args[0], ast.Constant):
             value = node.args[0].value
             if isinstance(value, str) and value.split(".")[0] == package:
-                parts = value.split(".")
-                return [parts[1] if len(parts) > 1 else INIT]
+                return [_longest_module(value.split(".")[1:], modules)]
     return []
 
 
@@ -112,13 +132,15 @@ def module_imports(name: str, path: Path, modules: set[str], package: str = PACK
     tree = ast.parse(source, filename=str(path))
     comments = comment_lines(source)
     found: list[Import] = []
+    # the (sub)package the module sits in: a subpackage's __init__ is its package, a plain module its folder's
+    base = tuple(name.split(".")) if path.name == f"{INIT}.py" and name != INIT else tuple(name.split(".")[:-1])
 
     def has_lazy_comment(node: ast.AST) -> bool:
         lines = range(node.lineno - 1, (node.end_lineno or node.lineno) + 1)  # the line above and the statement
         return any(LAZY.search(comments.get(line, "")) for line in lines)
 
     def visit(node: ast.AST, in_function: bool) -> None:
-        for target in dict.fromkeys(_targets(node, modules, package)):
+        for target in dict.fromkeys(_targets(node, modules, package, base)):
             found.append(Import(name, target, path, node.lineno, in_function, has_lazy_comment(node)))
         inside = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
         for child in ast.iter_child_nodes(node):
@@ -225,6 +247,7 @@ def describe_cycle(cycle: list[str], edges: list[Import]) -> str:
 class Layer:
     number: int
     name: str
+    position: int = 0  #: the module's place in its floor's row (0 first): it may import the modules before it
 
 
 class LayerTableMissing(LookupError):
@@ -257,16 +280,15 @@ def parse_layers(markdown: str) -> dict[str, Layer]:
             if not numbers and not layers:
                 continue  # the header row
             raise ValueError(f"layer number {number!r} is not an integer in {line!r}")
-        layer = Layer(int(number), name)
-        if numbers and layer.number <= numbers[-1]:
-            raise ValueError(f"layers go lowest first with distinct numbers; {layer.number} follows {numbers[-1]}")
-        numbers.append(layer.number)
-        for module in (m.strip().strip("`").strip() for m in module_list.split(",")):
+        if numbers and int(number) <= numbers[-1]:
+            raise ValueError(f"layers go lowest first with distinct numbers; {number} follows {numbers[-1]}")
+        numbers.append(int(number))
+        for position, module in enumerate(m.strip().strip("`").strip() for m in module_list.split(",")):
             if not module:
                 raise ValueError(f"empty module name in {line!r}")
             if module in layers:
-                raise ValueError(f"{module} is in layer {layers[module].number} and layer {layer.number}")
-            layers[module] = layer
+                raise ValueError(f"{module} is in layer {layers[module].number} and layer {number}")
+            layers[module] = Layer(int(number), name, position)
     if not layers:
         raise LayerTableMissing(f"the layer table between {BEGIN} and {END} has no rows")
     return layers
@@ -277,7 +299,8 @@ def unlayered_modules(modules: set[str], layers: dict[str, Layer]) -> list[str]:
 
 
 def layer_violations(edges: list[Import], layers: dict[str, Layer]) -> list[str]:
-    """Imports from ``__init__``, and imports of a module in the same or a higher layer."""
+    """Imports from ``__init__``, imports of a module in a higher layer, and imports of a module of the same
+    layer that is not listed before the importer in that layer's row."""
     problems = []
     for imp in edges:
         if imp.source == INIT:
@@ -286,8 +309,9 @@ def layer_violations(edges: list[Import], layers: dict[str, Layer]) -> list[str]
         if imp.target == INIT or imp.source not in layers or imp.target not in layers:
             continue  # names from __init__ are fine; unlayered modules are reported on their own
         src, dst = layers[imp.source], layers[imp.target]
-        if dst.number >= src.number:
-            relation = "the same layer" if dst.number == src.number else "a higher layer"
+        if dst.number > src.number or (dst.number == src.number and dst.position >= src.position):
+            relation = ("a higher layer" if dst.number > src.number
+                        else "the same layer, listed after it (or itself)")
             problems.append(f"{imp.where()}: {imp.source} (layer {src.number} {src.name}) imports {imp.target} "
                             f"(layer {dst.number} {dst.name}), {relation}")
     return sorted(set(problems))
@@ -322,10 +346,31 @@ def test_flarelib_has_no_import_cycles(edges):
     assert not cycles, "import cycles in flarelib:\n  " + "\n  ".join(describe_cycle(c, edges) for c in cycles)
 
 
-def test_flarelib_is_flat():
-    """The checker reads flarelib/*.py only; a subpackage would need it extended (and a row in the table)."""
-    nested = sorted(str(p.relative_to(ROOT)) for p in PACKAGE_DIR.glob("*/**/*.py") if "__pycache__" not in p.parts)
-    assert not nested, f"flarelib has subpackages the layer check does not read: {nested}"
+def test_every_subpackage_is_a_regular_package_the_wheel_ships():
+    """Each folder of modules has an ``__init__.py`` (no namespace packages) and is listed in pyproject.toml's
+    packages, so a non-editable wheel carries it."""
+    folders = sorted({p.parent for p in PACKAGE_DIR.rglob("*.py") if "__pycache__" not in p.parts} - {PACKAGE_DIR})
+    missing_init = [str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file()]
+    assert not missing_init, f"folders of flarelib modules without an __init__.py: {missing_init}"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    unlisted = [f"{PACKAGE}.{'.'.join(f.relative_to(PACKAGE_DIR).parts)}" for f in folders]
+    unlisted = [name for name in unlisted if f'"{name}"' not in pyproject]
+    assert not unlisted, f"subpackages missing from [tool.setuptools] packages in pyproject.toml: {unlisted}"
+
+
+def test_the_floors_are_few():
+    """The issue's goal: about six floors (there were 14 layers of single modules before the subpackages)."""
+    floors = {layer.number for layer in documented_layers().values()}
+    assert len(floors) <= 8, f"{len(floors)} floors in docs/architecture.md"
+
+
+def test_training_does_not_load_acquisition():
+    """The catalog imports its kinds' builders lazily: the data module and the model load no archive code."""
+    code = ("import sys, flarelib.learn.data, flarelib.learn.model; "
+            "print(sorted(m for m in sys.modules if m.startswith('flarelib.cube.') and m.split('.')[-1] in "
+            "('acquire', 'sdoml', 'synthetic', 'ingest')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]", f"importing the data module and the model loaded {out.stdout.strip()}"
 
 
 def test_every_flarelib_module_is_in_a_layer():
@@ -389,7 +434,7 @@ def test_checker_finds_a_cycle_an_upward_import_and_an_unlayered_module(tmp_path
     assert "high -> mid -> low -> high: high -> mid (" in describe_cycle(cycles[2], edges)
 
     layers = parse_layers(TABLE)
-    assert layers["low"] == Layer(0, "base") and layers["side"] == Layer(1, "middle")
+    assert layers["low"] == Layer(0, "base") and layers["side"] == Layer(1, "middle", 1)
     assert unlayered_modules(set(package_modules(package)), layers) == ["extra"]
     problems = layer_violations(edges, layers)
     assert len(problems) == 1 and "low (layer 0 base) imports high (layer 2 top), a higher layer" in problems[0]
@@ -412,6 +457,27 @@ def test_checker_rejects_same_layer_imports_and_imports_from_init(tmp_path):
     assert "__init__ imports low" in problems[0]
     assert "mid (layer 1 middle) imports side (layer 1 middle), the same layer" in problems[1]
     assert find_cycles(edges) == []
+
+
+def test_checker_reads_subpackages_their_facades_and_relative_imports(tmp_path):
+    package = write_package(tmp_path, {"__init__": "", "low": ""})
+    wing = package / "wing"
+    wing.mkdir()
+    (wing / "__init__.py").write_text("from .first import f\nfrom .second import g\n")  # the wing's facade
+    (wing / "first.py").write_text("from .. import low\n\n\ndef f():\n    pass\n")
+    (wing / "second.py").write_text("from fakepkg.wing.first import f\nfrom fakepkg.wing import first\n"
+                                    "import fakepkg.wing\n")  # the last: its own facade, listed after it
+    (package / "top.py").write_text("from fakepkg import wing\nfrom fakepkg.wing import g\n")
+    assert set(package_modules(package)) == {"__init__", "low", "wing", "wing.first", "wing.second", "top"}
+    edges = import_graph(package, "fakepkg")
+    assert {(e.source, e.target) for e in edges} == {
+        ("wing", "wing.first"), ("wing", "wing.second"), ("wing.first", "low"), ("wing.second", "wing.first"),
+        ("wing.second", "wing"), ("top", "wing")}
+    table = f"{BEGIN}\n| 0 | base | low |\n| 1 | wing | wing.first, wing.second, wing |\n| 2 | top | top |\n{END}\n"
+    problems = layer_violations(edges, parse_layers(table))
+    assert len(problems) == 1
+    assert "wing.second (layer 1 wing) imports wing (layer 1 wing), the same layer" in problems[0]
+    assert find_cycles(edges) == [["wing", "wing.second", "wing"]]
 
 
 def test_lazy_comment_on_the_line_above_or_the_same_line_counts(tmp_path):

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import yaml
 
-from flarelib.catalog import CatalogError, load_catalog
+from flarelib.cube.catalog import CatalogError, load_catalog
 from tests.conftest import ROOT
 
 

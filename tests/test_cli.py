@@ -89,7 +89,7 @@ def test_a_non_editable_wheel_ships_the_catalog_configs_notebooks_and_real_data(
     env["PYTHONPATH"] = os.pathsep.join([str(target), sysconfig.get_paths()["purelib"]])
     script = (
         "import flarelib, flarelib.paths as p\n"
-        "from flarelib import catalog, prep\n"
+        "from flarelib.cube import catalog, prep\n"
         f"assert flarelib.__file__.startswith({str(target)!r}), flarelib.__file__\n"
         "assert p.PROJECT_ROOT == p.SHIPPED_ROOT and p.BUILD_DIR == p.Path.cwd().resolve() / 'build'\n"
         "assert (p.CONFIG_DIR / 'small.yaml').is_file() and len(list(p.NOTEBOOK_DIR.glob('0*.ipynb'))) >= 8\n"

@@ -7,10 +7,10 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flarelib import data
-from flarelib.catalog import CatalogError
-from flarelib.data import DataConfigError, FlareDataModule, Normalizer, blocked_split
-from flarelib.store import cube_cadence
+from flarelib.cube.catalog import CatalogError
+from flarelib.cube.store import cube_cadence
+from flarelib.learn import data
+from flarelib.learn.data import DataConfigError, FlareDataModule, Normalizer, blocked_split
 
 START = np.datetime64("2031-01-25T00:00", "ns")
 MINUTE = np.timedelta64(1, "m")

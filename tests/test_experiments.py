@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from flarelib import experiments as E
-from flarelib.goes import FLARE_CLASS_THRESHOLDS
+from flarelib.cube.goes import FLARE_CLASS_THRESHOLDS
 from flarelib.paths import CONFIG_DIR, read_config
 
 #: The columns each lesson's CSV must have (named in the lessons' specification; more may follow).
@@ -85,7 +85,7 @@ def test_lesson_settings_shrink_the_demo_and_keep_the_full_run():
 
 
 def test_the_batchnorm_diagnosis_compares_running_and_batch_statistics(nowcast):
-    from flarelib.flarenet import Architecture, FlareNet
+    from flarelib.learn import Architecture, FlareNet
 
     net = FlareNet.from_settings({"channels": nowcast.channels, "widths": (4, 8), "norm": "batch", "hidden": 8})
     net.adopt(nowcast.training_stats())

@@ -10,10 +10,10 @@ import torch
 import xarray as xr
 
 from flarelib import explain
-from flarelib import flarenet as M
+from flarelib import learn as M
 from flarelib.checksums import sha256_of
-from flarelib.data import FlareDataModule
-from flarelib.store import WriteOptions
+from flarelib.cube.store import WriteOptions
+from flarelib.learn.data import FlareDataModule
 
 pytestmark = pytest.mark.slow  # trains or explains FlareNet
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from flarelib import goes
+from flarelib.cube import goes
 from tests.conftest import GOES_DIR
 
 
@@ -123,7 +123,7 @@ def test_window_max_by_hand():
 
 
 def test_peak_steps_and_the_biggest_flare_skip_the_history_gaps_and_nan_fluxes():
-    from flarelib import summary
+    from flarelib.evaluate import summary
 
     hours = np.arange("2031-01-01T00", "2031-01-02T00", dtype="datetime64[h]").astype("datetime64[ns]")
     peaks = np.array(["2030-12-31T05:00", "2031-01-01T05:30", "2031-01-01T07:10"], dtype="datetime64[ns]")

@@ -19,8 +19,8 @@ import pytest
 import xarray as xr
 from astropy.io import fits
 
-from flarelib import align, goes, ingest, prep
-from flarelib.store import WriteOptions
+from flarelib.cube import align, goes, ingest, prep
+from flarelib.cube.store import WriteOptions
 from tests.conftest import FLARE_DIR, FLARE_EVENT, GOES_DIR, REAL, edit_header
 
 # the test helpers edit real AIA files in place, whose float data carry a BLANK card

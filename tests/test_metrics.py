@@ -15,8 +15,10 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from flarelib import metrics, plotting, store  # noqa: E402
-from flarelib.data import Target  # noqa: E402
+from flarelib import evaluate
+from flarelib.cube import store  # noqa: E402
+from flarelib.learn.data import Target  # noqa: E402
+from flarelib.show import plotting
 
 # Six samples, log10 W/m². Worked by hand in the comments.
 TRUE = np.array([-4.5, -5.5, -4.8, -6.2, -4.9, -6.0])
@@ -29,9 +31,9 @@ T0 = np.datetime64("2020-01-01T00:00", "ns")
 
 def test_contingency_and_scores_at_m_by_hand():
     # >= M1 (-5): events T F T F T F; yes T T F F T F -> TP 2 (0, 4), FP 1 (1), FN 1 (2), TN 2 (3, 5)
-    table = metrics.contingency(PRED, TRUE, 1e-5)
+    table = evaluate.contingency(PRED, TRUE, 1e-5)
     assert table == {"TP": 2, "FP": 1, "FN": 1, "TN": 2}
-    s = metrics.scores(table)
+    s = evaluate.scores(table)
     assert s["POD"] == pytest.approx(2 / 3)
     assert s["FAR"] == pytest.approx(1 / 3)
     assert s["POFD"] == pytest.approx(1 / 3)
@@ -42,9 +44,9 @@ def test_contingency_and_scores_at_m_by_hand():
 
 def test_contingency_at_c_counts_the_threshold_itself_as_an_event():
     # >= C1 (-6): events T T T F T T (-6.0 is C1.0); yes T T T T(-6.0) T F -> TP 4, FP 1, FN 1, TN 0
-    table = metrics.contingency(PRED, TRUE, 1e-6)
+    table = evaluate.contingency(PRED, TRUE, 1e-6)
     assert table == {"TP": 4, "FP": 1, "FN": 1, "TN": 0}
-    s = metrics.scores(table)
+    s = evaluate.scores(table)
     assert s["POD"] == pytest.approx(0.8)
     assert s["POFD"] == pytest.approx(1.0)
     assert s["TSS"] == pytest.approx(-0.2)
@@ -54,39 +56,39 @@ def test_contingency_at_c_counts_the_threshold_itself_as_an_event():
 
 def test_mae_in_dex_by_hand():
     # |0.2| + |0.6| + |0.5| + |0.2| + |0.7| + |1.0| = 3.2 over 6
-    assert metrics.mae(PRED, TRUE) == pytest.approx(3.2 / 6)
+    assert evaluate.mae(PRED, TRUE) == pytest.approx(3.2 / 6)
 
 
 def test_no_events_and_no_alarms_leave_pod_tss_hss_undefined():
     quiet = np.full(5, -7.0)
-    table = metrics.contingency(quiet, quiet, 1e-5)
+    table = evaluate.contingency(quiet, quiet, 1e-5)
     assert table == {"TP": 0, "FP": 0, "FN": 0, "TN": 5}
-    s = metrics.scores(table)
+    s = evaluate.scores(table)
     assert math.isnan(s["POD"]) and math.isnan(s["FAR"]) and math.isnan(s["TSS"]) and math.isnan(s["HSS"])
     assert s["POFD"] == 0.0
 
 
 def test_false_alarms_without_events():
-    table = metrics.contingency(np.array([-4.0, -7.0]), np.array([-7.0, -7.0]), 1e-5)
+    table = evaluate.contingency(np.array([-4.0, -7.0]), np.array([-7.0, -7.0]), 1e-5)
     assert table == {"TP": 0, "FP": 1, "FN": 0, "TN": 1}
-    s = metrics.scores(table)
+    s = evaluate.scores(table)
     assert s["FAR"] == 1.0 and s["POFD"] == 0.5 and math.isnan(s["POD"])
     assert s["HSS"] == 0.0  # 2(0 - 0) / ((0)(1) + (1)(2))
 
 
 def test_perfect_and_constant_forecasts():
-    perfect = metrics.scores(metrics.contingency(TRUE, TRUE, 1e-5))
+    perfect = evaluate.scores(evaluate.contingency(TRUE, TRUE, 1e-5))
     assert perfect["TSS"] == 1.0 and perfect["HSS"] == 1.0
-    constant = metrics.scores(metrics.contingency(np.full(6, -4.0), TRUE, 1e-5))
+    constant = evaluate.scores(evaluate.contingency(np.full(6, -4.0), TRUE, 1e-5))
     assert constant["TSS"] == 0.0  # any constant forecast has TSS 0
 
 
 def test_nan_samples_are_dropped_and_shapes_must_match():
     pred = np.array([-4.0, np.nan, -4.0])
     true = np.array([-4.0, -4.0, np.nan])
-    assert metrics.contingency(pred, true, 1e-5) == {"TP": 1, "FP": 0, "FN": 0, "TN": 0}
+    assert evaluate.contingency(pred, true, 1e-5) == {"TP": 1, "FP": 0, "FN": 0, "TN": 0}
     with pytest.raises(ValueError, match="shape"):
-        metrics.contingency(pred, true[:2], 1e-5)
+        evaluate.contingency(pred, true[:2], 1e-5)
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -102,7 +104,7 @@ TWO_YES = np.array([1, 1, 0, 0, 0, 1, 0, 0], bool)
 def test_bootstrap_over_two_days_by_hand():
     # resamples are AA (TSS 1), AB/BA (7/15), BB (-1/3), each AA and BB with probability 1/4 >> 5 %,
     # so the 90 % interval runs from BB's score to AA's.
-    out = metrics.bootstrap_scores(TWO_DAYS, TWO_EVENTS, {"model": TWO_YES})
+    out = evaluate.bootstrap_scores(TWO_DAYS, TWO_EVENTS, {"model": TWO_YES})
     row = out.loc["model"]
     assert row["TSS"] == pytest.approx(7 / 15) and row["HSS"] == pytest.approx(7 / 15)
     assert row["TSS_lo"] == pytest.approx(-1 / 3) and row["TSS_hi"] == pytest.approx(1.0)
@@ -113,9 +115,9 @@ def test_bootstrap_over_two_days_by_hand():
 def test_bootstrap_on_one_day_has_no_spread_and_days_are_utc_calendar_days():
     # all eight samples on one day: every resample is that day
     one_day = T0 + np.arange(8) * np.timedelta64(1, "h")
-    row = metrics.bootstrap_scores(one_day, TWO_EVENTS, {"m": TWO_YES}).loc["m"]
+    row = evaluate.bootstrap_scores(one_day, TWO_EVENTS, {"m": TWO_YES}).loc["m"]
     assert row["TSS_lo"] == row["TSS_hi"] == pytest.approx(7 / 15)
-    code, counts = metrics.day_resample_counts(TWO_DAYS, n_resamples=50, seed=1)
+    code, counts = evaluate.day_resample_counts(TWO_DAYS, n_resamples=50, seed=1)
     assert code.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert counts.shape == (50, 2) and (counts.sum(axis=1) == 2).all()
 
@@ -126,14 +128,14 @@ def test_bootstrap_draws_are_seeded_and_paired():
     event = rng.random(300) < 0.3
     a = np.where(rng.random(300) < 0.8, event, ~event)
     b = rng.random(300) < 0.3
-    both = metrics.bootstrap_scores(times, event, {"a": a, "b": b})
-    alone = metrics.bootstrap_scores(times, event, {"a": a})
+    both = evaluate.bootstrap_scores(times, event, {"a": a, "b": b})
+    alone = evaluate.bootstrap_scores(times, event, {"a": a})
     pd.testing.assert_series_equal(both.loc["a"], alone.loc["a"])  # same day draws whatever else is scored
-    twin = metrics.bootstrap_scores(times, event, {"a": a, "a again": a.copy()})
+    twin = evaluate.bootstrap_scores(times, event, {"a": a, "a again": a.copy()})
     assert (twin.loc["a"].to_numpy() == twin.loc["a again"].to_numpy()).all()
-    other_seed = metrics.bootstrap_scores(times, event, {"a": a}, seed=1)
+    other_seed = evaluate.bootstrap_scores(times, event, {"a": a}, seed=1)
     assert other_seed.loc["a", "TSS_lo"] != alone.loc["a", "TSS_lo"]
-    assert metrics.SEED == 2017 and metrics.N_RESAMPLES == 1000 and metrics.LEVEL == 0.9
+    assert evaluate.SEED == 2017 and evaluate.N_RESAMPLES == 1000 and evaluate.LEVEL == 0.9
 
 
 def test_vectorized_bootstrap_equals_a_loop_over_resamples():
@@ -143,18 +145,18 @@ def test_vectorized_bootstrap_equals_a_loop_over_resamples():
     event[5] = np.nan  # no truth: dropped
     yes = (rng.random(120) < 0.5).astype(float)
     yes[7] = np.nan  # no forecast: dropped
-    out = metrics.bootstrap_scores(times, event, {"p": yes}, n_resamples=200, seed=11).loc["p"]
-    code, counts = metrics.day_resample_counts(times, 200, 11)
+    out = evaluate.bootstrap_scores(times, event, {"p": yes}, n_resamples=200, seed=11).loc["p"]
+    code, counts = evaluate.day_resample_counts(times, 200, 11)
     tss = []
     for r in range(200):
         w = counts[r, code] * (np.isfinite(event) & np.isfinite(yes))
         tp, fp = np.sum(w * (yes == 1) * (event == 1)), np.sum(w * (yes == 1) * (event == 0))
         fn, tn = np.sum(w * (yes == 0) * (event == 1)), np.sum(w * (yes == 0) * (event == 0))
-        tss.append(metrics.scores({"TP": tp, "FP": fp, "FN": fn, "TN": tn})["TSS"])
+        tss.append(evaluate.scores({"TP": tp, "FP": fp, "FN": fn, "TN": tn})["TSS"])
     lo, hi = np.nanpercentile(tss, [5, 95])
     assert out["TSS_lo"] == pytest.approx(lo) and out["TSS_hi"] == pytest.approx(hi)
     ok = np.isfinite(event) & np.isfinite(yes)
-    point = metrics.scores(metrics.contingency(np.where(ok, yes, np.nan) - 5.5, event - 5.5, 10 ** -5.0))
+    point = evaluate.scores(evaluate.contingency(np.where(ok, yes, np.nan) - 5.5, event - 5.5, 10 ** -5.0))
     assert out["TSS"] == pytest.approx(point["TSS"])
 
 
@@ -164,24 +166,24 @@ def test_bootstrap_is_fast_enough():
     event = rng.random(1500) < 0.1
     forecasts = {f"p{k}": rng.random(1500) < 0.1 for k in range(8)}
     start = time.perf_counter()
-    out = metrics.bootstrap_scores(times, event, forecasts, n_resamples=1000)
+    out = evaluate.bootstrap_scores(times, event, forecasts, n_resamples=1000)
     assert time.perf_counter() - start < 2.0  # well under the 10 s budget
     assert len(out) == 8 and np.isfinite(out["TSS_lo"]).all()
 
 
 def test_bootstrap_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="length"):
-        metrics.bootstrap_scores(TWO_DAYS, TWO_EVENTS[:-1], {"m": TWO_YES[:-1]})
+        evaluate.bootstrap_scores(TWO_DAYS, TWO_EVENTS[:-1], {"m": TWO_YES[:-1]})
 
 
 # --------------------------------------------------------------------------- verdicts
 
 def test_verdict_from_intervals():
-    assert metrics.verdict(0.3, 0.5, 0.1, 0.2) == "beats"
-    assert metrics.verdict(0.1, 0.2, 0.3, 0.5) == "loses"
-    assert metrics.verdict(0.3, 0.5, 0.1, 0.3) == "ties"  # touching intervals overlap
-    assert metrics.verdict(0.1, 0.9, 0.4, 0.5) == "ties"
-    assert metrics.verdict(np.nan, 0.5, 0.1, 0.2) == "undefined"
+    assert evaluate.verdict(0.3, 0.5, 0.1, 0.2) == "beats"
+    assert evaluate.verdict(0.1, 0.2, 0.3, 0.5) == "loses"
+    assert evaluate.verdict(0.3, 0.5, 0.1, 0.3) == "ties"  # touching intervals overlap
+    assert evaluate.verdict(0.1, 0.9, 0.4, 0.5) == "ties"
+    assert evaluate.verdict(np.nan, 0.5, 0.1, 0.2) == "undefined"
 
 
 def _row(predictor, tss, lo, hi, events=12, samples=1440):
@@ -195,13 +197,13 @@ def test_verdict_sentence_compares_the_model_with_every_baseline():
     table = pd.DataFrame([_row("FlareNet", 0.41, 0.30, 0.52), _row("FlareNet regression", 0.9, 0.9, 0.9),
                           _row("climatology", 0.0, 0.0, 0.0), _row("flare-history persistence 24h", 0.38, 0.25, 0.49),
                           _row("oracle", 0.80, 0.71, 0.88)])
-    (line,) = metrics.verdict_sentences(table)
+    (line,) = evaluate.verdict_sentences(table)
     assert line == ("SYNTHETIC sun, ≥M1, 1h/24h forecast: FlareNet TSS 0.41 [0.30, 0.52] beats climatology 0.00 "
                     "[0.00, 0.00], ties flare-history persistence 24h 0.38 [0.25, 0.49], loses to oracle 0.80 "
                     "[0.71, 0.88] (12 events in 1440 test samples; 90% day-block bootstrap intervals); "
                     "fewer than 20 events, so the intervals are wide.")
-    assert metrics.describe_target("now") == "nowcast"
-    assert metrics.describe_target("lead90min_window360min") == "90min/6h forecast"
+    assert evaluate.describe_target("now") == "nowcast"
+    assert evaluate.describe_target("lead90min_window360min") == "90min/6h forecast"
 
 
 # --------------------------------------------------------------------------- reference forecasts
@@ -211,14 +213,14 @@ def test_nowcast_persistence_looks_up_t_minus_cadence_by_time():
     times = T0 + np.array([0, 12, 24, 48, 60]) * np.timedelta64(1, "m")
     flux_now = np.array([1e-6, 1e-5, 2e-5, 1e-7, 3e-6])
     twelve = np.timedelta64(12, "m")
-    now = metrics.persistence(flux_now, times, np.arange(5), nowcast=True, cadence=twelve)
+    now = evaluate.persistence(flux_now, times, np.arange(5), nowcast=True, cadence=twelve)
     assert np.isnan(now[0])  # nothing before the first step
     np.testing.assert_allclose(now[1:3], [-6.0, -5.0])
     assert np.isnan(now[3])  # 00:36 is missing: not the flux of 00:24
     assert now[4] == pytest.approx(-7.0)
-    forecast = metrics.persistence(flux_now, times, np.array([3, 0]), nowcast=False, cadence=twelve)
+    forecast = evaluate.persistence(flux_now, times, np.array([3, 0]), nowcast=False, cadence=twelve)
     np.testing.assert_allclose(forecast, [-7.0, -6.0])
-    assert np.isnan(metrics.persistence(np.array([0.0, 1e-6]), times[:2], np.array([0]), nowcast=False,
+    assert np.isnan(evaluate.persistence(np.array([0.0, 1e-6]), times[:2], np.array([0]), nowcast=False,
                                         cadence=twelve)[0])
 
 
@@ -242,29 +244,29 @@ def _fake_dm(flux, *, nowcast=False, train=None, history=None, store=None, chann
 def test_flare_history_persistence_reads_the_history_and_is_not_for_nowcasts():
     history = {"6h": np.array([1e-6, 1e-4, 2e-6]), "24h": np.array([1e-5, 1e-4, 1e-5])}
     dm = _fake_dm([1e-7, 1e-7, 1e-7], history=history)
-    np.testing.assert_allclose(metrics.flare_history_persistence(dm, np.array([0, 2]), "6h"),
+    np.testing.assert_allclose(evaluate.flare_history_persistence(dm, np.array([0, 2]), "6h"),
                                [-6.0, np.log10(2e-6)])
-    np.testing.assert_allclose(metrics.flare_history_persistence(dm, np.array([1]), "24h"), [-4.0])
+    np.testing.assert_allclose(evaluate.flare_history_persistence(dm, np.array([1]), "24h"), [-4.0])
     with pytest.raises(ValueError, match="nowcast"):
-        metrics.flare_history_persistence(_fake_dm([1e-7] * 3, nowcast=True, history=history), np.array([0]))
+        evaluate.flare_history_persistence(_fake_dm([1e-7] * 3, nowcast=True, history=history), np.array([0]))
 
 
 def test_climatology_base_rate_and_mean_from_the_training_block_only():
     dm = _fake_dm([1e-7, 2e-6, 1e-5, 5e-5, 1e-3], train=np.arange(4))
-    assert metrics.base_rate(dm, 1e-6) == 0.75
-    assert metrics.base_rate(dm, 1e-5) == 0.5  # M1.0 exactly is an event
+    assert evaluate.base_rate(dm, 1e-6) == 0.75
+    assert evaluate.base_rate(dm, 1e-5) == 0.5  # M1.0 exactly is an event
     expected = (-7 + np.log10(2e-6) - 5 + np.log10(5e-5)) / 4
-    np.testing.assert_allclose(metrics.climatology_forecast(dm, np.array([4, 0])), [expected, expected], rtol=1e-6)
-    assert np.all(metrics.climatology(np.array([-6.0, -5.0, np.nan]), 3) == -5.5)
+    np.testing.assert_allclose(evaluate.climatology_forecast(dm, np.array([4, 0])), [expected, expected], rtol=1e-6)
+    assert np.all(evaluate.climatology(np.array([-6.0, -5.0, np.nan]), 3) == -5.5)
 
 
 def test_linear_and_least_squares_calibration():
-    a, b = metrics.fit_linear(np.array([1.0, 2.0, 3.0, np.nan]), np.array([-7.0, -6.0, -5.0, 0.0]))
+    a, b = evaluate.fit_linear(np.array([1.0, 2.0, 3.0, np.nan]), np.array([-7.0, -6.0, -5.0, 0.0]))
     assert a == pytest.approx(-8.0) and b == pytest.approx(1.0)
     with pytest.raises(ValueError):
-        metrics.fit_linear(np.array([1.0]), np.array([1.0]))
+        evaluate.fit_linear(np.array([1.0]), np.array([1.0]))
     x = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 3.0], [np.nan, 1.0]])
-    coef = metrics.fit_least_squares(x, 1 + 2 * x[:, 0] - x[:, 1])
+    coef = evaluate.fit_least_squares(x, 1 + 2 * x[:, 0] - x[:, 1])
     np.testing.assert_allclose(coef, [1.0, 2.0, -1.0], atol=1e-12)
 
 
@@ -272,22 +274,22 @@ def test_logistic_fit_reproduces_group_frequencies():
     # x = 0: y 0, 1 -> P 1/2; x = 1: y 0, 1, 1, 1 -> P 3/4. The MLE: c0 = logit(1/2) = 0, c1 = logit(3/4) = log 3
     x = np.array([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
     y = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 1.0])
-    coef = metrics.fit_logistic(x[:, None], y, l2=0.0)
+    coef = evaluate.fit_logistic(x[:, None], y, l2=0.0)
     np.testing.assert_allclose(coef, [0.0, np.log(3.0)], atol=1e-8)
-    np.testing.assert_allclose(metrics.predict_logistic(coef, np.array([[0.0], [1.0]])), [0.5, 0.75])
+    np.testing.assert_allclose(evaluate.predict_logistic(coef, np.array([[0.0], [1.0]])), [0.5, 0.75])
     # separable data stay finite with the default ridge, and increase with x
-    sep = metrics.fit_logistic(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0.0, 0.0, 1.0, 1.0]))
+    sep = evaluate.fit_logistic(np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0.0, 0.0, 1.0, 1.0]))
     assert np.isfinite(sep).all() and sep[1] > 0
     # one class only: the constant rate
-    const = metrics.fit_logistic(np.array([[0.0], [1.0]]), np.array([0.0, 0.0]))
-    assert const[1] == 0.0 and metrics.predict_logistic(const, np.array([[5.0]]))[0] == pytest.approx(1e-6)
+    const = evaluate.fit_logistic(np.array([[0.0], [1.0]]), np.array([0.0, 0.0]))
+    assert const[1] == 0.0 and evaluate.predict_logistic(const, np.array([[5.0]]))[0] == pytest.approx(1e-6)
 
 
 def test_hot_excess_over_the_frame_median_by_hand():
     frames = np.array([[[1.0, 2.0], [3.0, 10.0]],  # median 2.5 -> 0 + 0 + 0.5 + 7.5 = 8
                        [[1.0, np.nan], [3.0, 10.0]],  # median 3 -> 7
                        [[np.nan, np.nan], [np.nan, np.nan]]])
-    out = metrics.hot_excess(frames)
+    out = evaluate.hot_excess(frames)
     np.testing.assert_allclose(out[:2], [8.0, 7.0])
     assert np.isnan(out[2])
 
@@ -299,26 +301,26 @@ def test_threshold_is_the_one_that_maximizes_tss():
     # >= 0.15: 1 - 2/3; >= 0.25: 2/3 - 2/3; >= 0.35: 2/3 - 1/3; >= 0.7: 1/3)
     prob = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.9])
     event = np.array([0, 1, 0, 0, 1, 1])
-    assert metrics.choose_threshold(prob, event) == pytest.approx(0.45)
-    curve = metrics.tss_vs_threshold(prob, event, np.array([0.15, 0.45, 0.7, 1.0]))
+    assert evaluate.choose_threshold(prob, event) == pytest.approx(0.45)
+    curve = evaluate.tss_vs_threshold(prob, event, np.array([0.15, 0.45, 0.7, 1.0]))
     np.testing.assert_allclose(curve["TSS"], [1 / 3, 2 / 3, 1 / 3, 0.0])
     np.testing.assert_allclose(curve["POD"], [1.0, 2 / 3, 1 / 3, 0.0])
-    assert metrics.choose_threshold(np.full(4, 0.2), np.array([0, 1, 0, 1])) == pytest.approx(0.2)
-    assert metrics.choose_threshold(np.array([0.1, 0.9]), np.array([0, 0])) == 0.5  # no events: the default
+    assert evaluate.choose_threshold(np.full(4, 0.2), np.array([0, 1, 0, 1])) == pytest.approx(0.2)
+    assert evaluate.choose_threshold(np.array([0.1, 0.9]), np.array([0, 0])) == 0.5  # no events: the default
 
 
 def test_brier_skill_score_roc_auc_and_reliability_by_hand():
     # BS = (0.2² + 0.2²)/2 = 0.04; BS of 0.5 = 0.25 -> BSS 1 - 0.16 = 0.84
-    assert metrics.brier_skill_score(np.array([0.2, 0.8]), np.array([0, 1]), 0.5) == pytest.approx(0.84)
-    assert metrics.brier_skill_score(np.full(4, 0.25), np.array([0, 0, 0, 1]), 0.25) == pytest.approx(0.0)
+    assert evaluate.brier_skill_score(np.array([0.2, 0.8]), np.array([0, 1]), 0.5) == pytest.approx(0.84)
+    assert evaluate.brier_skill_score(np.full(4, 0.25), np.array([0, 0, 0, 1]), 0.25) == pytest.approx(0.0)
     # pairs (event, non-event): (0.35, 0.1) yes, (0.35, 0.4) no, (0.8, 0.1) yes, (0.8, 0.4) yes -> 3/4
-    assert metrics.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
-    assert metrics.roc_auc(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.5)  # a tie counts half
-    assert np.isnan(metrics.roc_auc(np.array([0.5, 0.6]), np.array([1, 1])))
-    roc = metrics.roc_curve(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+    assert evaluate.roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == pytest.approx(0.75)
+    assert evaluate.roc_auc(np.array([0.5, 0.5]), np.array([0, 1])) == pytest.approx(0.5)  # a tie counts half
+    assert np.isnan(evaluate.roc_auc(np.array([0.5, 0.6]), np.array([1, 1])))
+    roc = evaluate.roc_curve(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
     np.testing.assert_allclose(roc["POFD"], [0, 0, 0.5, 0.5, 1.0])
     np.testing.assert_allclose(roc["POD"], [0, 0.5, 0.5, 1.0, 1.0])
-    rel = metrics.reliability(np.array([0.05, 0.15, 0.12, 0.95, 1.0]), np.array([0, 1, 0, 1, 1]), bins=10)
+    rel = evaluate.reliability(np.array([0.05, 0.15, 0.12, 0.95, 1.0]), np.array([0, 1, 0, 1, 1]), bins=10)
     assert rel["count"].tolist() == [1, 2, 0, 0, 0, 0, 0, 0, 0, 2]
     np.testing.assert_allclose(rel["mean_forecast"].iloc[[0, 1, 9]], [0.05, 0.135, 0.975])
     np.testing.assert_allclose(rel["observed_frequency"].iloc[[0, 1, 9]], [0.0, 0.5, 1.0])
@@ -372,7 +374,7 @@ def scenario(tmp_path):
         ds = xr.Dataset({"pred": ("time", (true + 0.2).astype(np.float32)), "true": ("time", true)},
                         coords={"time": dm.plan.times[index], "time_index": ("time", index)},
                         attrs={"split": split, "target": dm.plan.target.name, "synthetic": True, "cube": "tiny-sun"})
-        for letter, threshold in metrics.THRESHOLDS.items():
+        for letter, threshold in evaluate.THRESHOLDS.items():
             ds[f"prob_{letter}"] = ("time", np.where(flux[index] >= threshold, hi, lo).astype(np.float32))
         return ds
     return dm, predictions("val", VAL), predictions("test", TEST), flux
@@ -380,8 +382,8 @@ def scenario(tmp_path):
 
 def test_skill_table_has_the_exact_columns_and_every_predictor(scenario):
     dm, val, test, flux = scenario
-    table = metrics.skill_table(val, test, dm, n_resamples=300)
-    assert list(table.columns) == metrics.SKILL_COLUMNS
+    table = evaluate.skill_table(val, test, dm, n_resamples=300)
+    assert list(table.columns) == evaluate.SKILL_COLUMNS
     assert set(table["predictor"]) == {"FlareNet", "FlareNet regression", "persistence",
                                        "flare-history persistence 6h", "flare-history persistence 24h",
                                        "climatology", "brightest pixel 94 Å", "region photometry", "oracle"} or \
@@ -403,7 +405,7 @@ def test_skill_table_has_the_exact_columns_and_every_predictor(scenario):
 
 def test_skill_table_values_by_hand(scenario):
     dm, val, test, flux = scenario
-    table = metrics.skill_table(val, test, dm, n_resamples=300).set_index(["predictor", "threshold"])
+    table = evaluate.skill_table(val, test, dm, n_resamples=300).set_index(["predictor", "threshold"])
     true_log = np.log10(flux[TEST])
     # the oracle is the truth: perfect, with no spread, and its probabilities are perfectly sharp
     for threshold in (">=C1", ">=M1"):
@@ -416,24 +418,24 @@ def test_skill_table_values_by_hand(scenario):
         assert clim["MAE_dex"] == pytest.approx(np.mean(np.abs(np.mean(np.log10(flux[TRAIN])) - true_log)))
         # persistence: the flux at t, thresholded at the class threshold
         level = 1e-6 if threshold == ">=C1" else 1e-5
-        expected = metrics.scores(metrics.contingency(np.log10(dm.plan.flux_now[TEST]), true_log, level))
+        expected = evaluate.scores(evaluate.contingency(np.log10(dm.plan.flux_now[TEST]), true_log, level))
         assert table.loc[("persistence", threshold), "TSS"] == pytest.approx(expected["TSS"])
         assert np.isnan(table.loc[("persistence", threshold), "BSS"])
-        history = metrics.scores(metrics.contingency(np.log10(3 * dm.plan.flux_now[TEST]), true_log, level))
+        history = evaluate.scores(evaluate.contingency(np.log10(3 * dm.plan.flux_now[TEST]), true_log, level))
         assert table.loc[("flare-history persistence 24h", threshold), "TSS"] == pytest.approx(history["TSS"])
         # FlareNet: the class head with the VALIDATION threshold (0.5) says no on test -> TSS 0, not 1
         assert table.loc[("FlareNet", threshold), "TSS"] == 0.0
         assert table.loc[("FlareNet", threshold), "MAE_dex"] == pytest.approx(0.2, abs=1e-6)
         # FlareNet regression: pred = true + 0.2 dex -> misses nothing, false alarms within 0.2 dex below
-        reg = metrics.scores(metrics.contingency(true_log + 0.2, true_log, level))
+        reg = evaluate.scores(evaluate.contingency(true_log + 0.2, true_log, level))
         assert table.loc[("FlareNet regression", threshold), "TSS"] == pytest.approx(reg["TSS"], abs=1e-6)
         assert np.isnan(table.loc[("FlareNet regression", threshold), "BSS"])
     # region photometry: log10(94 Å excess) = log10(flux_now) + 9 exactly, so the linear fit on the training block
     # reproduces a regression on flux_now; its MAE equals that of the best linear map of log flux_now
     x = np.log10(dm.plan.flux_now)
-    a, b = metrics.fit_linear(x[TRAIN], np.log10(flux[TRAIN]))
+    a, b = evaluate.fit_linear(x[TRAIN], np.log10(flux[TRAIN]))
     assert table.loc[("region photometry", ">=M1"), "MAE_dex"] == pytest.approx(
-        metrics.mae(a + b * x[TEST], true_log), abs=0.01)
+        evaluate.mae(a + b * x[TEST], true_log), abs=0.01)
 
 
 def test_baselines_for_a_real_nowcast_cube_have_no_oracle_and_no_flare_history(scenario, tmp_path):
@@ -441,13 +443,13 @@ def test_baselines_for_a_real_nowcast_cube_have_no_oracle_and_no_flare_history(s
     dm = _fake_dm(flux, nowcast=True, train=TRAIN, synthetic=False, name="real-cube")
     dm.plan.index.update(val=VAL, test=TEST)
     dm.store_path = _cube(tmp_path / "real.zarr", flux, flux, oracle=False, label="x")
-    preds = metrics.baseline_predictions(dm, TEST)
+    preds = evaluate.baseline_predictions(dm, TEST)
     assert "oracle" not in preds and not any(k.startswith("flare-history") for k in preds)
     # nowcast persistence: the flux one cadence (2 h) earlier
     np.testing.assert_allclose(preds["persistence"], np.log10(flux[TEST - 1]))
     # region photometry: log10 excess = log10 flux + 9 exactly, so the fit reproduces the truth
     np.testing.assert_allclose(preds["region photometry"], np.log10(flux[TEST]), atol=1e-4)
-    probs = metrics.baseline_probabilities(dm, TEST)
+    probs = evaluate.baseline_probabilities(dm, TEST)
     assert set(probs) == {"climatology", "region photometry"} and set(probs["climatology"]) == {"C", "M"}
     assert np.all(probs["climatology"]["M"] == np.mean(flux[TRAIN] >= 1e-5))
 
@@ -457,35 +459,35 @@ def test_skill_table_refuses_predictions_of_another_target(scenario):
     wrong = test.copy()
     wrong["true"] = wrong["true"] + 1
     with pytest.raises(ValueError, match="do not match"):
-        metrics.skill_table(val, wrong, dm, n_resamples=10)
+        evaluate.skill_table(val, wrong, dm, n_resamples=10)
 
 
 def test_verdicts_csv_and_figures_from_a_skill_table(scenario, tmp_path, monkeypatch):
     dm, val, test, _ = scenario
-    forecasts = metrics.collect_forecasts(val, test, dm)
+    forecasts = evaluate.collect_forecasts(val, test, dm)
     assert forecasts.prob_threshold[("FlareNet", "M")] == pytest.approx(0.5)  # chosen on val
-    table = metrics.skill_table(val, test, dm, forecasts=forecasts, n_resamples=200)
-    lines = metrics.verdict_sentences(table)
+    table = evaluate.skill_table(val, test, dm, forecasts=forecasts, n_resamples=200)
+    lines = evaluate.verdict_sentences(table)
     assert len(lines) == 2 and all(line.startswith("SYNTHETIC tiny-sun, ≥") for line in lines)
     assert "loses to oracle 1.00 [1.00, 1.00]" in lines[1]
-    shown = metrics.summary_columns(table)
+    shown = evaluate.summary_columns(table)
     assert shown.loc[("lead120min_window360min", ">=M1", "oracle"), "TSS"] == "1.00 [1.00, 1.00]"
     monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path / "results"))
-    path = metrics.write_skill_csv([table, table.assign(target="now")])
+    path = evaluate.write_skill_csv([table, table.assign(target="now")])
     assert path == tmp_path / "results" / "skill.csv"
     back = pd.read_csv(path)
-    assert list(back.columns) == metrics.SKILL_COLUMNS and len(back) == 2 * len(table)
-    metrics.write_skill_csv(table, append=True)  # replaces that target's rows, keeps the other's
+    assert list(back.columns) == evaluate.SKILL_COLUMNS and len(back) == 2 * len(table)
+    evaluate.write_skill_csv(table, append=True)  # replaces that target's rows, keeps the other's
     assert len(pd.read_csv(path)) == 2 * len(table)
-    counts = metrics.contingency_table(forecasts)
+    counts = evaluate.contingency_table(forecasts)
     assert counts.loc[("lead120min_window360min", "oracle", ">=M1"), "FP"] == 0
-    titles = [plotting.plot_reliability(metrics.reliability_table(forecasts))[0].get_title(),
-              plotting.plot_roc(metrics.roc_table(forecasts)).get_title(),
-              plotting.plot_tss_vs_threshold(metrics.tss_threshold_table(forecasts)).get_title(),
+    titles = [plotting.plot_reliability(evaluate.reliability_table(forecasts))[0].get_title(),
+              plotting.plot_roc(evaluate.roc_table(forecasts)).get_title(),
+              plotting.plot_tss_vs_threshold(evaluate.tss_threshold_table(forecasts)).get_title(),
               plotting.plot_skill_intervals(table)[0].figure._suptitle.get_text()]
     assert all(t.startswith("SYNTHETIC tiny-sun") for t in titles)
     plt.close("all")
-    tss_curve = metrics.tss_threshold_table(forecasts)
+    tss_curve = evaluate.tss_threshold_table(forecasts)
     assert set(tss_curve["split"]) == {"val"} and {"chosen", "TSS", "prob_threshold"} <= set(tss_curve.columns)
 
 
@@ -496,19 +498,19 @@ def test_skill_per_block_and_spread_by_hand():
     true_log = np.where(TWO_EVENTS, -4.5, -6.5)
     pred = np.where(TWO_YES, -4.5, -6.5)
     blocks = np.array([1, 1, 1, 1, 2, 2, 2, 2])
-    per_block = metrics.skill_per_block(true_log, {"m": pred}, blocks, thresholds={"M": 1e-5})
+    per_block = evaluate.skill_per_block(true_log, {"m": pred}, blocks, thresholds={"M": 1e-5})
     rows = per_block.set_index("block")
     assert rows.loc[1, "TSS"] == pytest.approx(1.0) and rows.loc[2, "TSS"] == pytest.approx(-1 / 3)
     assert rows.loc["pooled", "TSS"] == pytest.approx(7 / 15)
     assert rows.loc[2, "n_events"] == 1 and rows.loc[2, "n_samples"] == 4
     assert rows.loc[1, "MAE_dex"] == 0.0 and rows.loc[2, "MAE_dex"] == pytest.approx(1.0)  # 2 misses of 2 dex / 4
-    spread = metrics.block_spread(per_block).loc[("m", ">=M1")]
+    spread = evaluate.block_spread(per_block).loc[("m", ">=M1")]
     assert spread["n_blocks"] == 2
     assert spread["TSS_mean"] == pytest.approx(1 / 3) and spread["TSS_min"] == pytest.approx(-1 / 3)
     assert spread["TSS_std"] == pytest.approx(np.std([1.0, -1 / 3], ddof=1))
     assert spread["TSS_pooled"] == pytest.approx(7 / 15)
     # yes forecasts from elsewhere (a probability with its threshold) replace the thresholded flux
-    always = metrics.skill_per_block(true_log, {"m": pred}, blocks, thresholds={"M": 1e-5},
+    always = evaluate.skill_per_block(true_log, {"m": pred}, blocks, thresholds={"M": 1e-5},
                                      yes={"m": {"M": np.ones(8)}}, pooled=False)
     assert (always["TSS"] == 0.0).all() and len(always) == 2
 
@@ -517,12 +519,12 @@ def test_a_reference_model_is_scored_beside_the_model_on_the_same_steps(scenario
     dm, val, test, _ = scenario
     goes_only = (val.copy(), test.copy())
     goes_only[1]["pred"] = goes_only[1]["pred"] - 1.0  # a worse flux forecast
-    forecasts = metrics.collect_forecasts(val, test, dm, others={"GOES-only model": goes_only})
+    forecasts = evaluate.collect_forecasts(val, test, dm, others={"GOES-only model": goes_only})
     assert "GOES-only model" in forecasts.predictors and ("GOES-only model", "M") in forecasts.prob_threshold
-    table = metrics.skill_table(val, test, dm, forecasts=forecasts, n_resamples=50)
+    table = evaluate.skill_table(val, test, dm, forecasts=forecasts, n_resamples=50)
     mae = table.groupby("predictor")["MAE_dex"].first()
     assert mae["GOES-only model"] > mae["FlareNet"]
-    assert all("GOES-only model" in line for line in metrics.verdict_sentences(table))
+    assert all("GOES-only model" in line for line in evaluate.verdict_sentences(table))
     shifted = (val.copy(), test.isel(time=slice(1, None)))
     with pytest.raises(ValueError, match="predicted other steps"):
-        metrics.collect_forecasts(val, test, dm, others={"GOES-only model": shifted})
+        evaluate.collect_forecasts(val, test, dm, others={"GOES-only model": shifted})

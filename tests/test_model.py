@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from flarelib import flarenet as M
-from flarelib import metrics
-from flarelib.data import DataConfigError
+from flarelib import evaluate
+from flarelib import learn as M
+from flarelib.learn.data import DataConfigError
 from flarelib.paths import CONFIG_DIR
 
 SMALL = str(CONFIG_DIR / "small.yaml")
@@ -206,8 +206,8 @@ def test_skill_table_has_the_model_and_every_baseline_on_the_same_samples(traine
     _, cli = trained
     dm = cli.datamodule
     val, test = (M.predict(cli.model, dm, split) for split in ("val", "test"))
-    table = metrics.skill_table(val, test, dm, n_resamples=200)
-    assert list(table.columns) == metrics.SKILL_COLUMNS
+    table = evaluate.skill_table(val, test, dm, n_resamples=200)
+    assert list(table.columns) == evaluate.SKILL_COLUMNS
     predictors = set(table["predictor"])
     bright = {p for p in predictors if p.startswith("brightest pixel")}
     assert bright in ({"brightest pixel 94 Å"}, {"brightest pixel 131 Å"})

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from flarelib import data, explain
-from flarelib import flarenet as M
-from flarelib.data import DataConfigError, Normalizer, frame_offsets, stack_inputs
-from flarelib.store import cube_cadence
+from flarelib import explain
+from flarelib import learn as M
+from flarelib.cube.store import cube_cadence
+from flarelib.learn import data
+from flarelib.learn.data import DataConfigError, Normalizer, frame_offsets, stack_inputs
 
 CHANNELS = [94, 131, 171, 193, 211, 335]
 

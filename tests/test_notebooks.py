@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from flarelib import explain, metrics, paths, suite
+from flarelib import evaluate, explain, paths, suite
 
 NOTEBOOKS = suite.numbered_notebooks()
 
@@ -84,7 +84,7 @@ def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tm
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["01 GOES-15 2011-06-07 peak"] == "M3.7"  # the SWPC-scaled M2.6 file, opened as science quality
     skill = pd.read_csv(tmp_path / "results" / "skill.csv")  # notebook 05's machine-readable table
-    assert list(skill.columns) == metrics.SKILL_COLUMNS
+    assert list(skill.columns) == evaluate.SKILL_COLUMNS
     assert {"FlareNet", "persistence", "flare-history persistence 24h", "climatology", "region photometry",
             "oracle"} <= set(skill["predictor"])
     assert set(skill["target"]) == {"now", "lead60min_window1440min"} and skill["synthetic"].all()
@@ -142,7 +142,7 @@ def test_notebooks_03_to_05_run_on_another_cube(tmp_path, monkeypatch, catalog):
     """A researcher's own cube through the CUBE parameter: here a small synthetic sun with another seed."""
     import dataclasses
 
-    from flarelib import synthetic
+    from flarelib.cube import synthetic
 
     for name in ("DATA_DIR", "RUNS_DIR", "RESULTS_DIR"):
         monkeypatch.setenv(f"FLARELIB_{name}", str(tmp_path / name.lower()))

@@ -13,7 +13,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from flarelib import plotting, summary  # noqa: E402
+from flarelib.evaluate import summary  # noqa: E402
+from flarelib.show import plotting
 
 
 @pytest.fixture(autouse=True)

@@ -8,10 +8,10 @@ import pytest
 import xarray as xr
 from astropy.io import fits
 
-from flarelib import ingest, prep
-from flarelib.align import SlotRules, Targets
-from flarelib.store import WriteOptions
-from tests.conftest import FLARE_EVENT, REAL, edit_header
+from flarelib.cube import ingest, prep
+from flarelib.cube.align import SlotRules, Targets
+from flarelib.cube.store import WriteOptions
+from tests.conftest import FLARE_EVENT, REAL, ROOT, edit_header
 
 AEC_193 = "aia_flare_2011-02-15T01-58-10_193.fits"  # EXPTIME 0.0049 s (flare mode)
 NORMAL_193 = "aia_flare_2011-02-15T01-44-07_193.fits"  # EXPTIME 2.0 s
@@ -61,7 +61,8 @@ def test_the_shipped_degradation_table_gives_the_factors_it_gave_from_aiapy(date
     from astropy.time import Time
 
     path = prep.SHIPPED_CORRECTION_TABLE
-    assert path.is_file() and path.parent.name == "flarelib" and (path.parent / "AIA_RESPONSE_TABLE.md").is_file()
+    assert path.is_file() and path.parent == ROOT / "flarelib" / "cube"
+    assert (path.parent / "AIA_RESPONSE_TABLE.md").is_file()
     assert prep.PrepOptions().table_path() == path
     table = prep.load_correction_table(None)
     factors = [float(aiapy.calibrate.degradation(c * u.AA, Time(date, scale="utc"), correction_table=table)[0])

@@ -10,16 +10,16 @@ import pytest
 import xarray as xr
 
 from conftest import FLARE_EVENT, ROOT
-from flarelib.align import SlotRules, Targets
-from flarelib.ingest import build_fits_cube
-from flarelib.store import IncompleteCubeError, WriteOptions, cube_status, open_cube
+from flarelib.cube.align import SlotRules, Targets
+from flarelib.cube.ingest import build_fits_cube
+from flarelib.cube.store import IncompleteCubeError, WriteOptions, cube_status, open_cube
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def dask_client():
-    from flarelib.store import dask_client
+    from flarelib.cube.store import dask_client
 
     client, cluster = dask_client("local:2")
     yield client
@@ -60,7 +60,7 @@ def test_ddp_trains_on_two_cpu_processes_with_sane_metrics(small_cube_path, tmp_
     """``strategy: ddp`` from config: 2 processes (gloo) on the small SYNTHETIC cube."""
     env = dict(os.environ, FLARELIB_DATA_DIR=str(small_cube_path.parent), PYTHONWARNINGS="ignore")
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "flarelib.flarenet", "fit", "--config", str(ROOT / "configs/small.yaml"),
+    cmd = [sys.executable, "-m", "flarelib.learn", "fit", "--config", str(ROOT / "configs/small.yaml"),
            "--config", str(ROOT / "configs/ddp-cpu.yaml"), "--trainer.max_epochs=2",
            f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -8,10 +8,10 @@ import xarray as xr
 from astropy.io import fits
 
 from conftest import FLARE_EVENT
-from flarelib import prep, sdoml
-from flarelib.align import SlotRules, Targets
-from flarelib.ingest import build_fits_cube
-from flarelib.store import WriteOptions, open_cube
+from flarelib.cube import prep, sdoml
+from flarelib.cube.align import SlotRules, Targets
+from flarelib.cube.ingest import build_fits_cube
+from flarelib.cube.store import WriteOptions, open_cube
 
 pytestmark = pytest.mark.slow  # a local S3 server and whole ingests
 
@@ -122,7 +122,7 @@ def test_a_catalog_entry_builds_the_cube_and_reuses_it(sdoml_store, tmp_path):
 
     import yaml
 
-    from flarelib.catalog import load_catalog
+    from flarelib.cube.catalog import load_catalog
 
     entry = {"kind": "sdoml_v2", "description": "REAL frames in the SDOML v2 layout on a local S3 server",
              "synthetic": False, "licence": "NASA/SDO public data", "citation": "test",

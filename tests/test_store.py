@@ -13,8 +13,8 @@ import pytest
 import xarray as xr
 import zarr
 
-from flarelib import ingest, store
-from flarelib.align import SlotRules, Targets
+from flarelib.cube import ingest, store
+from flarelib.cube.align import SlotRules, Targets
 from tests.conftest import FLARE_EVENT, ROOT
 
 BUILD = dict(name="sample-flare-2011-02-15", rules=SlotRules(cadence="2min", tolerance="60s"),
@@ -94,8 +94,8 @@ WRITER = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from flarelib import ingest, store
-from flarelib.align import SlotRules, Targets
+from flarelib.cube import ingest, store
+from flarelib.cube.align import SlotRules, Targets
 from tests.conftest import FLARE_EVENT
 files = sorted(Path({root!r}, "data/real/aia_flare_2011-02-15").glob("*.fits"))
 ingest.build_fits_cube(files, Path(sys.argv[1]), name="sample-flare-2011-02-15",

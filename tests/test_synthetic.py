@@ -7,8 +7,9 @@ import pytest
 import xarray as xr
 from scipy.stats import rankdata, spearmanr
 
-from flarelib import align, data, store, synthetic
-from flarelib.goes import resample_to_slots, window_max
+from flarelib.cube import align, store, synthetic
+from flarelib.cube.goes import resample_to_slots, window_max
+from flarelib.learn import data
 from tests.conftest import REAL
 
 DISK = sorted((REAL / "aia_fulldisk_2014-01-01").glob("*.fits"))
@@ -312,7 +313,7 @@ def test_region_identity_and_oracle_in_the_cube(small_synthetic):
 
 
 def test_biggest_flare_step_is_at_the_largest_listed_peak_inside_the_cube(small_synthetic):
-    from flarelib import summary
+    from flarelib.evaluate import summary
 
     k = summary.biggest_flare_step(small_synthetic)
     times, peaks = small_synthetic.time.values, small_synthetic.event_peak.values

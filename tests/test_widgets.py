@@ -6,9 +6,10 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from flarelib import explain, widgets
-from flarelib import flarenet as M
-from flarelib.store import WriteOptions
+from flarelib import explain
+from flarelib import learn as M
+from flarelib.cube.store import WriteOptions
+from flarelib.show import widgets
 
 pytestmark = pytest.mark.slow  # trains or explains FlareNet
 

@@ -38,14 +38,14 @@ import zarr
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from tqdm.auto import tqdm
 
-from flarelib.align import to_timedelta
-from flarelib.catalog import load_catalog
-from flarelib.goes import CLASS_ORDER, EVENT_CLASSES, FLARE_CLASS_THRESHOLDS, flare_class
+from flarelib.cube.align import to_timedelta
+from flarelib.cube.catalog import load_catalog
+from flarelib.cube.goes import CLASS_ORDER, EVENT_CLASSES, FLARE_CLASS_THRESHOLDS, flare_class
+from flarelib.cube.prep import DEFAULT_CHANNELS
+from flarelib.cube.store import checked_store, cube_cadence, open_cube
 from flarelib.labels import data_kind
 from flarelib.paths import read_config
-from flarelib.prep import DEFAULT_CHANNELS
 from flarelib.settings import merge_settings
-from flarelib.store import checked_store, cube_cadence, open_cube
 
 log = logging.getLogger(__name__)
 
@@ -444,13 +444,13 @@ def check_finite(frames: np.ndarray, times: np.ndarray, store: str | Path) -> No
         when = np.datetime_as_string(np.asarray(times)[k], unit="m")
         raise DataConfigError(f"{Path(str(store)).name}: the frame at {when} "
                               f"(and {int(bad.sum()) - 1} more) has infinite pixels or no finite pixel; "
-                              "check the store (python -m flarelib.catalog verify) or rebuild it")
+                              "check the store (python -m flarelib.cube.catalog verify) or rebuild it")
 
 
 def frame_offsets(frames: int, frame_step: str | np.timedelta64, cadence: np.timedelta64) -> np.ndarray:
     """Cube steps back of each stacked input frame, oldest first: ``[(frames - 1) k, ..., k, 0]`` with
     ``k = frame_step / cadence`` (``frame_step`` a duration such as ``"1h"``, ``cadence`` the cube's, see
-    :func:`flarelib.store.cube_cadence`). One frame is ``[0]`` whatever the step."""
+    :func:`flarelib.cube.store.cube_cadence`). One frame is ``[0]`` whatever the step."""
     frames = int(frames)
     if frames < 1:
         raise DataConfigError(f"frames={frames}: a sample needs at least one frame")
@@ -667,7 +667,7 @@ class CubeSplit:
     name: str  #: the cube's name
     synthetic: bool
     times: np.ndarray  #: (time,) datetime64[ns], UTC
-    cadence: np.timedelta64  #: the cube's (:func:`flarelib.store.cube_cadence`)
+    cadence: np.timedelta64  #: the cube's (:func:`flarelib.cube.store.cube_cadence`)
     channels: tuple[int, ...]  #: Å, in model order
     channel_index: np.ndarray  #: positions of ``channels`` in the cube's ``channel``
     target: Target

@@ -137,9 +137,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from flarelib import align, goes, store
 from flarelib.checksums import fingerprint, sha256_of
-from flarelib.prep import DEFAULT_CHANNELS, prep_frame, read_frame_info
+from flarelib.cube import align, goes, store
+from flarelib.cube.prep import DEFAULT_CHANNELS, prep_frame, read_frame_info
 
 #: Exponent of hot-channel emission against the X-ray flux it accompanies (see the module docstring).
 HOT_INDEX = 0.8
@@ -629,7 +629,7 @@ def build_synthetic_cube(
     events = align.events_dataset(history.events)
     nt, nc = len(history.times), len(config.channels)
     n_ar = history.ar_sigma.size
-    generator = {"module": "flarelib.synthetic", "version": 2, **dataclasses.asdict(config), "start": str(START),
+    generator = {"module": "flarelib.cube.synthetic", "version": 2, **dataclasses.asdict(config), "start": str(START),
                  "disk_radius_px": radius, "n_events": len(history.events), "n_regions": int(n_ar),
                  "hot_index": HOT_INDEX, "saturation_dn_per_s": {str(c): SATURATION[c] for c in config.channels},
                  "quiet_sun_from": [Path(f).name for f in disk_files]}

@@ -7,8 +7,8 @@ The store (Zarr v2; see ``../shared/notes`` and the SDOML v2 docs) is laid out a
                                     WAVELNTH, DEG_COR, QUALITY, CDELT1, CRPIX1, ...
 
 with frames **not sorted by time** and **different N per channel**. :func:`sdoml_frames`
-turns the header lists into :class:`flarelib.prep.FrameInfo` records (bad entries become
-logged skips), :func:`flarelib.align.plan_slots` sorts and aligns them exactly as it does
+turns the header lists into :class:`flarelib.cube.prep.FrameInfo` records (bad entries become
+logged skips), :func:`flarelib.cube.align.plan_slots` sorts and aligns them exactly as it does
 FITS files, and :func:`build_sdoml_cube` reads the pixels of a few time steps at a time
 (``WriteOptions.steps_per_write``), so a year never sits in memory. The pixels are used as stored: SDOML v2 has
 already divided by exposure time and corrected degradation (``DN/s``).
@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import zarr
 
-from flarelib import align, ingest, store
 from flarelib.checksums import fingerprint
-from flarelib.prep import FrameInfo, parse_time
+from flarelib.cube import align, ingest, store
+from flarelib.cube.prep import FrameInfo, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,9 @@ def sdoml_frames(
 ):
     """Frame records of the chosen years and channels, from the header lists alone.
 
-    Returns ``(infos, skipped, locations)``: :class:`flarelib.prep.FrameInfo` per usable
+    Returns ``(infos, skipped, locations)``: :class:`flarelib.cube.prep.FrameInfo` per usable
     image (``path.name`` is ``"<year>_<channel>A_<index>"``), a
-    :class:`flarelib.align.Skip` per unusable one (no or bad T_OBS, EXPTIME <= 0,
+    :class:`flarelib.cube.align.Skip` per unusable one (no or bad T_OBS, EXPTIME <= 0,
     QUALITY bits) and ``{name: (year, array name, index)}``.
     """
     infos, skipped, locations = [], [], {}
@@ -125,7 +125,7 @@ def sdoml_frames(
 
 
 class SDOMLReader:
-    """``load_rows(rows, shape)`` of a :class:`flarelib.ingest.FrameSource` from an SDOML store.
+    """``load_rows(rows, shape)`` of a :class:`flarelib.cube.ingest.FrameSource` from an SDOML store.
 
     Opens the store lazily in each process (so Dask can ship it), reads each channel's
     frames of a block with one orthogonal selection, sorted by index, and block-means
@@ -205,7 +205,7 @@ def build_sdoml_cube(
     """Align the SDOML v2 frames of ``[rules.start, rules.end]`` (UTC) into a flarelib cube at ``path``.
 
     The same cadence slots, tolerance, duplicate and missing-channel rules as
-    :func:`flarelib.ingest.build_fits_cube`; targets likewise. ``storage_options`` reach the
+    :func:`flarelib.cube.ingest.build_fits_cube`; targets likewise. ``storage_options`` reach the
     SDOML store (default: anonymous S3). ``shape`` block-means the stored frames.
     ``write.steps_per_write`` time steps are read at a time (memory: ``steps_per_write x channels x ny x nx x 4``
     bytes). The write is resumable and can run on Dask (``write.scheduler``).

@@ -27,7 +27,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from flarelib.checksums import fingerprint
-from flarelib.goes import (
+from flarelib.cube.goes import (
     GOESDataError,
     class_to_flux,
     flare_class,
@@ -36,7 +36,14 @@ from flarelib.goes import (
     window_complete,
     window_max,
 )
-from flarelib.prep import DEFAULT_CHANNELS, BadFrameError, FrameInfo, PrepOptions, check_calibration, read_frame_info
+from flarelib.cube.prep import (
+    DEFAULT_CHANNELS,
+    BadFrameError,
+    FrameInfo,
+    PrepOptions,
+    check_calibration,
+    read_frame_info,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +83,10 @@ def scan_frames(
 ) -> tuple[list[FrameInfo], list[Skip]]:
     """Validate AIA files; return the usable ones and a logged :class:`Skip` for each other file.
 
-    Each file goes through :func:`flarelib.prep.read_frame_info` (header, units and the pixel
-    :class:`flarelib.prep.SanityRules` of ``prep_options``) and, with ``prep_options``,
-    :func:`flarelib.prep.check_calibration` (date inside the degradation table). Any failure of
-    one file, expected (:class:`flarelib.prep.BadFrameError`) or not, is a skip naming the file
+    Each file goes through :func:`flarelib.cube.prep.read_frame_info` (header, units and the pixel
+    :class:`flarelib.cube.prep.SanityRules` of ``prep_options``) and, with ``prep_options``,
+    :func:`flarelib.cube.prep.check_calibration` (date inside the degradation table). Any failure of
+    one file, expected (:class:`flarelib.cube.prep.BadFrameError`) or not, is a skip naming the file
     and the reason; nothing here stops a build.
     """
     infos, skipped = [], []
@@ -342,7 +349,7 @@ def goes_targets(
     fluxes float64 in W/m² with the data's ``goes_scaling``. Windows running past the data or
     with too many gaps are NaN (class ``""``). ``flux_max_complete`` (time, forecast, bool) is
     False for a window that passed the coverage rule but holds a data gap
-    (:func:`flarelib.goes.window_complete`): a flare peak may hide in it, so its ``flux_max`` is
+    (:func:`flarelib.cube.goes.window_complete`): a flare peak may hide in it, so its ``flux_max`` is
     a lower bound. Their count is ``flux_max.attrs["n_incomplete_windows"]`` and is logged.
     """
     times = np.asarray(times, dtype="datetime64[ns]")
@@ -498,7 +505,7 @@ def event_targets(events: xr.Dataset, times: np.ndarray, forecasts: Sequence[tup
 @dataclass(frozen=True, eq=False)
 class Targets:
     """Where a cube's targets come from: a GOES XRS dataset (W/m², from
-    :func:`flarelib.goes.load_xrs`) or, without one, a flare event list (dicts as in
+    :func:`flarelib.cube.goes.load_xrs`) or, without one, a flare event list (dicts as in
     :func:`events_dataset`); and the forecasts ``(lead, window)`` besides the nowcast.
 
     ``max_missing_fraction``: with GOES data, the build stops (:class:`GOESCoverageError`)

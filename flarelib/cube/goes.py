@@ -281,7 +281,7 @@ def combine_xrs(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     if len(scalings) > 1:
         raise GOESDataError(
             f"refusing to mix GOES flux scalings {sorted(map(str, scalings))}; "
-            "convert with flarelib.goes.to_science_quality first"
+            "convert with flarelib.cube.goes.to_science_quality first"
         )
     merged = xr.concat(list(parts), dim="time", data_vars="minimal", coords="minimal", compat="override",
                        join="outer", combine_attrs="drop")

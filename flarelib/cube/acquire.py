@@ -11,7 +11,7 @@
 * GOES XRS through Fido (:func:`goes_query`, :func:`fetch_goes`), keeping the SWPC-scaled
   vs science-quality record.
 * Flare events from HEK (:func:`hek_flare_query`, :func:`flare_events`).
-* SDOML v2 on S3 lives in :mod:`flarelib.sdoml`.
+* SDOML v2 on S3 lives in :mod:`flarelib.cube.sdoml`.
 
 Everything that talks to a remote archive needs the network; its tests are marked
 ``remote_data``. Query construction, result handling and downloads are tested offline
@@ -33,8 +33,8 @@ import xarray as xr
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from flarelib import goes, prep, sdoml
 from flarelib.checksums import sha256_of, write_checksums
+from flarelib.cube import goes, prep, sdoml
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ class DownloadError(RuntimeError):
 def verify_aia_fits(path: str | Path) -> None:
     """Raise ``ValueError`` unless ``path`` is a complete, readable AIA FITS file.
 
-    Uses :func:`flarelib.prep.read_frame_info` (truncation, missing keywords, all-NaN
+    Uses :func:`flarelib.cube.prep.read_frame_info` (truncation, missing keywords, all-NaN
     data) plus the FITS ``DATASUM``/``CHECKSUM`` cards where the file carries them. The pixel
-    :class:`flarelib.prep.SanityRules` are not applied here (a refetch cannot change the
+    :class:`flarelib.cube.prep.SanityRules` are not applied here (a refetch cannot change the
     pixels): the ingest applies them, and skips such frames with a logged reason.
     """
     try:
@@ -357,7 +357,7 @@ def fetch_goes(time_range: Sequence[str], dest: str | Path, *, satellite: int | 
     """GOES XRS for a time range through Fido, as one dataset in W/m² (needs the network).
 
     Each file's scaling (``swpc-scaled`` or ``science-quality``) is read by
-    :func:`flarelib.goes.load_xrs`; with ``science_quality`` the SWPC-scaled parts are
+    :func:`flarelib.cube.goes.load_xrs`; with ``science_quality`` the SWPC-scaled parts are
     converted before combining, and parts of different scaling are never mixed unconverted.
     ``results`` is a ready Fido search result (then no search is made).
     """
@@ -384,7 +384,7 @@ def hek_flare_query(time_range: Sequence[str], observatory: str = "SWPC") -> tup
 
 
 def flare_events(table, *, source: str = "HEK (NOAA/SWPC)") -> list[dict]:
-    """HEK flare rows -> event dicts for :func:`flarelib.align.events_dataset`, sorted by start.
+    """HEK flare rows -> event dicts for :func:`flarelib.cube.align.events_dataset`, sorted by start.
 
     Rows without a valid GOES class or times are skipped with a log line (nothing is
     silently lost); exact duplicates (same start, peak and class) are kept once.

@@ -17,7 +17,7 @@ The steps, in aiapy's recommended order, each recorded with its parameters:
    factor is an integer, :meth:`~sunpy.map.GenericMap.resample` otherwise.
 
 Frames that cannot be used raise :class:`BadFrameError` with a short ``reason`` code;
-the ingest (:mod:`flarelib.align`, :mod:`flarelib.ingest`) turns these into logged, counted skips.
+the ingest (:mod:`flarelib.cube.align`, :mod:`flarelib.cube.ingest`) turns these into logged, counted skips.
 Besides the header checks, every frame's pixels meet the :class:`SanityRules` (finite
 fraction, a physical range per channel in DN/s, negative fraction, not all zero), and its date
 lies inside the degradation table (:attr:`PrepOptions.outside_degradation_table` says whether

@@ -1,11 +1,11 @@
 """Ingest: AIA frames (FITS files or an SDOML v2 store) plus targets -> a flarelib cube.
 
 The one plan->cube builder is :func:`build_cube_from_plan`: whatever the frames come from
-(a :class:`FrameSource`), a :class:`flarelib.align.SlotPlan` and its
-:class:`flarelib.align.Targets` become one store schema, written by the resumable
-:func:`flarelib.store.write_cube`. :func:`build_fits_cube` is the FITS path
-(:func:`flarelib.align.scan_frames` -> :class:`flarelib.align.SlotRules` ->
-:func:`flarelib.prep.prep_frame` per frame); :func:`flarelib.sdoml.build_sdoml_cube` is the
+(a :class:`FrameSource`), a :class:`flarelib.cube.align.SlotPlan` and its
+:class:`flarelib.cube.align.Targets` become one store schema, written by the resumable
+:func:`flarelib.cube.store.write_cube`. :func:`build_fits_cube` is the FITS path
+(:func:`flarelib.cube.align.scan_frames` -> :class:`flarelib.cube.align.SlotRules` ->
+:func:`flarelib.cube.prep.prep_frame` per frame); :func:`flarelib.cube.sdoml.build_sdoml_cube` is the
 SDOML v2 path. :func:`frame_map` rebuilds a sunpy Map of one cube frame from the WCS
 keywords the builders record.
 """
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from flarelib import align, prep, store
 from flarelib.checksums import sha256_of
+from flarelib.cube import align, prep, store
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,13 @@ def build_fits_cube(
 ) -> Path | str:
     """Validate, align, calibrate and write AIA FITS files (plus GOES or events) as a cube.
 
-    The steps: :func:`flarelib.align.scan_frames` (every bad file, whatever its fault, becomes
-    a logged skip naming it; the build stops with :class:`flarelib.align.TooManySkipsError`
+    The steps: :func:`flarelib.cube.align.scan_frames` (every bad file, whatever its fault, becomes
+    a logged skip naming it; the build stops with :class:`flarelib.cube.align.TooManySkipsError`
     before writing anything when more than ``rules.max_skipped_fraction`` of the files are
     bad), ``rules.plan`` (cadence slots, duplicates, missing channels), ``targets`` (GOES or an
-    event list; :class:`flarelib.align.GOESCoverageError` when GOES targets would be mostly NaN),
-    then :func:`flarelib.prep.prep_frame` with ``prep_options`` per frame inside the resumable
-    :func:`flarelib.store.write_cube` (serially, or on Dask workers with ``write.scheduler``,
+    event list; :class:`flarelib.cube.align.GOESCoverageError` when GOES targets would be mostly NaN),
+    then :func:`flarelib.cube.prep.prep_frame` with ``prep_options`` per frame inside the resumable
+    :func:`flarelib.cube.store.write_cube` (serially, or on Dask workers with ``write.scheduler``,
     ``write.steps_per_write`` time steps per task). A frame whose calibration still fails there is left
     NaN, with a logged skip naming the file. Returns the store path. See ``DATASET_CARD.md``
     for the schema.
@@ -113,7 +113,7 @@ def _prepped_frame(info: prep.FrameInfo, options: dict) -> np.ndarray:
 class _FrameReader:
     """``load_rows(rows, shape) -> (n, C, ny, nx)`` from a one-frame reader (picklable for Dask workers).
 
-    A frame whose reader fails (a :class:`flarelib.prep.BadFrameError` or anything else) is
+    A frame whose reader fails (a :class:`flarelib.cube.prep.BadFrameError` or anything else) is
     left NaN, and the failure is logged as a skip naming the file and the reason: one bad file
     never stops a build. (The scan catches the known faults first, so this is rare.)
     """
@@ -147,11 +147,11 @@ def build_cube_from_plan(
     description: str = "",
     extra_attrs: dict | None = None,
 ) -> Path | str:
-    """Write the cube of a :class:`flarelib.align.SlotPlan`, whatever the frames come from.
+    """Write the cube of a :class:`flarelib.cube.align.SlotPlan`, whatever the frames come from.
 
     FITS files (:func:`build_fits_cube`) and SDOML v2 stores
-    (:func:`flarelib.sdoml.build_sdoml_cube`) both come through here, so their cubes have one
-    schema. ``write`` as in :func:`flarelib.store.write_cube` (a URL ``path`` needs
+    (:func:`flarelib.cube.sdoml.build_sdoml_cube`) both come through here, so their cubes have one
+    schema. ``write`` as in :func:`flarelib.cube.store.write_cube` (a URL ``path`` needs
     ``write.storage_options``).
     """
     channels = plan.channels

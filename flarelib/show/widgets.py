@@ -54,7 +54,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from flarelib.labels import data_kind, method_label
-from flarelib.plotting import add_class_bands, aia_cmap, frame_range
+from flarelib.show.plotting import add_class_bands, aia_cmap, frame_range
 
 FIGSIZE = (9.4, 3.7)  # inches at 100 dpi: 940 px, inside JupyterLab's ~968 px output area
 DPI = 100
@@ -253,7 +253,7 @@ def _outline_segments(mask: np.ndarray) -> np.ndarray:
 
 def xrsb_peak_step(cube: xr.Dataset, times: np.ndarray) -> int:
     """Index into ``times`` of the step whose span (to the next step) holds the highest GOES XRS-B flux: the
-    stretch's biggest flare as the X-ray curve shows it (:func:`flarelib.summary.biggest_flare_step` is the
+    stretch's biggest flare as the X-ray curve shows it (:func:`flarelib.evaluate.summary.biggest_flare_step` is the
     cube's largest *listed* flare instead); 0 without ``xrsb`` or with fewer than two steps."""
     if "xrsb" not in cube or len(times) < 2:
         return 0

@@ -1,6 +1,6 @@
 """``data_catalog.yaml``: every dataset the suite knows, validated, verified and openable.
 
->>> from flarelib.catalog import load_catalog
+>>> from flarelib.cube.catalog import load_catalog
 >>> cat = load_catalog()
 >>> cat.names()                                   # doctest: +SKIP
 >>> cube = cat.open("sample-flare-2011-02-15")    # builds the Zarr cube once, then opens it
@@ -9,7 +9,7 @@ Local kinds: ``aia_fits`` (a folder of AIA FITS files, built into a cube), ``goe
 (GOES XRS files, opened as one XRS dataset) and ``synthetic`` (the synthetic sun,
 generated into a cube).
 
-Network kinds (:mod:`flarelib.acquire`, :mod:`flarelib.sdoml`; they need the network the
+Network kinds (:mod:`flarelib.cube.acquire`, :mod:`flarelib.cube.sdoml`; they need the network the
 first time): ``fido_aia`` and ``jsoc_export`` download AIA FITS into
 ``<build dir>/downloads/<entry>`` and build the same cube as ``aia_fits``; ``sdoml_v2``
 reads the SDOML v2 Zarr store on S3 into that cube; ``fido_goes`` opens GOES XRS like
@@ -40,8 +40,8 @@ import xarray as xr
 import yaml
 import zarr
 
-from flarelib import acquire, align, goes, ingest, prep, sdoml, store, synthetic
 from flarelib.checksums import ChecksumError, fingerprint, read_checksums, sha256_of, verify_files
+from flarelib.cube import align, goes, prep, store
 from flarelib.paths import default_build_dir, default_catalog_path
 from flarelib.runner import DEBUG_HELP, run_command
 
@@ -122,7 +122,7 @@ class Kind:
     (a built cube is reused while the entry is unchanged). ``files(catalog, entry,
     build_dir, verify)`` lists its files, ``build(catalog, entry, request)`` builds its
     cube, and ``open(catalog, entry, build_dir, progress)`` opens it (default: build, then
-    :func:`flarelib.store.open_cube`). A missing function means the kind has no such thing.
+    :func:`flarelib.cube.store.open_cube`). A missing function means the kind has no such thing.
     """
 
     name: str
@@ -200,6 +200,7 @@ class Catalog:
 
     def events(self, name: str, *, build_dir: str | Path | None = None) -> list[dict]:
         """Flare events of a ``hek_events`` entry (fetched once, then read from ``events.json``)."""
+        from flarelib.cube import acquire  # lazy: loaded only when this kind builds
         entry = self[name]
         if entry.kind != "hek_events":
             raise entry.error("kind", f"{entry.kind!r} is not a flare event list")
@@ -235,9 +236,9 @@ class Catalog:
         """Build (or resume, or reuse) the cube of an entry (``aia_fits``, ``synthetic`` or a network AIA kind).
 
         ``scheduler`` (or the entry's ``cube.scheduler``) runs the frame preparation and the
-        writes on Dask (see :func:`flarelib.store.dask_client`); ``None`` builds serially.
-        ``verify``: first check every chunk of an existing cube (:func:`flarelib.store.verify_cube`)
-        and flag its damaged steps for re-ingest (what ``python -m flarelib.catalog build`` does);
+        writes on Dask (see :func:`flarelib.cube.store.dask_client`); ``None`` builds serially.
+        ``verify``: first check every chunk of an existing cube (:func:`flarelib.cube.store.verify_cube`)
+        and flag its damaged steps for re-ingest (what ``flarelib catalog build`` does);
         damage outside the re-ingestable steps needs ``overwrite`` (the cube is then built anew).
         ``overwrite``: replace a cube built from other inputs or parameters.
         """
@@ -338,6 +339,7 @@ def _local_files(catalog: Catalog, entry: Entry, build_dir, verify: bool) -> lis
 
 def _downloaded_aia(catalog: Catalog, entry: Entry, build_dir, verify: bool) -> list[Path]:
     """A ``fido_aia`` or ``jsoc_export`` entry's AIA files, downloaded and verified (needs the network once)."""
+    from flarelib.cube import acquire  # lazy: loaded only when this kind builds
     query = entry.spec["query"]
     dest = catalog.download_dir(entry.name, build_dir)
     time_range, channels = entry.spec["time_range"], entry.spec["channels"]
@@ -404,6 +406,7 @@ def _provenance(entry: Entry) -> dict:
 
 def _build_aia_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Path:
     """The cube of an entry whose AIA frames are FITS files (local or downloaded)."""
+    from flarelib.cube import ingest  # lazy: loaded only when this kind builds
     options = _cube_options(catalog, entry, request)
     rules = options.rules
     if "time_range" in entry.spec:  # the entry's time range cuts the slots (cube.start / cube.end override it)
@@ -417,6 +420,7 @@ def _build_aia_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Pa
 
 def _build_sdoml_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Path:
     """The cube of an ``sdoml_v2`` entry, read from the S3 store (needs the network once)."""
+    from flarelib.cube import sdoml  # lazy: loaded only when this kind builds
     options = _cube_options(catalog, entry, request)
     shape = options.prep.shape
     if options.prep != prep.PrepOptions(shape=shape):
@@ -432,6 +436,7 @@ def _build_sdoml_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> 
 
 def _build_synthetic_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Path:
     """The synthetic sun of a ``synthetic`` entry (generator settings over a named size)."""
+    from flarelib.cube import synthetic  # lazy: loaded only when this kind builds
     params = dict(entry.spec["generator"])
     size = params.pop("size", "default")
     if size not in synthetic.SIZES:
@@ -466,6 +471,7 @@ def _open_goes_xrs(catalog: Catalog, entry: Entry, build_dir, progress: bool) ->
 
 
 def _open_fido_goes(catalog: Catalog, entry: Entry, build_dir, progress: bool) -> xr.Dataset:
+    from flarelib.cube import acquire  # lazy: loaded only when this kind builds
     query = entry.spec["query"]
     return acquire.fetch_goes(entry.spec["time_range"], catalog.download_dir(entry.name, build_dir),
                               satellite=query.get("satellite"), resolution=query.get("resolution", "avg1m"),
@@ -583,7 +589,7 @@ def _verify_cube(cat: Catalog, name: str, build_dir) -> bool:
     """Print the verification of an entry's built cube; True when it is intact."""
     out = cat.cube_path(name, build_dir)
     if not out.exists():
-        print(f"{name}: no cube at {out}; build it with `python -m flarelib.catalog build {name}`")
+        print(f"{name}: no cube at {out}; build it with `flarelib catalog build {name}`")
         return False
     report = store.verify_cube(out)
     if report.ok:
@@ -593,7 +599,7 @@ def _verify_cube(cat: Catalog, name: str, build_dir) -> bool:
           f"{list(report.damaged_steps)}")
     for line in report.lines():
         print(f"  {line}")
-    print(f"  fix: python -m flarelib.catalog build {name}" + ("" if report.repairable else " --overwrite"))
+    print(f"  fix: flarelib catalog build {name}" + ("" if report.repairable else " --overwrite"))
     return False
 
 
@@ -618,7 +624,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m flarelib.catalog`` / ``flarelib catalog``: ``[list | build NAME ... [--overwrite] |
+    """``flarelib catalog`` / ``flarelib catalog``: ``[list | build NAME ... [--overwrite] |
     verify [NAME ...]] [--debug]``.
 
     ``build`` checks an existing cube's chunks first and re-ingests its damaged steps;

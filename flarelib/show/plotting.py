@@ -10,7 +10,7 @@ import xarray as xr
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from flarelib.goes import FLARE_CLASS_THRESHOLDS, flare_class_label, peak_steps
+from flarelib.cube.goes import FLARE_CLASS_THRESHOLDS, flare_class_label, peak_steps
 from flarelib.labels import CLASS_COLOURS, data_kind
 
 
@@ -225,7 +225,7 @@ def add_event_markers(ax, events: xr.Dataset, *, start=None, end=None) -> int:
     """Dashed lines at the peaks of listed flares (e.g. HEK/SWPC events), labelled with their class.
 
     ``events`` has the ``event_peak`` / ``event_class`` variables of
-    :func:`flarelib.align.events_dataset`; only peaks inside ``[start, end]`` are drawn.
+    :func:`flarelib.cube.align.events_dataset`; only peaks inside ``[start, end]`` are drawn.
     Returns the number of markers drawn.
     """
     peaks, classes = events.event_peak.values, events.event_class.values
@@ -270,7 +270,7 @@ def plot_goes(xrs: xr.Dataset, *, ax=None, title: str | None = None, mark_peak: 
 
 
 def plot_exposure_normalization(table, *, channel: int = 193, title: str = ""):
-    """Raw DN vs DN/s of one channel over time (the table of :func:`flarelib.prep.exposure_table`)."""
+    """Raw DN vs DN/s of one channel over time (the table of :func:`flarelib.cube.prep.exposure_table`)."""
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.2))
     ax1.semilogy(table.index, table["exptime_s"], "o-")
     ax1.set_title(f"{channel} Å exposure time (s)")
@@ -342,8 +342,8 @@ def plot_class_counts(totals, by_month=None, *, title: str, axes=None):
 
     Bars stand side by side, never stacked: on a log axis a stacked small class (X) is hidden in
     the top sliver of its bar. ``totals`` has one row per target (nowcast, forecast windows) and
-    one column per class (:func:`flarelib.summary.class_count_table`); ``by_month`` (optional)
-    one row per month of one target (:func:`flarelib.summary.class_counts` with ``by="month"``,
+    one column per class (:func:`flarelib.evaluate.summary.class_count_table`); ``by_month`` (optional)
+    one row per month of one target (:func:`flarelib.evaluate.summary.class_counts` with ``by="month"``,
     whose labels name the months the data cover only in part).
     """
     panels = 1 if by_month is None else 2
@@ -407,7 +407,7 @@ def plot_split(dm, *, ax=None):
 
 
 def plot_loss_curves(curves, *, title: str, ax=None):
-    """Training and validation loss per epoch from :func:`flarelib.flarenet.metrics_frame`."""
+    """Training and validation loss per epoch from :func:`flarelib.learn.metrics_frame`."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.2))
     for column, style in (("train_loss_epoch", "-o"), ("val_loss", "-s"), ("val_mae", ":^")):
@@ -487,7 +487,7 @@ def plot_channel_importance(share: xr.DataArray, *, title: str, ax=None):
     return ax
 
 
-# --------------------------------------------------------------------------- evaluation (tables of flarelib.metrics)
+# --------------------------------------------------------------------------- evaluation (tables of flarelib.evaluate)
 
 def _evaluation_title(table, what: str) -> str:
     """``"SYNTHETIC synthetic-sun-default, 1h/24h: what"`` from a metrics table's dataset/synthetic/target columns."""
@@ -499,7 +499,7 @@ def _evaluation_title(table, what: str) -> str:
 
 
 def plot_reliability(table, *, threshold: str = ">=M1", axes=None):
-    """Reliability diagram from :func:`flarelib.metrics.reliability_table`: mean forecast probability vs
+    """Reliability diagram from :func:`flarelib.evaluate.reliability_table`: mean forecast probability vs
     observed frequency per bin for each predictor (top), and the sample count per bin (bottom, log)."""
     rows = table[table["threshold"] == threshold]
     if axes is None:
@@ -525,7 +525,7 @@ def plot_reliability(table, *, threshold: str = ">=M1", axes=None):
 
 
 def plot_roc(table, *, threshold: str = ">=M1", ax=None):
-    """ROC curves (POD vs POFD) from :func:`flarelib.metrics.roc_table`, with each predictor's AUC."""
+    """ROC curves (POD vs POFD) from :func:`flarelib.evaluate.roc_table`, with each predictor's AUC."""
     rows = table[table["threshold"] == threshold]
     if ax is None:
         _, ax = plt.subplots(figsize=(4.4, 4.2))
@@ -543,7 +543,7 @@ def plot_roc(table, *, threshold: str = ">=M1", ax=None):
 
 
 def plot_tss_vs_threshold(table, *, threshold: str = ">=M1", ax=None):
-    """TSS vs probability threshold from :func:`flarelib.metrics.tss_threshold_table`, with a dashed line at
+    """TSS vs probability threshold from :func:`flarelib.evaluate.tss_threshold_table`, with a dashed line at
     each predictor's chosen threshold (chosen on the validation block)."""
     rows = table[table["threshold"] == threshold]
     if ax is None:
@@ -562,7 +562,7 @@ def plot_tss_vs_threshold(table, *, threshold: str = ">=M1", ax=None):
 
 
 def plot_skill_intervals(table, *, score: str = "TSS", axes=None):
-    """Forest plot of a :func:`flarelib.metrics.skill_table`: ``score`` with its bootstrap interval per
+    """Forest plot of a :func:`flarelib.evaluate.skill_table`: ``score`` with its bootstrap interval per
     predictor, one panel per (target, threshold)."""
     panels = list(table.groupby(["target", "threshold"], sort=False))
     if axes is None:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from flarelib.goes import CLASS_ORDER, FLARE_CLASS_THRESHOLDS, NO_DATA, peak_steps
+from flarelib.cube.goes import CLASS_ORDER, FLARE_CLASS_THRESHOLDS, NO_DATA, peak_steps
 
 
 def class_counts(cube: xr.Dataset, forecast: str | None = None, *, by: str | None = None) -> pd.DataFrame:
@@ -100,8 +100,8 @@ def hot_channel_totals(cube: xr.Dataset, channels=(94, 131)) -> xr.DataArray:
 
 def biggest_flare_step(cube: xr.Dataset) -> int:
     """The time index at (or just before) the peak of the largest listed flare that peaks inside the cube's
-    span (:func:`flarelib.goes.peak_steps`); else of the largest ``flux_now``; else 0. (The saliency browser
-    opens at the highest XRS-B of its stretch instead: :func:`flarelib.widgets.xrsb_peak_step`.)"""
+    span (:func:`flarelib.cube.goes.peak_steps`); else of the largest ``flux_now``; else 0. (The saliency browser
+    opens at the highest XRS-B of its stretch instead: :func:`flarelib.show.widgets.xrsb_peak_step`.)"""
     if "event_peak_flux" in cube and cube.sizes.get("event", 0):
         steps, inside = peak_steps(cube["time"].values, cube["event_peak"].values)
         flux = np.where(inside, np.nan_to_num(cube["event_peak_flux"].values.astype(float), nan=-np.inf), -np.inf)

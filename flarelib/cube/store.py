@@ -95,7 +95,7 @@ class CubeLockedError(RuntimeError):
 
 ZARR_FORMAT_REASON = ("Zarr v2: consolidated metadata is standard there (not in the v3 spec), SDOML v2 is v2, "
                       "and every Zarr reader supports it")
-_ADVICE = "run `python -m flarelib.catalog verify NAME`, then `build NAME` again (it re-ingests the damaged steps)"
+_ADVICE = "run `flarelib catalog verify NAME`, then `build NAME` again (it re-ingests the damaged steps)"
 
 
 @dataclass(frozen=True)
@@ -402,7 +402,7 @@ class CubeReport:
         return problem.steps is not None or problem.key.endswith((".zarray", ".zattrs"))
 
     def lines(self) -> list[str]:
-        """One line per problem (what ``python -m flarelib.catalog verify`` prints)."""
+        """One line per problem (what ``flarelib catalog verify`` prints)."""
         out = []
         for p in self.problems:
             if p.steps is None:
@@ -846,7 +846,7 @@ def open_cube(path: str | Path, *, allow_incomplete: bool = False, storage_optio
     if attrs.get("store_schema") != STORE_SCHEMA:
         raise OutdatedCubeError(f"{path} was written with store schema {attrs.get('store_schema', 1)} (without chunk "
                                 f"checksums); this flarelib reads schema {STORE_SCHEMA}: rebuild it (re-run its "
-                                "ingest, or `python -m flarelib.catalog build NAME`)")
+                                "ingest, or `flarelib catalog build NAME`)")
     if not is_url(path):
         quick = _quick_problems(path, metadata)
         if quick:

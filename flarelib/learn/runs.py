@@ -1,0 +1,282 @@
+"""Training runs: the LightningCLI command (``flarelib train``), training for the notebooks
+(:func:`ensure_trained`, :func:`open_run`, keyed run folders under ``build/runs/``), the reference models, and
+predictions on a split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import torch
+import xarray as xr
+from pytorch_lightning.cli import LightningCLI
+
+from flarelib.learn.data import MODEL_LINKS, FlareDataModule, TrainingStats, model_setting
+from flarelib.learn.model import CLASS_HEAD_THRESHOLDS, FlareNet, load_flarenet, read_checkpoint
+from flarelib.paths import config_path, default_runs_dir
+from flarelib.runner import run_command
+
+
+def training_stats_of(dm: FlareDataModule) -> Callable[[], TrainingStats]:
+    """What the CLI links into the model: the data module's :meth:`~flarelib.learn.data.FlareDataModule.training_stats`,
+    called when fitting starts (so a bad data setting fails there, as the data module's own error)."""
+    return dm.training_stats
+
+
+class FlareCLI(LightningCLI):
+    """LightningCLI with the data module's settings linked into the model (:data:`flarelib.learn.data.MODEL_LINKS`,
+    the one data -> model contract) and, once the data module exists (``apply_on="instantiate"``), its
+    training statistics."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        for name, source in MODEL_LINKS.items():
+            parser.link_arguments(f"data.{source}", f"model.{name}", compute_fn=functools.partial(model_setting, name))
+        parser.link_arguments("data", "model.stats", compute_fn=training_stats_of, apply_on="instantiate")
+
+
+def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
+    """The LightningCLI of FlareNet + FlareDataModule (``args=None`` reads ``sys.argv``).
+
+    ``sys.argv`` is never changed: DDP launchers re-run it in their child processes. Given ``args``,
+    LightningCLI parses only those; its warning that ``sys.argv`` holds arguments too (a notebook kernel's,
+    pytest's, or ``flarelib train``'s own) is silenced, with the rest of :func:`lightning_noise_filtered`.
+    """
+    with lightning_noise_filtered(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
+        return FlareCLI(FlareNet, FlareDataModule, args=args, run=run, save_config_kwargs={"overwrite": True})
+
+
+class _DropAdvert(logging.Filter):
+    """Drop Lightning's "try installing litlogger" advert, printed at every Trainer start (not a diagnostic)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def lightning_noise_filtered():
+    """While training: without Lightning's litlogger advert and the torch deprecation that Lightning's own pytree
+    helper triggers (``isinstance(treespec, LeafSpec)``, torch 2.13; nothing a user can act on). Nothing is
+    filtered outside this block."""
+    advert, chatty = _DropAdvert(), logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    chatty.addFilter(advert)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+            yield
+    finally:
+        chatty.removeFilter(advert)
+
+
+NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window1440min"}  #: what notebooks 04-08 train and use
+
+
+#: The reference model trained beside the forecast: the same network reading only the GOES flux known at t
+#: (``goes_inputs``), without the images; a forecast must beat it to show that the images add information.
+GOES_ONLY = "goes-only"
+
+
+GOES_ONLY_NAME = "GOES-only model"
+
+
+GOES_ONLY_INPUTS = ("now", "6h", "24h")
+
+
+def run_dir(size: str, target: str, root: str | Path | None = None, *, cube: str | Path | None = None,
+            variant: str | None = None) -> Path:
+    """Where a notebook training run of ``size`` (small/default) for ``target`` writes its logs and checkpoints;
+    runs on another ``cube`` (a catalog entry or a ``.zarr`` path) go to a folder named after it, and a
+    ``variant`` (:data:`GOES_ONLY`) beside its target's."""
+    folder = size if cube is None else f"{size}-{Path(str(cube)).stem}"
+    return Path(root or default_runs_dir()) / folder / (target if variant is None else f"{target}-{variant}")
+
+
+def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | None = None):
+    """Fit FlareNet from a YAML config (as ``flarelib train fit`` does) and test it.
+
+    ``overrides`` are CLI-style arguments such as ``["--data.target=lead60min_window1440min"]``.
+    Logs (``metrics.csv``) and checkpoints go under ``out_dir``. Returns the LightningCLI
+    object (``.model``, ``.datamodule``, ``.trainer``). Lightning's progress bar shows unless
+    ``$FLARELIB_PROGRESS`` is ``0`` (the suite sets it: papermill logs stay clean).
+    """
+    out_dir = Path(out_dir)
+    progress = os.environ.get("FLARELIB_PROGRESS", "1") not in ("0", "")
+    args = ["--config", str(config), f"--trainer.default_root_dir={out_dir}",
+            f"--trainer.logger.init_args.save_dir={out_dir}", f"--trainer.enable_progress_bar={str(progress).lower()}",
+            *(overrides or [])]
+    with quiet_lightning():
+        cli = make_cli(args, run=False)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return cli
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Lightning's per-run information lines ("Seed set to", "GPU available", "fit stopped") at WARNING only:
+    notebooks and experiments train many models and say what matters themselves (and
+    :func:`lightning_noise_filtered`)."""
+    chatty = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    level = chatty.level
+    chatty.setLevel(logging.WARNING)
+    try:
+        with lightning_noise_filtered():
+            yield
+    finally:
+        chatty.setLevel(level)
+
+
+def train_for_notebook(size: str, target: str, *, config: str | Path | None = None,
+                       cube: str | Path | None = None, variant: str | None = None):
+    """Notebook 04's training of ``target``: :func:`flarelib.paths.config_path` (``config``), on ``cube`` if given
+    (a catalog entry or a ``.zarr`` path; default: the config's), into :func:`run_dir`; ``variant=GOES_ONLY``
+    trains the GOES-only reference model."""
+    if variant not in (None, GOES_ONLY):
+        raise ValueError(f"variant {variant!r} is not None or {GOES_ONLY!r}")
+    overrides = [f"--data.target={target}"] + ([f"--data.cube={cube}"] if cube is not None else [])
+    if variant == GOES_ONLY:
+        overrides += ["--model.use_images=false", "--data.inputs.images=false",
+                      f"--data.inputs.goes=[{', '.join(GOES_ONLY_INPUTS)}]"]
+    return train(config_path(size, config), out_dir=run_dir(size, target, cube=cube, variant=variant),
+                 overrides=overrides)
+
+
+def train_references(size: str, *, config: str | Path | None = None, cube: str | Path | None = None) -> dict:
+    """The GOES-only reference model of every notebook forecast target: ``{target: LightningCLI}``."""
+    return {target: train_for_notebook(size, target, config=config, cube=cube, variant=GOES_ONLY)
+            for target in NOTEBOOK_TARGETS.values() if target != "now"}
+
+
+def best_checkpoint(out_dir: str | Path) -> Path:
+    """The checkpoint ModelCheckpoint kept under ``out_dir`` (the best by validation loss)."""
+    found = sorted(Path(out_dir).rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    best = [p for p in found if p.name != "last.ckpt"]
+    if not best:
+        raise FileNotFoundError(f"no checkpoint under {out_dir}; train first (notebook 04)")
+    return best[-1]
+
+
+def ensure_trained(size: str, target: str, *, config: str | Path | None = None,
+                   cube: str | Path | None = None, variant: str | None = None) -> Path:
+    """The best checkpoint of notebook 04's run for ``size`` and ``target`` (on ``cube``; ``variant``), training it
+    first if missing."""
+    out = run_dir(size, target, cube=cube, variant=variant)
+    try:
+        return best_checkpoint(out)
+    except FileNotFoundError:
+        train_for_notebook(size, target, config=config, cube=cube, variant=variant)
+        return best_checkpoint(out)
+
+
+def metrics_frame(out_dir: str | Path) -> pd.DataFrame:
+    """The CSVLogger's ``metrics.csv`` of the latest run under ``out_dir``, one row per epoch."""
+    files = sorted(Path(out_dir).rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise FileNotFoundError(f"no metrics.csv under {out_dir}")
+    table = pd.read_csv(files[-1])
+    return table.groupby("epoch").mean(numeric_only=True).drop(columns=["step"], errors="ignore")
+
+
+def open_run(size: str, target: str, *, config: str | Path | None = None,
+             cube: str | Path | None = None) -> tuple[FlareDataModule, FlareNet, Path]:
+    """Notebook 04's run of ``size`` for ``target`` (on ``cube``; trained first if missing):
+    ``(data module, model, checkpoint)``.
+
+    The model is in eval mode; the data module is set up with the checkpoint's settings and
+    the normalizer the model carries.
+    """
+    checkpoint = ensure_trained(size, target, config=config, cube=cube)
+    model = load_flarenet(checkpoint)
+    # cache="none": explaining and scoring read a few thousand steps, not worth caching the whole cube
+    return load_datamodule(checkpoint, model, cache="none"), model, checkpoint
+
+
+def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides) -> FlareDataModule:
+    """The data module a checkpoint was trained with (its saved settings), using the model's normalizer.
+
+    ``overrides`` replace saved settings, e.g. ``cache="none"`` or ``num_workers=0``.
+    """
+    state = read_checkpoint(path)
+    settings = {k: v for k, v in state.get("datamodule_hyper_parameters", {}).items() if not k.startswith("_")}
+    if not settings:
+        raise ValueError(f"{path} has no data-module settings (was it trained with FlareDataModule?)")
+    dm = FlareDataModule.from_settings(settings, overrides)
+    model = model or load_flarenet(path)
+    dm.normalizer = model.normalizer
+    dm.setup()
+    return dm
+
+
+def reference_predictions(size: str, dm: FlareDataModule, *, config: str | Path | None = None,
+                          cube: str | Path | None = None) -> dict[str, tuple[xr.Dataset, xr.Dataset]]:
+    """``{name: (val, test predictions)}`` of the reference models of ``dm``'s target on ``dm``'s steps: the
+    GOES-only model for a forecast (trained first if missing; NaN on a step where it has no GOES input), nothing
+    for a nowcast. For :func:`flarelib.evaluate.collect_forecasts` (``others``)."""
+    if dm.plan.target.name == "now":
+        return {}
+    checkpoint = ensure_trained(size, dm.plan.target.name, config=config, cube=cube, variant=GOES_ONLY)
+    model = load_flarenet(checkpoint)
+    own = load_datamodule(checkpoint, model, cache="none")  # with its GOES inputs
+    out = []
+    for split in ("val", "test"):
+        pred = predict(model, own, split).swap_dims({"time": "time_index"}).drop_vars("time")
+        steps = dm.plan.index[split]
+        aligned = pred.reindex(time_index=steps).assign_coords(time=("time_index", dm.plan.times[steps]))
+        out.append(aligned.swap_dims({"time_index": "time"}))
+    return {GOES_ONLY_NAME: tuple(out)}
+
+
+@torch.no_grad()
+def predict(model: FlareNet, dm: FlareDataModule, split: str = "test") -> xr.Dataset:
+    """Predictions of ``model`` on one split: a Dataset on the cube's ``time`` (log10 W/m²).
+
+    Runs in plain eval mode on the model's device (no Trainer needed).
+    """
+    dm.setup()
+    model.eval()
+    device = model.device
+    preds, trues, index, probs = [], [], [], []
+    for batch in dm.loader(split):
+        x, y, _, t, aux = dm.gather(batch)
+        features = model.embed(x.to(device), aux.to(device))
+        preds.append(model.regressor(features).squeeze(-1).float().cpu())
+        if model.classifier is not None:
+            probs.append(torch.sigmoid(model.classifier(features).float()).cpu())
+        trues.append(y)
+        index.append(t)
+    t = torch.cat(index).numpy()
+    ds = xr.Dataset(
+        {"pred": ("time", torch.cat(preds).numpy(), {"units": "log10 W m-2"}),
+         "true": ("time", torch.cat(trues).numpy(), {"units": "log10 W m-2"})},
+        coords={"time": dm.plan.times[t], "time_index": ("time", t)},
+        attrs={"split": split, "target": dm.plan.target.name, "synthetic": dm.synthetic,
+               "cube": dm.cube_attrs.get("name", str(dm.store_path))},
+    )
+    if probs:
+        p = torch.cat(probs).numpy()
+        for k, name in enumerate(CLASS_HEAD_THRESHOLDS):
+            ds[f"prob_{name}"] = ("time", p[:, k], {"long_name": f"P(flux >= {name}1)"})
+    return ds
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``flarelib train fit --config ...`` / ``flarelib train fit --config ...`` (LightningCLI), run by
+    :func:`flarelib.runner.run_command` (a failure is one line, status 1; ``--debug`` shows the traceback).
+
+    Only the arguments after the command are parsed; ``sys.argv`` stays as it is, because DDP launchers re-run it
+    in their child processes (which then parse the same arguments again)."""
+    def fit(args: list[str]) -> None:
+        make_cli(args)
+
+    return run_command(fit, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
