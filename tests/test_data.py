@@ -325,6 +325,24 @@ def test_goes_inputs_are_causal_features_and_refused_for_a_nowcast(small_cube_pa
         _dm(small_cube_path, target="lead60min_window360min", goes_inputs=["3h"]).setup()
 
 
+def test_the_purge_keeps_each_sample_input_history_inside_its_own_block(small_cube_path):
+    """A sample's GOES window and its stacked frames reach back before t: no test sample may read history from
+    the validation block before it (whose target windows a model was tuned on), and the other way round."""
+    hour = np.timedelta64(1, "h")
+    assert data.input_history(data.InputOptions(frames=3, frame_step="2h"), np.array([4, 2, 0]), hour) == 4 * hour
+    assert data.input_history(data.InputOptions(goes=("now", "24h")), np.array([0]), hour) == 24 * hour
+    assert data.input_history(data.InputOptions(goes=("now",)), np.array([0]), hour) == 0 * hour
+    dm = _dm(small_cube_path, target="lead60min_window360min", goes_inputs=["now", "6h"],
+             split_fractions=[0.6, 0.2, 0.2])
+    plain = _dm(small_cube_path, target="lead60min_window360min", split_fractions=[0.6, 0.2, 0.2])
+    times = dm.plan.times
+    for name in ("val", "test"):
+        first_plain, first = times[plain.plan.index[name][0]], times[dm.plan.index[name][0]]
+        assert first - first_plain >= np.timedelta64(6, "h")  # the 6 h GOES window starts inside the block
+    val_end = times[dm.plan.index["val"][-1]]
+    assert (times[dm.plan.index["test"]] - np.timedelta64(6, "h") > val_end).all()
+
+
 def test_infinite_frames_are_refused_naming_the_time(small_cube_path, tmp_path):
     import shutil
 

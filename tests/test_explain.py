@@ -306,7 +306,7 @@ def test_an_empty_map_counts_zero_mass_on_its_frame():
 
 
 def test_nan_correlation_is_a_failure():
-    assert np.isnan(explain._spearman(np.zeros((4, 4)), np.arange(16.0).reshape(4, 4)))
+    assert np.isnan(explain.sanity._spearman(np.zeros((4, 4)), np.arange(16.0).reshape(4, 4)))
     table = pd.DataFrame({"method": ["gradcam", "gradcam", "saliency"],
                           "randomized_to": ["output layer", "block 1 conv", "block 1 conv"],
                           "spearman_abs": [0.9, np.nan, 0.05], "spearman_signed": [0.9, 0.01, -0.1]})

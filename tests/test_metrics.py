@@ -117,7 +117,7 @@ def test_bootstrap_on_one_day_has_no_spread_and_days_are_utc_calendar_days():
     one_day = T0 + np.arange(8) * np.timedelta64(1, "h")
     row = evaluate.bootstrap_scores(one_day, TWO_EVENTS, {"m": TWO_YES}).loc["m"]
     assert row["TSS_lo"] == row["TSS_hi"] == pytest.approx(7 / 15)
-    code, counts = evaluate.day_resample_counts(TWO_DAYS, n_resamples=50, seed=1)
+    code, counts = evaluate.block_resample_counts(TWO_DAYS, n_resamples=50, seed=1)
     assert code.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
     assert counts.shape == (50, 2) and (counts.sum(axis=1) == 2).all()
 
@@ -146,7 +146,7 @@ def test_vectorized_bootstrap_equals_a_loop_over_resamples():
     yes = (rng.random(120) < 0.5).astype(float)
     yes[7] = np.nan  # no forecast: dropped
     out = evaluate.bootstrap_scores(times, event, {"p": yes}, n_resamples=200, seed=11).loc["p"]
-    code, counts = evaluate.day_resample_counts(times, 200, 11)
+    code, counts = evaluate.block_resample_counts(times, evaluate.DAY, 200, 11)
     tss = []
     for r in range(200):
         w = counts[r, code] * (np.isfinite(event) & np.isfinite(yes))
@@ -186,22 +186,25 @@ def test_verdict_from_intervals():
     assert evaluate.verdict(np.nan, 0.5, 0.1, 0.2) == "undefined"
 
 
-def _row(predictor, tss, lo, hi, events=12, samples=1440):
-    return {"dataset": "SYNTHETIC sun", "synthetic": True, "split": "test", "target": "lead60min_window1440min",
-            "predictor": predictor, "threshold": ">=M1", "n_samples": samples, "n_events": events,
-            "TSS": tss, "TSS_lo": lo, "TSS_hi": hi, "HSS": 0.0, "HSS_lo": 0.0, "HSS_hi": 0.0, "BSS": np.nan,
-            "MAE_dex": 0.1}
+def _pair(reference, d, lo, hi, events=12, samples=1440):
+    return {"dataset": "SYNTHETIC sun", "synthetic": True, "target": "lead60min_window1440min", "threshold": ">=M1",
+            "predictor": "FlareNet", "reference": reference, "n_samples": samples, "n_events_distinct": events,
+            "dTSS": d, "dTSS_lo": lo, "dTSS_hi": hi, "p_not_better": 0.5, "dBSS": np.nan, "dBSS_lo": np.nan,
+            "dBSS_hi": np.nan, "block_hours": 216.0}
 
 
-def test_verdict_sentence_compares_the_model_with_every_baseline():
-    table = pd.DataFrame([_row("FlareNet", 0.41, 0.30, 0.52), _row("FlareNet regression", 0.9, 0.9, 0.9),
-                          _row("climatology", 0.0, 0.0, 0.0), _row("flare-history persistence 24h", 0.38, 0.25, 0.49),
-                          _row("oracle", 0.80, 0.71, 0.88)])
-    (line,) = evaluate.verdict_sentences(table)
-    assert line == ("SYNTHETIC sun, ≥M1, 1h/24h forecast: FlareNet TSS 0.41 [0.30, 0.52] beats climatology 0.00 "
-                    "[0.00, 0.00], ties flare-history persistence 24h 0.38 [0.25, 0.49], loses to oracle 0.80 "
-                    "[0.71, 0.88] (12 events in 1440 test samples; 90% day-block bootstrap intervals); "
-                    "fewer than 20 events, so the intervals are wide.")
+def test_verdict_sentence_reads_the_paired_intervals():
+    paired = pd.DataFrame([_pair("climatology", 0.41, 0.30, 0.52),
+                           _pair("flare-history persistence 24h", 0.03, -0.1, 0.15),
+                           _pair("oracle", -0.39, -0.5, -0.2), _pair("brightest pixel 94 Å", np.nan, np.nan, np.nan)])
+    (line,) = evaluate.verdict_sentences(paired)
+    assert line == ("SYNTHETIC sun, ≥M1, 1h/24h forecast: FlareNet beats climatology (ΔTSS +0.41 [+0.30, +0.52]), "
+                    "ties flare-history persistence 24h (ΔTSS +0.03 [-0.10, +0.15]), loses to oracle (ΔTSS -0.39 "
+                    "[-0.50, -0.20]), cannot be compared with brightest pixel 94 Å (ΔTSS undefined) (1440 test "
+                    "samples, 12 distinct events; paired 90% block bootstrap, 9-day blocks); fewer than 20 distinct "
+                    "events, so the intervals are wide.")
+    assert evaluate.paired_verdict(0.01, 0.2) == "beats" and evaluate.paired_verdict(-0.2, -0.01) == "loses"
+    assert evaluate.paired_verdict(0.0, 0.2) == "ties" and evaluate.paired_verdict(np.nan, 0.2) == "undefined"
     assert evaluate.describe_target("now") == "nowcast"
     assert evaluate.describe_target("lead90min_window360min") == "90min/6h forecast"
 
@@ -225,7 +228,7 @@ def test_nowcast_persistence_looks_up_t_minus_cadence_by_time():
 
 
 def _fake_dm(flux, *, nowcast=False, train=None, history=None, store=None, channels=(94, 131, 171),
-             synthetic=True, cadence_h=2, name="tiny-sun"):
+             synthetic=True, cadence_h=2, name="tiny-sun", events=None):
     n = len(flux)
     zero = np.timedelta64(0, "ns")
     lead = zero if nowcast else np.timedelta64(2, "h").astype("timedelta64[ns]")
@@ -235,10 +238,10 @@ def _fake_dm(flux, *, nowcast=False, train=None, history=None, store=None, chann
     cadence = np.timedelta64(cadence_h, "h")
     plan = SimpleNamespace(times=T0 + np.arange(n) * cadence, cadence=cadence, target=target,
                            index={"train": train, "val": np.array([], int), "test": np.array([], int)},
-                           flux_now=np.asarray(flux, np.float64))
+                           flux_now=np.asarray(flux, np.float64), usable=np.arange(n))
     return SimpleNamespace(plan=plan, store_path=store,
                            cube_channels=list(channels), synthetic=synthetic, cube_attrs={"name": name},
-                           history_max=lambda label: history[label])
+                           history_max=lambda label: history[label], cube=lambda: events or xr.Dataset())
 
 
 def test_flare_history_persistence_reads_the_history_and_is_not_for_nowcasts():
@@ -384,13 +387,13 @@ def test_skill_table_has_the_exact_columns_and_every_predictor(scenario):
     dm, val, test, flux = scenario
     table = evaluate.skill_table(val, test, dm, n_resamples=300)
     assert list(table.columns) == evaluate.SKILL_COLUMNS
-    assert set(table["predictor"]) == {"FlareNet", "FlareNet regression", "persistence",
-                                       "flare-history persistence 6h", "flare-history persistence 24h",
-                                       "climatology", "brightest pixel 94 Å", "region photometry", "oracle"} or \
-        set(table["predictor"]) == {"FlareNet", "FlareNet regression", "persistence", "flare-history persistence 6h",
-                                    "flare-history persistence 24h", "climatology", "brightest pixel 131 Å",
-                                    "region photometry", "oracle"}
-    assert len(table) == 2 * 9
+    common = {"FlareNet", "FlareNet regression", "persistence", "flare-history persistence 6h",
+              "flare-history persistence 24h", "climatology", "GOES + flare-history logistic", "region photometry",
+              "oracle"}  # no running-rate Poisson forecast: this cube has no flare list
+    assert set(table["predictor"]) in (common | {"brightest pixel 94 Å"}, common | {"brightest pixel 131 Å"})
+    assert len(table) == 2 * 10
+    assert (table["n_events_distinct"] >= 1).all() and (table["block_hours"] >= 24).all()
+    assert table["AUC"].between(0, 1).all()
     assert set(table["threshold"]) == {">=C1", ">=M1"}
     assert (table["dataset"] == "SYNTHETIC tiny-sun").all() and table["synthetic"].all()
     assert (table["split"] == "test").all() and (table["target"] == "lead120min_window360min").all()
@@ -467,9 +470,16 @@ def test_verdicts_csv_and_figures_from_a_skill_table(scenario, tmp_path, monkeyp
     forecasts = evaluate.collect_forecasts(val, test, dm)
     assert forecasts.prob_threshold[("FlareNet", "M")] == pytest.approx(0.5)  # chosen on val
     table = evaluate.skill_table(val, test, dm, forecasts=forecasts, n_resamples=200)
-    lines = evaluate.verdict_sentences(table)
+    paired = evaluate.paired_table(forecasts, n_resamples=200)
+    assert list(paired.columns) == evaluate.PAIRED_COLUMNS
+    assert set(paired["reference"]) >= {"climatology", "oracle", "flare-history persistence 24h"}
+    assert ("oracle", "flare-history persistence 24h") in set(zip(paired["predictor"], paired["reference"]))
+    lines = evaluate.verdict_sentences(paired)
     assert len(lines) == 2 and all(line.startswith("SYNTHETIC tiny-sun, ≥") for line in lines)
-    assert "loses to oracle 1.00 [1.00, 1.00]" in lines[1]
+    # the model says no everywhere on test at >= M1 (threshold chosen on val): TSS 0 against the oracle's 1
+    assert "loses to oracle (ΔTSS -1.00 [-1.00, -1.00])" in lines[1]
+    monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path / "results"))
+    assert list(pd.read_csv(evaluate.write_paired_csv(paired)).columns) == evaluate.PAIRED_COLUMNS
     shown = evaluate.summary_columns(table)
     assert shown.loc[("lead120min_window360min", ">=M1", "oracle"), "TSS"] == "1.00 [1.00, 1.00]"
     monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path / "results"))
@@ -524,7 +534,145 @@ def test_a_reference_model_is_scored_beside_the_model_on_the_same_steps(scenario
     table = evaluate.skill_table(val, test, dm, forecasts=forecasts, n_resamples=50)
     mae = table.groupby("predictor")["MAE_dex"].first()
     assert mae["GOES-only model"] > mae["FlareNet"]
-    assert all("GOES-only model" in line for line in evaluate.verdict_sentences(table))
+    assert all("GOES-only model" in line for line in evaluate.verdict_sentences(evaluate.paired_table(forecasts,
+                                                                                                     n_resamples=50)))
     shifted = (val.copy(), test.isel(time=slice(1, None)))
     with pytest.raises(ValueError, match="predicted other steps"):
         evaluate.collect_forecasts(val, test, dm, others={"GOES-only model": shifted})
+
+
+# --------------------------------------------------------------------------- evaluation protocol v3
+
+def test_logistic_fit_does_not_diverge_on_heavy_tailed_rare_events():
+    # the shape of the nowcast >= M1 region photometry: three strongly correlated, heavy-tailed features and 24
+    # events in 3000; undamped Newton steps sent the coefficients to ~5e5 and every probability to 0 here
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=3000) * rng.uniform(0.3, 2)
+    x = np.exp(np.column_stack([base + rng.normal(size=3000) * s for s in rng.uniform(0.01, 0.3, 3)]))
+    y = (base > np.quantile(base, rng.uniform(0.95, 0.999))).astype(float)
+    assert y.sum() == 24
+    coef = evaluate.fit_logistic(x, y)
+    p = evaluate.predict_logistic(coef, x)
+    assert np.isfinite(coef).all() and np.abs(coef).max() < 1e3
+    assert evaluate.roc_auc(p, y) >= 0.99
+    # at the optimum the penalized gradient vanishes (standardized features, ridge on the slopes)
+    z = (x - x.mean(axis=0)) / x.std(axis=0)
+    beta = np.r_[coef[0] + coef[1:] @ x.mean(axis=0), coef[1:] * x.std(axis=0)]
+    grad = np.column_stack([np.ones(len(y)), z]).T @ (y - p) - np.r_[0.0, beta[1:]]
+    assert np.abs(grad).max() < 1e-4
+
+
+def test_autocorrelation_time_of_an_ar1_series_and_the_memory_block():
+    # AR(1) with phi: tau = (1 + phi) / (1 - phi) = 9 for phi = 0.8
+    rng = np.random.default_rng(1)
+    x = np.zeros(40000)
+    noise = rng.normal(size=x.size)
+    for k in range(1, x.size):
+        x[k] = 0.8 * x[k - 1] + noise[k]
+    assert evaluate.autocorrelation_time(x) == pytest.approx(9.0, rel=0.15)
+    assert evaluate.autocorrelation_time(rng.normal(size=5000)) == pytest.approx(1.0, abs=0.1)
+    assert evaluate.autocorrelation_time(np.ones(10)) == 1.0
+    # hourly "an event in the next 24 h" of rare isolated events: about a day of memory at least
+    times = T0 + np.arange(24 * 200) * np.timedelta64(1, "h")
+    peaks = np.sort(rng.choice(times.size, 20, replace=False))
+    event = np.zeros(times.size)
+    for k in peaks:
+        event[max(k - 24, 0):k] = 1
+    block = evaluate.memory_block(times, event)
+    assert np.timedelta64(1, "D") <= block <= np.timedelta64(3, "D") and block % np.timedelta64(24, "h") == 0
+    # clustered episodes (events on for ~10 days at a time) need longer blocks than isolated flares
+    slow = np.repeat(rng.random(20) < 0.3, 240).astype(float)
+    assert evaluate.memory_block(times, slow) >= np.timedelta64(5, "D")
+    assert evaluate.memory_block(times[:2], event[:2]) == np.timedelta64(24, "h")
+
+
+def test_block_bootstrap_draws_runs_of_consecutive_days():
+    times = T0 + np.arange(10 * 24) * np.timedelta64(1, "h")
+    code, one = evaluate.block_resample_counts(times, evaluate.DAY, n_resamples=200, seed=5)
+    # one-day blocks: the day bootstrap, n_days days drawn with replacement (the draws of the earlier protocol)
+    draws = np.random.default_rng(5).integers(0, 10, size=(200, 10))
+    assert (one == np.stack([np.bincount(d, minlength=10) for d in draws])).all()
+    _, three = evaluate.block_resample_counts(times, np.timedelta64(3, "D"), n_resamples=200, seed=5)
+    assert three.shape == (200, 10) and (three.sum(axis=1) == 10).all()
+    starts = np.random.default_rng(5).integers(0, 10, size=(200, 4))
+    days = ((starts[:, :, None] + np.arange(3)) % 10).reshape(200, -1)[:, :10]
+    assert (three == np.stack([np.bincount(d, minlength=10) for d in days])).all()
+    assert code.tolist() == list(np.repeat(np.arange(10), 24))
+
+
+def test_paired_difference_sees_what_overlapping_intervals_miss():
+    rng = np.random.default_rng(7)
+    n = 60 * 24
+    times = T0 + np.arange(n) * np.timedelta64(1, "h")
+    event = np.repeat(rng.random(60) < 0.3, 24)
+    base = np.where(rng.random(n) < 0.75, event, ~event)
+    better = np.where(rng.random(n) < 0.08, event, base)  # the same forecast, right on 8% more hours
+    marginal = evaluate.bootstrap_scores(times, event, {"a": better, "b": base}, block=np.timedelta64(3, "D"))
+    assert marginal.loc["a", "TSS_lo"] < marginal.loc["b", "TSS_hi"]  # the marginal intervals overlap
+    d = evaluate.paired_difference(times, event, better, base, block=np.timedelta64(3, "D"))
+    assert d["dTSS"] > 0 and d["dTSS_lo"] > 0 and d["p_not_better"] < 0.05 and d["n_samples"] == n
+    same = evaluate.paired_difference(times, event, base, base.copy())
+    assert same["dTSS"] == same["dTSS_lo"] == same["dTSS_hi"] == 0.0 and same["p_not_better"] == 1.0
+    # BSS of the difference where both give probabilities; samples one of them lacks are left out of both
+    prob_a, prob_b = np.where(better, 0.8, 0.1), np.where(base, 0.7, 0.2)
+    prob_b[:48] = np.nan
+    d = evaluate.paired_difference(times, event, better, base, prob_a=prob_a, prob_b=prob_b, reference_rate=0.3)
+    assert d["n_samples"] == n - 48 and d["dBSS_lo"] <= d["dBSS"] <= d["dBSS_hi"]
+    ok = np.isfinite(prob_b)
+    e = event[ok].astype(float)
+    reference = np.mean((0.3 - e) ** 2)
+    expected = (1 - np.mean((prob_a[ok] - e) ** 2) / reference) - (1 - np.mean((prob_b[ok] - e) ** 2) / reference)
+    assert d["dBSS"] == pytest.approx(expected)
+
+
+def test_within_block_auc_removes_what_the_activity_level_alone_gives():
+    rng = np.random.default_rng(3)
+    blocks = np.repeat(np.arange(6), 200)
+    rate = np.repeat([0.02, 0.5, 0.1, 0.6, 0.05, 0.3], 200)
+    event = rng.random(blocks.size) < rate
+    level_only = rate + rng.normal(0, 1e-6, blocks.size)  # knows each block's base rate, nothing else
+    assert evaluate.roc_auc(level_only, event) > 0.75
+    assert evaluate.within_block_auc(level_only, event, blocks) == pytest.approx(0.5, abs=0.06)
+    sharp = event + rng.normal(0, 0.3, blocks.size)
+    assert evaluate.within_block_auc(sharp, event, blocks) > 0.9
+    assert np.isnan(evaluate.within_block_auc(sharp, np.zeros(blocks.size), blocks))
+
+
+def _flare_events(peaks, fluxes, duration_h=1):
+    peak = np.asarray(peaks, "datetime64[ns]")
+    return xr.Dataset({"event_peak": ("event", peak),
+                       "event_start": ("event", peak - np.timedelta64(duration_h, "h")),
+                       "event_end": ("event", peak + np.timedelta64(duration_h, "h")),
+                       "event_peak_flux": ("event", np.asarray(fluxes, float))})
+
+
+def test_running_rate_poisson_counts_only_flares_already_peaked():
+    n = 24 * 40
+    flux = np.full(n, 1e-7)
+    events = _flare_events([T0 + np.timedelta64(h, "h") for h in (10, 30, 24 * 20)], [2e-6, 3e-5, 2e-6])
+    dm = _fake_dm(flux, cadence_h=1, events=events)  # a 2 h lead, 6 h window forecast
+    index = np.array([9, 10, 31, 24 * 20 + 5, 24 * 38])
+    probs = evaluate.running_rate_poisson(dm, index)
+    window = 6 / 24
+    expected_c = 1 - np.exp(-np.array([0, 1, 2, 3, 1]) / 27 * window)  # the t = 38 d window: only day 20
+    np.testing.assert_allclose(probs["C"], expected_c)
+    np.testing.assert_allclose(probs["M"], 1 - np.exp(-np.array([0, 0, 1, 1, 0]) / 27 * window))
+    assert evaluate.running_rate_poisson(_fake_dm(flux, cadence_h=1, events=events, nowcast=True), index) is None
+    assert evaluate.running_rate_poisson(_fake_dm(flux, cadence_h=1), index) is None  # no flare list
+
+
+def test_distinct_events_count_flares_not_hours():
+    n = 24 * 10
+    peaks = [T0 + np.timedelta64(h, "h") for h in (50, 52, 150)]
+    events = _flare_events(peaks, [2e-5, 3e-6, 4e-5])
+    lead, window = np.timedelta64(2, "h"), np.timedelta64(6, "h")
+    times = T0 + np.arange(n) * np.timedelta64(1, "h")
+    target = np.array([max([f for p, f in zip(peaks, (2e-5, 3e-6, 4e-5)) if t + lead < p <= t + lead + window],
+                           default=1e-7) for t in times])
+    dm = _fake_dm(target, cadence_h=1, events=events)
+    everything = np.arange(n)
+    assert evaluate.distinct_events(dm, everything, 1e-5) == 2  # 12 event hours, two M flares
+    assert evaluate.distinct_events(dm, everything, 1e-6) == 3
+    assert evaluate.distinct_events(dm, np.arange(100), 1e-5) == 1
+    # without a flare list: runs of consecutive event samples
+    assert evaluate.distinct_events(_fake_dm(target, cadence_h=1), everything, 1e-5) == 2

@@ -88,7 +88,10 @@ def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tm
     assert {"FlareNet", "persistence", "flare-history persistence 24h", "climatology", "region photometry",
             "oracle"} <= set(skill["predictor"])
     assert set(skill["target"]) == {"now", "lead60min_window1440min"} and skill["synthetic"].all()
-    assert "SYNTHETIC" in results["05 verdicts (TSS, 90% intervals)"]
+    assert "SYNTHETIC" in results["05 verdicts (paired ΔTSS, 90% intervals)"]
+    paired = pd.read_csv(tmp_path / "results" / "paired.csv")  # notebook 05's verdicts, one row per pair
+    assert list(paired.columns) == evaluate.PAIRED_COLUMNS and (paired["block_hours"] >= 24).all()
+    assert {"climatology", "flare-history persistence 24h"} <= set(paired["reference"])
     localization = pd.read_csv(tmp_path / "results" / "localization.csv")  # notebook 06
     assert list(localization.columns) == explain.LOCALIZATION_COLUMNS
     assert {"gradcam", "hirescam", *explain.TRIVIAL_MAPS} <= set(localization["method"])

@@ -129,7 +129,7 @@ def test_class_bands_label_inside_the_axes_only():
 def test_class_counts_name_partial_months_and_bars_are_not_stacked(small_synthetic):
     forecast = "lead60min_window1440min"
     by_month = summary.class_counts(small_synthetic, forecast, by="month")
-    assert list(by_month.index) == ["2031-01 (10 of 31 days)"]
+    assert list(by_month.index) == ["2031-01 (28 of 31 days)"]
     totals = summary.class_count_table(small_synthetic, [forecast])
     assert list(totals.index) == ["nowcast", forecast]
     assert (totals.sum(axis=1) > 0).all()

@@ -60,7 +60,7 @@ def test_ddp_trains_on_two_cpu_processes_with_sane_metrics(small_cube_path, tmp_
     """``strategy: ddp`` from config: 2 processes (gloo) on the small SYNTHETIC cube."""
     env = dict(os.environ, FLARELIB_DATA_DIR=str(small_cube_path.parent), PYTHONWARNINGS="ignore")
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "flarelib.learn", "fit", "--config", str(ROOT / "configs/small.yaml"),
+    cmd = [sys.executable, "-m", "flarelib.learn.runs", "fit", "--config", str(ROOT / "configs/small.yaml"),
            "--config", str(ROOT / "configs/ddp-cpu.yaml"), "--trainer.max_epochs=2",
            f"--trainer.default_root_dir={run}", f"--trainer.logger.init_args.save_dir={run}"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -43,7 +43,7 @@ def test_plain_xarray_opens_the_cube_with_the_schema(flare_cube):
     assert ds.exptime.sel(channel=193).min() < 0.01  # the AEC frames
     assert ds.attrs["synthetic"] is False
     assert ds.attrs["target_source"] == "event-list" and ds.flux_now.attrs["target_source"] == "event-list"
-    assert ds.attrs["dataset_card"] == (ROOT / "flarelib/DATASET_CARD.md").read_text()
+    assert ds.attrs["dataset_card"] == (ROOT / "flarelib/cube/DATASET_CARD.md").read_text()
     inputs = json.loads(ds.attrs["inputs"])
     assert len(inputs) == 60 and all(len(i["sha256"]) == 64 for i in inputs)
     assert [s["step"] for s in json.loads(ds.attrs["prep_steps"])] == ["register", "degradation", "exposure"]

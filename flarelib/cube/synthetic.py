@@ -200,9 +200,11 @@ class SyntheticConfig:
 
 
 SIZES: dict[str, SyntheticConfig] = {
-    # 10 days at 1 h, 64x64 px (fast for the tests and Binder, at the default's resolution, so that the
-    # Sun still looks like the Sun), steady moderate activity: flares of class >= C in every third of the span
-    "small": SyntheticConfig(days=10.0, size=64, activity=(0.3, 0.3)),
+    # 28 days at 1 h, 64x64 px (fast for the tests and Binder, at the default's resolution, so that the Sun still
+    # looks like the Sun), moderate activity rising to twice its start: long enough that every split of
+    # configs/small.yaml keeps samples after the purge of a 1 h / 24 h forecast with 24 h of GOES history, and
+    # (with the catalog's seed) events and non-events at >= C1 and >= M1 in each (tests/test_synthetic.py counts)
+    "small": SyntheticConfig(days=28.0, size=64, activity=(0.3, 0.6)),
     # one year at 1 h, 64x64 px, the rising phase of a cycle
     "default": SyntheticConfig(days=365.0, size=64),
 }
@@ -608,7 +610,7 @@ def build_synthetic_cube(
     """Generate the synthetic sun and write it as a cube (same schema as the real cubes).
 
     ``config`` is a :class:`SyntheticConfig` or a size name from :data:`SIZES`
-    (``"small"``: 10 days at 64x64 px; ``"default"``: 365 days at 64x64 px, both at 1 h).
+    (``"small"``: 28 days at 64x64 px; ``"default"``: 365 days at 64x64 px, both at 1 h).
     ``disk_files`` are the real full-disk frames the quiet Sun is made from.
     """
     if isinstance(config, str):

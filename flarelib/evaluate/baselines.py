@@ -1,6 +1,7 @@
 """The reference forecasts every model is scored against, read from the cube on exactly the model's samples
-(persistence, flare-history persistence, climatology, brightest pixel, region photometry, the synthetic
-oracle), each calibrated on the training block only.
+(persistence, flare-history persistence, climatology, a running-rate Poisson forecast, a GOES + flare-history
+logistic model, brightest pixel, region photometry, the synthetic oracle), each calibrated on the training
+block only and using nothing after the issue time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ BRIGHTEST_PIXEL_CHANNELS = (94, 131)
 
 #: Flare-history windows (labels of the cube's ``history`` coordinate); 24 h is the benchmark persistence.
 HISTORY_LABELS = ("6h", "24h")
+
+
+#: The name of the GOES + flare-history logistic model in every table.
+GOES_HISTORY_MODEL = "GOES + flare-history logistic"
+
+
+#: Days of flare history behind the running-rate Poisson forecast (one solar rotation, as in the literature).
+RATE_DAYS = 27
 
 
 #: Floor (DN/s) of the summed hot-channel excess before its log10 (an empty excess is log10 1 = 0).
@@ -92,6 +101,122 @@ def base_rate(dm, threshold: float) -> float:
 def climatology_forecast(dm, time_index: np.ndarray) -> np.ndarray:
     """The training-block mean log10 flux of ``dm`` (log10 W/m²) for each of ``time_index``."""
     return climatology(np.asarray(dm.plan.target.log_flux, float)[dm.plan.index["train"]], len(time_index))
+
+
+def flare_list(dm) -> tuple[np.ndarray, np.ndarray]:
+    """``(peak times datetime64[ns], peak flux W/m² float64)`` of the cube's flare event list, sorted by peak
+    (empty arrays for a cube without one). The synthetic sun's list also holds the flares simulated before its
+    first image, so a running rate is defined from the start."""
+    cube = dm.cube()
+    if "event_peak" not in cube or cube.sizes.get("event", 0) == 0:
+        return np.array([], "datetime64[ns]"), np.array([], float)
+    peak = cube["event_peak"].values.astype("datetime64[ns]")
+    flux = cube["event_peak_flux"].values.astype(np.float64)
+    order = np.argsort(peak, kind="stable")
+    return peak[order], flux[order]
+
+
+def running_rate_poisson(dm, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS,
+                         days: int = RATE_DAYS) -> dict[str, np.ndarray] | None:
+    """The running-rate Poisson forecast (the activity-aware reference; the synthetic analogue of
+    McIntosh-Poisson): ``{class letter: P(event)}`` at the cube steps ``time_index``.
+
+    The rate ``lambda`` of flares at or above each class threshold is their count with a peak in
+    ``(t - days, t]`` divided by ``days`` (only flares already peaked at the issue time ``t``), and
+    ``P = 1 - exp(-lambda * window)`` for the target's window. Forecasts only (a nowcast has no window);
+    None for a nowcast or a cube without a flare event list. Nothing is fitted.
+    """
+    if _is_nowcast(dm):
+        return None
+    peak, flux = flare_list(dm)
+    if peak.size == 0:
+        return None
+    times = np.asarray(dm.plan.times, "datetime64[ns]")[np.asarray(time_index, np.int64)]
+    span = np.timedelta64(int(days), "D")
+    window_days = float(dm.plan.target.window / np.timedelta64(1, "D"))
+    out = {}
+    for letter, threshold in thresholds.items():
+        peaks = peak[flux >= threshold]
+        count = np.searchsorted(peaks, times, side="right") - np.searchsorted(peaks, times - span, side="right")
+        out[letter] = 1.0 - np.exp(-count / float(days) * window_days)
+    return out
+
+
+def history_features(dm, time_index: np.ndarray) -> np.ndarray:
+    """(n, k) GOES and flare-history features known at each issue time: ``log10`` of the XRS-B flux at ``t``
+    and of its max over each flare-history window (6 h, 24 h), and ``log10(1 + count)`` of the flares >= C1 and
+    >= M1 that peaked in the previous :data:`RATE_DAYS` days (where the cube lists its flares)."""
+    index = np.asarray(time_index, np.int64)
+    columns = [log10_flux(np.asarray(dm.plan.flux_now, float)[index])]
+    for label in HISTORY_LABELS:
+        try:
+            columns.append(log10_flux(np.asarray(dm.history_max(label), float)[index]))
+        except (DataConfigError, AttributeError, KeyError):
+            pass  # a cube without flux_history_max
+    peak, flux = flare_list(dm)
+    if peak.size:
+        times = np.asarray(dm.plan.times, "datetime64[ns]")[index]
+        span = np.timedelta64(RATE_DAYS, "D")
+        for threshold in THRESHOLDS.values():
+            peaks = peak[flux >= threshold]
+            count = np.searchsorted(peaks, times, side="right") - np.searchsorted(peaks, times - span, side="right")
+            columns.append(np.log10(1.0 + count))
+    return np.column_stack(columns)
+
+
+def goes_history_logistic(dm, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS
+                          ) -> dict[str, np.ndarray] | None:
+    """The GOES + flare-history model: per class, a :func:`fit_logistic` of the training-block events on
+    :func:`history_features`, at the cube steps ``time_index``: ``{class letter: P(event)}``.
+
+    What a forecaster knows without images (the X-ray flux, its recent maxima and the recent flare counts);
+    the image models and the observable oracle are compared with it. Forecasts only (None for a nowcast).
+    """
+    if _is_nowcast(dm):
+        return None
+    train = dm.plan.index["train"]
+    x_train, x = history_features(dm, train), history_features(dm, time_index)
+    flux_train = np.asarray(dm.plan.target.flux, float)[train]
+    out = {}
+    for letter, threshold in thresholds.items():
+        events = np.where(np.isfinite(flux_train), (flux_train >= threshold).astype(float), np.nan)
+        out[letter] = predict_logistic(fit_logistic(x_train, events), x)
+    return out
+
+
+def distinct_events(dm, time_index: np.ndarray, threshold: float) -> int:
+    """How many distinct flares at or above ``threshold`` (W/m²) make the samples ``time_index`` events.
+
+    With the cube's flare list: a forecast counts the flares whose peak lies in some sample's window
+    ``(t + lead, t + lead + window]``; a nowcast the flares in progress (start <= t <= end) at some event
+    sample. Without a list: the runs of consecutive event samples (one cadence apart). Hourly samples of a
+    24 h window repeat each flare 24 times, so this, not the sample count, is how many events a score rests on.
+    """
+    index = np.asarray(time_index, np.int64)
+    times = np.asarray(dm.plan.times, "datetime64[ns]")[index]
+    target = np.asarray(dm.plan.target.flux, float)[index]
+    is_event = np.isfinite(target) & (target >= threshold)
+    peak, flux = flare_list(dm)
+    if peak.size and not _is_nowcast(dm):
+        big = np.sort(peak[flux >= threshold])
+        lo = np.searchsorted(big, times + dm.plan.target.lead, side="right")
+        hi = np.searchsorted(big, times + dm.plan.target.horizon, side="right")
+        covered = np.zeros(big.size + 1, int)
+        np.add.at(covered, lo, 1)
+        np.add.at(covered, hi, -1)
+        return int(np.count_nonzero(np.cumsum(covered)[:-1]))
+    if peak.size:
+        cube = dm.cube()
+        start = cube["event_start"].values.astype("datetime64[ns]")
+        end = cube["event_end"].values.astype("datetime64[ns]")
+        big = cube["event_peak_flux"].values.astype(float) >= threshold
+        hits = times[is_event]
+        inside = (start[big][:, None] <= hits[None, :]) & (hits[None, :] <= end[big][:, None])
+        return int(inside.any(axis=1).sum())
+    hits = np.sort(times[is_event])
+    if hits.size == 0:
+        return 0
+    return int(1 + np.sum(np.diff(hits) > np.timedelta64(dm.plan.cadence, "ns")))
 
 
 def _mtime(store: str) -> float:
@@ -249,6 +374,12 @@ def baseline_forecasts(dm, time_index: np.ndarray, thresholds: Mapping[str, floa
                 pass  # a cube without flux_history_max
     out["climatology"] = (climatology_forecast(dm, index),
                           {letter: np.full(index.size, base_rate(dm, t)) for letter, t in thresholds.items()})
+    rate = running_rate_poisson(dm, index, thresholds=thresholds)
+    if rate is not None:
+        out[f"running-rate Poisson {RATE_DAYS}d"] = (None, rate)
+    history = goes_history_logistic(dm, index, thresholds=thresholds)
+    if history is not None:
+        out[GOES_HISTORY_MODEL] = (None, history)
     bright = brightest_pixel_forecast(dm, index)
     if bright is not None:
         out[bright[0]] = (bright[1], {})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,10 @@ LEVEL = 0.9
 
 
 MODEL = "FlareNet"
+
+
+#: The shortest bootstrap block: one UTC calendar day.
+DAY = np.timedelta64(1, "D")
 
 
 def threshold_label(letter: str) -> str:
@@ -105,63 +110,229 @@ def contingency_cells(yes: np.ndarray, event: np.ndarray) -> np.ndarray:
     return np.stack([y & e, y & q, n & e, n & q], axis=1).astype(float)
 
 
-def day_resample_counts(times: np.ndarray, n_resamples: int = N_RESAMPLES,
-                        seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Day-block bootstrap draws: ``(day_code, counts)``.
+def autocorrelation(values: np.ndarray) -> np.ndarray:
+    """The sample autocorrelation ``rho_k`` (biased estimator, by FFT) of a series on a regular grid, for lags
+    ``k = 0 .. n - 1``; NaN entries count as the mean. All ones (no variance) for a constant series."""
+    x = np.asarray(values, float).ravel()
+    ok = np.isfinite(x)
+    if ok.sum() < 3:
+        return np.ones(x.size)
+    x = np.where(ok, x - x[ok].mean(), 0.0)
+    variance = float(np.sum(x * x))
+    if variance == 0:
+        return np.ones(x.size)
+    spectrum = np.fft.rfft(x, 2 * x.size)
+    return np.fft.irfft(spectrum * np.conj(spectrum))[: x.size] / variance
 
-    ``day_code`` (n,) numbers the calendar day (UTC) of each sample time; ``counts``
-    (n_resamples, n_days) says how often each day is drawn in each resample (n_days draws with
-    replacement from ``numpy.random.default_rng(seed)``).
+
+def autocorrelation_time(values: np.ndarray) -> float:
+    """Integrated autocorrelation time ``tau = 1 + 2 sum_k rho_k`` of a series on a regular grid, in steps.
+
+    ``rho_k`` is the sample autocorrelation at lag ``k`` (the biased estimator, by FFT); the sum runs over
+    ``k >= 1`` up to the first lag where ``rho_k <= 0`` (the initial positive sequence), the usual cut for a
+    series whose correlation decays. NaN entries count as the mean (they add no correlation). A constant or
+    too short series gives 1 (no memory that can be measured). For hourly samples of "an event in the next
+    24 h", ``tau`` is at least about 24 h by construction, and longer when flares cluster in time.
+    """
+    x = np.asarray(values, float).ravel()
+    if np.isfinite(x).sum() < 3 or np.nanvar(x) == 0:
+        return 1.0
+    rho = autocorrelation(x)
+    stop = np.flatnonzero(rho[1:] <= 0)
+    last = int(stop[0]) + 1 if stop.size else x.size
+    return float(1.0 + 2.0 * np.sum(rho[1:last]))
+
+
+def regular_grid(times: np.ndarray, values: np.ndarray) -> tuple[np.timedelta64, np.ndarray]:
+    """``(cadence, grid)``: ``values`` placed on the regular grid of their most common time step from the first
+    time to the last, NaN at missing steps (what :func:`autocorrelation` needs)."""
+    times = np.asarray(times, dtype="datetime64[ns]").ravel()
+    cadence = pd.Series(np.diff(times)).mode().iloc[0].to_timedelta64()
+    position = np.rint((times - times[0]) / cadence).astype(np.int64)
+    grid = np.full(int(position[-1]) + 1, np.nan)
+    grid[position] = np.asarray(values, float).ravel()
+    return cadence, grid
+
+
+def memory_block(times: np.ndarray, values: np.ndarray, *, minimum: np.timedelta64 = DAY) -> np.timedelta64:
+    """The bootstrap block for a series: its :func:`autocorrelation_time` as a duration, rounded up to whole
+    days, and at least ``minimum``.
+
+    ``times`` (n,) datetime64 (sorted, on a grid of one most common step, gaps allowed: missing steps are NaN)
+    and ``values`` (n,), e.g. the 0/1 event of every step of a cube. Blocks at least this long keep the
+    samples of one block nearly independent of the next, so the bootstrap does not count one flare episode as
+    many independent samples (blocks shorter than the memory make intervals too narrow).
+    """
+    times = np.asarray(times, dtype="datetime64[ns]").ravel()
+    values = np.asarray(values, float).ravel()
+    if times.size != values.size:
+        raise ValueError(f"times ({times.size}) and values ({values.size}) differ in length")
+    if times.size < 3:
+        return np.timedelta64(minimum, "h")
+    cadence, grid = regular_grid(times, values)
+    tau = autocorrelation_time(grid) * cadence
+    days = max(int(np.ceil(tau / DAY)), 1)
+    return max(np.timedelta64(days * 24, "h"), np.timedelta64(minimum, "h"))
+
+
+def block_resample_counts(times: np.ndarray, block: np.timedelta64 = DAY, n_resamples: int = N_RESAMPLES,
+                          seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Circular block bootstrap draws over the UTC calendar days of ``times``: ``(day_code, counts)``.
+
+    ``day_code`` (n,) numbers the calendar days that hold samples, in order; ``counts`` (n_resamples, n_days)
+    says how often each day is drawn in each resample. A resample is ``ceil(n_days / L)`` runs of ``L``
+    consecutive days (``L`` = ``block`` in whole days, at least 1), each starting at a day drawn uniformly
+    from ``default_rng(seed)`` and wrapping around the end, cut to ``n_days`` days. With ``L = 1`` this is
+    the day bootstrap: ``n_days`` days drawn with replacement.
     """
     times = np.asarray(times, dtype="datetime64[ns]")
     if np.isnat(times).any():
         raise ValueError("sample times must not be NaT")
     _, code = np.unique(times.astype("datetime64[D]"), return_inverse=True)
     n_days = int(code.max()) + 1 if code.size else 0
-    draws = np.random.default_rng(seed).integers(0, max(n_days, 1), size=(n_resamples, n_days))
-    flat = (draws + n_days * np.arange(n_resamples)[:, None]).ravel()
+    length = max(int(np.ceil(np.timedelta64(block, "ns") / DAY)), 1)
+    runs = -(-n_days // length)
+    starts = np.random.default_rng(seed).integers(0, max(n_days, 1), size=(n_resamples, runs))
+    days = ((starts[:, :, None] + np.arange(length)) % max(n_days, 1)).reshape(n_resamples, -1)[:, :n_days]
+    flat = (days + n_days * np.arange(n_resamples)[:, None]).ravel()
     counts = np.bincount(flat, minlength=n_resamples * n_days).reshape(n_resamples, n_days)
     return code.ravel(), counts
 
 
-def bootstrap_scores(times: np.ndarray, event: np.ndarray, forecasts: Mapping[str, np.ndarray], *,
-                     n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL) -> pd.DataFrame:
-    """TSS and HSS of yes/no ``forecasts`` with paired day-block bootstrap percentile intervals.
+@dataclass(frozen=True, eq=False)
+class Resampled:
+    """Scores of several predictors on the same samples and on the same bootstrap draws
+    (:func:`resample_scores`): point values (P,) on all samples and one value per resample (R, P)."""
 
-    Args:
-        times: sample times (datetime64), one per sample; their UTC calendar days are the blocks.
-        event: observed event per sample (bool, or 1/0 with NaN = no truth).
-        forecasts: predictor name -> yes forecast per sample (bool, or 1/0 with NaN = no forecast).
-            A sample missing in a predictor's forecast or in ``event`` is left out of that predictor.
-        n_resamples, seed, level: ``n_resamples`` resamples of the days with replacement from
-            ``default_rng(seed)``; the interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles.
+    names: list[str]
+    tss: np.ndarray
+    hss: np.ndarray
+    bss: np.ndarray
+    tss_r: np.ndarray
+    hss_r: np.ndarray
+    bss_r: np.ndarray
 
-    All predictors are scored on the same day draws (paired). Resamples where a score is undefined
-    (no events drawn) are left out of its percentiles. Returns a DataFrame indexed by predictor with
-    ``TSS, TSS_lo, TSS_hi, HSS, HSS_lo, HSS_hi`` (the point scores are on all samples).
+    def column(self, name: str) -> int:
+        return self.names.index(name)
+
+
+def resample_scores(times: np.ndarray, event: np.ndarray, forecasts: Mapping[str, np.ndarray], *,
+                    probs: Mapping[str, np.ndarray] | None = None, reference_rate: float = float("nan"),
+                    block: np.timedelta64 = DAY, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> Resampled:
+    """TSS, HSS and BSS of every predictor on the same circular block bootstrap draws
+    (:func:`block_resample_counts`).
+
+    ``forecasts``: name -> yes forecast per sample (bool, or 1/0 with NaN = none); ``probs``: name ->
+    probability per sample for the predictors that give one (BSS against ``reference_rate``, the training
+    base rate; NaN for the others). A sample without truth, or without that predictor's forecast, is left out
+    of that predictor. Resamples where a score is undefined are NaN.
     """
     names = list(forecasts)
+    probs = dict(probs or {})
     event = _as_flags(event).ravel()
     yes = np.stack([_as_flags(forecasts[k]).ravel() for k in names], axis=1) if names else np.empty((event.size, 0))
     if yes.shape[0] != event.size or np.asarray(times).size != event.size:
         raise ValueError(f"times ({np.asarray(times).size}), event ({event.size}) and forecasts ({yes.shape[0]}) "
                          "differ in length")
     cells = contingency_cells(yes, event)  # (n, 4, P)
-    code, counts = day_resample_counts(times, n_resamples, seed)
-    per_day = np.zeros((counts.shape[1], *cells.shape[1:]))
+    code, counts = block_resample_counts(times, block, n_resamples, seed)
+    n_days = counts.shape[1]
+    per_day = np.zeros((n_days, *cells.shape[1:]))
     np.add.at(per_day, code, cells)
-    point = per_day.sum(axis=0)  # (4, P)
     drawn = np.tensordot(counts.astype(float), per_day, axes=1)  # (R, 4, P)
-    tss, hss = _tss_hss(*point)
+    tss, hss = _tss_hss(*per_day.sum(axis=0))
     tss_r, hss_r = _tss_hss(*np.moveaxis(drawn, 1, 0))
+    # Brier sums per day: (p - o)² of the predictor and of the reference rate, on the predictor's samples
+    has_prob = np.array([name in probs and np.isfinite(reference_rate) for name in names], bool)
+    errors = np.zeros((n_days, 2, len(names)))
+    for j in np.flatnonzero(has_prob):
+        p = np.asarray(probs[names[j]], float).ravel()
+        ok = np.isfinite(p) & np.isfinite(event)
+        np.add.at(errors[:, 0, j], code[ok], (p[ok] - event[ok]) ** 2)
+        np.add.at(errors[:, 1, j], code[ok], (reference_rate - event[ok]) ** 2)
+    summed = np.tensordot(counts.astype(float), errors, axes=1)  # (R, 2, P)
+    bss = np.where(has_prob, 1.0 - _safe_div(errors[:, 0].sum(axis=0), errors[:, 1].sum(axis=0)), np.nan)
+    bss_r = np.where(has_prob[None, :], 1.0 - _safe_div(summed[:, 0], summed[:, 1]), np.nan)
+    return Resampled(names, tss, hss, bss, tss_r, hss_r, bss_r)
+
+
+def interval(draws: np.ndarray, level: float) -> np.ndarray:
+    """The percentile interval (2, ...) of resampled values (R, ...), NaN resamples left out."""
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
+    if draws.shape[0] == 0:
+        return np.full((2, *draws.shape[1:]), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (no events ever) stay NaN
-        tss_q = np.nanpercentile(tss_r, q, axis=0) if n_resamples else np.full((2, len(names)), np.nan)
-        hss_q = np.nanpercentile(hss_r, q, axis=0) if n_resamples else np.full((2, len(names)), np.nan)
-    return pd.DataFrame({"TSS": tss, "TSS_lo": tss_q[0], "TSS_hi": tss_q[1],
-                         "HSS": hss, "HSS_lo": hss_q[0], "HSS_hi": hss_q[1]},
-                        index=pd.Index(names, name="predictor"))
+        return np.nanpercentile(draws, q, axis=0)
+
+
+def bootstrap_scores(times: np.ndarray, event: np.ndarray, forecasts: Mapping[str, np.ndarray], *,
+                     block: np.timedelta64 = DAY, n_resamples: int = N_RESAMPLES, seed: int = SEED,
+                     level: float = LEVEL) -> pd.DataFrame:
+    """TSS and HSS of yes/no ``forecasts`` with block bootstrap percentile intervals.
+
+    Args:
+        times: sample times (datetime64), one per sample; runs of ``block`` (whole UTC calendar days) are
+            the bootstrap's units (:func:`block_resample_counts`).
+        event: observed event per sample (bool, or 1/0 with NaN = no truth).
+        forecasts: predictor name -> yes forecast per sample (bool, or 1/0 with NaN = no forecast).
+            A sample missing in a predictor's forecast or in ``event`` is left out of that predictor.
+        block, n_resamples, seed, level: ``n_resamples`` resamples from ``default_rng(seed)``; the interval
+            is the ``(1 - level) / 2`` and ``(1 + level) / 2`` percentiles.
+
+    All predictors are scored on the same draws (paired). Resamples where a score is undefined (no events
+    drawn) are left out of its percentiles. Returns a DataFrame indexed by predictor with
+    ``TSS, TSS_lo, TSS_hi, HSS, HSS_lo, HSS_hi`` (the point scores are on all samples). Whether one predictor
+    beats another is a question for :func:`paired_difference`, not for these marginal intervals.
+    """
+    r = resample_scores(times, event, forecasts, block=block, n_resamples=n_resamples, seed=seed)
+    tss_q, hss_q = interval(r.tss_r, level), interval(r.hss_r, level)
+    return pd.DataFrame({"TSS": r.tss, "TSS_lo": tss_q[0], "TSS_hi": tss_q[1],
+                         "HSS": r.hss, "HSS_lo": hss_q[0], "HSS_hi": hss_q[1]},
+                        index=pd.Index(r.names, name="predictor"))
+
+
+def paired_difference(times: np.ndarray, event: np.ndarray, yes_a: np.ndarray, yes_b: np.ndarray, *,
+                      prob_a: np.ndarray | None = None, prob_b: np.ndarray | None = None,
+                      reference_rate: float = float("nan"), block: np.timedelta64 = DAY,
+                      n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL) -> dict[str, float]:
+    """The paired block bootstrap of ``a - b`` on the samples where both forecast and the truth is known.
+
+    Both predictors are scored on the same samples and on the same resamples (:func:`resample_scores`), and
+    the difference is taken resample by resample, so what the two share (the same quiet weeks, the same
+    flare episodes) cancels. Returns ``n_samples``, ``dTSS`` with its ``level`` interval ``dTSS_lo, dTSS_hi``,
+    ``p_not_better`` (the fraction of resamples with ``dTSS <= 0``: a one-sided bootstrap p-value for "a beats
+    b"), and ``dBSS, dBSS_lo, dBSS_hi`` (NaN unless both give probabilities).
+    """
+    event = _as_flags(event).ravel()
+    a, b = _as_flags(yes_a).ravel(), _as_flags(yes_b).ravel()
+    both = np.isfinite(a) & np.isfinite(b) & np.isfinite(event)
+    if prob_a is not None and prob_b is not None:
+        prob_a, prob_b = np.asarray(prob_a, float).ravel(), np.asarray(prob_b, float).ravel()
+        both &= np.isfinite(prob_a) & np.isfinite(prob_b)
+    shared = np.where(both, event, np.nan)
+    probs = {"a": prob_a, "b": prob_b} if prob_a is not None and prob_b is not None else None
+    r = resample_scores(times, shared, {"a": a, "b": b}, probs=probs, reference_rate=reference_rate, block=block,
+                        n_resamples=n_resamples, seed=seed)
+    d_tss_r, d_bss_r = r.tss_r[:, 0] - r.tss_r[:, 1], r.bss_r[:, 0] - r.bss_r[:, 1]
+    tss_q, bss_q = interval(d_tss_r, level), interval(d_bss_r, level)
+    defined = np.isfinite(d_tss_r)
+    return {"n_samples": int(both.sum()), "dTSS": float(r.tss[0] - r.tss[1]), "dTSS_lo": float(tss_q[0]),
+            "dTSS_hi": float(tss_q[1]),
+            "p_not_better": float(np.mean(d_tss_r[defined] <= 0)) if defined.any() else float("nan"),
+            "dBSS": float(r.bss[0] - r.bss[1]), "dBSS_lo": float(bss_q[0]), "dBSS_hi": float(bss_q[1])}
+
+
+def paired_verdict(lo: float, hi: float) -> str:
+    """The verdict of a paired difference ``a - b`` from its interval: ``"beats"`` if it lies wholly above 0,
+    ``"loses"`` if wholly below, ``"ties"`` if it holds 0, ``"undefined"`` if a bound is NaN."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "undefined"
+    if lo > 0:
+        return "beats"
+    if hi < 0:
+        return "loses"
+    return "ties"
 
 
 def verdict(a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> str:
@@ -199,46 +370,6 @@ def format_interval(value: float, lo: float, hi: float) -> str:
     return "undefined" if not np.isfinite(value) else f"{value:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
-def verdict_sentences(table: pd.DataFrame, *, model: str = MODEL, score: str = "TSS",
-                      level: float = LEVEL) -> list[str]:
-    """One sentence per (dataset, target, threshold) of a :func:`skill_table`, comparing ``model`` with every
-    baseline by :func:`verdict` on the ``score`` intervals.
-
-    Rows whose predictor starts with ``model`` (``FlareNet regression``) are the model's own variants and
-    are not compared. Example: ``"SYNTHETIC synthetic-sun-default, ≥M1, 1h/24h forecast: FlareNet TSS 0.41
-    [0.30, 0.52] beats climatology 0.00 [0.00, 0.00], ties flare-history persistence 24h 0.38 [0.25, 0.49],
-    loses to oracle 0.80 [0.71, 0.88] (12 events in 1440 test samples; 90% day-block bootstrap intervals)."``
-    """
-    lines = []
-    lo, hi = f"{score}_lo", f"{score}_hi"
-    for (dataset, target, threshold), group in table.groupby(["dataset", "target", "threshold"], sort=False):
-        own = group[group["predictor"] == model]
-        if own.empty:
-            continue
-        m = own.iloc[0]
-        parts = []
-        for _, b in group.iterrows():
-            name = str(b["predictor"])
-            if name == model or name.startswith(model + " "):
-                continue
-            said = verdict(m[lo], m[hi], b[lo], b[hi])
-            number = format_interval(b[score], b[lo], b[hi])
-            parts.append({"beats": f"beats {name} {number}", "ties": f"ties {name} {number}",
-                          "loses": f"loses to {name} {number}",
-                          "undefined": f"cannot be compared with {name} ({number})"}[said])
-        head = f"{dataset}, {str(threshold).replace('>=', '≥')}, {describe_target(str(target))}: "
-        body = f"{model} {score} {format_interval(m[score], m[lo], m[hi])} " + ", ".join(parts)
-        n_events, n_samples = int(m["n_events"]), int(m["n_samples"])
-        tail = (f" ({n_events} events in {n_samples} {m.get('split', 'test')} samples; "
-                f"{100 * level:.0f}% day-block bootstrap intervals)")
-        if n_events == 0:
-            tail += "; no events, so TSS is undefined"
-        elif n_events < 20:
-            tail += "; fewer than 20 events, so the intervals are wide"
-        lines.append(head + body + tail + ".")
-    return lines
-
-
 def fit_linear(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Least-squares ``y = a + b x`` over finite pairs; returns ``(a, b)`` (:func:`fit_least_squares`
     with one feature)."""
@@ -263,12 +394,16 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, max_iter: int = 100,
                  tol: float = 1e-10) -> np.ndarray:
-    """Logistic regression ``P(y=1) = sigmoid(c0 + x @ c[1:])`` by Newton's method (IRLS).
+    """Logistic regression ``P(y=1) = sigmoid(c0 + x @ c[1:])`` by damped Newton steps (IRLS with a
+    backtracking line search).
 
     ``x`` (n, k) features, ``y`` (n,) 0/1; rows with a non-finite value are left out. ``l2`` is a ridge
     penalty ``l2/2 |c[1:]|²`` on the slopes of the standardized features (as scikit-learn's default
-    ``C=1``), which keeps separable data finite; the intercept is not penalized. With only one class
-    in ``y`` the fit is the constant rate (clipped to [1e-6, 1 - 1e-6]) with zero slopes.
+    ``C=1``), which keeps separable data finite; the intercept is not penalized. Each Newton step is halved
+    until the penalized log-likelihood rises by at least a small fraction of what the step promises (Armijo),
+    so the fit cannot diverge where a full Newton step overshoots (heavy-tailed features with rare events:
+    undamped steps once sent the coefficients to ~1e4 and every probability to 0). With only one class in
+    ``y`` the fit is the constant rate (clipped to [1e-6, 1 - 1e-6]) with zero slopes.
     """
     x, y = np.atleast_2d(np.asarray(x, float).T).T, np.asarray(y, float)
     ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
@@ -283,14 +418,29 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, max_iter: int
     std = np.where(std > 0, std, 1.0)
     design = np.column_stack([np.ones(y.size), (x - mean) / std])
     penalty = np.diag(np.r_[0.0, np.full(k, float(l2))])
+
+    def objective(beta: np.ndarray) -> float:  # the penalized log-likelihood
+        z = design @ beta
+        return float(np.sum(y * z - np.logaddexp(0.0, z)) - 0.5 * beta @ penalty @ beta)
+
     beta = np.r_[np.log(rate / (1 - rate)), np.zeros(k)]
+    value = objective(beta)
     for _ in range(max_iter):
         p = _sigmoid(design @ beta)
         grad = design.T @ (y - p) - penalty @ beta
         hess = design.T @ (design * (p * (1 - p))[:, None]) + penalty
         step = np.linalg.lstsq(hess, grad, rcond=None)[0]
-        beta = beta + step
-        if np.max(np.abs(step)) < tol:
+        promise = float(grad @ step)  # > 0: the rise a full step would give to first order
+        size = 1.0
+        while True:
+            trial = objective(beta + size * step)
+            if trial >= value + 1e-4 * size * promise or size < 1e-12:
+                break
+            size *= 0.5
+        if trial < value:  # no step up left: at the optimum to rounding
+            break
+        beta, value = beta + size * step, trial
+        if np.max(np.abs(size * step)) < tol:
             break
     slopes = beta[1:] / std
     return np.r_[beta[0] - np.sum(slopes * mean), slopes]
@@ -381,6 +531,27 @@ def roc_auc(prob: np.ndarray, event: np.ndarray) -> float:
     _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
     ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # average ranks, 1-based
     return float((ranks[e].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+
+
+def within_block_auc(score: np.ndarray, event: np.ndarray, blocks: np.ndarray) -> float:
+    """The ROC area over pairs of samples from the same block only: ``sum_b n1_b n0_b AUC_b / sum_b n1_b n0_b``.
+
+    ``score`` is any forecast that ranks (a probability, or a log flux), ``blocks`` a label per sample (the
+    test blocks of a blocked split). What a forecast gains by knowing only each block's activity level
+    (quiet weeks against busy weeks) drops out; what is left is how well it ranks the hours within a block.
+    NaN when no block holds both an event and a non-event.
+    """
+    score, blocks = np.asarray(score, float).ravel(), np.asarray(blocks).ravel()
+    event = _as_flags(event).ravel()
+    weight, total = 0.0, 0.0
+    for label in np.unique(blocks):
+        member = blocks == label
+        auc = roc_auc(score[member], event[member])
+        if np.isfinite(auc):
+            pairs = float(np.sum(event[member] == 1)) * float(np.sum(event[member] == 0))
+            weight += pairs
+            total += pairs * auc
+    return total / weight if weight else float("nan")
 
 
 def reliability(prob: np.ndarray, event: np.ndarray, bins: int = 10) -> pd.DataFrame:

@@ -1,6 +1,12 @@
 """The skill tables: a model's predictions and every baseline on the same samples (:func:`skill_table`,
-``skill.csv``), the contingency, reliability, ROC and TSS-vs-threshold tables, skill per test block and the
-rolling-origin baselines.
+``skill.csv``), the paired comparisons behind every verdict (:func:`paired_table`, ``paired.csv``), the
+contingency, reliability, ROC and TSS-vs-threshold tables, skill per test block and the rolling-origin
+baselines.
+
+Evaluation protocol v3: intervals come from a circular block bootstrap whose block is the target's measured
+memory (:func:`flarelib.evaluate.scoring.memory_block` on every usable step of the cube); a verdict between two
+predictors comes from the paired bootstrap of their difference on the same samples
+(:func:`flarelib.evaluate.scoring.paired_difference`), never from overlapping marginal intervals.
 """
 
 from __future__ import annotations
@@ -14,34 +20,49 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from flarelib.evaluate.baselines import base_rate, baseline_forecasts, log10_flux
+from flarelib.evaluate.baselines import GOES_HISTORY_MODEL, base_rate, baseline_forecasts, distinct_events, log10_flux
 from flarelib.evaluate.scoring import (
+    DAY,
     LEVEL,
     MODEL,
     N_RESAMPLES,
     SEED,
     THRESHOLDS,
+    autocorrelation,
+    autocorrelation_time,
     block_labels,
-    bootstrap_scores,
-    brier_skill_score,
     choose_threshold,
     contingency_cells,
+    describe_target,
     format_interval,
+    interval,
     mae,
+    memory_block,
+    paired_difference,
+    paired_verdict,
+    regular_grid,
     reliability,
+    resample_scores,
     roc_auc,
     roc_curve,
     scores,
     skill_per_block,
     threshold_label,
     tss_vs_threshold,
+    within_block_auc,
 )
 from flarelib.labels import data_kind
 from flarelib.paths import results_dir
 
 #: Columns of :func:`skill_table`, in order.
 SKILL_COLUMNS = ["dataset", "synthetic", "split", "target", "predictor", "threshold", "n_samples", "n_events",
-                 "TSS", "TSS_lo", "TSS_hi", "HSS", "HSS_lo", "HSS_hi", "BSS", "MAE_dex"]
+                 "n_events_distinct", "TSS", "TSS_lo", "TSS_hi", "HSS", "HSS_lo", "HSS_hi", "BSS", "BSS_lo", "BSS_hi",
+                 "AUC", "AUC_within", "MAE_dex", "block_hours"]
+
+#: Columns of :func:`paired_table` (``paired.csv``), in order.
+PAIRED_COLUMNS = ["dataset", "synthetic", "target", "threshold", "predictor", "reference", "n_samples",
+                  "n_events_distinct", "dTSS", "dTSS_lo", "dTSS_hi", "p_not_better", "dBSS", "dBSS_lo", "dBSS_hi",
+                  "block_hours"]
 
 
 @dataclass
@@ -78,6 +99,19 @@ class Forecasts:
     val: SplitForecasts
     test: SplitForecasts
     prob_threshold: dict[tuple[str, str], float] = field(default_factory=dict)  #: (predictor, letter) -> chosen
+    block: np.timedelta64 = DAY  #: the bootstrap block: the target's memory (:func:`memory_block`)
+    distinct: dict[str, int] = field(default_factory=dict)  #: class letter -> distinct test events
+    cadence: np.timedelta64 | None = None  #: the cube's, for the test blocks of :func:`within_block_auc`
+
+    @property
+    def block_hours(self) -> float:
+        return float(self.block / np.timedelta64(1, "h"))
+
+    def score(self, split: str, predictor: str, letter: str) -> np.ndarray:
+        """What ranks ``predictor``'s samples for class ``letter`` (ROC, AUC): its probability, else its flux."""
+        s = self.split(split)
+        prob = s.prob.get(predictor, {}).get(letter)
+        return np.asarray(prob if prob is not None else s.log[predictor], float)
 
     @property
     def predictors(self) -> list[str]:
@@ -142,12 +176,40 @@ def _split_forecasts(ds: xr.Dataset, dm, thresholds: Mapping[str, float],
     return out
 
 
+def _target_events(dm, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(times, 0/1 event or NaN) of ``dm``'s target at ``threshold`` over every usable step of the cube."""
+    steps = np.asarray(dm.plan.usable, np.int64)
+    flux = np.asarray(dm.plan.target.flux, float)[steps]
+    return (np.asarray(dm.plan.times, "datetime64[ns]")[steps],
+            np.where(np.isfinite(flux), (flux >= threshold).astype(float), np.nan))
+
+
+def target_memory(dm, thresholds: Mapping[str, float] = THRESHOLDS) -> np.timedelta64:
+    """The bootstrap block for ``dm``'s target: the longest :func:`memory_block` of its event series (one per
+    class threshold) over every usable step of the cube, so that blocks span the target's memory wherever the
+    test samples lie."""
+    blocks = [memory_block(*_target_events(dm, t)) for t in thresholds.values()]
+    return max(blocks, default=np.timedelta64(DAY, "h"))
+
+
+def target_memory_curve(dm, threshold: float, *, max_days: float = 30.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(lags in hours, autocorrelation, tau in hours)`` of ``dm``'s target event series at ``threshold``
+    (W/m²) over every usable step, lags up to ``max_days``: what notebook 05 plots beside the block it
+    chose (:func:`target_memory`)."""
+    times, event = _target_events(dm, threshold)
+    cadence, grid = regular_grid(times, event)
+    hours = float(cadence / np.timedelta64(1, "h"))
+    rho = autocorrelation(grid)[: int(max_days * 24 / hours) + 1]
+    return np.arange(rho.size) * hours, rho, autocorrelation_time(grid) * hours
+
+
 def collect_forecasts(val: xr.Dataset, test: xr.Dataset, dm, *,
                       thresholds: Mapping[str, float] = THRESHOLDS,
                       others: Mapping[str, tuple[xr.Dataset, xr.Dataset]] | None = None) -> Forecasts:
     """The model's predictions on ``val`` and ``test`` (from :func:`flarelib.learn.predict`) and every
     baseline on exactly the same cube steps, with each probability predictor's yes/no threshold chosen
-    on ``val`` (:func:`choose_threshold`).
+    on ``val`` (:func:`choose_threshold`), the bootstrap block (:func:`target_memory`) and the distinct
+    test events per class (:func:`flarelib.evaluate.baselines.distinct_events`).
 
     ``dm`` is the set-up :class:`flarelib.learn.data.FlareDataModule` the predictions were made on (checked:
     their ``true`` must equal its target at their ``time_index``). ``others`` are reference models scored
@@ -159,7 +221,9 @@ def collect_forecasts(val: xr.Dataset, test: xr.Dataset, dm, *,
     f = Forecasts(_dataset_name(dm), bool(dm.synthetic), str(test.attrs.get("target", dm.plan.target.name)), thresholds,
                   {letter: base_rate(dm, t) for letter, t in thresholds.items()},
                   _split_forecasts(val, dm, thresholds, {k: v[0] for k, v in others.items()}),
-                  _split_forecasts(test, dm, thresholds, {k: v[1] for k, v in others.items()}))
+                  _split_forecasts(test, dm, thresholds, {k: v[1] for k, v in others.items()}),
+                  block=target_memory(dm, thresholds), cadence=dm.plan.cadence)
+    f.distinct.update({letter: distinct_events(dm, f.test.time_index, t) for letter, t in thresholds.items()})
     for name, probs in f.test.prob.items():
         for letter in (k for k in probs if k in thresholds):
             f.prob_threshold[(name, letter)] = choose_threshold(f.val.prob[name][letter],
@@ -176,43 +240,143 @@ def skill_table(val: xr.Dataset, test: xr.Dataset, dm, *, thresholds: Mapping[st
         val, test: the model's predictions (:func:`flarelib.learn.predict` on ``"val"`` and ``"test"``).
         dm: the set-up data module they were made on.
         thresholds: class letter -> W/m².
-        n_resamples, seed, level: of the paired day-block bootstrap (:func:`bootstrap_scores`).
+        n_resamples, seed, level: of the block bootstrap (:func:`resample_scores`, blocks of the target's memory).
         forecasts: a :func:`collect_forecasts` result to reuse (computed if None).
 
     Returns one row per (dataset, target, predictor, threshold) with exactly :data:`SKILL_COLUMNS`:
-    ``n_samples`` / ``n_events`` are the test samples with a forecast and a truth / the events among them;
-    TSS and HSS with their ``level`` intervals; BSS against the training base rate (NaN for a predictor
-    without probabilities); MAE_dex of its log10 flux (log10 W/m²).
+    ``n_samples`` / ``n_events`` are the test samples with a forecast and a truth / the events among them, and
+    ``n_events_distinct`` the distinct flares behind those events; TSS, HSS and BSS (against the training base
+    rate; NaN for a predictor without probabilities) with their ``level`` intervals; ``AUC`` of its probability
+    (else its flux) and ``AUC_within`` the same over pairs inside one test block (:func:`within_block_auc`);
+    MAE_dex of its log10 flux (log10 W/m²); ``block_hours``, the bootstrap block.
     """
     f = forecasts if forecasts is not None else collect_forecasts(val, test, dm, thresholds=thresholds)
+    blocks = block_labels(f.test.times, f.cadence) if f.cadence is not None else np.zeros(f.test.times.size)
     rows = []
     for letter, threshold in f.thresholds.items():
         event = f.test.event(threshold)
         yes = {name: f.yes("test", name, letter) for name in f.predictors}
-        boot = bootstrap_scores(f.test.times, event, yes, n_resamples=n_resamples, seed=seed, level=level)
-        for name in f.predictors:
+        probs = {name: p[letter] for name, p in f.test.prob.items() if letter in p}
+        r = resample_scores(f.test.times, event, yes, probs=probs, reference_rate=f.base_rate[letter],
+                            block=f.block, n_resamples=n_resamples, seed=seed)
+        intervals = {score: interval(draws, level) for score, draws in
+                     (("TSS", r.tss_r), ("HSS", r.hss_r), ("BSS", r.bss_r))}
+        for j, name in enumerate(f.predictors):
             valid = np.isfinite(yes[name]) & np.isfinite(event)
-            prob = f.test.prob.get(name, {}).get(letter)
+            score = f.score("test", name, letter)
             rows.append({"split": "test", "predictor": name, "threshold": threshold_label(letter),
                          "n_samples": int(valid.sum()), "n_events": int(np.sum(event[valid] == 1)),
-                         **boot.loc[name].to_dict(),
-                         "BSS": np.nan if prob is None else brier_skill_score(prob, event, f.base_rate[letter]),
-                         "MAE_dex": mae(f.test.log[name], f.test.true_log)})
+                         "n_events_distinct": f.distinct.get(letter, -1),
+                         **{key: value for s, point in (("TSS", r.tss), ("HSS", r.hss), ("BSS", r.bss))
+                            for key, value in ((s, point[j]), (f"{s}_lo", intervals[s][0, j]),
+                                               (f"{s}_hi", intervals[s][1, j]))},
+                         "AUC": roc_auc(score, event), "AUC_within": within_block_auc(score, event, blocks),
+                         "MAE_dex": mae(f.test.log[name], f.test.true_log), "block_hours": f.block_hours})
     return f.frame(rows)[SKILL_COLUMNS]
 
 
+def default_pairs(predictors: Sequence[str], model: str = MODEL) -> list[tuple[str, str]]:
+    """The comparisons a skill table's verdicts need: ``model`` against every other predictor (its own variants
+    such as ``FlareNet regression`` left out), and the synthetic oracle against 24 h flare-history persistence
+    (how much headroom the data leave) and against the GOES + flare-history model (the ceiling over what a
+    forecaster knows without images)."""
+    names = list(predictors)
+    pairs = []
+    if model in names:
+        pairs += [(model, name) for name in names if name != model and not name.startswith(model + " ")]
+    for reference in ("flare-history persistence 24h", GOES_HISTORY_MODEL):
+        if "oracle" in names and reference in names:
+            pairs.append(("oracle", reference))
+    return pairs
+
+
+def paired_table(forecasts: Forecasts, pairs: Sequence[tuple[str, str]] | None = None, *,
+                 n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL) -> pd.DataFrame:
+    """The paired block bootstrap of every ``(predictor, reference)`` pair on the test samples both forecast:
+    one row per pair and class threshold with exactly :data:`PAIRED_COLUMNS` (``paired.csv``).
+
+    ``dTSS`` = TSS(predictor) - TSS(reference) with its ``level`` interval and ``p_not_better`` (the share of
+    resamples where the predictor does not beat the reference); ``dBSS`` likewise where both give
+    probabilities. Pairs default to :func:`default_pairs`. Verdicts (:func:`verdict_sentences`) read this
+    table.
+    """
+    f = forecasts
+    pairs = default_pairs(f.predictors) if pairs is None else list(pairs)
+    unknown = sorted({name for pair in pairs for name in pair} - set(f.predictors))
+    if unknown:
+        raise ValueError(f"no predictor {unknown} in these forecasts; they have {f.predictors}")
+    rows = []
+    for letter, threshold in f.thresholds.items():
+        event = f.test.event(threshold)
+        for a, b in pairs:
+            prob_a, prob_b = (f.test.prob.get(name, {}).get(letter) for name in (a, b))
+            both_prob = prob_a is not None and prob_b is not None
+            d = paired_difference(f.test.times, event, f.yes("test", a, letter), f.yes("test", b, letter),
+                                  prob_a=prob_a if both_prob else None, prob_b=prob_b if both_prob else None,
+                                  reference_rate=f.base_rate[letter], block=f.block, n_resamples=n_resamples,
+                                  seed=seed, level=level)
+            rows.append({"threshold": threshold_label(letter), "predictor": a, "reference": b,
+                         "n_events_distinct": f.distinct.get(letter, -1), **d, "block_hours": f.block_hours})
+    return f.frame(rows).reindex(columns=PAIRED_COLUMNS)
+
+
+def write_paired_csv(table: pd.DataFrame | Sequence[pd.DataFrame], path: str | Path | None = None) -> Path:
+    """Write one or several :func:`paired_table` results as one CSV (default ``results_dir() / "paired.csv"``)."""
+    tables = [table] if isinstance(table, pd.DataFrame) else list(table)
+    out = pd.concat(tables, ignore_index=True)[PAIRED_COLUMNS]
+    path = Path(path) if path is not None else results_dir() / "paired.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+    return path
+
+
+def verdict_sentences(paired: pd.DataFrame, *, model: str = MODEL, level: float = LEVEL) -> list[str]:
+    """One sentence per (dataset, target, threshold) of a :func:`paired_table`: ``model`` against every
+    reference, each verdict from the paired interval of ΔTSS (:func:`paired_verdict`).
+
+    Example: ``"SYNTHETIC synthetic-sun-default, ≥M1, 1h/24h forecast: FlareNet beats climatology (ΔTSS +0.41
+    [+0.30, +0.52]), ties flare-history persistence 24h (ΔTSS +0.03 [-0.10, +0.15]) (1290 test samples, 23
+    distinct events; paired 90% block bootstrap, 9-day blocks)."``
+    """
+    lines = []
+    keys = ["dataset", "target", "threshold"]
+    for (dataset, target, threshold), group in paired.groupby(keys, sort=False):
+        own = group[group["predictor"] == model]
+        if own.empty:
+            continue
+        parts = []
+        for _, row in own.iterrows():
+            said = paired_verdict(row["dTSS_lo"], row["dTSS_hi"])
+            delta = ("ΔTSS undefined" if not np.isfinite(row["dTSS"])
+                     else f"ΔTSS {row['dTSS']:+.2f} [{row['dTSS_lo']:+.2f}, {row['dTSS_hi']:+.2f}]")
+            parts.append({"beats": f"beats {row['reference']} ({delta})", "ties": f"ties {row['reference']} ({delta})",
+                          "loses": f"loses to {row['reference']} ({delta})",
+                          "undefined": f"cannot be compared with {row['reference']} ({delta})"}[said])
+        first = own.iloc[0]
+        n_events = int(first["n_events_distinct"])
+        tail = (f" ({int(first['n_samples'])} test samples, {n_events} distinct events; paired "
+                f"{100 * level:.0f}% block bootstrap, {first['block_hours'] / 24:.0f}-day blocks)")
+        if n_events == 0:
+            tail += "; no events, so TSS is undefined"
+        elif n_events < 20:
+            tail += "; fewer than 20 distinct events, so the intervals are wide"
+        head = f"{dataset}, {str(threshold).replace('>=', '≥')}, {describe_target(str(target))}: "
+        lines.append(head + f"{model} " + ", ".join(parts) + tail + ".")
+    return lines
+
+
 def summary_columns(table: pd.DataFrame) -> pd.DataFrame:
-    """A :func:`skill_table` for reading: TSS and HSS as ``"0.41 [0.30, 0.52]"``, BSS and MAE rounded,
-    indexed by (target, threshold, predictor)."""
+    """A :func:`skill_table` for reading: TSS, HSS and BSS as ``"0.41 [0.30, 0.52]"``, AUC (pooled and within
+    test blocks) and MAE rounded, indexed by (target, threshold, predictor)."""
     out = table.set_index(["target", "threshold", "predictor"])
     shown = pd.DataFrame(index=out.index)
-    shown["n_events"] = out["n_events"]
-    shown["n_samples"] = out["n_samples"]
-    for score in ("TSS", "HSS"):
+    for column in ("n_samples", "n_events", "n_events_distinct"):
+        shown[column] = out[column]
+    for score in ("TSS", "HSS", "BSS"):
         shown[score] = [format_interval(v, lo, hi)
                         for v, lo, hi in zip(out[score], out[f"{score}_lo"], out[f"{score}_hi"])]
-    shown["BSS"] = out["BSS"].round(3)
-    shown["MAE_dex"] = out["MAE_dex"].round(3)
+    for column in ("AUC", "AUC_within", "MAE_dex"):
+        shown[column] = out[column].round(3)
     return shown
 
 

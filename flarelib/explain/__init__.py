@@ -63,6 +63,7 @@ from flarelib.explain.attribution import (
     check_time_index,
     conv_blocks,
     conv_layers,
+    current_frame,
     frame_step,
     layer_activations,
     method_maps,
@@ -98,6 +99,7 @@ from flarelib.explain.localize import (
     steps_around_peak,
     trivial_maps,
     write_localization,
+    write_table,
 )
 from flarelib.explain.saliency_store import (
     SALIENCY_WRITES,
@@ -128,6 +130,7 @@ __all__ = [
     "frame_step",
     "model_inputs",
     "attribute_tensor",
+    "current_frame",
     "attribute",
     "cam_maps",
     "native_map",
@@ -153,6 +156,7 @@ __all__ = [
     "best_localizing_method",
     "localization_verdict",
     "write_localization",
+    "write_table",
     "localization_table",
     "filters_on_flaring_regions",
     "channel_on_regions",

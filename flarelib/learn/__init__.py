@@ -17,6 +17,7 @@ from flarelib.learn.model import (
     LogMeanExpPool,
     Optimization,
     load_flarenet,
+    read_checkpoint,
 )
 from flarelib.learn.runs import (
     GOES_ONLY,
@@ -54,6 +55,7 @@ __all__ = [
     "MODEL_FLAT",
     "FlareNet",
     "CheckpointError",
+    "read_checkpoint",
     "load_flarenet",
     "training_stats_of",
     "FlareCLI",

@@ -728,11 +728,21 @@ def _own_split_frames(index: dict[str, np.ndarray], offsets: np.ndarray, n: int)
     return out
 
 
+def input_history(inputs: InputOptions, offsets: np.ndarray, cadence: np.timedelta64) -> np.timedelta64:
+    """How far back before its issue time a sample reads: its earliest stacked frame, or its longest GOES
+    history window (``"24h"``: the max over ``[t - 24 h, t]``), whichever is longer. The split's purge keeps
+    ``[t - history, t]`` inside the sample's own block, so no input overlaps another split's target window."""
+    frames = int(np.max(offsets)) * np.timedelta64(cadence, "ns") if np.size(offsets) else np.timedelta64(0, "ns")
+    windows = [to_timedelta(g) for g in inputs.goes if g != GOES_NOW]
+    return max([frames, *windows])
+
+
 def plan_samples(cube: xr.Dataset, target: str, split: SplitOptions, inputs: InputOptions) -> CubeSplit:
     """The sample plan of ``cube`` (opened, checked) for ``target`` under ``split`` and ``inputs``.
 
     A step is usable when it has a target, every stacked frame (each channel's quality >= 0) and every GOES
-    input; the usable steps are split by :func:`blocked_split` (purged by lead + window), samples whose earlier
+    input; the usable steps are split by :func:`blocked_split` (purged by lead + window after a sample and by
+    its :func:`input_history` before it), samples whose earlier
     frames fall in another split are dropped, and with ``split.by_region`` so are train and val steps that share
     a region with the test block (:func:`region_aware`). Raises :class:`DataConfigError` naming the setting for
     a channel the cube lacks or an empty split.
@@ -757,7 +767,7 @@ def plan_samples(cube: xr.Dataset, target: str, split: SplitOptions, inputs: Inp
     if n_bad:
         log.info("%d of %d time steps have no target or miss a selected channel; left out", n_bad, usable.size)
     blocks = blocked_split(times, resolved.horizon, block=split.block, fractions=split.fractions,
-                           pattern=split.pattern, gap=split.gap)
+                           pattern=split.pattern, gap=split.gap, history=input_history(inputs, offsets, cadence))
     index = _own_split_frames({s: idx[usable[idx]] for s, idx in blocks.items()}, offsets, times.size)
     if split.by_region:
         if "region_on_disk" not in cube:

@@ -580,13 +580,75 @@ def plot_skill_intervals(table, *, score: str = "TSS", axes=None):
             ax.errorbar(value[mask], y[mask], xerr=[lo[mask], hi[mask]], fmt="o", color=color, ms=4, capsize=2)
         ax.set_yticks(y, group["predictor"])
         ax.axvline(0, color="0.5", lw=0.6)
-        ax.set_xlabel(f"{score} (day-block bootstrap interval)")
-        events = int(group["n_events"].max())
-        ax.set_title(f"{target}, {threshold} ({events} events)", fontsize=9)
+        ax.set_xlabel(f"{score} (block bootstrap interval)")
+        distinct = int(group["n_events_distinct"].max()) if "n_events_distinct" in group else -1
+        events = f"{distinct} distinct events" if distinct >= 0 else f"{int(group['n_events'].max())} event samples"
+        ax.set_title(f"{_target_words(target)}, {_threshold_words(threshold)} ({events})", fontsize=9)
     axes[0].figure.suptitle(_evaluation_title(table, f"{score} with intervals, {table['split'].iloc[0]} block"),
                             fontsize=10)
     axes[0].figure.tight_layout()
     return axes
+
+
+def _target_words(target: str) -> str:
+    """``"lead60min_window1440min"`` -> ``"1 h / 24 h forecast"``, ``"now"`` -> ``"nowcast"``: the words of the text."""
+    if target in ("now", "nowcast") or not (target.startswith("lead") and "_window" in target):
+        return "nowcast" if target in ("now", "nowcast") else target
+    lead, window = (int(v.rstrip("min")) for v in target[4:].split("_window", 1))
+    def words(minutes: int) -> str:
+        return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+    return f"{words(lead)} / {words(window)} forecast"
+
+
+def _threshold_words(threshold: str) -> str:
+    return str(threshold).replace(">=", "≥")
+
+
+def plot_paired(paired, *, score: str = "TSS", axes=None):
+    """Forest plot of a :func:`flarelib.evaluate.paired_table`: the paired difference ``d{score}`` of each
+    (predictor, reference) pair with its interval, one panel per (target, threshold). Right of 0: the
+    predictor beats the reference; an interval that holds 0 is a tie."""
+    panels = list(paired.groupby(["target", "threshold"], sort=False))
+    if axes is None:
+        n_rows = max(len(g) for _, g in panels) if panels else 1
+        _, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.0 * max(len(panels), 1), 0.4 * n_rows + 1.6),
+                               squeeze=False)
+        axes = axes[0]
+    for ax, ((target, threshold), group) in zip(axes, panels):
+        y = np.arange(len(group))[::-1]
+        value = group[f"d{score}"].to_numpy(float)
+        lo, hi = group[f"d{score}_lo"].to_numpy(float), group[f"d{score}_hi"].to_numpy(float)
+        colour = np.where(lo > 0, "C2", np.where(hi < 0, "C3", "0.4"))
+        for k in range(len(group)):
+            ax.errorbar(value[k], y[k], xerr=[[value[k] - lo[k]], [hi[k] - value[k]]], fmt="o", ms=4, capsize=2,
+                        color=colour[k])
+        ax.set_yticks(y, [f"{a} − {b}" for a, b in zip(group["predictor"], group["reference"])], fontsize=8)
+        ax.axvline(0, color="0.3", lw=0.8)
+        block_days = float(group["block_hours"].iloc[0]) / 24
+        ax.set_xlabel(f"Δ{score} (paired bootstrap, {block_days:.0f}-day blocks)")
+        ax.set_title(f"{_target_words(target)}, {_threshold_words(threshold)} "
+                     f"({int(group['n_events_distinct'].iloc[0])} distinct events)", fontsize=9)
+    axes[0].figure.suptitle(_evaluation_title(paired, f"paired Δ{score} (green: beats, red: loses, grey: tie)"),
+                            fontsize=10)
+    axes[0].figure.tight_layout()
+    return axes
+
+
+def plot_memory(lags_hours, rho, *, tau_hours: float, block_hours: float, title: str, ax=None):
+    """The autocorrelation of a target's event series against the lag (hours), with its integrated
+    autocorrelation time ``tau`` and the bootstrap block chosen from it (:func:`flarelib.evaluate.memory_block`)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.0))
+    days = np.asarray(lags_hours, float) / 24
+    ax.plot(days, rho, color="C0", lw=1.2, label="autocorrelation of the event series")
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.axvline(tau_hours / 24, color="C1", ls="--", lw=1, label=f"integrated time τ = {tau_hours / 24:.1f} d")
+    ax.axvline(block_hours / 24, color="C3", ls=":", lw=1.2, label=f"bootstrap block = {block_hours / 24:.0f} d")
+    ax.set_xlabel("lag (days)")
+    ax.set_ylabel("ρ")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
 
 
 def plot_activity(cube: xr.Dataset, *, axes=None):
