@@ -139,7 +139,7 @@ def test_class_counts_name_partial_months_and_bars_are_not_stacked(small_synthet
     assert all(p.get_y() == 0 for p in bars)  # side by side, never stacked
     assert axes[0].get_yscale() == "log" and axes[0].get_ylim()[0] < 1
     assert "2" in [t.get_text() for t in axes[0].texts]
-    assert "(10 of 31 days)" in axes[1].get_xticklabels()[0].get_text()
+    assert "(28 of 31 days)" in axes[1].get_xticklabels()[0].get_text()
 
 
 def test_month_label_full_and_partial():
