@@ -176,7 +176,7 @@ def test_workers_open_the_store_lazily_under_spawn(small_cube_path):
 @pytest.mark.parametrize("kwargs, match", [
     ({"channels": [94, 999]}, r"channels \[999\] not in cube"),
     ({"channels": [94, 94]}, "repeat"),
-    ({"target": "10D/10D"}, "longer than the data"),
+    ({"target": "40D/10D"}, "longer than the data"),
     ({"target": "1h/2h"}, "no forecast with lead"),
     ({"target": "tomorrow"}, "use 'now'"),
     ({"split_fractions": [1.0, 0.0, 0.0]}, "split 'val' is empty"),

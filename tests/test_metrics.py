@@ -196,13 +196,14 @@ def _pair(reference, d, lo, hi, events=12, samples=1440):
 def test_verdict_sentence_reads_the_paired_intervals():
     paired = pd.DataFrame([_pair("climatology", 0.41, 0.30, 0.52),
                            _pair("flare-history persistence 24h", 0.03, -0.1, 0.15),
-                           _pair("oracle", -0.39, -0.5, -0.2), _pair("brightest pixel 94 Å", np.nan, np.nan, np.nan)])
+                           _pair("latent oracle", -0.39, -0.5, -0.2),
+                           _pair("brightest pixel 94 Å", np.nan, np.nan, np.nan)])
     (line,) = evaluate.verdict_sentences(paired)
     assert line == ("SYNTHETIC sun, ≥M1, 1h/24h forecast: FlareNet beats climatology (ΔTSS +0.41 [+0.30, +0.52]), "
-                    "ties flare-history persistence 24h (ΔTSS +0.03 [-0.10, +0.15]), loses to oracle (ΔTSS -0.39 "
-                    "[-0.50, -0.20]), cannot be compared with brightest pixel 94 Å (ΔTSS undefined) (1440 test "
-                    "samples, 12 distinct events; paired 90% block bootstrap, 9-day blocks); fewer than 20 distinct "
-                    "events, so the intervals are wide.")
+                    "ties flare-history persistence 24h (ΔTSS +0.03 [-0.10, +0.15]), loses to latent oracle "
+                    "(ΔTSS -0.39 [-0.50, -0.20]), cannot be compared with brightest pixel 94 Å (ΔTSS undefined) "
+                    "(1440 test samples, 12 distinct events; paired 90% block bootstrap, 9-day blocks); fewer than 20 "
+                    "distinct events, so the intervals are wide.")
     assert evaluate.paired_verdict(0.01, 0.2) == "beats" and evaluate.paired_verdict(-0.2, -0.01) == "loses"
     assert evaluate.paired_verdict(0.0, 0.2) == "ties" and evaluate.paired_verdict(np.nan, 0.2) == "undefined"
     assert evaluate.describe_target("now") == "nowcast"
@@ -389,7 +390,7 @@ def test_skill_table_has_the_exact_columns_and_every_predictor(scenario):
     assert list(table.columns) == evaluate.SKILL_COLUMNS
     common = {"FlareNet", "FlareNet regression", "persistence", "flare-history persistence 6h",
               "flare-history persistence 24h", "climatology", "GOES + flare-history logistic", "region photometry",
-              "oracle"}  # no running-rate Poisson forecast: this cube has no flare list
+              "latent oracle"}  # no running-rate Poisson forecast: this cube has no flare list
     assert set(table["predictor"]) in (common | {"brightest pixel 94 Å"}, common | {"brightest pixel 131 Å"})
     assert len(table) == 2 * 10
     assert (table["n_events_distinct"] >= 1).all() and (table["block_hours"] >= 24).all()
@@ -412,7 +413,7 @@ def test_skill_table_values_by_hand(scenario):
     true_log = np.log10(flux[TEST])
     # the oracle is the truth: perfect, with no spread, and its probabilities are perfectly sharp
     for threshold in (">=C1", ">=M1"):
-        oracle = table.loc[("oracle", threshold)]
+        oracle = table.loc[("latent oracle", threshold)]
         assert oracle["TSS"] == oracle["TSS_lo"] == oracle["TSS_hi"] == 1.0
         assert oracle["BSS"] == pytest.approx(1.0) and oracle["MAE_dex"] == pytest.approx(0.0, abs=1e-12)
         # climatology: a constant, TSS 0, and BSS 0 against itself
@@ -447,7 +448,7 @@ def test_baselines_for_a_real_nowcast_cube_have_no_oracle_and_no_flare_history(s
     dm.plan.index.update(val=VAL, test=TEST)
     dm.store_path = _cube(tmp_path / "real.zarr", flux, flux, oracle=False, label="x")
     preds = evaluate.baseline_predictions(dm, TEST)
-    assert "oracle" not in preds and not any(k.startswith("flare-history") for k in preds)
+    assert "latent oracle" not in preds and not any(k.startswith("flare-history") for k in preds)
     # nowcast persistence: the flux one cadence (2 h) earlier
     np.testing.assert_allclose(preds["persistence"], np.log10(flux[TEST - 1]))
     # region photometry: log10 excess = log10 flux + 9 exactly, so the fit reproduces the truth
@@ -472,16 +473,16 @@ def test_verdicts_csv_and_figures_from_a_skill_table(scenario, tmp_path, monkeyp
     table = evaluate.skill_table(val, test, dm, forecasts=forecasts, n_resamples=200)
     paired = evaluate.paired_table(forecasts, n_resamples=200)
     assert list(paired.columns) == evaluate.PAIRED_COLUMNS
-    assert set(paired["reference"]) >= {"climatology", "oracle", "flare-history persistence 24h"}
-    assert ("oracle", "flare-history persistence 24h") in set(zip(paired["predictor"], paired["reference"]))
+    assert set(paired["reference"]) >= {"climatology", "latent oracle", "flare-history persistence 24h"}
+    assert ("latent oracle", "flare-history persistence 24h") in set(zip(paired["predictor"], paired["reference"]))
     lines = evaluate.verdict_sentences(paired)
     assert len(lines) == 2 and all(line.startswith("SYNTHETIC tiny-sun, ≥") for line in lines)
     # the model says no everywhere on test at >= M1 (threshold chosen on val): TSS 0 against the oracle's 1
-    assert "loses to oracle (ΔTSS -1.00 [-1.00, -1.00])" in lines[1]
+    assert "loses to latent oracle (ΔTSS -1.00 [-1.00, -1.00])" in lines[1]
     monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path / "results"))
     assert list(pd.read_csv(evaluate.write_paired_csv(paired)).columns) == evaluate.PAIRED_COLUMNS
     shown = evaluate.summary_columns(table)
-    assert shown.loc[("lead120min_window360min", ">=M1", "oracle"), "TSS"] == "1.00 [1.00, 1.00]"
+    assert shown.loc[("lead120min_window360min", ">=M1", "latent oracle"), "TSS"] == "1.00 [1.00, 1.00]"
     monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path / "results"))
     path = evaluate.write_skill_csv([table, table.assign(target="now")])
     assert path == tmp_path / "results" / "skill.csv"
@@ -490,7 +491,7 @@ def test_verdicts_csv_and_figures_from_a_skill_table(scenario, tmp_path, monkeyp
     evaluate.write_skill_csv(table, append=True)  # replaces that target's rows, keeps the other's
     assert len(pd.read_csv(path)) == 2 * len(table)
     counts = evaluate.contingency_table(forecasts)
-    assert counts.loc[("lead120min_window360min", "oracle", ">=M1"), "FP"] == 0
+    assert counts.loc[("lead120min_window360min", "latent oracle", ">=M1"), "FP"] == 0
     titles = [plotting.plot_reliability(evaluate.reliability_table(forecasts))[0].get_title(),
               plotting.plot_roc(evaluate.roc_table(forecasts)).get_title(),
               plotting.plot_tss_vs_threshold(evaluate.tss_threshold_table(forecasts)).get_title(),

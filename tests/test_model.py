@@ -93,7 +93,7 @@ def test_checkpoint_round_trip_with_weights_only(trained):
 
 #: A data module's settings as checkpoints saved them before they were grouped (flat names).
 FLAT_SETTINGS = {"channels": [94, 131, 171, 193, 211, 335], "target": "now", "split_block": None,
-                 "split_fractions": [0.6, 0.2, 0.2], "split_pattern": ["train", "train", "train", "val", "test"],
+                 "split_fractions": [0.5, 0.25, 0.25], "split_pattern": ["train", "train", "train", "val", "test"],
                  "gap": None, "normalization": "log", "norm_frames": 200, "class_weighting": "loss",
                  "class_weight_power": 0.5, "batch_size": 32, "num_workers": 0, "multiprocessing_context": None,
                  "cache": "none", "cache_dtype": "float16", "cache_max_gb": 4.0, "build_dir": None, "seed": 0,
@@ -105,7 +105,7 @@ def test_a_checkpoint_with_flat_settings_still_loads(trained, tmp_path):
     out, cli = trained
     state = torch.load(M.best_checkpoint(out), weights_only=True, map_location="cpu")
     grouped = state["datamodule_hyper_parameters"]
-    assert grouped["split"]["fractions"] == (0.6, 0.2, 0.2) and grouped["class_weighting"]["scheme"] == "loss"
+    assert grouped["split"]["fractions"] == (0.5, 0.25, 0.25) and grouped["class_weighting"]["scheme"] == "loss"
     state["datamodule_hyper_parameters"] = {**FLAT_SETTINGS, "cube": grouped["cube"]}
     model = state["hyper_parameters"]
     assert model["architecture"]["widths"] == (8, 16, 32) and model["optimization"]["lr"] == 0.003
@@ -212,18 +212,18 @@ def test_skill_table_has_the_model_and_every_baseline_on_the_same_samples(traine
     bright = {p for p in predictors if p.startswith("brightest pixel")}
     assert bright in ({"brightest pixel 94 Å"}, {"brightest pixel 131 Å"})
     assert predictors == {"FlareNet", "FlareNet regression", "persistence", "climatology", "region photometry",
-                          "oracle"} | bright  # a nowcast: no flare-history rows
+                          "latent oracle"} | bright  # a nowcast: no flare-history rows
     assert table["dataset"].str.startswith("SYNTHETIC").all() and table["synthetic"].all()
     assert (table["n_samples"] <= len(test.time)).all()
     assert (table.loc[table["predictor"] != "persistence", "n_samples"] == len(test.time)).all()
-    has_prob = table["predictor"].isin(["FlareNet", "climatology", "region photometry", "oracle"])
+    has_prob = table["predictor"].isin(["FlareNet", "climatology", "region photometry", "latent oracle"])
     assert table.loc[~has_prob, "BSS"].isna().all()
     assert ((table["TSS_lo"] <= table["TSS"]) | table["TSS"].isna()).all()
 
 
 @pytest.mark.parametrize("extra, error, match", [
     (["--data.inputs.channels=[94,1600]"], DataConfigError, "not in cube"),
-    (["--data.target=10D/10D"], DataConfigError, "longer than the data"),
+    (["--data.target=40D/10D"], DataConfigError, "longer than the data"),
     (["--data.split.fractions=[1.0,0.0,0.0]"], DataConfigError, "is empty"),
 ])
 @pytest.mark.slow

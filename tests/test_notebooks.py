@@ -86,7 +86,7 @@ def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tm
     skill = pd.read_csv(tmp_path / "results" / "skill.csv")  # notebook 05's machine-readable table
     assert list(skill.columns) == evaluate.SKILL_COLUMNS
     assert {"FlareNet", "persistence", "flare-history persistence 24h", "climatology", "region photometry",
-            "oracle"} <= set(skill["predictor"])
+            "latent oracle"} <= set(skill["predictor"])
     assert set(skill["target"]) == {"now", "lead60min_window1440min"} and skill["synthetic"].all()
     assert "SYNTHETIC" in results["05 verdicts (paired ΔTSS, 90% intervals)"]
     paired = pd.read_csv(tmp_path / "results" / "paired.csv")  # notebook 05's verdicts, one row per pair

@@ -129,7 +129,7 @@ def test_class_bands_label_inside_the_axes_only():
 def test_class_counts_name_partial_months_and_bars_are_not_stacked(small_synthetic):
     forecast = "lead60min_window1440min"
     by_month = summary.class_counts(small_synthetic, forecast, by="month")
-    assert list(by_month.index) == ["2031-01 (28 of 31 days)"]
+    assert list(by_month.index) == ["2031-01", "2031-02 (4 of 28 days)"]
     totals = summary.class_count_table(small_synthetic, [forecast])
     assert list(totals.index) == ["nowcast", forecast]
     assert (totals.sum(axis=1) > 0).all()
@@ -139,7 +139,7 @@ def test_class_counts_name_partial_months_and_bars_are_not_stacked(small_synthet
     assert all(p.get_y() == 0 for p in bars)  # side by side, never stacked
     assert axes[0].get_yscale() == "log" and axes[0].get_ylim()[0] < 1
     assert "2" in [t.get_text() for t in axes[0].texts]
-    assert "(28 of 31 days)" in axes[1].get_xticklabels()[0].get_text()
+    assert "(4 of 28 days)" in axes[1].get_xticklabels()[1].get_text()
 
 
 def test_month_label_full_and_partial():

@@ -1,4 +1,4 @@
-"""A long synthetic sun with ground truth (v2) - SYNTHETIC DATA, not observations.
+"""A long synthetic sun with ground truth (v3) - SYNTHETIC DATA, not observations.
 
 Real AIA data with matching GOES light curves cannot ship with the project at the length
 a flare forecaster needs (flares are rare; FlareNet's lesson is "long data"), and real
@@ -58,12 +58,19 @@ of step ``k`` from ``default_rng([seed, k])``). Each relation and why:
 * **Resolved regions.** ``sigma = R_sun * clip(0.09 * strength ** 0.25 * U(0.85, 1.15),
   0.078, 0.15)``: at 64x64 px (R_sun ~ 25 px) an AR core has FWHM = 2.355 sigma >= 4.6 px
   (the envelope twice that); flare kernels have ``sigma_k = 0.45 sigma`` (FWHM >= 2 px).
-* **Flares.** Each visible AR flares as a Poisson process with rate
-  ``flare_rate * envelope * c ** 2`` per day (``c`` without the precursor: the flares are
-  drawn first, the precursor is their announcement). Peak fluxes follow a power law
+* **Flares.** Each visible AR flares at the rate ``flare_rate * envelope * c ** 2`` per day
+  (``c`` without the precursor: the flares are drawn first, the precursors are their
+  announcement), plus its self-excitation (v3, below). Peak fluxes follow a power law
   ``dN/dF ~ F ** -powerlaw_index`` from ``flux_min`` (B1) to ``flux_cap``. The GOES light
   curve rises as a half-Gaussian (``tau_rise`` 2-6 min) and decays exponentially
   (``tau_decay`` 8-25 min), both longer for bigger flares (x (F/1e-6)^0.15 and ^0.2).
+* **Self-excitation (v3: flares cluster as on the Sun).** Each flare of class C1 or above
+  adds ``excitation`` flares per day (above flux_min) to its own AR's rate, decaying with
+  e-folding time ``excitation_hours`` (a Hawkes process, drawn step by step). A flare begets
+  on average ``excitation * excitation_hours / 24 * frac(C1)`` more flares >= C1 (0.27 at the
+  defaults; the generator refuses a setting >= 1, where the rate would run away). So a
+  region that just flared is likelier to flare again soon, and flare-history persistence
+  works as it does on the real Sun, where it is a strong reference.
 * **AIA flare emission.** A kernel of width ``sigma_k`` at the AR core whose integrated
   brightness is ``FLARE_CONTRAST[c] * quiet[c] * 2 pi sigma_kref**2 * (F(t) / 1e-6) **
   HOT_INDEX`` with ``F(t)`` the flare's GOES flux at the frame time (an AIA frame is a
@@ -84,6 +91,19 @@ of step ``k`` from ``default_rng([seed, k])``). Each relation and why:
   background brighten accordingly (a C1 flare: ~+40 % in 94 A at the default strength 0.5,
   an M1 flare: ~+75 %); the natural complexity drift (~ +-30-40 % in 6 h) and the flares
   without precursor make it noisy.
+* **Flux emergence (v3: an image signal that GOES barely sees).** A fraction
+  ``emergence_fraction`` of the flares of class ``emergence_min_flux`` (M1) or above is
+  preceded by ``emergence_hours`` (24 h) of flux emergence in its AR: new magnetic flux
+  grows the region's envelope, so its warm 1-2 MK loops (171, 193, 211 A and the warm parts
+  of 94/131/335 A) brighten by ``1 + e``, ``e`` rising linearly from 0 to
+  ``min(emergence_strength * sqrt(F / emergence_min_flux), 5) * LogNormal(0, 0.3)`` at the flare
+  start (an M1 flare: x4 at the default strength 3), then relaxing with e-folding time
+  ``emergence_hours`` after it. Large flares need large reservoirs of free energy, which
+  emerging flux supplies (e.g. Schrijver 2009, Adv. Space Res. 43, 739); the envelope is
+  the part of the region that is not hot, so the X-ray background rises only by
+  ``emergence_xray * e`` (5 % of the envelope gain): GOES barely sees the emergence, the
+  warm channels do. Young regions emerging at birth (``sin ** 0.5``) and the relaxation of
+  earlier emergences make it noisy.
 * **GOES XRS-B** = ``background_flux`` + the visible ARs' ``X_bg`` (interpolated from the
   image grid to the minute) + the flare light curves, times ``1 + goes_noise * N(0, 1)`` per
   minute; 1-minute samples. Targets come from this series through ``align.goes_targets``
@@ -97,6 +117,13 @@ of step ``k`` from ``default_rng([seed, k])``). Each relation and why:
   pixels within 2 sigma of an AR's core where that AR's hot emission dominates (0
   elsewhere); ``region_on_disk(time, region)`` is 1 while the AR is visible; events carry
   the AR index in ``event_noaa_ar``.
+* **Observables (v3).** ``observables(time, observable)``: what a perfect image model could
+  measure at ``t`` without noise (:func:`observables`): a flare-rate proxy
+  (sum over regions of hot**2 / warm, ~ envelope x complexity**2), the largest 24 h growth of
+  a warm envelope (emergence), the X-ray background. The **observable oracle**
+  (:func:`flarelib.evaluate.baselines.observable_oracle`) is a logistic regression of the
+  training events on these and the GOES history: the ceiling for a model of the images, where
+  the latent oracle below knows hidden complexity and the flares already announced.
 * **Oracle (the latent state as a forecaster).** ``oracle_flux_now`` is the noiseless
   XRS-B mean over ``(t - cadence, t]``. For each forecast ``(lead L, window W)``,
   ``oracle_prob(time, forecast, event_class)`` is the probability that the max over
@@ -110,21 +137,26 @@ of step ``k`` from ``default_rng([seed, k])``). Each relation and why:
     a fraction ``frac(y) = ((y / flux_min)^-g - (flux_cap / flux_min)^-g) / (1 -
     (flux_cap / flux_min)^-g)``, ``g = powerlaw_index - 1``, peaks above ``y``; within
     ``precursor_hours`` of ``t`` the flares of class >= C1 that have a precursor are already
-    known, so there the fraction is ``frac(y) - precursor_fraction * frac(max(y, 1e-6))``;
+    known, and within ``emergence_hours`` those >= M1 with an emergence, so the window is cut
+    into segments where the fraction not yet known is ``frac(y) - q_p frac(max(y, C1)) -
+    q_e frac(max(y, M1)) + q_p q_e frac(max(y, C1, M1))`` (``q_p``, ``q_e`` the shares
+    announced there);
   - ``P(max >= x) = 1`` if ``B + D >= x``, else ``1 - exp(-N(x - B))`` with
-    ``N(y) = Lambda * (W_far * frac(y) + W_near * (frac(y) - q frac(max(y, 1e-6))))``
-    (``W_near`` the part of the window within ``precursor_hours`` of ``t``).
+    ``N(y) = Lambda * sum over segments of (width x that fraction)``.
 
-  It neglects that ARs rotate or change over the window, flares outside the window whose
-  tails reach into it, the sum of overlapping flares and the 2 % GOES noise.
+  It neglects that ARs rotate or change over the window, the self-excitation of flares still
+  to come, flares outside the window whose tails reach into it, the sum of overlapping flares
+  and the 2 % GOES noise.
   ``oracle_flux_max(time, forecast)`` is the median of this predictive distribution
   (``x`` where ``P(max >= x) = 1/2``; ``B + D`` when even that is not reached).
 
 Signal-to-noise, honestly: flares are obvious once they happen, so nowcasting is easy.
 The X-ray background is now visible (hot cores), so a model that sums the hot emission of
 all regions beats the brightest pixel. Forecasting stays hard by design: flare times are
-Poisson, precursors are faint, not universal and mimicked by the complexity drift, and
-persistence of the current flux is a strong competitor.
+random, precursors are faint, not universal and mimicked by the complexity drift, and
+flare-history persistence (with self-excitation) is a strong competitor. Whether the images
+can add to GOES is measured, not assumed: notebook 05 scores the observable oracle against
+the GOES + flare-history model, paired, on every run.
 """
 
 from __future__ import annotations
@@ -161,6 +193,7 @@ KERNEL_REF = 0.04  #: reference flare kernel width, in solar radii
 KERNEL_FRACTION = 0.45  #: flare kernel width / AR core width
 C1 = goes.FLARE_CLASS_THRESHOLDS["C"]  #: W/m², the flux that flare sizes, precursors and kernels are scaled to
 CLASS_THRESHOLDS = {c: goes.FLARE_CLASS_THRESHOLDS[c] for c in goes.EVENT_CLASSES}  #: the oracle's event classes
+EMERGENCE_MAX = 5.0  #: the largest warm-envelope gain of a flux emergence (x6 the envelope)
 START = np.datetime64("2031-01-01T00:00", "ns")  # a date no instrument has observed: unmistakably synthetic
 
 
@@ -190,6 +223,13 @@ class SyntheticConfig:
     precursor_hours: float = 6.0
     precursor_strength: float = 0.5  #: complexity gain at the start of a C1 flare (x (1 + log10(F/1e-6)))
     precursor_fraction: float = 0.75  #: share of >= C1 flares with a precursor
+    emergence_hours: float = 24.0  #: flux emergence before a flare: how long the warm envelope grows
+    emergence_min_flux: float = 1e-5  #: W/m²: flares from this size on (M1) can be announced by flux emergence
+    emergence_strength: float = 3.0  #: warm-envelope gain at the start of such a flare (x sqrt(F / min), at most 5)
+    emergence_fraction: float = 0.9  #: share of those flares announced by flux emergence
+    emergence_xray: float = 0.05  #: share of the envelope gain that shows in the region's X-ray background
+    excitation: float = 3.0  #: flares per day (above flux_min) that each >= C1 flare adds to its region's rate
+    excitation_hours: float = 12.0  #: e-folding time of that raise
     quiet_snr: float = 25.0
     pad_days: float = 2.0  #: latent sun and GOES simulated this long before the first image
     forecasts: tuple[tuple[str, str], ...] = (("0min", "1h"), ("1h", "6h"), ("1h", "24h"))
@@ -200,11 +240,11 @@ class SyntheticConfig:
 
 
 SIZES: dict[str, SyntheticConfig] = {
-    # 28 days at 1 h, 64x64 px (fast for the tests and Binder, at the default's resolution, so that the Sun still
-    # looks like the Sun), moderate activity rising to twice its start: long enough that every split of
+    # 35 days at 1 h, 64x64 px (fast for the tests and Binder, at the default's resolution, so that the Sun still
+    # looks like the Sun), activity rising from 0.2 to 0.5: long enough that every split of
     # configs/small.yaml keeps samples after the purge of a 1 h / 24 h forecast with 24 h of GOES history, and
     # (with the catalog's seed) events and non-events at >= C1 and >= M1 in each (tests/test_synthetic.py counts)
-    "small": SyntheticConfig(days=28.0, size=64, activity=(0.3, 0.6)),
+    "small": SyntheticConfig(days=35.0, size=64, activity=(0.2, 0.5)),
     # one year at 1 h, 64x64 px, the rising phase of a cycle
     "default": SyntheticConfig(days=365.0, size=64),
 }
@@ -370,21 +410,35 @@ def simulate_history(config: SyntheticConfig, disk_radius: float) -> History:
     del log_c
 
     env_vis = np.where(visible, envelope, 0.0)
-    rate = config.flare_rate * env_vis * complexity**2  # per day
-    counts = rng.poisson(rate * cadence / 1440.0)
-
-    # --- flares, drawn from the rate (without precursors)
-    ks, As = np.nonzero(counts)
-    reps = counts[ks, As]
-    f_step = np.repeat(ks, reps)
-    f_ar = np.repeat(As, reps)
-    order = np.lexsort((f_ar, f_step))
-    f_step, f_ar = f_step[order], f_ar[order]
-    n_fl = f_step.size
+    base_rate = config.flare_rate * env_vis * complexity**2  # per day, without self-excitation
     g = config.powerlaw_index - 1.0
-    u = rng.uniform(size=n_fl)
     top = (config.flux_cap / config.flux_min) ** -g
-    f_flux = config.flux_min * (1 - u * (1 - top)) ** (-1.0 / g)  # truncated power law
+    # --- flares step by step: each >= C1 flare adds `excitation` per day to its AR's rate, decaying over
+    # excitation_hours (a Hawkes process; each >= C1 flare begets on average
+    # excitation * excitation_hours / 24 * frac(C1) < 1 more, so the clustering cannot run away)
+    branching = config.excitation * config.excitation_hours / 24.0 * float(_powerlaw_fraction(C1, config))
+    if branching >= 1:
+        raise ValueError(f"excitation {config.excitation}/day over {config.excitation_hours} h begets {branching:.2f} "
+                         ">= 1 flare >= C1 per flare >= C1: the flare rate would run away")
+    rate = np.empty_like(base_rate)
+    excited = np.zeros(n_ar)
+    decay = np.exp(-cadence / (max(config.excitation_hours, 1e-9) * 60.0))
+    drawn_step, drawn_ar, drawn_flux = [], [], []
+    for k in range(n_all):
+        rate[k] = np.where(base_rate[k] > 0, base_rate[k] + excited, 0.0)  # a region off the disk shows none
+        count = rng.poisson(rate[k] * cadence / 1440.0)
+        excited *= decay
+        if count.any():
+            ars = np.repeat(np.arange(n_ar), count)
+            flux = config.flux_min * (1 - rng.uniform(size=ars.size) * (1 - top)) ** (-1.0 / g)  # truncated power law
+            np.add.at(excited, ars[flux >= C1], config.excitation)
+            drawn_step.append(np.full(ars.size, k))
+            drawn_ar.append(ars)
+            drawn_flux.append(flux)
+    f_step = np.concatenate(drawn_step) if drawn_step else np.zeros(0, np.int64)
+    f_ar = np.concatenate(drawn_ar) if drawn_ar else np.zeros(0, np.int64)
+    f_flux = np.concatenate(drawn_flux) if drawn_flux else np.zeros(0)
+    n_fl = f_step.size
     scale = (f_flux / C1) ** 0.15
     f_rise = rng.uniform(2, 6, n_fl) * scale
     f_decay = rng.uniform(8, 25, n_fl) * scale ** (0.2 / 0.15)
@@ -404,7 +458,25 @@ def simulate_history(config: SyntheticConfig, disk_radius: float) -> History:
         k1 = int(np.searchsorted(step_min, f_start[j], side="left"))
         if k1 > k0:
             precursor[k0:k1, f_ar[j]] += f_pre[j] * (step_min[k0:k1] - (f_start[j] - P)) / P
-    background = config.ar_flux * env_vis * complexity * (1 + precursor)  # (n_all, A) W/m²
+    # --- flux emergence: the warm envelope grows over emergence_hours before the flare start, then relaxes
+    major = f_flux >= config.emergence_min_flux
+    f_emerge = np.where(major & (rng.uniform(size=n_fl) < config.emergence_fraction),
+                        np.minimum(config.emergence_strength
+                                   * np.sqrt(np.maximum(f_flux, config.emergence_min_flux) / config.emergence_min_flux),
+                                   EMERGENCE_MAX) * rng.lognormal(0.0, 0.3, n_fl), 0.0)
+    E = config.emergence_hours * 60.0
+    emergence = np.zeros((n_all, n_ar))
+    for j in np.flatnonzero(f_emerge > 0):
+        k0 = int(np.searchsorted(step_min, f_start[j] - E, side="right"))
+        k1 = int(np.searchsorted(step_min, f_start[j], side="left"))
+        k2 = int(np.searchsorted(step_min, f_start[j] + 4 * E, side="left"))
+        if k1 > k0:
+            emergence[k0:k1, f_ar[j]] += f_emerge[j] * (step_min[k0:k1] - (f_start[j] - E)) / E
+        if k2 > k1:
+            emergence[k1:k2, f_ar[j]] += f_emerge[j] * np.exp(-(step_min[k1:k2] - f_start[j]) / E)
+    ar_warm = ar_warm * (1 + emergence)
+    background = (config.ar_flux * env_vis * complexity * (1 + precursor)
+                  * (1 + config.emergence_xray * emergence))  # (n_all, A) W/m²
 
     # --- the 1-minute GOES series
     m0 = int(step_min[0])
@@ -431,7 +503,7 @@ def simulate_history(config: SyntheticConfig, disk_radius: float) -> History:
     goes_time = START + (minutes.astype(np.int64) * 60 * 10**9).astype("timedelta64[ns]")
     times = START + (np.arange(n_steps, dtype=np.int64) * cadence * 60 * 10**9).astype("timedelta64[ns]")
     flares = {"t_start": f_start, "t_peak": f_peak, "t_end": f_end, "flux": f_flux, "tau_rise": f_rise,
-              "tau_decay": f_decay, "ar": f_ar, "precursor": f_pre}
+              "tau_decay": f_decay, "ar": f_ar, "precursor": f_pre, "emergence": f_emerge}
     to_time = (lambda m: START + np.round(np.asarray(m) * 60e9).astype(np.int64).astype("timedelta64[ns]"))
     starts, peaks, ends = to_time(f_start), to_time(f_peak), to_time(f_end)
     order = np.argsort(peaks, kind="stable")
@@ -456,6 +528,43 @@ def simulate_history(config: SyntheticConfig, disk_radius: float) -> History:
         oracle_flux_max=fmax)
 
 
+#: Names of the noiseless disk observables behind the observable oracle (:func:`observables`).
+OBSERVABLES = ("log10_rate_proxy", "max_warm_growth_24h", "log10_xray_background")
+
+
+def observables(history: History, config: SyntheticConfig) -> np.ndarray:
+    """(T, 3) noiseless observables of the images at each step, what a perfect image model could measure:
+
+    * ``log10_rate_proxy``: log10 of the sum over visible regions of ``X_a**2 / W_a``, with ``X_a`` the region's
+      X-ray background (its hot-core brightness) and ``W_a`` its warm-envelope amplitude. Hot emission grows
+      with envelope x complexity and the warm envelope with the envelope alone, so this tracks
+      envelope x complexity**2, the flare rate, which the disk-integrated GOES flux cannot separate;
+    * ``max_warm_growth_24h``: the largest relative growth of a region's warm envelope over the last 24 h, as
+      ``log(W_a(t) / W_a(t - 24 h))`` (0 when none grew; regions visible at both times, ``W_a`` corrected for
+      foreshortening by ``mu ** 0.3`` from the region's position): flux emergence;
+    * ``log10_xray_background``: log10 of the summed X-ray background of the visible regions (W/m²).
+
+    Nothing here is in the cube's pixels without noise; a model on the noisy frames can approach these, not pass
+    them. The observable oracle is the best well-fit model on them (with the GOES history).
+    """
+    xray = history.ar_background
+    visible = history.ar_visible & (history.ar_warm > 0)
+    centre = (config.size - 1) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.hypot(history.ar_x - centre, history.ar_y - centre) / history.disk_radius
+        mu = np.sqrt(np.clip(1.0 - r ** 2, 1e-6, 1.0))
+        warm = np.where(visible, history.ar_warm / mu ** 0.3, 0.0)
+        proxy = np.where(visible, xray ** 2 / np.where(visible, warm, 1.0), 0.0).sum(axis=1)
+        lag = int(round(24 * 60 / config.cadence_minutes))
+        growth = np.full(warm.shape, -np.inf)
+        both = visible[lag:] & visible[:-lag]
+        growth[lag:] = np.where(both, warm[lag:] / np.where(both, warm[:-lag], 1.0) - 1.0, -np.inf)
+        max_growth = np.log1p(np.maximum(growth.max(axis=1), 0.0))
+        total = np.where(visible, xray, 0.0).sum(axis=1)
+        return np.stack([np.log10(np.maximum(proxy, 1e-30)), max_growth, np.log10(np.maximum(total, 1e-30))],
+                        axis=1)
+
+
 def _oracle(config: SyntheticConfig, step_min: np.ndarray, img: slice, background: np.ndarray,
             rate_per_min: np.ndarray, flares: dict) -> tuple[np.ndarray, np.ndarray]:
     """``oracle_prob (T, F, 2)`` and ``oracle_flux_max (T, F)`` on the image steps (formula: module docstring)."""
@@ -465,18 +574,25 @@ def _oracle(config: SyntheticConfig, step_min: np.ndarray, img: slice, backgroun
     n_t, n_f = t.size, len(config.forecasts)
     leads = np.array([_minutes(lead) for lead, _ in config.forecasts], dtype=float)
     wins = np.array([_minutes(win) for _, win in config.forecasts], dtype=float)
-    P = config.precursor_hours * 60.0
-    w_near = np.clip(np.minimum(leads + wins, P) - np.maximum(leads, 0.0), 0.0, None)
-    w_far = wins - w_near
+    P, E = config.precursor_hours * 60.0, config.emergence_hours * 60.0
+    # the window [t + lead, t + lead + window] cut where announcements stop reaching: a flare >= C1 starting
+    # less than P after t is already known with probability q_p (its precursor is under way), one >= the
+    # emergence class less than E after t with q_e (its emergence is under way), independently
+    edges = sorted({0.0, P, E})
+    segments = []  # (width (F,), q_p there, q_e there)
+    for a, b in zip(edges, [*edges[1:], np.inf]):
+        width = np.clip(np.minimum(leads + wins, b) - np.maximum(leads, a), 0.0, None)
+        segments.append((width, config.precursor_fraction * (b <= P), config.emergence_fraction * (b <= E)))
+    big = config.emergence_min_flux
 
-    # known flares: precursor active at t, or in progress at t (until 1 % of the peak)
+    # known flares: announced at t (precursor or emergence under way), or in progress at t (until 1 % of the peak)
     known = np.zeros((n_t, n_f))
     fs, fp, ff = flares["t_start"], flares["t_peak"], flares["flux"]
-    fr, fd, pre = flares["tau_rise"], flares["tau_decay"], flares["precursor"]
-    first = np.where(pre > 0, fs - P, fs)
+    fr, fd = flares["tau_rise"], flares["tau_decay"]
+    ahead = np.maximum(np.where(flares["precursor"] > 0, P, 0.0), np.where(flares["emergence"] > 0, E, 0.0))
     last = fp + fd * np.log(100.0)
-    k0s = np.searchsorted(t, first, side="right")  # precursor ramps start above 0 after fs - P
-    k0s = np.where(pre > 0, k0s, np.searchsorted(t, fs, side="left"))
+    k0s = np.where(ahead > 0, np.searchsorted(t, fs - ahead, side="right"),  # announcements start above 0
+                   np.searchsorted(t, fs, side="left"))
     k1s = np.searchsorted(t, last, side="right")
     for j in np.flatnonzero(k1s > k0s):
         tk = t[k0s[j]:k1s[j], None]
@@ -485,13 +601,18 @@ def _oracle(config: SyntheticConfig, step_min: np.ndarray, img: slice, backgroun
                        np.where(fp[j] > b, ff[j] * np.exp(-0.5 * ((b - fp[j]) / fr[j]) ** 2), ff[j]))
         np.maximum(known[k0s[j]:k1s[j]], val, out=known[k0s[j]:k1s[j]])
     D = B[:, None] + known  # (T, F) deterministic part of the max
-    q = config.precursor_fraction
 
     def survival(x):  # P(max >= x) for x of shape (T, F, G)
         y = np.maximum(x - B[:, None, None], 0.0)
-        f_far = _powerlaw_fraction(y, config)
-        f_near = np.clip(f_far - q * _powerlaw_fraction(np.maximum(y, C1), config), 0.0, None)
-        n_exp = lam[:, None, None] * (w_far[None, :, None] * f_far + w_near[None, :, None] * f_near)
+        f_all = _powerlaw_fraction(y, config)
+        f_c = _powerlaw_fraction(np.maximum(y, C1), config)
+        f_e = _powerlaw_fraction(np.maximum(y, big), config)
+        f_both = _powerlaw_fraction(np.maximum(np.maximum(y, C1), big), config)
+        # flares above y not yet announced: all, less the precursor-announced, less the emergence-announced,
+        # plus those counted twice
+        n_exp = sum(width[None, :, None] * np.clip(f_all - q_p * f_c - q_e * f_e + q_p * q_e * f_both, 0.0, None)
+                    for width, q_p, q_e in segments)
+        n_exp = lam[:, None, None] * n_exp
         return np.where((D[..., None] >= x) | (y <= 0), 1.0, -np.expm1(-n_exp))
 
     thresholds = np.array(list(CLASS_THRESHOLDS.values()))
@@ -610,7 +731,7 @@ def build_synthetic_cube(
     """Generate the synthetic sun and write it as a cube (same schema as the real cubes).
 
     ``config`` is a :class:`SyntheticConfig` or a size name from :data:`SIZES`
-    (``"small"``: 28 days at 64x64 px; ``"default"``: 365 days at 64x64 px, both at 1 h).
+    (``"small"``: 35 days at 64x64 px; ``"default"``: 365 days at 64x64 px, both at 1 h).
     ``disk_files`` are the real full-disk frames the quiet Sun is made from.
     """
     if isinstance(config, str):
@@ -631,7 +752,7 @@ def build_synthetic_cube(
     events = align.events_dataset(history.events)
     nt, nc = len(history.times), len(config.channels)
     n_ar = history.ar_sigma.size
-    generator = {"module": "flarelib.cube.synthetic", "version": 2, **dataclasses.asdict(config), "start": str(START),
+    generator = {"module": "flarelib.cube.synthetic", "version": 3, **dataclasses.asdict(config), "start": str(START),
                  "disk_radius_px": radius, "n_events": len(history.events), "n_regions": int(n_ar),
                  "hot_index": HOT_INDEX, "saturation_dn_per_s": {str(c): SATURATION[c] for c in config.channels},
                  "quiet_sun_from": [Path(f).name for f in disk_files]}
@@ -665,15 +786,21 @@ def build_synthetic_cube(
     template["oracle_prob"] = (("time", "forecast", "event_class"), history.oracle_prob, {
         "units": "1", "long_name": "oracle probability that max XRS-B over [t + lead, t + lead + window] >= the "
                                    "event class threshold (C: 1e-6, M: 1e-5 W m-2)", "note": oracle_note})
+    template = template.assign_coords(observable=("observable", np.array(OBSERVABLES)))
+    template["observables"] = (("time", "observable"), observables(history, config), {
+        "long_name": "noiseless image observables at t (SYNTHETIC): the rate proxy, the largest 24 h growth of a "
+                     "warm envelope, the X-ray background; the inputs of the observable oracle",
+        "note": "flarelib.cube.synthetic.observables; not in the pixels without noise"})
     template["oracle_flux_max"] = (("time", "forecast"), history.oracle_flux_max, {
         "units": "W m-2", "long_name": "oracle point forecast of max XRS-B over [t + lead, t + lead + window]: "
                                        "the median of its predictive distribution", "note": oracle_note})
     template.attrs = {
         "title": f"{name}: SYNTHETIC sun (not observations)",
         "name": name,
-        "description": ("SYNTHETIC AIA-like cube and GOES-like XRS-B flux (v2: hot channels track the X-ray "
-                        "background, resolved regions, saturation, precursors) with ground-truth flare masks, "
-                        "region identities and an oracle forecast"),
+        "description": ("SYNTHETIC AIA-like cube and GOES-like XRS-B flux (v3: hot channels track the X-ray "
+                        "background, resolved regions, saturation, precursors, flux emergence before major flares, "
+                        "self-exciting flares) with ground-truth flare masks, region identities, noiseless "
+                        "observables and an oracle forecast"),
         "synthetic": True,
         "aia_units": "DN/s (synthetic)",
         "generator": store.json_attr(generator),

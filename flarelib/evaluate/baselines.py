@@ -29,6 +29,11 @@ BRIGHTEST_PIXEL_CHANNELS = (94, 131)
 HISTORY_LABELS = ("6h", "24h")
 
 
+#: The synthetic sun's forecasts from its generator: from the latent state, and the best fit on noiseless observables.
+LATENT_ORACLE = "latent oracle"
+OBSERVABLE_ORACLE = "observable oracle"
+
+
 #: The name of the GOES + flare-history logistic model in every table.
 GOES_HISTORY_MODEL = "GOES + flare-history logistic"
 
@@ -176,6 +181,35 @@ def goes_history_logistic(dm, time_index: np.ndarray, *, thresholds: Mapping[str
         return None
     train = dm.plan.index["train"]
     x_train, x = history_features(dm, train), history_features(dm, time_index)
+    flux_train = np.asarray(dm.plan.target.flux, float)[train]
+    out = {}
+    for letter, threshold in thresholds.items():
+        events = np.where(np.isfinite(flux_train), (flux_train >= threshold).astype(float), np.nan)
+        out[letter] = predict_logistic(fit_logistic(x_train, events), x)
+    return out
+
+
+def observable_oracle(dm, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS
+                      ) -> dict[str, np.ndarray] | None:
+    """The synthetic sun's observable oracle: per class, a :func:`fit_logistic` of the training-block events on
+    :func:`history_features` and the cube's noiseless image ``observables`` (SYNTHETIC: the rate proxy, the
+    largest warm-envelope growth over 24 h, the X-ray background; :func:`flarelib.cube.synthetic.observables`),
+    at the cube steps ``time_index``: ``{class letter: P(event)}``.
+
+    The best a model of the images can hope for with a well-fitted combination of what the images show without
+    noise, beside what GOES shows: the ceiling for FlareNet that the latent oracle (which knows hidden
+    complexity and the flares already announced) is not. Forecasts on cubes with ``observables`` only (None
+    otherwise)."""
+    if _is_nowcast(dm):
+        return None
+    cube = dm.cube()
+    if "observables" not in cube:
+        return None
+    values = cube["observables"].values.astype(np.float64)
+    train = dm.plan.index["train"]
+    index = np.asarray(time_index, np.int64)
+    x_train = np.column_stack([history_features(dm, train), values[train]])
+    x = np.column_stack([history_features(dm, index), values[index]])
     flux_train = np.asarray(dm.plan.target.flux, float)[train]
     out = {}
     for letter, threshold in thresholds.items():
@@ -388,7 +422,10 @@ def baseline_forecasts(dm, time_index: np.ndarray, thresholds: Mapping[str, floa
         out["region photometry"] = photometry
     oracle = oracle_forecast(dm, index)
     if oracle is not None:
-        out["oracle"] = oracle
+        out[LATENT_ORACLE] = oracle
+    observable = observable_oracle(dm, index, thresholds=thresholds)
+    if observable is not None:
+        out[OBSERVABLE_ORACLE] = (None, observable)
     return out
 
 

@@ -20,7 +20,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from flarelib.evaluate.baselines import GOES_HISTORY_MODEL, base_rate, baseline_forecasts, distinct_events, log10_flux
+from flarelib.evaluate.baselines import (
+    GOES_HISTORY_MODEL,
+    LATENT_ORACLE,
+    OBSERVABLE_ORACLE,
+    base_rate,
+    baseline_forecasts,
+    distinct_events,
+    log10_flux,
+)
 from flarelib.evaluate.scoring import (
     DAY,
     LEVEL,
@@ -277,16 +285,17 @@ def skill_table(val: xr.Dataset, test: xr.Dataset, dm, *, thresholds: Mapping[st
 
 def default_pairs(predictors: Sequence[str], model: str = MODEL) -> list[tuple[str, str]]:
     """The comparisons a skill table's verdicts need: ``model`` against every other predictor (its own variants
-    such as ``FlareNet regression`` left out), and the synthetic oracle against 24 h flare-history persistence
-    (how much headroom the data leave) and against the GOES + flare-history model (the ceiling over what a
-    forecaster knows without images)."""
+    such as ``FlareNet regression`` left out), and on the synthetic sun the latent oracle against 24 h
+    flare-history persistence (how much headroom the data leave) and the observable oracle against the GOES +
+    flare-history model (how much the images can add at best to what a forecaster knows without them)."""
     names = list(predictors)
     pairs = []
     if model in names:
         pairs += [(model, name) for name in names if name != model and not name.startswith(model + " ")]
-    for reference in ("flare-history persistence 24h", GOES_HISTORY_MODEL):
-        if "oracle" in names and reference in names:
-            pairs.append(("oracle", reference))
+    for oracle, reference in ((LATENT_ORACLE, "flare-history persistence 24h"),
+                              (OBSERVABLE_ORACLE, GOES_HISTORY_MODEL)):
+        if oracle in names and reference in names:
+            pairs.append((oracle, reference))
     return pairs
 
 

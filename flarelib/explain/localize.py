@@ -108,7 +108,7 @@ def region_masks(dm: FlareDataModule, time_index: Sequence[int], *,
     index = check_time_index(dm, time_index)
     cube = dm.cube()
     if "region_id" not in cube:
-        raise ValueError(f"{dm.store_path.name} has no region_id map (a synthetic sun v2 has one)")
+        raise ValueError(f"{dm.store_path.name} has no region_id map (a synthetic sun has one)")
     lead, window = _window_of(dm)
     flaring = flaring_regions(cube, index, lead, window, min_flux=min_flux)
     ids = cube["region_id"].isel(time=index).values.astype(np.int64)  # AR index + 1, 0 off-region
