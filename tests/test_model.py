@@ -298,3 +298,28 @@ def test_the_cli_links_frames_and_goes_inputs_into_the_model(tmp_path, small_cub
     assert cli.model.hparams.frames == 2 and cli.model.hparams.aux_inputs == 2
     assert cli.model.hparams.frame_step == "2h"  # saved, so the model is explained on frames as far apart
     assert cli.model.features[0].in_channels == 12
+
+
+@pytest.mark.slow
+def test_runs_are_keyed_by_the_cube_content_and_a_checkpoint_refuses_another_cube(trained, small_cube_path, tmp_path):
+    """A second cube with the same file name, or the same path rebuilt with other data, is never scored with a model
+    trained on the first: its run folder differs, and loading the old checkpoint on it is refused."""
+    import dataclasses
+    import shutil
+
+    from flarelib.cube import synthetic
+    from tests.conftest import REAL
+
+    out, _ = trained
+    checkpoint = M.best_checkpoint(out)
+    copy = tmp_path / "a" / "cube.zarr"
+    shutil.copytree(small_cube_path, copy)
+    assert M.load_datamodule(checkpoint, cube=str(copy)).store_path == copy  # the same content elsewhere: fine
+    other = tmp_path / "b" / "cube.zarr"
+    config = dataclasses.replace(synthetic.SIZES["small"], days=2.0, seed=5)
+    synthetic.build_synthetic_cube(other, config, sorted((REAL / "aia_fulldisk_2014-01-01").glob("*.fits")),
+                                   progress=False)
+    first, second = (M.run_dir("small", "now", tmp_path / "runs", cube=c) for c in (copy, other))
+    assert first.parent.name.startswith("small-cube-") and first != second
+    with pytest.raises(M.CheckpointError, match="trained on a cube with fingerprint"):
+        M.load_datamodule(checkpoint, cube=str(other))

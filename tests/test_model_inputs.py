@@ -67,6 +67,10 @@ def test_stack_inputs_reads_each_frame_from_its_own_step_and_refuses_what_it_can
     bad["aia"][7, 1, 3, 3] = np.inf
     with pytest.raises(DataConfigError, match="twelve-minute: the frame at 2011-02-15T01:24 .* infinite pixels"):
         stack_inputs(bad, _identity_log(), [12], [10, 5, 0])
+    absurd = cube.copy(deep=True)
+    absurd["aia"][7, 1, 3, 3] = 1e30  # finite, but no AIA pixel records it: damage, not a flare
+    with pytest.raises(DataConfigError, match="outside -10000 to 2e[+]08 DN/s"):
+        stack_inputs(absurd, _identity_log(), [12], [10, 5, 0])
     with pytest.raises(DataConfigError, match=r"lacks the channels \[1600\]"):
         stack_inputs(cube, Normalizer((1600,), "log", (1.0,), (0.0,), (1.0,)), [0], [0])
 

@@ -61,7 +61,8 @@ def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tm
     monkeypatch.setenv("FLARELIB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("FLARELIB_SIZE", "small")
     suite.prepare("small")
-    assert (tmp_path / "runs" / "small" / "now").is_dir() and (tmp_path / "data" / "synthetic-sun-small.zarr").exists()
+    assert (len(list((tmp_path / "runs").glob("small-synthetic-sun-small-*/now"))) == 1
+            and (tmp_path / "data" / "synthetic-sun-small.zarr").exists())  # runs keyed by the cube's content
     runs = suite.run_suite("small", out_dir=tmp_path / "out")
     assert set(runs) == {p.name for p in NOTEBOOKS}
     print("\nBinder-like run, small mode (kernel peak RSS):")

@@ -96,6 +96,8 @@ DAMAGE = [
     ("mask-fill-chunk-deleted", lambda p: unlink(p / "mask/1.0.0"), "mask", 1, "open", True),
     ("mask-chunk-bit-flipped", lambda p: flip(p / "mask/4.0.0"), "mask", 4, "read", True),
     ("ingested-chunk-deleted", lambda p: unlink(p / "ingested/2"), "ingested", 2, "open", True),
+    ("aia-chunk-copied-over-another-step", lambda p: shutil.copyfile(p / "aia/2.0.0.0", p / "aia/3.0.0.0"), "aia", 3,
+     "read", True),
     ("target-chunk-bit-flipped", lambda p: flip(p / "flux_now/0"), "flux_now", None, "read", False),
     ("time-chunk-bit-flipped", lambda p: flip(p / "time/0"), "time", None, "open", False),
     ("string-coord-truncated", lambda p: truncate(p / "source/0.0"), "source", None, "read", False),
@@ -131,6 +133,23 @@ def test_a_rebuild_reingests_exactly_the_damaged_steps(tiny, tiny_reference, dam
     _, filler = write_tiny(tiny)
     assert filler.steps == ([step] if step is not None else list(range(NT)))
     assert store.verify_cube(tiny).ok
+    xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+
+
+def test_swapped_chunks_keep_valid_checksums_but_not_their_places(tiny, tiny_reference):
+    """Two chunks moved between time steps each pass their own CRC32; the manifest binds each to its key."""
+    a, b = tiny / "aia/1.0.0.0", tiny / "aia/4.0.0.0"
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    with pytest.raises(store.DamagedCubeError, match="aia.*time step [14].*moved or swapped"):
+        store.open_cube(tiny)["aia"].load()
+    report = store.verify_cube(tiny)
+    assert report.damaged_steps == (1, 4) and "holds the bytes written at aia/4.0.0.0" in report.lines()[0]
+    store.mark_damaged(tiny)
+    assert not (tiny / store.MANIFEST_KEY).exists()
+    _, filler = write_tiny(tiny)
+    assert filler.steps == [1, 4] and store.verify_cube(tiny).ok and (tiny / store.MANIFEST_KEY).exists()
     xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
 
 

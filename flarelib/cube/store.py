@@ -10,8 +10,11 @@ Format choices (also in ``DATASET_CARD.md``, which every store carries in its at
   ``(1, ny, nx)`` for per-pixel masks), so a training sample or one time step is one read.
 * **Blosc zstd, level 5, byte shuffle** (as the v2 filter) and **consolidated metadata**.
 * **A CRC32 per chunk** (numcodecs ``crc32`` as the v2 compressor, so it covers the bytes
-  as stored) on every variable. Plain zarr/xarray readers verify it while decoding (a
-  ``RuntimeError``); :func:`open_cube` verifies it before decoding and raises
+  as stored) on every variable, and a **chunk manifest** (``chunk_checksums.json``, written when
+  the store is verified complete): each chunk key with the CRC32 it was written with, so that
+  a chunk moved or swapped to another variable or time step is caught as well. Plain zarr/xarray
+  readers verify the CRC while decoding (a ``RuntimeError``); :func:`open_cube` verifies both before
+  decoding and raises
   :class:`DamagedCubeError` naming the store, the variable and the time step. Every chunk
   is written, even one that equals the fill value, so a missing chunk is a damaged store
   unless its step is flagged not ingested. :data:`STORE_SCHEMA` (an attr) is bumped with
@@ -71,6 +74,10 @@ STORE_SCHEMA = 2
 DEFAULT_LOCK_TIMEOUT = 600.0
 DATASET_CARD_PATH = Path(__file__).with_name("DATASET_CARD.md")
 _METADATA_NAMES = (".zarray", ".zattrs", ".zgroup", ".zmetadata")
+#: The chunk manifest of a complete store: every chunk key -> the CRC32 it was written with. A chunk's own CRC
+#: proves its bytes are intact; the manifest proves they are the bytes written at that variable and position
+#: (a chunk moved or swapped to another time step keeps a valid CRC, but not the one its key records).
+MANIFEST_KEY = "chunk_checksums.json"
 
 
 class IncompleteCubeError(RuntimeError):
@@ -300,8 +307,9 @@ class _ChunkGuard:
     """What :class:`CheckedStore` checks each chunk read against (one per opened store)."""
 
     def __init__(self, label: str, layouts: dict[str, _ArrayLayout], streamed: set[str],
-                 ingested: np.ndarray | None):
+                 ingested: np.ndarray | None, manifest: dict[str, int] | None = None):
         self.label, self.layouts, self.streamed, self.ingested = label, layouts, streamed, ingested
+        self.manifest = manifest or {}
         self.times: np.ndarray | None = None  # set once the time coordinate is read, for the messages
 
     def error(self, name: str, key: str, problem: str) -> DamagedCubeError:
@@ -328,6 +336,8 @@ class _ChunkGuard:
             raise self.error(name, key, "is missing")
         if not _crc_ok(data):
             raise self.error(name, key, "fails its checksum (damaged or truncated)")
+        if key in self.manifest and self.manifest[key] != _stored_crc(data):
+            raise self.error(name, key, "holds other bytes than were written there (moved or swapped)")
 
 
 class CheckedStore(zarr.storage.WrapperStore):
@@ -378,6 +388,7 @@ class CubeReport:
     problems: tuple[ChunkProblem, ...]
     times: tuple[str, ...] = ()
     streamed: tuple[str, ...] = ()
+    checksums: dict = dataclasses.field(default_factory=dict, repr=False)  #: chunk key -> CRC32 read
 
     @property
     def ok(self) -> bool:
@@ -446,6 +457,7 @@ def verify_cube(path: str | Path, *, storage_options: dict | None = None,
         return CubeReport(label, status, 0, 0, tuple(problems), (), tuple(sorted(streamed)))
     nt = layouts["ingested"].shape[0]
     good: dict[str, dict[str, bytes]] = {}
+    checksums: dict[str, int] = {}
     for name, layout in sorted(layouts.items()):
         if raw.get(f"{name}/.zarray") is None:
             problems.append(ChunkProblem(name, f"{name}/.zarray", "is missing (the variable's folder was deleted?)"))
@@ -457,8 +469,12 @@ def verify_cube(path: str | Path, *, storage_options: dict | None = None,
             elif not _crc_ok(data):
                 problems.append(ChunkProblem(name, key, "fails its checksum (damaged or truncated)",
                                              layout.steps(key)))
-            elif name in ("ingested", "time"):
-                good.setdefault(name, {})[key] = data
+            else:
+                checksums[key] = _stored_crc(data)
+                if name in ("ingested", "time"):
+                    good.setdefault(name, {})[key] = data
+    if status == "complete":
+        problems += _misplaced_chunks(checksums, _manifest(raw), layouts)
     ingested = np.zeros(nt, dtype=bool)
     for key, data in good.get("ingested", {}).items():
         i0, i1 = layouts["ingested"].steps(key)
@@ -473,7 +489,41 @@ def verify_cube(path: str | Path, *, storage_options: dict | None = None,
                 problems.append(ChunkProblem("ingested", f"ingested/{i}", "is 0 in a store marked complete",
                                              (int(i), int(i) + 1)))
     times = _times(good.get("time", {}), layouts.get("time"), metadata)
-    return CubeReport(label, status, nt, int(ingested.sum()), tuple(problems), times, tuple(sorted(streamed)))
+    return CubeReport(label, status, nt, int(ingested.sum()), tuple(problems), times, tuple(sorted(streamed)),
+                      checksums)
+
+
+def _stored_crc(data) -> int:
+    """The CRC32 a stored chunk carries (its first 4 bytes, little endian)."""
+    return int.from_bytes(bytes(memoryview(data).cast("B")[:4]), "little")
+
+
+def _manifest(raw: _Raw) -> dict[str, int] | None:
+    """The store's chunk manifest (``None`` without one: stores written before it, or not complete yet)."""
+    data = raw.get(MANIFEST_KEY)
+    if data is None:
+        return None
+    try:
+        return {str(k): int(v) for k, v in json.loads(data).items()}
+    except (ValueError, AttributeError, TypeError):
+        return {}  # unreadable: every chunk is unaccounted for, which verify reports
+
+
+def _misplaced_chunks(checksums: dict[str, int], manifest: dict[str, int] | None,
+                      layouts: dict[str, _ArrayLayout]) -> list[ChunkProblem]:
+    """Chunks whose (valid) CRC32 is not the one the manifest records for their key: moved or swapped."""
+    if manifest is None:
+        return []
+    origin = {crc: key for key, crc in manifest.items()}
+    out = []
+    for key, crc in sorted(checksums.items()):
+        if key in manifest and manifest[key] != crc:
+            name = key.rpartition("/")[0]
+            source = origin.get(crc)
+            what = f"holds the bytes written at {source}" if source else "holds bytes that were never written there"
+            out.append(ChunkProblem(name, key, f"{what} (moved or swapped; its own checksum is intact)",
+                                    layouts[name].steps(key) if name in layouts else None))
+    return out
 
 
 def _decode(data: bytes, dtype, n: int) -> np.ndarray:
@@ -521,6 +571,7 @@ def mark_damaged(path: str | Path, report: CubeReport | None = None, *,
     for p in report.problems:
         if p.key.rsplit("/", 1)[-1] not in _METADATA_NAMES:
             raw.delete(p.key)
+    raw.delete(MANIFEST_KEY)  # written again when the re-ingested store is verified complete
     location = _location(path, storage_options)
     with zarr.config.set({"array.write_empty_chunks": True}):
         group = zarr.open_group(location, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
@@ -747,6 +798,8 @@ def _finish(path, expected: set[str], storage_options: dict | None) -> None:
     if metadata.get(".zattrs", {}).get("ingest_status") != "complete" or missing:
         raise DamagedCubeError(f"{path}: its consolidated metadata is wrong after the write (missing {missing}); "
                                "was it changed or deleted during the build? Build it again")
+    # after the consolidation, which would list it as an unknown object
+    _Raw(path, storage_options).put(MANIFEST_KEY, json.dumps(report.checksums, sort_keys=True).encode())
 
 
 def write_region(group, names: list[str], fill_steps: Callable, i0: int, i1: int,
@@ -880,8 +933,9 @@ def checked_store(path: str | Path, *, storage_options: dict | None = None, inge
     attrs = metadata.get(".zattrs", {})
     inner = (zarr.storage.FsspecStore.from_url(path, storage_options=storage_options or {}, read_only=True)
              if is_url(path) else zarr.storage.LocalStore(str(path), read_only=True))
+    manifest = _manifest(_Raw(path, storage_options)) if attrs.get("ingest_status") == "complete" else None
     guard = _ChunkGuard(str(path), _layouts(metadata), set(json.loads(attrs.get("streamed_variables", "[]"))),
-                        ingested)
+                        ingested, manifest)
     return CheckedStore(inner, guard)
 
 

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from flarelib.cube.align import to_timedelta
 from flarelib.cube.catalog import load_catalog
 from flarelib.cube.goes import CLASS_ORDER, EVENT_CLASSES, FLARE_CLASS_THRESHOLDS, flare_class
-from flarelib.cube.prep import DEFAULT_CHANNELS
+from flarelib.cube.prep import DEFAULT_CHANNELS, SanityRules
 from flarelib.cube.store import checked_store, cube_cadence, open_cube
 from flarelib.labels import data_kind
 from flarelib.paths import read_config
@@ -58,6 +58,8 @@ NOWCAST = "now"
 GOES_NOW = "now"
 #: Offset of the GOES input features: ``log10(flux / W m-2) + GOES_FEATURE_OFFSET`` is dex above C1.
 GOES_FEATURE_OFFSET = 6.0
+#: DN/s that no model input may leave: the pixel bounds of the ingest's sanity rules (one home for them).
+PIXEL_BOUNDS = (SanityRules().min_dn_per_s, max(SanityRules().max_dn_per_s.values()))
 
 
 class DataConfigError(ValueError):
@@ -400,7 +402,7 @@ class CubeSamples(Dataset):
         else:
             # one chunk per frame: all channels of one time step
             frames = np.stack([self._array()[t - int(o)][self.channel_index] for o in self.offsets])
-            check_finite(frames, self.times[t - self.offsets], self.store)
+            check_pixels(frames, self.times[t - self.offsets], self.store)
             x = torch.from_numpy(self.normalizer.apply(frames).reshape(-1, *frames.shape[-2:]))
         return (x, torch.tensor(self.log_flux[i]), torch.tensor(self.weights[i]), torch.tensor(t),
                 torch.from_numpy(self.aux[i]))
@@ -433,18 +435,23 @@ def read_frames(store: str | Path, time_index: np.ndarray, channel_index: np.nda
     bar.close()
 
 
-def check_finite(frames: np.ndarray, times: np.ndarray, store: str | Path) -> None:
-    """Refuse frames (n, C, ny, nx) in DN/s that no model may read: any ±inf pixel, or a frame with no finite
-    pixel (NaN alone marks a missing pixel, which the normalizer sets to the channel mean). The one check of
-    every path that reads model inputs: training samples, the frame cache, the normalizer fit and
-    :func:`stack_inputs` (explanations)."""
-    bad = np.isinf(frames).any(axis=(1, 2, 3)) | ~np.isfinite(frames).any(axis=(1, 2, 3))
+def check_pixels(frames: np.ndarray, times: np.ndarray, store: str | Path) -> None:
+    """Refuse frames (n, C, ny, nx) in DN/s that no model may read: any ±inf pixel, a frame with no finite pixel
+    (NaN alone marks a missing pixel, which the normalizer sets to the channel mean), or a pixel outside what an
+    AIA detector can record (:class:`flarelib.cube.prep.SanityRules`' bounds, -1e4 to 2e8 DN/s: 1e30 is damage,
+    not a flare). The one check of every path that reads model inputs: training samples, the frame cache, the
+    normalizer fit and :func:`stack_inputs` (explanations)."""
+    low, high = PIXEL_BOUNDS
+    with np.errstate(invalid="ignore"):
+        absurd = ((frames < low) | (frames > high)).any(axis=(1, 2, 3))
+    bad = np.isinf(frames).any(axis=(1, 2, 3)) | ~np.isfinite(frames).any(axis=(1, 2, 3)) | absurd
     if bad.any():
         k = int(np.argmax(bad))
         when = np.datetime_as_string(np.asarray(times)[k], unit="m")
         raise DataConfigError(f"{Path(str(store)).name}: the frame at {when} "
-                              f"(and {int(bad.sum()) - 1} more) has infinite pixels or no finite pixel; "
-                              "check the store (python -m flarelib.cube.catalog verify) or rebuild it")
+                              f"(and {int(bad.sum()) - 1} more) has infinite pixels, no finite pixel, or pixels "
+                              f"outside {low:g} to {high:g} DN/s; check the store (flarelib catalog verify) or "
+                              "rebuild it")
 
 
 def frame_offsets(frames: int, frame_step: str | np.timedelta64, cadence: np.timedelta64) -> np.ndarray:
@@ -471,7 +478,7 @@ def stack_inputs(cube: xr.Dataset, normalizer: Normalizer, time_index: Sequence[
     (n, frames * C, ny, nx) float32.
 
     The one path from a cube to model input, for the data module and for explaining a bare cube. Refuses
-    (``IndexError``) steps outside the cube or without their earlier frames, and (:func:`check_finite`)
+    (``IndexError``) steps outside the cube or without their earlier frames, and (:func:`check_pixels`)
     frames with infinite pixels or none finite, naming the step.
     """
     index = np.atleast_1d(np.asarray(time_index, np.int64))
@@ -490,7 +497,7 @@ def stack_inputs(cube: xr.Dataset, normalizer: Normalizer, time_index: Sequence[
         raise DataConfigError(f"{name} lacks the channels {missing} (it has {available})")
     channel_index = [available.index(c) for c in normalizer.channels]
     frames = np.asarray(cube["aia"].isel(time=steps, channel=channel_index).values, np.float32)
-    check_finite(frames, cube["time"].values[steps], name)
+    check_pixels(frames, cube["time"].values[steps], name)
     return normalizer.apply(frames).reshape(index.size, -1, *frames.shape[-2:])
 
 
@@ -884,7 +891,7 @@ class FrameCache:
             return None
         frames = torch.empty((steps.size, len(plan.channels), *frame_shape), dtype=dtype)
         for pos, block in read_frames(store_path, steps, plan.channel_index, progress=False):
-            check_finite(block, plan.times[steps[pos]], store_path)
+            check_pixels(block, plan.times[steps[pos]], store_path)
             frames[torch.from_numpy(pos)] = torch.from_numpy(normalizer.apply(block)).to(dtype)
         log.info("cached %d normalized frames (%.1f MB, %s)", steps.size, nbytes / 2**20, options.cache_dtype)
         return cls(steps, frames, normalizer, options.cache == "device")
@@ -1088,7 +1095,7 @@ class FlareDataModule(L.LightningDataModule):
         pick = train[np.unique(np.linspace(0, train.size - 1, n).astype(int))]
         frames = np.empty((pick.size, len(self.channels), *self.frame_shape()), np.float32)
         for pos, block in read_frames(self.store_path, pick, plan.channel_index):
-            check_finite(block, plan.times[pick[pos]], self.store_path)
+            check_pixels(block, plan.times[pick[pos]], self.store_path)
             frames[pos] = block
         return Normalizer.fit(frames, self.channels, self.inputs.normalization)
 
@@ -1143,8 +1150,16 @@ class FlareDataModule(L.LightningDataModule):
         self.setup()
         return describe(self.plan)
 
+    @property
+    def cube_fingerprint(self) -> str | None:
+        """The ``input_fingerprint`` of the cube this module reads (its inputs and parameters): the cube's identity,
+        which a checkpoint records so that it is never scored on another cube by mistake."""
+        self.setup()
+        return self.cube_attrs.get("input_fingerprint")
+
     def state_dict(self) -> dict:
-        return {"normalizer": self.normalizer.to_dict() if self.normalizer else None}
+        return {"normalizer": self.normalizer.to_dict() if self.normalizer else None,
+                "cube_fingerprint": self.cube_fingerprint}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("normalizer"):

@@ -19,9 +19,10 @@ import torch
 import xarray as xr
 from pytorch_lightning.cli import LightningCLI
 
-from flarelib.learn.data import MODEL_LINKS, FlareDataModule, TrainingStats, model_setting
-from flarelib.learn.model import CLASS_HEAD_THRESHOLDS, FlareNet, load_flarenet, read_checkpoint
-from flarelib.paths import config_path, default_runs_dir
+from flarelib.cube.store import open_cube
+from flarelib.learn.data import MODEL_LINKS, FlareDataModule, TrainingStats, model_setting, open_source
+from flarelib.learn.model import CLASS_HEAD_THRESHOLDS, CheckpointError, FlareNet, load_flarenet, read_checkpoint
+from flarelib.paths import config_path, default_runs_dir, read_config
 from flarelib.runner import run_command
 
 
@@ -90,12 +91,28 @@ GOES_ONLY_NAME = "GOES-only model"
 GOES_ONLY_INPUTS = ("now", "6h", "24h")
 
 
+def cube_identity(size: str, *, config: str | Path | None = None, cube: str | Path | None = None) -> str:
+    """``"<name>-<fingerprint>"`` of the cube a notebook run of ``size`` trains on: ``cube`` (a catalog entry or a
+    ``.zarr`` path), else the config's ``data.cube``; built first if missing. The fingerprint (the first 12 hex
+    digits of the store's ``input_fingerprint``: its inputs and parameters) changes whenever the cube's content
+    does, whatever its file name."""
+    name = cube if cube is not None else (read_config(config_path(size, config)).get("data") or {}).get("cube")
+    if name is None:
+        raise ValueError(f"{config_path(size, config)} names no data.cube; pass cube=")
+    fingerprint = str(open_source(name).attrs.get("input_fingerprint") or "")
+    if not fingerprint:
+        raise ValueError(f"cube {name} records no input_fingerprint (not written by flarelib?): rebuild it with "
+                         "`flarelib catalog build`")
+    return f"{Path(str(name)).stem}-{fingerprint[:12]}"
+
+
 def run_dir(size: str, target: str, root: str | Path | None = None, *, cube: str | Path | None = None,
-            variant: str | None = None) -> Path:
-    """Where a notebook training run of ``size`` (small/default) for ``target`` writes its logs and checkpoints;
-    runs on another ``cube`` (a catalog entry or a ``.zarr`` path) go to a folder named after it, and a
-    ``variant`` (:data:`GOES_ONLY`) beside its target's."""
-    folder = size if cube is None else f"{size}-{Path(str(cube)).stem}"
+            variant: str | None = None, config: str | Path | None = None) -> Path:
+    """Where a notebook training run of ``size`` (small/default) for ``target`` writes its logs and checkpoints:
+    ``<runs>/<size>-<cube identity>/<target>`` (:func:`cube_identity`: a cube rebuilt with other data, or another
+    cube of the same name, gets its own folder and its own training), a ``variant`` (:data:`GOES_ONLY`) beside
+    its target's."""
+    folder = f"{size}-{cube_identity(size, config=config, cube=cube)}"
     return Path(root or default_runs_dir()) / folder / (target if variant is None else f"{target}-{variant}")
 
 
@@ -144,7 +161,7 @@ def train_for_notebook(size: str, target: str, *, config: str | Path | None = No
     if variant == GOES_ONLY:
         overrides += ["--model.use_images=false", "--data.inputs.images=false",
                       f"--data.inputs.goes=[{', '.join(GOES_ONLY_INPUTS)}]"]
-    return train(config_path(size, config), out_dir=run_dir(size, target, cube=cube, variant=variant),
+    return train(config_path(size, config), out_dir=run_dir(size, target, cube=cube, variant=variant, config=config),
                  overrides=overrides)
 
 
@@ -167,7 +184,7 @@ def ensure_trained(size: str, target: str, *, config: str | Path | None = None,
                    cube: str | Path | None = None, variant: str | None = None) -> Path:
     """The best checkpoint of notebook 04's run for ``size`` and ``target`` (on ``cube``; ``variant``), training it
     first if missing."""
-    out = run_dir(size, target, cube=cube, variant=variant)
+    out = run_dir(size, target, cube=cube, variant=variant, config=config)
     try:
         return best_checkpoint(out)
     except FileNotFoundError:
@@ -194,20 +211,32 @@ def open_run(size: str, target: str, *, config: str | Path | None = None,
     """
     checkpoint = ensure_trained(size, target, config=config, cube=cube)
     model = load_flarenet(checkpoint)
-    # cache="none": explaining and scoring read a few thousand steps, not worth caching the whole cube
-    return load_datamodule(checkpoint, model, cache="none"), model, checkpoint
+    # cache="none": explaining and scoring read a few thousand steps, not worth caching the whole cube; the
+    # cube the caller named, not only the one the checkpoint recorded (load_datamodule checks they are the same)
+    opened = {"cube": str(cube)} if cube is not None else {}
+    return load_datamodule(checkpoint, model, cache="none", **opened), model, checkpoint
 
 
 def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides) -> FlareDataModule:
     """The data module a checkpoint was trained with (its saved settings), using the model's normalizer.
 
-    ``overrides`` replace saved settings, e.g. ``cache="none"`` or ``num_workers=0``.
+    ``overrides`` replace saved settings, e.g. ``cache="none"``, ``num_workers=0`` or ``cube=`` (open that cube).
+    The cube opened must be the one the model was trained on: a checkpoint records its cube's fingerprint, and
+    another fingerprint (another cube, or the same path rebuilt with other data) is refused, naming both.
     """
     state = read_checkpoint(path)
     settings = {k: v for k, v in state.get("datamodule_hyper_parameters", {}).items() if not k.startswith("_")}
     if not settings:
         raise ValueError(f"{path} has no data-module settings (was it trained with FlareDataModule?)")
     dm = FlareDataModule.from_settings(settings, overrides)
+    trained_on = (state.get(type(dm).__qualname__) or {}).get("cube_fingerprint")
+    if trained_on is not None:
+        dm.prepare_data()
+        found = str(open_cube(dm.store_path).attrs.get("input_fingerprint"))
+        if found != trained_on:
+            raise CheckpointError(f"{path} was trained on a cube with fingerprint {trained_on[:12]}, but "
+                                  f"{dm.store_path} has {found[:12]} (another cube, or rebuilt with other data): "
+                                  "train a model on this cube (notebook 04) instead of scoring that one")
     model = model or load_flarenet(path)
     dm.normalizer = model.normalizer
     dm.setup()
