@@ -139,3 +139,28 @@ def test_peak_steps_and_the_biggest_flare_skip_the_history_gaps_and_nan_fluxes()
     assert summary.biggest_flare_step(cube(hours, [1e-3, np.nan, np.nan], no_flux)) == 0  # nothing to go by
     gap = np.delete(hours, [6, 7, 8])  # the 07:10 peak falls in a gap: not the step hours before it
     assert summary.biggest_flare_step(cube(gap, [1e-3, 2e-5, 1e-4], np.arange(gap.size, dtype=float))) == 5
+
+
+def test_the_satellite_comes_from_the_evidence_and_contradictions_are_refused(tmp_path):
+    """A GOES-15 file whose header says GOES-16 would be read as science quality (every flux x0.70, M3.7 as
+    M2.6): the header, the name and the format must agree."""
+    from astropy.io import fits
+
+    source = GOES_DIR / "go1520110607.fits"
+    relabelled = tmp_path / "go1520110607.fits"
+    with fits.open(source) as hdus:
+        hdus[0].header["TELESCOP"] = "GOES 16"
+        hdus.writeto(relabelled)
+    with pytest.raises(goes.GOESDataError, match="header says GOES-16 but its name says GOES-15"):
+        goes.load_xrs(relabelled)
+    renamed = tmp_path / "go1620110607.fits"
+    with fits.open(relabelled) as hdus:
+        hdus.writeto(renamed)
+    with pytest.raises(goes.GOESDataError, match="a FITS file .* that claims GOES-16"):
+        goes.load_xrs(renamed)
+    with fits.open(source) as hdus:
+        hdus[0].header["TELESCOP"] = "GOES 8"
+        hdus.writeto(tmp_path / "anonymous.fits")
+    with pytest.raises(goes.GOESDataError, match="GOES-8 data dated 2011-06-0.* GOES-8 flew 1994-2003"):
+        goes.load_xrs(tmp_path / "anonymous.fits")
+    assert goes.load_xrs(source).attrs["goes_satellite"] == "GOES-15"

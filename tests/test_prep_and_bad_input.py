@@ -100,6 +100,8 @@ def test_downsampling_with_superpixel_and_resample():
     ("exptime_zero", "bad-exptime"),
     ("quality", "quality"),
     ("all_nan", "all-nan"),
+    ("rotated_180", "rotated-cutout"),
+    ("rotated_pc", "rotated-cutout"),
 ])
 def test_bad_frames_raise_clear_errors(flare_copy, change, reason):
     path = flare_copy / NORMAL_193
@@ -119,6 +121,10 @@ def test_bad_frames_raise_clear_errors(flare_copy, change, reason):
     elif change == "all_nan":
         with fits.open(path, mode="update") as hdul:
             hdul[0].data[:] = np.nan
+    elif change == "rotated_180":  # a cutout upside down: it would be stacked upside down beside its neighbours
+        edit_header(path, CROTA2=180.0)
+    elif change == "rotated_pc":  # the same roll given as a PC matrix (which sunpy reads first)
+        edit_header(path, PC1_1=0.0, PC1_2=-1.0, PC2_1=1.0, PC2_2=0.0)
     with pytest.raises(prep.BadFrameError) as err:
         prep.read_frame_info(path)
     assert err.value.reason == reason

@@ -96,13 +96,47 @@ def peak_steps(times: np.ndarray, peaks: np.ndarray) -> tuple[np.ndarray, np.nda
     return steps, (peaks >= times[0]) & (peaks - times[steps] < cadence)
 
 
+#: Years each GOES satellite's XRS data can fall in (launch to end of service, rounded out to whole years): a
+#: file claiming a satellite outside its years contradicts itself.
+SATELLITE_YEARS = {8: (1994, 2003), 9: (1995, 1998), 10: (1998, 2009), 11: (2000, 2011), 12: (2001, 2010),
+                   13: (2006, 2017), 14: (2009, 2020), 15: (2010, 2020), 16: (2016, 2026), 17: (2018, 2023),
+                   18: (2022, 2040), 19: (2024, 2040)}
+
+
+def _satellite_number(text: str | None) -> int | None:
+    number = re.search(r"(\d+)", str(text)) if text else None
+    return int(number.group(1)) if number else None
+
+
 def _satellite_from(ts_observatory: str | None, path: Path) -> str:
-    if ts_observatory and "GOES" in str(ts_observatory).upper():
-        number = re.search(r"(\d+)", str(ts_observatory))
-        if number:
-            return f"GOES-{int(number.group(1))}"
+    """The satellite from the evidence: the file's header (what sunpy reads as the observatory) and its name
+    (``go15...``, ``..._g16_...``). When both name one, they must agree; an SDAC FITS file (the format of GOES
+    <= 15) cannot come from GOES-16 or later. A contradiction raises :class:`GOESDataError` naming both, because
+    the satellite decides the flux scaling (a GOES-15 file read as GOES-16 is off by 0.7)."""
+    header = (_satellite_number(ts_observatory)
+              if ts_observatory and "GOES" in str(ts_observatory).upper() else None)
     match = re.search(r"(?:go|_g)(\d{2})", path.name.lower())
-    return f"GOES-{int(match.group(1))}" if match else "unknown"
+    named = int(match.group(1)) if match else None
+    if header is not None and named is not None and header != named:
+        raise GOESDataError(f"{path.name}: its header says GOES-{header} but its name says GOES-{named}; the "
+                            "satellite decides the flux scaling, so it is refused: fix the header or the name")
+    number = header if header is not None else named
+    if number is not None and number >= 16 and ".nc" not in path.name.lower():
+        raise GOESDataError(f"{path.name}: a FITS file (the SDAC format of GOES <= 15) that claims GOES-{number}; "
+                            "GOES-16 and later come as NOAA netCDF: check where the file came from")
+    return f"GOES-{number}" if number is not None else "unknown"
+
+
+def _check_years(path: Path, satellite: str, times: pd.DatetimeIndex) -> None:
+    """Refuse data dated outside the years its satellite flew (:data:`SATELLITE_YEARS`)."""
+    number = _satellite_number(satellite)
+    years = SATELLITE_YEARS.get(number) if number is not None else None
+    if years is None or times.empty:
+        return
+    first, last = times.min(), times.max()
+    if first.year < years[0] or last.year > years[1]:
+        raise GOESDataError(f"{path.name}: {satellite} data dated {first:%Y-%m-%d} to {last:%Y-%m-%d}, but "
+                            f"{satellite} flew {years[0]}-{years[1]}: the file's satellite or times are wrong")
 
 
 def _scaling_from(path: Path, satellite: str) -> str:
@@ -199,6 +233,7 @@ def load_xrs(path: str | Path, *, mask_bad_quality: bool = True) -> xr.Dataset:
     if index.tz is not None:
         index = index.tz_convert("UTC").tz_localize(None)
     frame.index = index
+    _check_years(path, satellite, index)
     n_duplicates = int(frame.index.duplicated().sum())
     frame = frame[~frame.index.duplicated(keep="first")].sort_index()
 

@@ -316,6 +316,13 @@ def read_frame_info(
         ny, nx = int(header.get("ZNAXIS2", header["NAXIS2"])), int(header.get("ZNAXIS1", header["NAXIS1"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise BadFrameError(path, "unreadable", f"image size: {exc}") from exc
+    full_disk = _is_full_disk(header, ny, nx)
+    roll = _roll_degrees(header)
+    if not full_disk and abs(roll) > MAX_CUTOUT_ROLL_DEG:
+        raise BadFrameError(path, "rotated-cutout",
+                            f"the image is rolled by {roll:.1f} deg (CROTA2 / PC matrix) and only full-disk frames "
+                            "are registered; a cube's frames must all be north-up: rotate it north-up first, or use "
+                            "the full-disk frame")
     notes = []
     if time_key != "T_OBS":
         notes.append("T_OBS missing; DATE-OBS used")
@@ -334,11 +341,28 @@ def read_frame_info(
         quality=quality,
         level=_level(header),
         shape=(ny, nx),
-        full_disk=_is_full_disk(header, ny, nx),
+        full_disk=full_disk,
         aectype=aectype,
         header_notes=tuple(notes),
         unit=unit,
     )
+
+
+#: Degrees a cutout may be rolled from solar north and still be stacked as it is (AIA level 1 rolls by < 0.2 deg).
+MAX_CUTOUT_ROLL_DEG = 1.0
+
+
+def _roll_degrees(header: fits.Header) -> float:
+    """The image's roll from solar north in degrees, in (-180, 180]: from the PC matrix where the header has one
+    (as sunpy reads it first), else CROTA2; 0 when neither is given or readable."""
+    try:
+        if header.get("PC1_1") is not None and header.get("PC2_1") is not None:
+            angle = np.degrees(np.arctan2(float(header["PC2_1"]), float(header["PC1_1"])))
+        else:
+            angle = float(header.get("CROTA2", 0.0) or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return float(-((-angle + 180.0) % 360.0 - 180.0))
 
 
 def _level(header) -> float:
