@@ -7,12 +7,22 @@
 #   make lint       ruff check . (rules in pyproject.toml [tool.ruff]; the same hook runs in .pre-commit-config.yaml)
 #   make test-fast  the tests without the notebook suite, the browser and the slow (Dask/DDP) tests (~80 s on 2 cores)
 #
-# GPU installs: CPU torch==2.13.0 is the default. Override the torch requirement and, if needed, the pip
-# options used for it, e.g.  make demo TORCH_SPEC="torch==2.13.0" TORCH_PIP_ARGS="--index-url <CUDA wheel index>"
+# torch: a CPU build by default. On Linux, PyPI's torch==2.13.0 is the CUDA build (several GB of NVIDIA
+# libraries), so the default asks for the CPU build by its local version (+cpu), which only PyTorch's CPU wheel
+# index and local wheel folders hold: it installs the CPU build or fails, never the CUDA one. Where that index is
+# unreachable (an offline mirror, a sandbox) pip gives up on it after one retry and takes +cpu from its
+# configured find-links or mirror. macOS and Windows wheels on PyPI are CPU builds already.
+# GPU installs override both, e.g.  make demo TORCH_SPEC="torch==2.13.0" TORCH_PIP_ARGS="--index-url <CUDA index>"
 PYTHON ?= python3
 VENV ?= .venv
+CPU_TORCH_INDEX := https://download.pytorch.org/whl/cpu
+ifeq ($(shell uname -s),Linux)
+TORCH_SPEC ?= torch==2.13.0+cpu
+TORCH_PIP_ARGS ?= --extra-index-url $(CPU_TORCH_INDEX) --retries 1 --timeout 20
+else
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
+endif
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flarelib-installed
 

@@ -95,8 +95,44 @@ def test_binder_scripts_install_prepare_and_select_small_mode():
         assert (ROOT / "binder" / name).stat().st_mode & 0o111, f"binder/{name} must be executable"
 
 
+def _make_defaults(system: str) -> dict[str, str]:
+    """TORCH_SPEC and TORCH_PIP_ARGS as make sets them by default where ``uname -s`` prints ``system``."""
+    import subprocess
+
+    out = subprocess.run(["make", "-n", "-p", "-f", str(ROOT / "Makefile"), "setup"],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PATH": _fake_uname(system)})
+    values = {}
+    for line in out.stdout.splitlines():
+        for name in ("TORCH_SPEC", "TORCH_PIP_ARGS", "CPU_TORCH_INDEX"):
+            if line.startswith(f"{name} = ") or line.startswith(f"{name} := "):
+                values[name] = line.split("=", 1)[1].strip()
+    return {k: v.replace("$(CPU_TORCH_INDEX)", values.get("CPU_TORCH_INDEX", "")) for k, v in values.items()}
+
+
+def _fake_uname(system: str) -> str:
+    """A PATH whose ``uname`` prints ``system`` (how make decides the platform), then the real PATH."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="fake-uname-"))
+    (folder / "uname").write_text(f"#!/bin/sh\necho {system}\n")
+    (folder / "uname").chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def test_the_default_install_is_a_cpu_torch_on_linux_and_plain_elsewhere():
+    """On Linux PyPI's torch is the CUDA build: the default names the CPU build (+cpu) and PyTorch's CPU index,
+    with one retry, so an unreachable index costs seconds; macOS and Windows take PyPI's (CPU) wheels."""
+    linux = _make_defaults("Linux")
+    assert linux["TORCH_SPEC"] == "torch==2.13.0+cpu"
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in linux["TORCH_PIP_ARGS"]
+    assert "--retries 1" in linux["TORCH_PIP_ARGS"]
+    darwin = _make_defaults("Darwin")
+    assert darwin["TORCH_SPEC"] == "torch==2.13.0" and not darwin.get("TORCH_PIP_ARGS")
+
+
 def test_one_torch_pin_everywhere():
     makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^TORCH_SPEC \?= torch==2\.13\.0\+cpu$", makefile, re.M)
     assert re.search(r"^TORCH_SPEC \?= torch==2\.13\.0$", makefile, re.M)
     assert "torch==2.13.0" in (ROOT / "environment.yml").read_text()
     assert "\ntorch==2.13.0+cpu " in LOCK.read_text()

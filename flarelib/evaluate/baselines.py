@@ -16,7 +16,7 @@ import xarray as xr
 import zarr
 
 from flarelib.evaluate.scoring import THRESHOLDS, fit_least_squares, fit_linear, fit_logistic, mae, predict_logistic
-from flarelib.learn.data import DataConfigError, read_frames
+from flarelib.learn.data import DataConfigError, FlareDataModule, read_frames
 
 #: Hot channels (Å) of the region-photometry baseline, and of the brightest-pixel baseline.
 PHOTOMETRY_CHANNELS = (94, 131, 335)
@@ -52,7 +52,7 @@ def log10_flux(flux: np.ndarray) -> np.ndarray:
         return np.where(flux > 0, np.log10(np.where(flux > 0, flux, 1.0)), np.nan)
 
 
-def _is_nowcast(dm) -> bool:
+def _is_nowcast(dm: FlareDataModule) -> bool:
     return bool(dm.plan.target.horizon == np.timedelta64(0, "ns"))
 
 
@@ -76,12 +76,12 @@ def persistence(flux_now: np.ndarray, times: np.ndarray, time_index: np.ndarray,
     return np.where(found, log10_flux(flux_now[pos]), np.nan)
 
 
-def persistence_forecast(dm, time_index: np.ndarray) -> np.ndarray:
+def persistence_forecast(dm: FlareDataModule, time_index: np.ndarray) -> np.ndarray:
     """:func:`persistence` (log10 W/m²) of a set-up data module ``dm`` for its cube steps ``time_index``."""
     return persistence(dm.plan.flux_now, dm.plan.times, time_index, nowcast=_is_nowcast(dm), cadence=dm.plan.cadence)
 
 
-def flare_history_persistence(dm, time_index: np.ndarray, label: str = "24h") -> np.ndarray:
+def flare_history_persistence(dm: FlareDataModule, time_index: np.ndarray, label: str = "24h") -> np.ndarray:
     """log10 (W/m²) of the max XRS-B flux over ``[t - H, t]`` (``dm.history_max(label)``), H = ``label``.
 
     Forecasts only: for a nowcast the window contains the flux being predicted.
@@ -96,19 +96,19 @@ def climatology(train_log: np.ndarray, n: int) -> np.ndarray:
     return np.full(n, np.nanmean(np.asarray(train_log, float)))
 
 
-def base_rate(dm, threshold: float) -> float:
+def base_rate(dm: FlareDataModule, threshold: float) -> float:
     """Fraction of training samples of ``dm`` whose target flux is at or above ``threshold`` (W/m²)."""
     flux = np.asarray(dm.plan.target.flux, float)[dm.plan.index["train"]]
     flux = flux[np.isfinite(flux)]
     return float(np.mean(flux >= threshold)) if flux.size else float("nan")
 
 
-def climatology_forecast(dm, time_index: np.ndarray) -> np.ndarray:
+def climatology_forecast(dm: FlareDataModule, time_index: np.ndarray) -> np.ndarray:
     """The training-block mean log10 flux of ``dm`` (log10 W/m²) for each of ``time_index``."""
     return climatology(np.asarray(dm.plan.target.log_flux, float)[dm.plan.index["train"]], len(time_index))
 
 
-def flare_list(dm) -> tuple[np.ndarray, np.ndarray]:
+def flare_list(dm: FlareDataModule) -> tuple[np.ndarray, np.ndarray]:
     """``(peak times datetime64[ns], peak flux W/m² float64)`` of the cube's flare event list, sorted by peak
     (empty arrays for a cube without one). The synthetic sun's list also holds the flares simulated before its
     first image, so a running rate is defined from the start."""
@@ -121,7 +121,7 @@ def flare_list(dm) -> tuple[np.ndarray, np.ndarray]:
     return peak[order], flux[order]
 
 
-def running_rate_poisson(dm, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS,
+def running_rate_poisson(dm: FlareDataModule, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS,
                          days: int = RATE_DAYS) -> dict[str, np.ndarray] | None:
     """The running-rate Poisson forecast (the activity-aware reference; the synthetic analogue of
     McIntosh-Poisson): ``{class letter: P(event)}`` at the cube steps ``time_index``.
@@ -147,7 +147,7 @@ def running_rate_poisson(dm, time_index: np.ndarray, *, thresholds: Mapping[str,
     return out
 
 
-def history_features(dm, time_index: np.ndarray) -> np.ndarray:
+def history_features(dm: FlareDataModule, time_index: np.ndarray) -> np.ndarray:
     """(n, k) GOES and flare-history features known at each issue time: ``log10`` of the XRS-B flux at ``t``
     and of its max over each flare-history window (6 h, 24 h), and ``log10(1 + count)`` of the flares >= C1 and
     >= M1 that peaked in the previous :data:`RATE_DAYS` days (where the cube lists its flares)."""
@@ -169,7 +169,7 @@ def history_features(dm, time_index: np.ndarray) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def goes_history_logistic(dm, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS
+def goes_history_logistic(dm: FlareDataModule, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS
                           ) -> dict[str, np.ndarray] | None:
     """The GOES + flare-history model: per class, a :func:`fit_logistic` of the training-block events on
     :func:`history_features`, at the cube steps ``time_index``: ``{class letter: P(event)}``.
@@ -180,8 +180,14 @@ def goes_history_logistic(dm, time_index: np.ndarray, *, thresholds: Mapping[str
     if _is_nowcast(dm):
         return None
     train = dm.plan.index["train"]
-    x_train, x = history_features(dm, train), history_features(dm, time_index)
-    flux_train = np.asarray(dm.plan.target.flux, float)[train]
+    return _logistic_per_class(dm, history_features(dm, train), history_features(dm, time_index), thresholds)
+
+
+def _logistic_per_class(dm: FlareDataModule, x_train: np.ndarray, x: np.ndarray,
+                        thresholds: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """``{class letter: P(event)}`` at ``x`` of a :func:`fit_logistic` per class of the training-block events
+    (target flux >= the class threshold) on the features ``x_train`` of the training steps."""
+    flux_train = np.asarray(dm.plan.target.flux, float)[dm.plan.index["train"]]
     out = {}
     for letter, threshold in thresholds.items():
         events = np.where(np.isfinite(flux_train), (flux_train >= threshold).astype(float), np.nan)
@@ -189,7 +195,7 @@ def goes_history_logistic(dm, time_index: np.ndarray, *, thresholds: Mapping[str
     return out
 
 
-def observable_oracle(dm, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS
+def observable_oracle(dm: FlareDataModule, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS
                       ) -> dict[str, np.ndarray] | None:
     """The synthetic sun's observable oracle: per class, a :func:`fit_logistic` of the training-block events on
     :func:`history_features` and the cube's noiseless image ``observables`` (SYNTHETIC: the rate proxy, the
@@ -210,15 +216,10 @@ def observable_oracle(dm, time_index: np.ndarray, *, thresholds: Mapping[str, fl
     index = np.asarray(time_index, np.int64)
     x_train = np.column_stack([history_features(dm, train), values[train]])
     x = np.column_stack([history_features(dm, index), values[index]])
-    flux_train = np.asarray(dm.plan.target.flux, float)[train]
-    out = {}
-    for letter, threshold in thresholds.items():
-        events = np.where(np.isfinite(flux_train), (flux_train >= threshold).astype(float), np.nan)
-        out[letter] = predict_logistic(fit_logistic(x_train, events), x)
-    return out
+    return _logistic_per_class(dm, x_train, x, thresholds)
 
 
-def distinct_events(dm, time_index: np.ndarray, threshold: float) -> int:
+def distinct_events(dm: FlareDataModule, time_index: np.ndarray, threshold: float) -> int:
     """How many distinct flares at or above ``threshold`` (W/m²) make the samples ``time_index`` events.
 
     With the cube's flare list: a forecast counts the flares whose peak lies in some sample's window
@@ -288,7 +289,7 @@ def brightest_pixel(store: str | Path, time_index: np.ndarray, channel_index: in
     return _brightest_pixel_series(store, int(channel_index), _mtime(store))[np.asarray(time_index)]
 
 
-def brightest_pixel_forecast(dm, time_index: np.ndarray, *,
+def brightest_pixel_forecast(dm: FlareDataModule, time_index: np.ndarray, *,
                              hot_channels: Sequence[int] = BRIGHTEST_PIXEL_CHANNELS) -> tuple[str, np.ndarray] | None:
     """``(name, log10 W/m²)`` of the brightest-pixel baseline: ``a + b log10(max DN/s)`` of whichever of
     ``hot_channels`` in the cube fits the training block best (lowest training MAE); None without one."""
@@ -332,7 +333,7 @@ def _excess_series(store: str, channel_indices: tuple[int, ...], mtime: float) -
     return _frame_summaries(store, mtime)[1][:, list(channel_indices)]
 
 
-def photometry_features(dm, time_index: np.ndarray, *,
+def photometry_features(dm: FlareDataModule, time_index: np.ndarray, *,
                         channels: Sequence[int] = PHOTOMETRY_CHANNELS) -> tuple[list[int], np.ndarray]:
     """``(channels used, features)``: log10 of :func:`hot_excess` (DN/s, floored at ``EXCESS_FLOOR``) of each
     of ``channels`` present in the cube, (n, k), at the cube steps ``time_index``. Memoized per store."""
@@ -345,7 +346,8 @@ def photometry_features(dm, time_index: np.ndarray, *,
         return used, np.log10(np.maximum(series[np.asarray(time_index, np.int64)], EXCESS_FLOOR))
 
 
-def region_photometry_forecast(dm, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS,
+def region_photometry_forecast(dm: FlareDataModule, time_index: np.ndarray, *,
+                               thresholds: Mapping[str, float] = THRESHOLDS,
                                channels: Sequence[int] = PHOTOMETRY_CHANNELS
                                ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
     """The region-photometry baseline at ``time_index``: ``(log10 W/m², {class letter: P(event)})``.
@@ -369,7 +371,8 @@ def region_photometry_forecast(dm, time_index: np.ndarray, *, thresholds: Mappin
     return log_pred, probs
 
 
-def oracle_forecast(dm, time_index: np.ndarray) -> tuple[np.ndarray | None, dict[str, np.ndarray]] | None:
+def oracle_forecast(dm: FlareDataModule, time_index: np.ndarray
+                    ) -> tuple[np.ndarray | None, dict[str, np.ndarray]] | None:
     """The synthetic generator's oracle at ``time_index``: ``(log10 W/m² or None, {class letter: P(event)})``.
 
     Nowcast: ``oracle_flux_now (time)``. Forecast: ``oracle_flux_max (time, forecast)`` and
@@ -394,7 +397,7 @@ def oracle_forecast(dm, time_index: np.ndarray) -> tuple[np.ndarray | None, dict
         return flux, probs
 
 
-def baseline_forecasts(dm, time_index: np.ndarray, thresholds: Mapping[str, float] = THRESHOLDS
+def baseline_forecasts(dm: FlareDataModule, time_index: np.ndarray, thresholds: Mapping[str, float] = THRESHOLDS
                ) -> dict[str, tuple[np.ndarray | None, dict[str, np.ndarray]]]:
     """Every reference forecast: name -> (log10 W/m² or None, {class letter: probability})."""
     index = np.asarray(time_index, np.int64)
@@ -429,7 +432,7 @@ def baseline_forecasts(dm, time_index: np.ndarray, thresholds: Mapping[str, floa
     return out
 
 
-def baseline_predictions(dm, time_index: np.ndarray) -> dict[str, np.ndarray]:
+def baseline_predictions(dm: FlareDataModule, time_index: np.ndarray) -> dict[str, np.ndarray]:
     """log10 flux (W/m²) of every reference forecast that gives a flux, for the cube steps ``time_index``.
 
     ``dm`` is a set-up :class:`flarelib.learn.data.FlareDataModule`; everything calibrated is calibrated
@@ -438,7 +441,7 @@ def baseline_predictions(dm, time_index: np.ndarray) -> dict[str, np.ndarray]:
     return {name: log for name, (log, _) in baseline_forecasts(dm, time_index).items() if log is not None}
 
 
-def baseline_probabilities(dm, time_index: np.ndarray, *,
+def baseline_probabilities(dm: FlareDataModule, time_index: np.ndarray, *,
                            thresholds: Mapping[str, float] = THRESHOLDS) -> dict[str, dict[str, np.ndarray]]:
     """{name: {class letter: P(event)}} of every reference forecast that gives probabilities."""
     return {name: probs for name, (_, probs) in baseline_forecasts(dm, time_index, thresholds).items() if probs}

@@ -60,6 +60,7 @@ from flarelib.evaluate.scoring import (
     within_block_auc,
 )
 from flarelib.labels import data_kind
+from flarelib.learn.data import FlareDataModule
 from flarelib.paths import results_dir
 
 #: Columns of :func:`skill_table`, in order.
@@ -107,13 +108,16 @@ class Forecasts:
     val: SplitForecasts
     test: SplitForecasts
     prob_threshold: dict[tuple[str, str], float] = field(default_factory=dict)  #: (predictor, letter) -> chosen
-    block: np.timedelta64 = DAY  #: the bootstrap block: the target's memory (:func:`memory_block`)
+    block: dict[str, np.timedelta64] = field(default_factory=dict)  #: class letter -> bootstrap block (memory)
     distinct: dict[str, int] = field(default_factory=dict)  #: class letter -> distinct test events
     cadence: np.timedelta64 | None = None  #: the cube's, for the test blocks of :func:`within_block_auc`
 
-    @property
-    def block_hours(self) -> float:
-        return float(self.block / np.timedelta64(1, "h"))
+    def block_of(self, letter: str) -> np.timedelta64:
+        """The bootstrap block of class ``letter``'s events: their measured memory (one day when not measured)."""
+        return self.block.get(letter, np.timedelta64(DAY, "h"))
+
+    def block_hours(self, letter: str) -> float:
+        return float(self.block_of(letter) / np.timedelta64(1, "h"))
 
     def score(self, split: str, predictor: str, letter: str) -> np.ndarray:
         """What ranks ``predictor``'s samples for class ``letter`` (ROC, AUC): its probability, else its flux."""
@@ -144,7 +148,7 @@ class Forecasts:
         return pd.DataFrame([{**head, **row} for row in rows])
 
 
-def _dataset_name(dm) -> str:
+def _dataset_name(dm: FlareDataModule) -> str:
     attrs = getattr(dm, "cube_attrs", {}) or {}
     return f"{data_kind(bool(dm.synthetic))} {attrs.get('name', Path(dm.store_path).name)}"
 
@@ -155,7 +159,7 @@ def _model_outputs(ds: xr.Dataset, thresholds: Mapping[str, float]) -> tuple[np.
     return np.asarray(ds["pred"].values, float), head
 
 
-def _split_forecasts(ds: xr.Dataset, dm, thresholds: Mapping[str, float],
+def _split_forecasts(ds: xr.Dataset, dm: FlareDataModule, thresholds: Mapping[str, float],
                      others: Mapping[str, xr.Dataset] | None = None) -> SplitForecasts:
     index = np.asarray(ds["time_index"].values, np.int64)
     flux = np.asarray(dm.plan.target.flux, float)[index]
@@ -184,7 +188,7 @@ def _split_forecasts(ds: xr.Dataset, dm, thresholds: Mapping[str, float],
     return out
 
 
-def _target_events(dm, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _target_events(dm: FlareDataModule, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """(times, 0/1 event or NaN) of ``dm``'s target at ``threshold`` over every usable step of the cube."""
     steps = np.asarray(dm.plan.usable, np.int64)
     flux = np.asarray(dm.plan.target.flux, float)[steps]
@@ -192,15 +196,16 @@ def _target_events(dm, threshold: float) -> tuple[np.ndarray, np.ndarray]:
             np.where(np.isfinite(flux), (flux >= threshold).astype(float), np.nan))
 
 
-def target_memory(dm, thresholds: Mapping[str, float] = THRESHOLDS) -> np.timedelta64:
-    """The bootstrap block for ``dm``'s target: the longest :func:`memory_block` of its event series (one per
-    class threshold) over every usable step of the cube, so that blocks span the target's memory wherever the
-    test samples lie."""
-    blocks = [memory_block(*_target_events(dm, t)) for t in thresholds.values()]
-    return max(blocks, default=np.timedelta64(DAY, "h"))
+def target_memory(dm: FlareDataModule, thresholds: Mapping[str, float] = THRESHOLDS) -> dict[str, np.timedelta64]:
+    """The bootstrap block of each class threshold for ``dm``'s target: the :func:`memory_block` of its event
+    series over every usable step of the cube, so that blocks span that series' memory wherever the test
+    samples lie. Each threshold has its own: on a sun whose activity rises through the year, "a flare >= C1 in
+    the next 24 h" stays on for weeks, while the >= M1 series forgets in days."""
+    return {letter: memory_block(*_target_events(dm, t)) for letter, t in thresholds.items()}
 
 
-def target_memory_curve(dm, threshold: float, *, max_days: float = 30.0) -> tuple[np.ndarray, np.ndarray, float]:
+def target_memory_curve(dm: FlareDataModule, threshold: float, *,
+                        max_days: float = 30.0) -> tuple[np.ndarray, np.ndarray, float]:
     """``(lags in hours, autocorrelation, tau in hours)`` of ``dm``'s target event series at ``threshold``
     (W/m²) over every usable step, lags up to ``max_days``: what notebook 05 plots beside the block it
     chose (:func:`target_memory`)."""
@@ -211,7 +216,7 @@ def target_memory_curve(dm, threshold: float, *, max_days: float = 30.0) -> tupl
     return np.arange(rho.size) * hours, rho, autocorrelation_time(grid) * hours
 
 
-def collect_forecasts(val: xr.Dataset, test: xr.Dataset, dm, *,
+def collect_forecasts(val: xr.Dataset, test: xr.Dataset, dm: FlareDataModule, *,
                       thresholds: Mapping[str, float] = THRESHOLDS,
                       others: Mapping[str, tuple[xr.Dataset, xr.Dataset]] | None = None) -> Forecasts:
     """The model's predictions on ``val`` and ``test`` (from :func:`flarelib.learn.predict`) and every
@@ -239,7 +244,7 @@ def collect_forecasts(val: xr.Dataset, test: xr.Dataset, dm, *,
     return f
 
 
-def skill_table(val: xr.Dataset, test: xr.Dataset, dm, *, thresholds: Mapping[str, float] = THRESHOLDS,
+def skill_table(val: xr.Dataset, test: xr.Dataset, dm: FlareDataModule, *, thresholds: Mapping[str, float] = THRESHOLDS,
                 n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL,
                 forecasts: Forecasts | None = None) -> pd.DataFrame:
     """The skill table of the model and every baseline on the test samples, with bootstrap intervals.
@@ -266,7 +271,7 @@ def skill_table(val: xr.Dataset, test: xr.Dataset, dm, *, thresholds: Mapping[st
         yes = {name: f.yes("test", name, letter) for name in f.predictors}
         probs = {name: p[letter] for name, p in f.test.prob.items() if letter in p}
         r = resample_scores(f.test.times, event, yes, probs=probs, reference_rate=f.base_rate[letter],
-                            block=f.block, n_resamples=n_resamples, seed=seed)
+                            block=f.block_of(letter), n_resamples=n_resamples, seed=seed)
         intervals = {score: interval(draws, level) for score, draws in
                      (("TSS", r.tss_r), ("HSS", r.hss_r), ("BSS", r.bss_r))}
         for j, name in enumerate(f.predictors):
@@ -279,7 +284,8 @@ def skill_table(val: xr.Dataset, test: xr.Dataset, dm, *, thresholds: Mapping[st
                             for key, value in ((s, point[j]), (f"{s}_lo", intervals[s][0, j]),
                                                (f"{s}_hi", intervals[s][1, j]))},
                          "AUC": roc_auc(score, event), "AUC_within": within_block_auc(score, event, blocks),
-                         "MAE_dex": mae(f.test.log[name], f.test.true_log), "block_hours": f.block_hours})
+                         "MAE_dex": mae(f.test.log[name], f.test.true_log),
+                         "block_hours": f.block_hours(letter)})
     return f.frame(rows)[SKILL_COLUMNS]
 
 
@@ -322,10 +328,12 @@ def paired_table(forecasts: Forecasts, pairs: Sequence[tuple[str, str]] | None =
             both_prob = prob_a is not None and prob_b is not None
             d = paired_difference(f.test.times, event, f.yes("test", a, letter), f.yes("test", b, letter),
                                   prob_a=prob_a if both_prob else None, prob_b=prob_b if both_prob else None,
-                                  reference_rate=f.base_rate[letter], block=f.block, n_resamples=n_resamples,
+                                  reference_rate=f.base_rate[letter], block=f.block_of(letter),
+                                  n_resamples=n_resamples,
                                   seed=seed, level=level)
             rows.append({"threshold": threshold_label(letter), "predictor": a, "reference": b,
-                         "n_events_distinct": f.distinct.get(letter, -1), **d, "block_hours": f.block_hours})
+                         "n_events_distinct": f.distinct.get(letter, -1), **d,
+                         "block_hours": f.block_hours(letter)})
     return f.frame(rows).reindex(columns=PAIRED_COLUMNS)
 
 
@@ -485,7 +493,7 @@ def skill_by_test_block(forecasts: Forecasts, cadence: np.timedelta64) -> pd.Dat
                            thresholds=forecasts.thresholds, yes=yes)
 
 
-def rolling_origin_baselines(dm, folds: Sequence[dict[str, np.ndarray]], *,
+def rolling_origin_baselines(dm: FlareDataModule, folds: Sequence[dict[str, np.ndarray]], *,
                              thresholds: Mapping[str, float] = THRESHOLDS) -> pd.DataFrame:
     """Rolling-origin evaluation of the reference forecasts: for each fold (``{"train", "val", "test"}`` cube
     step indices, e.g. :func:`flarelib.learn.data.rolling_origin`), every baseline is calibrated on that fold's

@@ -561,15 +561,22 @@ def plot_tss_vs_threshold(table, *, threshold: str = ">=M1", ax=None):
     return ax
 
 
-def plot_skill_intervals(table, *, score: str = "TSS", axes=None):
-    """Forest plot of a :func:`flarelib.evaluate.skill_table`: ``score`` with its bootstrap interval per
-    predictor, one panel per (target, threshold)."""
+def _forest_panels(table, axes, *, width: float):
+    """``(panels, axes)`` of a forest plot: one panel per (target, threshold) of ``table``, side by side, each
+    ``width`` inches wide and as tall as its rows need (``axes`` as given, when given)."""
     panels = list(table.groupby(["target", "threshold"], sort=False))
     if axes is None:
         n_rows = max(len(g) for _, g in panels) if panels else 1
-        _, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.2 * max(len(panels), 1), 0.4 * n_rows + 1.4),
+        _, axes = plt.subplots(1, max(len(panels), 1), figsize=(width * max(len(panels), 1), 0.4 * n_rows + 1.5),
                                squeeze=False)
         axes = axes[0]
+    return panels, axes
+
+
+def plot_skill_intervals(table, *, score: str = "TSS", axes=None):
+    """Forest plot of a :func:`flarelib.evaluate.skill_table`: ``score`` with its bootstrap interval per
+    predictor, one panel per (target, threshold)."""
+    panels, axes = _forest_panels(table, axes, width=4.2)
     for ax, ((target, threshold), group) in zip(axes, panels):
         y = np.arange(len(group))[::-1]
         value = group[score].to_numpy(float)
@@ -608,12 +615,7 @@ def plot_paired(paired, *, score: str = "TSS", axes=None):
     """Forest plot of a :func:`flarelib.evaluate.paired_table`: the paired difference ``d{score}`` of each
     (predictor, reference) pair with its interval, one panel per (target, threshold). Right of 0: the
     predictor beats the reference; an interval that holds 0 is a tie."""
-    panels = list(paired.groupby(["target", "threshold"], sort=False))
-    if axes is None:
-        n_rows = max(len(g) for _, g in panels) if panels else 1
-        _, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.0 * max(len(panels), 1), 0.4 * n_rows + 1.6),
-                               squeeze=False)
-        axes = axes[0]
+    panels, axes = _forest_panels(paired, axes, width=5.0)
     for ax, ((target, threshold), group) in zip(axes, panels):
         y = np.arange(len(group))[::-1]
         value = group[f"d{score}"].to_numpy(float)
