@@ -371,7 +371,8 @@ def verdict_sentences(paired: pd.DataFrame, *, model: str = MODEL, level: float 
                           "undefined": f"cannot be compared with {row['reference']} ({delta})"}[said])
         first = own.iloc[0]
         n_events = int(first["n_events_distinct"])
-        tail = (f" ({int(first['n_samples'])} test samples, {n_events} distinct events; paired "
+        # each pair is scored on the samples both forecast: the model's own are the most any pair has
+        tail = (f" ({int(own['n_samples'].max())} test samples, {n_events} distinct events; paired "
                 f"{100 * level:.0f}% block bootstrap, {first['block_hours'] / 24:.0f}-day blocks)")
         if n_events == 0:
             tail += "; no events, so TSS is undefined"
