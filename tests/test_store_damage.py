@@ -153,6 +153,18 @@ def test_swapped_chunks_keep_valid_checksums_but_not_their_places(tiny, tiny_ref
     xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
 
 
+def test_an_unreadable_manifest_does_not_switch_the_check_off(tiny, tiny_reference):
+    (tiny / store.MANIFEST_KEY).write_bytes(b'{"aia/0.0.0.0": ')  # cut off
+    with pytest.raises(store.DamagedCubeError, match="chunk_checksums.json is unreadable"):
+        store.open_cube(tiny)
+    report = store.verify_cube(tiny)
+    assert not report.ok and report.repairable and "chunk_checksums.json is unreadable" in report.lines()[0]
+    store.mark_damaged(tiny, report)
+    _, filler = write_tiny(tiny)
+    assert filler.steps == [] and store.verify_cube(tiny).ok and (tiny / store.MANIFEST_KEY).exists()
+    xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+
+
 def test_a_deleted_chunk_is_found_and_refilled_by_a_plain_rerun_of_the_writer(tiny, tiny_reference):
     (tiny / "aia/3.0.0.0").unlink()
     _, filler = write_tiny(tiny)  # the writer's cheap check lists the chunks of a complete store

@@ -407,7 +407,10 @@ class CubeReport:
         return bool(self.streamed) and all(self.reingestable(p) for p in self.problems)
 
     def reingestable(self, problem: ChunkProblem) -> bool:
-        """A streamed chunk or flag of some steps, or a streamed variable's metadata (restored from .zmetadata)."""
+        """A streamed chunk or flag of some steps, a streamed variable's metadata (restored from .zmetadata), or
+        the chunk manifest (written again when the store is verified complete)."""
+        if problem.key == MANIFEST_KEY:
+            return True
         if problem.variable not in (*self.streamed, "ingested"):
             return False
         return problem.steps is not None or problem.key.endswith((".zarray", ".zattrs"))
@@ -474,7 +477,10 @@ def verify_cube(path: str | Path, *, storage_options: dict | None = None,
                 if name in ("ingested", "time"):
                     good.setdefault(name, {})[key] = data
     if status == "complete":
-        problems += _misplaced_chunks(checksums, _manifest(raw), layouts)
+        try:
+            problems += _misplaced_chunks(checksums, _manifest(path, storage_options), layouts)
+        except DamagedCubeError:
+            problems.append(ChunkProblem("", MANIFEST_KEY, "is unreadable (the chunks' positions cannot be checked)"))
     ingested = np.zeros(nt, dtype=bool)
     for key, data in good.get("ingested", {}).items():
         i0, i1 = layouts["ingested"].steps(key)
@@ -498,15 +504,17 @@ def _stored_crc(data) -> int:
     return int.from_bytes(bytes(memoryview(data).cast("B")[:4]), "little")
 
 
-def _manifest(raw: _Raw) -> dict[str, int] | None:
-    """The store's chunk manifest (``None`` without one: stores written before it, or not complete yet)."""
-    data = raw.get(MANIFEST_KEY)
+def _manifest(path, storage_options: dict | None = None) -> dict[str, int] | None:
+    """The store's chunk manifest (``None`` without one: stores written before it, or not complete yet).
+    An unreadable manifest raises :class:`DamagedCubeError`: it must not switch the check off."""
+    data = _Raw(path, storage_options).get(MANIFEST_KEY)
     if data is None:
         return None
     try:
         return {str(k): int(v) for k, v in json.loads(data).items()}
-    except (ValueError, AttributeError, TypeError):
-        return {}  # unreadable: every chunk is unaccounted for, which verify reports
+    except (ValueError, AttributeError, TypeError) as err:
+        raise DamagedCubeError(f"{_store_name(path)}: {MANIFEST_KEY} is unreadable ({type(err).__name__}); "
+                               f"{_ADVICE}") from None
 
 
 def _misplaced_chunks(checksums: dict[str, int], manifest: dict[str, int] | None,
@@ -933,7 +941,7 @@ def checked_store(path: str | Path, *, storage_options: dict | None = None, inge
     attrs = metadata.get(".zattrs", {})
     inner = (zarr.storage.FsspecStore.from_url(path, storage_options=storage_options or {}, read_only=True)
              if is_url(path) else zarr.storage.LocalStore(str(path), read_only=True))
-    manifest = _manifest(_Raw(path, storage_options)) if attrs.get("ingest_status") == "complete" else None
+    manifest = _manifest(path, storage_options) if attrs.get("ingest_status") == "complete" else None
     guard = _ChunkGuard(str(path), _layouts(metadata), set(json.loads(attrs.get("streamed_variables", "[]"))),
                         ingested, manifest)
     return CheckedStore(inner, guard)
