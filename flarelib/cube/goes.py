@@ -144,8 +144,8 @@ def _scaling_from(path: Path, satellite: str) -> str:
     name = path.name.lower()
     if ".nc" in name:
         return "science-quality"
-    number = re.search(r"(\d+)", satellite)
-    if number and int(number.group(1)) >= 16:
+    number = _satellite_number(satellite)
+    if number is not None and number >= 16:
         return "science-quality"
     return "swpc-scaled"
 

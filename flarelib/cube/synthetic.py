@@ -583,7 +583,7 @@ def _oracle(config: SyntheticConfig, step_min: np.ndarray, img: slice, backgroun
     for a, b in zip(edges, [*edges[1:], np.inf]):
         width = np.clip(np.minimum(leads + wins, b) - np.maximum(leads, a), 0.0, None)
         segments.append((width, config.precursor_fraction * (b <= P), config.emergence_fraction * (b <= E)))
-    big = config.emergence_min_flux
+    major = config.emergence_min_flux  # W/m²: the flares an emergence can announce
 
     # known flares: announced at t (precursor or emergence under way), or in progress at t (until 1 % of the peak)
     known = np.zeros((n_t, n_f))
@@ -606,8 +606,8 @@ def _oracle(config: SyntheticConfig, step_min: np.ndarray, img: slice, backgroun
         y = np.maximum(x - B[:, None, None], 0.0)
         f_all = _powerlaw_fraction(y, config)
         f_c = _powerlaw_fraction(np.maximum(y, C1), config)
-        f_e = _powerlaw_fraction(np.maximum(y, big), config)
-        f_both = _powerlaw_fraction(np.maximum(np.maximum(y, C1), big), config)
+        f_e = _powerlaw_fraction(np.maximum(y, major), config)
+        f_both = _powerlaw_fraction(np.maximum(np.maximum(y, C1), major), config)
         # flares above y not yet announced: all, less the precursor-announced, less the emergence-announced,
         # plus those counted twice
         n_exp = sum(width[None, :, None] * np.clip(f_all - q_p * f_c - q_e * f_e + q_p * q_e * f_both, 0.0, None)

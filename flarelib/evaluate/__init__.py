@@ -76,6 +76,7 @@ from flarelib.evaluate.baselines import (
     persistence,
     persistence_forecast,
     photometry_features,
+    recent_flares,
     region_photometry_forecast,
     running_rate_poisson,
 )
@@ -199,6 +200,7 @@ __all__ = [
     "base_rate",
     "climatology_forecast",
     "flare_list",
+    "recent_flares",
     "running_rate_poisson",
     "history_features",
     "goes_history_logistic",

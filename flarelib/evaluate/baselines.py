@@ -121,6 +121,16 @@ def flare_list(dm: FlareDataModule) -> tuple[np.ndarray, np.ndarray]:
     return peak[order], flux[order]
 
 
+def recent_flares(dm: FlareDataModule, time_index: np.ndarray, threshold: float, days: int = RATE_DAYS) -> np.ndarray:
+    """Per cube step of ``time_index``, how many listed flares at or above ``threshold`` (W/m²) peaked in
+    ``(t - days, t]``: the flare history known at the issue time ``t`` (zeros for a cube without a flare list)."""
+    peak, flux = flare_list(dm)
+    peaks = peak[flux >= threshold]
+    times = np.asarray(dm.plan.times, "datetime64[ns]")[np.asarray(time_index, np.int64)]
+    span = np.timedelta64(int(days), "D")
+    return np.searchsorted(peaks, times, side="right") - np.searchsorted(peaks, times - span, side="right")
+
+
 def running_rate_poisson(dm: FlareDataModule, time_index: np.ndarray, *, thresholds: Mapping[str, float] = THRESHOLDS,
                          days: int = RATE_DAYS) -> dict[str, np.ndarray] | None:
     """The running-rate Poisson forecast (the activity-aware reference; the synthetic analogue of
@@ -131,20 +141,11 @@ def running_rate_poisson(dm: FlareDataModule, time_index: np.ndarray, *, thresho
     ``P = 1 - exp(-lambda * window)`` for the target's window. Forecasts only (a nowcast has no window);
     None for a nowcast or a cube without a flare event list. Nothing is fitted.
     """
-    if _is_nowcast(dm):
+    if _is_nowcast(dm) or flare_list(dm)[0].size == 0:
         return None
-    peak, flux = flare_list(dm)
-    if peak.size == 0:
-        return None
-    times = np.asarray(dm.plan.times, "datetime64[ns]")[np.asarray(time_index, np.int64)]
-    span = np.timedelta64(int(days), "D")
     window_days = float(dm.plan.target.window / np.timedelta64(1, "D"))
-    out = {}
-    for letter, threshold in thresholds.items():
-        peaks = peak[flux >= threshold]
-        count = np.searchsorted(peaks, times, side="right") - np.searchsorted(peaks, times - span, side="right")
-        out[letter] = 1.0 - np.exp(-count / float(days) * window_days)
-    return out
+    return {letter: 1.0 - np.exp(-recent_flares(dm, time_index, threshold, days) / float(days) * window_days)
+            for letter, threshold in thresholds.items()}
 
 
 def history_features(dm: FlareDataModule, time_index: np.ndarray) -> np.ndarray:
@@ -158,14 +159,8 @@ def history_features(dm: FlareDataModule, time_index: np.ndarray) -> np.ndarray:
             columns.append(log10_flux(np.asarray(dm.history_max(label), float)[index]))
         except (DataConfigError, AttributeError, KeyError):
             pass  # a cube without flux_history_max
-    peak, flux = flare_list(dm)
-    if peak.size:
-        times = np.asarray(dm.plan.times, "datetime64[ns]")[index]
-        span = np.timedelta64(RATE_DAYS, "D")
-        for threshold in THRESHOLDS.values():
-            peaks = peak[flux >= threshold]
-            count = np.searchsorted(peaks, times, side="right") - np.searchsorted(peaks, times - span, side="right")
-            columns.append(np.log10(1.0 + count))
+    if flare_list(dm)[0].size:
+        columns += [np.log10(1.0 + recent_flares(dm, index, threshold)) for threshold in THRESHOLDS.values()]
     return np.column_stack(columns)
 
 

@@ -19,7 +19,7 @@ import torch
 import xarray as xr
 from pytorch_lightning.cli import LightningCLI
 
-from flarelib.cube.store import open_cube
+from flarelib.cube.store import read_attrs
 from flarelib.learn.data import MODEL_LINKS, FlareDataModule, TrainingStats, model_setting, open_source
 from flarelib.learn.model import CLASS_HEAD_THRESHOLDS, CheckpointError, FlareNet, load_flarenet, read_checkpoint
 from flarelib.paths import config_path, default_runs_dir, read_config
@@ -232,7 +232,7 @@ def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides
     trained_on = (state.get(type(dm).__qualname__) or {}).get("cube_fingerprint")
     if trained_on is not None:
         dm.prepare_data()
-        found = str(open_cube(dm.store_path).attrs.get("input_fingerprint"))
+        found = str(read_attrs(dm.store_path).get("input_fingerprint"))
         if found != trained_on:
             raise CheckpointError(f"{path} was trained on a cube with fingerprint {trained_on[:12]}, but "
                                   f"{dm.store_path} has {found[:12]} (another cube, or rebuilt with other data): "

@@ -11,6 +11,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from flarelib.cube.goes import FLARE_CLASS_THRESHOLDS, flare_class_label, peak_steps
+from flarelib.evaluate.scoring import describe_target
 from flarelib.labels import CLASS_COLOURS, data_kind
 
 
@@ -590,21 +591,11 @@ def plot_skill_intervals(table, *, score: str = "TSS", axes=None):
         ax.set_xlabel(f"{score} (block bootstrap interval)")
         distinct = int(group["n_events_distinct"].max()) if "n_events_distinct" in group else -1
         events = f"{distinct} distinct events" if distinct >= 0 else f"{int(group['n_events'].max())} event samples"
-        ax.set_title(f"{_target_words(target)}, {_threshold_words(threshold)} ({events})", fontsize=9)
+        ax.set_title(f"{describe_target(str(target))}, {_threshold_words(threshold)} ({events})", fontsize=9)
     axes[0].figure.suptitle(_evaluation_title(table, f"{score} with intervals, {table['split'].iloc[0]} block"),
                             fontsize=10)
     axes[0].figure.tight_layout()
     return axes
-
-
-def _target_words(target: str) -> str:
-    """``"lead60min_window1440min"`` -> ``"1 h / 24 h forecast"``, ``"now"`` -> ``"nowcast"``: the words of the text."""
-    if target in ("now", "nowcast") or not (target.startswith("lead") and "_window" in target):
-        return "nowcast" if target in ("now", "nowcast") else target
-    lead, window = (int(v.rstrip("min")) for v in target[4:].split("_window", 1))
-    def words(minutes: int) -> str:
-        return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
-    return f"{words(lead)} / {words(window)} forecast"
 
 
 def _threshold_words(threshold: str) -> str:
@@ -628,7 +619,7 @@ def plot_paired(paired, *, score: str = "TSS", axes=None):
         ax.axvline(0, color="0.3", lw=0.8)
         block_days = float(group["block_hours"].iloc[0]) / 24
         ax.set_xlabel(f"Δ{score} (paired bootstrap, {block_days:.0f}-day blocks)")
-        ax.set_title(f"{_target_words(target)}, {_threshold_words(threshold)} "
+        ax.set_title(f"{describe_target(str(target))}, {_threshold_words(threshold)} "
                      f"({int(group['n_events_distinct'].iloc[0])} distinct events)", fontsize=9)
     axes[0].figure.suptitle(_evaluation_title(paired, f"paired Δ{score} (green: beats, red: loses, grey: tie)"),
                             fontsize=10)
