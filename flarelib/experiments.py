@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -39,12 +40,13 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as L
 import torch
+import xarray as xr
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from tqdm.auto import tqdm
 
 from flarelib import evaluate
 from flarelib.cube.goes import FLARE_CLASS_THRESHOLDS
-from flarelib.learn import FlareNet, load_flarenet, predict, quiet_lightning
+from flarelib.learn import GOES_ONLY_INPUTS, GOES_ONLY_NAME, FlareNet, load_flarenet, predict, quiet_lightning
 from flarelib.learn.data import FlareDataModule, model_settings
 from flarelib.paths import CONFIG_DIR, read_config, results_dir
 
@@ -94,19 +96,21 @@ def data_module(data: Mapping, **changes) -> FlareDataModule:
 
 
 def fit(dm: FlareDataModule, model: Mapping, *, seed: int, recipe: Recipe = Recipe(),
-        out_dir: str | Path | None = None) -> FlareNet:
+        out_dir: str | Path | None = None, keep: str | Path | None = None) -> FlareNet:
     """Train FlareNet (``model`` settings) on ``dm``'s training steps; return the best-validation model (eval mode).
 
-    The model reads what the data module gives (channels, target, frames, GOES inputs).
+    The model reads what the data module gives (channels, target, frames, GOES inputs). ``keep``: a file to which
+    the best checkpoint is copied (otherwise it is deleted with the run's temporary folder).
     """
     L.seed_everything(seed, workers=True, verbose=False)
     net = FlareNet.from_settings(model, model_settings(dm))
     net.adopt(dm.training_stats())
     with quiet_lightning():
-        return _fit(net, dm, recipe, out_dir)
+        return _fit(net, dm, recipe, out_dir, keep)
 
 
-def _fit(net: FlareNet, dm: FlareDataModule, recipe: Recipe, out_dir: str | Path | None) -> FlareNet:
+def _fit(net: FlareNet, dm: FlareDataModule, recipe: Recipe, out_dir: str | Path | None,
+         keep: str | Path | None = None) -> FlareNet:
     with tempfile.TemporaryDirectory(dir=out_dir) as folder:
         best = ModelCheckpoint(dirpath=folder, monitor="val_loss", mode="min", save_top_k=1)
         # CUDA has no deterministic max-pool backward: warn there instead of stopping
@@ -117,6 +121,9 @@ def _fit(net: FlareNet, dm: FlareDataModule, recipe: Recipe, out_dir: str | Path
         trainer.fit(net, datamodule=dm)
         best_net = load_flarenet(best.best_model_path)
         best_net.epochs_trained = trainer.current_epoch
+        if keep is not None:
+            Path(keep).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(best.best_model_path, keep)
     return best_net
 
 
@@ -218,7 +225,103 @@ def choose_variant(table: pd.DataFrame, target: str, config: str = "max pool (co
     return max(better, key=lambda name: rows.loc[name, "TSS"]) if better else config
 
 
+# --------------------------------------------------------------------------- do the images add to GOES?
+
+#: The converged recipe of :func:`images_over_goes`: up to 30 epochs, stopped 5 epochs after the best validation loss.
+CONVERGED_RECIPE = Recipe(max_epochs=30, patience=5)
+#: The name of the seed-mean CNN + GOES model in :func:`images_over_goes`' tables.
+CNN_GOES = "CNN + GOES history"
+#: Where :func:`images_over_goes` keeps its checkpoints when asked (``make forecast-model``).
+FORECAST_MODELS = Path("models") / "forecast-cnn-goes"
+
+
+def seed_mean(runs: Sequence[xr.Dataset]) -> xr.Dataset:
+    """The mean of several models' :func:`~flarelib.learn.predict` outputs on the same steps (log10 W/m² and
+    probabilities averaged): the seed ensemble."""
+    first = runs[0]
+    for other in runs[1:]:
+        if not np.array_equal(other["time_index"].values, first["time_index"].values):
+            raise ValueError("the runs predicted different steps; a seed mean needs the same ones")
+    out = first.copy()
+    for name in first.data_vars:
+        if name != "true":
+            out[name] = sum(r[name] for r in runs) / len(runs)
+    return out
+
+
+def images_over_goes(data: Mapping, model: Mapping, *, seeds: Sequence[int] = SEEDS,
+                     recipe: Recipe = CONVERGED_RECIPE, target: str = FORECAST, keep: str | Path | None = None,
+                     n_resamples: int = evaluate.N_RESAMPLES, progress: bool = True
+                     ) -> tuple[pd.DataFrame, evaluate.Forecasts]:
+    """Do the images add information to the GOES history? FlareNet reading the images **and** the GOES flux known
+    at t (:data:`flarelib.learn.GOES_ONLY_INPUTS`) against the same network reading only the GOES flux, both
+    trained with early stopping (``recipe``) for each of ``seeds`` on the same data module and scored on the same
+    test steps.
+
+    Returns the paired comparisons (:data:`flarelib.evaluate.PAIRED_COLUMNS` plus ``seed`` and ``epochs``): each
+    seed's CNN + GOES against its GOES-only model, and the seed means (``seed`` = ``"mean"``, the ensemble of the
+    seeds' probabilities) against the GOES-only mean, the GOES + flare-history logistic model and the observable
+    oracle, with the observable oracle's own margins for scale; and the seed-mean forecasts (the model is
+    :data:`CNN_GOES`, stored under :data:`flarelib.evaluate.MODEL`). ``keep``: a folder for the checkpoints
+    (``cnn-goes-seed{seed}.ckpt``, ``goes-only-seed{seed}.ckpt``).
+    """
+    dm = data_module(data, target=target, goes_inputs=list(GOES_ONLY_INPUTS))
+    runs: dict[str, list[tuple[xr.Dataset, xr.Dataset]]] = {"cnn": [], "goes": []}
+    epochs: dict[str, list[int]] = {"cnn": [], "goes": []}
+    rows = []
+    for seed in tqdm(seeds, desc="CNN + GOES vs GOES-only", disable=not progress, unit="seed"):
+        for kind, settings in (("cnn", model), ("goes", {**model, "use_images": False})):
+            path = Path(keep) / f"{'cnn-goes' if kind == 'cnn' else 'goes-only'}-seed{seed}.ckpt" if keep else None
+            net = fit(dm, settings, seed=seed, recipe=recipe, keep=path)
+            runs[kind].append((predict(net, dm, "val"), predict(net, dm, "test")))
+            epochs[kind].append(net.epochs_trained)
+        (cv, ct), (gv, gt) = runs["cnn"][-1], runs["goes"][-1]
+        f = evaluate.collect_forecasts(cv, ct, dm, others={GOES_ONLY_NAME: (gv, gt)})
+        rows.append(evaluate.paired_table(f, [(evaluate.MODEL, GOES_ONLY_NAME)], n_resamples=n_resamples)
+                    .assign(seed=str(seed), epochs=epochs["cnn"][-1]))
+    mean = {kind: (seed_mean([v for v, _ in r]), seed_mean([t for _, t in r])) for kind, r in runs.items()}
+    f = evaluate.collect_forecasts(*mean["cnn"], dm, others={GOES_ONLY_NAME: mean["goes"]})
+    pairs = [(evaluate.MODEL, GOES_ONLY_NAME), (evaluate.MODEL, evaluate.GOES_HISTORY_MODEL),
+             (evaluate.MODEL, evaluate.OBSERVABLE_ORACLE), (evaluate.OBSERVABLE_ORACLE, GOES_ONLY_NAME),
+             (evaluate.OBSERVABLE_ORACLE, evaluate.GOES_HISTORY_MODEL), (GOES_ONLY_NAME, evaluate.GOES_HISTORY_MODEL)]
+    rows.append(evaluate.paired_table(f, pairs, n_resamples=n_resamples)
+                .assign(seed="mean", epochs=float(np.mean(epochs["cnn"]))))
+    table = pd.concat(rows, ignore_index=True)
+    table["predictor"] = table["predictor"].replace({evaluate.MODEL: CNN_GOES})
+    return table, f
+
+
+def images_margin(table: pd.DataFrame, *, letter: str = LETTER, share: float = 0.7) -> str:
+    """The computed verdict of :func:`images_over_goes`: the seed-mean CNN + GOES against the GOES-only model at
+    class ``letter``, paired, beside the observable oracle's margin over the same model, and whether the goal
+    (interval above 0 and at least ``share`` of the oracle's margin) is met."""
+    rows = table[(table["seed"] == "mean") & (table["threshold"] == evaluate.threshold_label(letter))]
+    pick = rows.set_index(["predictor", "reference"])
+    model, oracle = pick.loc[(CNN_GOES, GOES_ONLY_NAME)], pick.loc[(evaluate.OBSERVABLE_ORACLE, GOES_ONLY_NAME)]
+    per_seed = table[(table["seed"] != "mean") & (table["threshold"] == evaluate.threshold_label(letter))]
+    ratio = model["dTSS"] / oracle["dTSS"] if oracle["dTSS"] > 0 else np.nan
+    met = model["dTSS_lo"] > 0 and ratio >= share
+    return (f"{model['dataset']}: CNN + GOES - GOES-only model, dTSS>={letter}1 {model['dTSS']:+.3f} "
+            f"[{model['dTSS_lo']:+.3f}, {model['dTSS_hi']:+.3f}] (mean of {per_seed['seed'].nunique()} seeds; each "
+            f"seed {', '.join(f'{v:+.3f}' for v in per_seed['dTSS'])}); the observable oracle's margin over the "
+            f"same model {oracle['dTSS']:+.3f} [{oracle['dTSS_lo']:+.3f}, {oracle['dTSS_hi']:+.3f}]; the model "
+            f"reaches {ratio:.2f} of it (goal: interval above 0 and >= {share:.1f}): "
+            f"{'met' if met else 'not met'} ({model['n_events_distinct']} distinct events, "
+            f"{model['block_hours']:.0f} h blocks).")
+
+
 # --------------------------------------------------------------------------- lessons
+#
+# Each lesson trains a few designs on the same data module, predicts the same validation and test steps with each
+# (the seed mean of their probabilities), and compares them with the paired block bootstrap of the difference
+# (:func:`flarelib.evaluate.paired_table`) beside the baselines on the same steps. Every lesson returns
+# ``(runs, paired)``: one skill row per design and reference (the columns of ``skill.csv`` plus the lesson's own),
+# and the paired comparisons (the columns of ``paired.csv`` plus ``lesson``).
+
+#: Reference forecasts shown beside every lesson's designs (name prefixes of
+#: :func:`flarelib.evaluate.baseline_forecasts`).
+LESSON_REFERENCES = ("climatology", "brightest pixel", evaluate.GOES_HISTORY_MODEL)
+
 
 def training_span(dm: FlareDataModule, span_days: float, n_train: int | None = None, *,
                   train: np.ndarray | None = None, start: np.datetime64 | None = None) -> np.ndarray:
@@ -243,57 +346,119 @@ def window_starts(dm: FlareDataModule, span_days: float, windows: int, train: np
     return [first + room * k // (windows - 1) for k in range(windows)]
 
 
-def _lesson_row(f: evaluate.Forecasts, n_resamples: int) -> dict:
-    row = scores(f, n_resamples=n_resamples).loc[evaluate.MODEL]
-    return {**{k: row[k] for k in ("TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex")}, "dataset": f.dataset}
+def is_event(dm: FlareDataModule, steps: np.ndarray, letter: str = LETTER) -> np.ndarray:
+    """Whether the target at cube ``steps`` reaches class ``letter`` (bool, one per step)."""
+    return np.asarray(dm.plan.target.flux[steps] >= FLARE_CLASS_THRESHOLDS[letter])
 
 
-def long_vs_big(dm: FlareDataModule, model: Mapping, *, spans: Sequence[float] = (30, 90, 180, 365),
-                windows: int = 3, n_train: int | None = None, curve: bool = True, seeds: Sequence[int] = SEEDS,
-                recipe: Recipe = Recipe(), n_resamples: int = evaluate.N_RESAMPLES,
-                progress: bool = True) -> pd.DataFrame:
-    """Skill against the span of the training data, on ``dm``'s validation and test blocks.
+def region_disjoint(dm: FlareDataModule, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The training steps during which no region of the test steps was on the disk (a region-disjoint split: no
+    region is seen in training and scored in test). Cubes without region identities return ``train``."""
+    cube = dm.cube()
+    if "region_on_disk" not in cube:
+        log.warning("%s has no region identities (region_on_disk): the split is not made region-disjoint",
+                    dm.store_path)
+        return np.asarray(train)
+    on = cube["region_on_disk"].values.astype(bool)
+    tested = on[np.asarray(test)].any(axis=0)
+    return np.asarray(train)[~on[np.asarray(train)][:, tested].any(axis=1)]
 
-    Each span shorter than the training data is placed at ``windows`` positions through the year
-    (:func:`window_starts`): the synthetic activity rises through the year, and a single window at the start would
-    compare a quiet Sun with the whole cycle rather than short with long.
 
-    * ``design="fixed n"``: every window thinned to the same ``n_train`` samples (default: the fewest training
-      steps of any window of the shortest span), so only the span and the cadence change;
-    * ``design="all steps"`` (with ``curve``): every training step of the window (the learning curve).
+def balanced(dm: FlareDataModule, steps: np.ndarray, n_events: int, n_quiet: int) -> np.ndarray:
+    """``steps`` thinned evenly to ``n_events`` steps with a >= :data:`LETTER` target and ``n_quiet`` without."""
+    steps = np.asarray(steps)
+    event = is_event(dm, steps)
 
-    Returns columns ``design, span_days, window_start, cadence, n_train, n_train_events, seed, target, TSS, TSS_lo,
-    TSS_hi, HSS, BSS, MAE_dex, seen_regions`` (TSS, HSS at >= M1; ``cadence`` is the mean spacing of the training
-    samples; ``n_train_events`` their >= M1 targets; ``seen_regions`` the share of the test block's region-time
-    from regions on the disk during the training samples, NaN without region identities).
+    def thin(pool: np.ndarray, n: int) -> np.ndarray:
+        if n > pool.size:
+            raise ValueError(f"asked for {n} steps of a pool of {pool.size}")
+        return pool[np.unique(np.linspace(0, pool.size - 1, n).round().astype(int))] if n else pool[:0]
+
+    return np.sort(np.concatenate([thin(steps[event], n_events), thin(steps[~event], n_quiet)]))
+
+
+def seed_runs(dm: FlareDataModule, model: Mapping, seeds: Sequence[int], recipe: Recipe
+              ) -> tuple[xr.Dataset, xr.Dataset]:
+    """FlareNet trained on ``dm``'s current split for each of ``seeds``: the seed mean (:func:`seed_mean`) of its
+    predictions on the validation and test steps."""
+    runs = []
+    for seed in seeds:
+        net = fit(dm, model, seed=seed, recipe=recipe)
+        runs.append((predict(net, dm, "val"), predict(net, dm, "test")))
+    return seed_mean([v for v, _ in runs]), seed_mean([t for _, t in runs])
+
+
+def lesson_forecasts(dm: FlareDataModule, runs: Mapping[str, tuple[xr.Dataset, xr.Dataset]]) -> evaluate.Forecasts:
+    """Several designs' predictions on the same validation and test steps as one
+    :class:`~flarelib.evaluate.Forecasts`, each under its own name, beside every baseline on those steps (fit on
+    ``dm``'s training steps; yes/no thresholds chosen on the validation steps)."""
+    (first, (val, test)), *others = runs.items()
+    f = evaluate.collect_forecasts(val, test, dm, others=dict(others))
+    for split in (f.val, f.test):
+        split.log.pop(f"{evaluate.MODEL} regression", None)
+        for table in (split.log, split.prob):
+            if evaluate.MODEL in table:
+                table[first] = table.pop(evaluate.MODEL)
+    f.prob_threshold = {(first if name == evaluate.MODEL else name, letter): value
+                        for (name, letter), value in f.prob_threshold.items()}
+    return f
+
+
+def lesson_tables(f: evaluate.Forecasts, lesson: str, designs: Sequence[str], pairs: Sequence[tuple[str, str]], *,
+                  n_resamples: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The skill rows (at >= :data:`LETTER`) of ``designs`` and :data:`LESSON_REFERENCES`, and the paired
+    comparisons ``pairs``, both tagged with ``lesson``."""
+    label = evaluate.threshold_label(LETTER)
+    references = [p for p in f.predictors if p.startswith(LESSON_REFERENCES) and p not in designs]
+    skill = evaluate.skill_table(None, None, None, n_resamples=n_resamples, forecasts=f)
+    skill = skill[(skill["threshold"] == label) & skill["predictor"].isin([*designs, *references])]
+    paired = evaluate.paired_table(f, pairs, n_resamples=n_resamples)
+    return (skill.assign(lesson=lesson).reset_index(drop=True),
+            paired[paired["threshold"] == label].assign(lesson=lesson).reset_index(drop=True))
+
+
+def long_vs_big(dm: FlareDataModule, model: Mapping, *, short_days: float = 30, windows: int = 2,
+                seeds: Sequence[int] = SEEDS, recipe: Recipe = Recipe(), n_resamples: int = evaluate.N_RESAMPLES,
+                progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """"Data should be long, not only big": every training block against ``short_days`` of it (at ``windows``
+    places through the training span), each thinned to **the same number of event and quiet steps**, so the
+    designs differ only in how long a stretch of the Sun they saw.
+
+    The training steps are region-disjoint from the test block (:func:`region_disjoint`): no design has seen a
+    region it is scored on, so "long" cannot win by memorizing regions, and short cannot lose by lacking events.
+    Returns ``(runs, paired)``; ``runs`` adds ``design, span_days, window_start, n_train, n_train_events`` and the
+    paired rows compare the long design with each short window.
     """
     full = {name: idx.copy() for name, idx in dm.plan.index.items()}
     normalizer = dm.normalizer
-    starts = {span: window_starts(dm, span, windows, full["train"]) for span in spans}
-    n_fixed = n_train or min(training_span(dm, min(spans), train=full["train"], start=t).size
-                             for t in starts[min(spans)])
-    designs = [("fixed n", n_fixed)] + ([("all steps", None)] if curve else [])
-    runs = [(d, n, span, start, seed) for d, n in designs for span in spans for start in starts[span] for seed in seeds]
-    on_disk = dm.cube()["region_on_disk"].values.astype(bool) if "region_on_disk" in dm.cube() else None
-    rows = []
+    train = region_disjoint(dm, full["train"], full["test"])
+    designs = {"long: every training block": train}
+    for start in window_starts(dm, short_days, windows, train):
+        designs[f"short: {short_days:g} d from {np.datetime64(start, 'D')}"] = training_span(
+            dm, short_days, train=train, start=start)
+    n_events = min(int(is_event(dm, steps).sum()) for steps in designs.values())
+    n_quiet = min(int((~is_event(dm, steps)).sum()) for steps in designs.values())
+    if n_events < 2:
+        counts = {name: int(is_event(dm, steps).sum()) for name, steps in designs.items()}
+        raise ValueError(f"long vs big needs events >= {LETTER}1 in every design's training steps; found {counts} "
+                         "(use a longer cube or a longer short span)")
+    designs = {name: balanced(dm, steps, n_events, n_quiet) for name, steps in designs.items()}
+    runs = {}
     try:
-        for design, n, span, start, seed in tqdm(runs, desc="long vs big", disable=not progress, unit="run"):
-            train = training_span(dm, span, n, train=full["train"], start=start)
-            dm.use_split({"train": train, "val": full["val"][::recipe.val_every], "test": full["test"]})
-            net = fit(dm, model, seed=seed, recipe=recipe)
-            spacing = pd.Timedelta(np.diff(dm.plan.times[train]).mean()) if train.size > 1 else pd.NaT
-            seen = np.nan
-            if on_disk is not None:
-                test_time = on_disk[full["test"]]
-                seen = float(test_time[:, on_disk[train].any(axis=0)].sum() / max(test_time.sum(), 1))
-            rows.append({"design": design, "span_days": span, "window_start": str(np.datetime64(start, "D")),
-                         "cadence": spacing.round("min"), "n_train": train.size,
-                         "n_train_events": int(np.sum(dm.plan.target.flux[train] >= FLARE_CLASS_THRESHOLDS[LETTER])),
-                         "seed": seed, "target": dm.plan.target.name, **_lesson_row(forecasts(net, dm), n_resamples),
-                         "seen_regions": seen})
+        for name, steps in tqdm(designs.items(), desc="long vs big", disable=not progress, unit="design"):
+            dm.use_split({"train": steps, "val": full["val"][::recipe.val_every], "test": full["test"]})
+            runs[name] = seed_runs(dm, model, seeds, recipe)
     finally:
         _restore(dm, full, normalizer)
-    return pd.DataFrame(rows)
+    f = lesson_forecasts(dm, runs)
+    long, *short = designs
+    skill, paired = lesson_tables(f, "long vs big", list(designs), [(long, s) for s in short], n_resamples=n_resamples)
+    times = dm.plan.times
+    facts = pd.DataFrame([{"predictor": name, "span_days": (times[s[-1]] - times[s[0]]) / np.timedelta64(1, "D"),
+                           "window_start": str(np.datetime64(times[s[0]], "D")), "n_train": s.size,
+                           "n_train_events": int(is_event(dm, s).sum()), "seeds": len(seeds)}
+                          for name, s in designs.items()])
+    return skill.merge(facts, on="predictor", how="left"), paired
 
 
 def _restore(dm: FlareDataModule, split: dict[str, np.ndarray], normalizer) -> None:
@@ -302,45 +467,44 @@ def _restore(dm: FlareDataModule, split: dict[str, np.ndarray], normalizer) -> N
     dm.use_split(split, refit_normalizer=False)
 
 
-STRATEGIES = ("no weighting", "loss weighting", "weighted sampler", "threshold moving")
+WEIGHTINGS = ("no weighting", "loss weighting")
+RULES = ("P >= 0.5", "threshold chosen on validation")
 
 
-def imbalance(dm: FlareDataModule, model: Mapping, *, strategies: Sequence[str] = STRATEGIES,
-              seeds: Sequence[int] = SEEDS, train: np.ndarray | None = None, recipe: Recipe = Recipe(),
-              n_resamples: int = evaluate.N_RESAMPLES, progress: bool = True) -> pd.DataFrame:
-    """Class-imbalance strategies at >= M1 on ``dm``'s test block.
+def imbalance(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEEDS, train: np.ndarray | None = None,
+              recipe: Recipe = Recipe(), n_resamples: int = evaluate.N_RESAMPLES,
+              progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Class imbalance as a 2 x 2: loss weighting or none (:func:`flarelib.learn.data.class_weights`) x saying
+    yes at P >= 0.5 or at the threshold that maximizes TSS on validation, at >= :data:`LETTER` on ``dm``'s test
+    block, scored by TSS (which the rule moves), AUC and BSS (which it cannot), beside the brightest-pixel and
+    GOES-history references. ``train`` restricts the training steps (default: all).
 
-    ``no weighting``, ``loss weighting`` (:func:`flarelib.learn.data.class_weights` in the loss) and ``weighted
-    sampler`` say yes at P >= 0.5; ``threshold moving`` is no weighting with the probability threshold
-    chosen on validation to maximize TSS. ``train`` restricts the training steps (default: all).
-
-    Returns columns ``strategy, seed, target, n_train, threshold, TSS, TSS_lo, TSS_hi, HSS, BSS, MAE_dex``.
+    Returns ``(runs, paired)``; the paired rows are each factor at fixed other factor, and the best design against
+    the GOES + flare-history model.
     """
-    unknown = [s for s in strategies if s not in STRATEGIES]
-    if unknown:
-        raise ValueError(f"unknown strategies {unknown}; choose from {STRATEGIES}")
     full = {name: idx.copy() for name, idx in dm.plan.index.items()}
-    weighting = {"no weighting": "none", "loss weighting": "loss", "weighted sampler": "sampler",
-                 "threshold moving": "none"}
+    scheme = {"no weighting": "none", "loss weighting": "loss"}
     before, normalizer = dm.class_weighting.scheme, dm.normalizer
-    rows = []
+    trained = {}
     try:
         dm.use_split({"train": full["train"] if train is None else train, "val": full["val"][::recipe.val_every],
                       "test": full["test"]})
-        for strategy, seed in tqdm([(s, k) for s in strategies for k in seeds], desc="imbalance",
-                                   disable=not progress, unit="run"):
-            dm.reweight(weighting[strategy])
-            net = fit(dm, {**model, "class_head": True}, seed=seed, recipe=recipe)
-            f = forecasts(net, dm)
-            if strategy != "threshold moving":
-                f.prob_threshold[(evaluate.MODEL, LETTER)] = 0.5
-            rows.append({"strategy": strategy, "seed": seed, "target": dm.plan.target.name,
-                         "n_train": dm.plan.index["train"].size,
-                         "threshold": f.prob_threshold[(evaluate.MODEL, LETTER)], **_lesson_row(f, n_resamples)})
+        for weighting in tqdm(WEIGHTINGS, desc="imbalance", disable=not progress, unit="design"):
+            dm.reweight(scheme[weighting])
+            trained[weighting] = seed_runs(dm, {**model, "class_head": True}, seeds, recipe)
     finally:
         dm.reweight(before)
         _restore(dm, full, normalizer)
-    return pd.DataFrame(rows)
+    runs = {f"{w}, {r}": trained[w] for w in WEIGHTINGS for r in RULES}
+    f = lesson_forecasts(dm, runs)
+    for w in WEIGHTINGS:  # the fixed rule; the other keeps its validation-chosen threshold
+        f.prob_threshold[(f"{w}, {RULES[0]}", LETTER)] = 0.5
+    (none_half, none_val), (loss_half, loss_val) = [(f"{w}, {RULES[0]}", f"{w}, {RULES[1]}") for w in WEIGHTINGS]
+    pairs = [(loss_half, none_half), (loss_val, none_val), (none_val, none_half), (loss_val, loss_half),
+             (none_val, evaluate.GOES_HISTORY_MODEL)]
+    skill, paired = lesson_tables(f, "imbalance", list(runs), pairs, n_resamples=n_resamples)
+    skill["prob_threshold"] = [f.prob_threshold.get((name, LETTER), np.nan) for name in skill["predictor"]]
+    return skill.assign(n_train=int(full["train"].size if train is None else np.asarray(train).size)), paired
 
 
 def original_sampling(dm: FlareDataModule, *, before: str = "12h", letter: str = "C", seed: int = 0) -> np.ndarray:
@@ -357,133 +521,108 @@ def original_sampling(dm: FlareDataModule, *, before: str = "12h", letter: str =
     return np.sort(np.concatenate([flare, quiet]))
 
 
-ORIGINAL = "FlareNet original (12 h before each >=C1 flare + quiet)"
-POOL_TEST, BLOCK_TEST = "sampled steps", "every step of the test block"
+RANDOM_SPLIT = "original sampling, random split"
+BLOCKED_SPLIT = "original sampling, blocked split"
 
 
 def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEEDS, recipe: Recipe = Recipe(),
-              fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), every_step: bool = True,
-              n_resamples: int = evaluate.N_RESAMPLES, progress: bool = True) -> pd.DataFrame:
-    """FlareNet's original sampling (:func:`original_sampling`), split two ways, at >= M1.
+              fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), n_resamples: int = evaluate.N_RESAMPLES,
+              progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training data selection: does FlareNet's random split leak? FlareNet's original sampling
+    (:func:`original_sampling`) split at random (``fractions``, as the original) or in ``dm``'s time blocks, with
+    the same number of training steps, and both models scored **on the same steps**: the sampled steps of the test
+    block that neither trained or validated on.
 
-    * ``random split``: the sampled steps shuffled into train/val/test (``fractions``) as in the original,
-      scored on its random test set (``test_on`` = sampled steps);
-    * ``blocked split``: the sampled steps of ``dm``'s training blocks, validated on the validation block, and
-      scored twice: on the sampled steps of the test block (the same kind of test set as the random split's, so
-      the two differ only by the split) and on every step of the test block (what a forecaster meets);
-    * ``every step``, blocked (with ``every_step``): the protocol of notebooks 04-05, on every step of the test
-      block.
-
-    Returns columns ``sampling, split, test_on, seed, target, n_train, n_test, n_test_events, TSS, TSS_lo, TSS_hi,
-    HSS, BSS, MAE_dex`` (BSS against each training set's own base rate).
+    The random split's model has seen their neighbours: steps hours away, in the same regions and the same flare
+    clusters (the synthetic sun's regions live for days and its flares excite each other); the blocked model has
+    not. Their paired difference is what that leak is worth on unseen steps; it can come out either way. The runs
+    also give the score the random split reports on its own random test set (``test_on``), the number a paper
+    built that way would publish. Thresholds are chosen on the blocked validation block for both.
     """
     full = {name: idx.copy() for name, idx in dm.plan.index.items()}
     normalizer = dm.normalizer
     val = full["val"][::recipe.val_every]
-    rows = []
-
-    def score(net: FlareNet, sampling: str, split: str, test_on: str, index: dict, seed: int) -> None:
-        dm.use_split(index, refit_normalizer=False)
-        f = forecasts(net, dm)
-        rows.append({"sampling": sampling, "split": split, "test_on": test_on, "seed": seed,
-                     "target": dm.plan.target.name, "n_train": index["train"].size, "n_test": index["test"].size,
-                     "n_test_events": int(np.nansum(f.test.event(FLARE_CLASS_THRESHOLDS[LETTER]))),
-                     **_lesson_row(f, n_resamples)})
-
+    picked = original_sampling(dm, seed=0)
+    shuffled = np.random.default_rng(0).permutation(picked)
+    a, b = (np.cumsum(fractions)[:2] * shuffled.size).astype(int)
+    random = {"train": np.sort(shuffled[:a]), "val": np.sort(shuffled[a:b]), "test": np.sort(shuffled[b:])}
+    blocked_train = np.intersect1d(picked, full["train"])
+    if random["train"].size > blocked_train.size:  # the same number of training steps
+        random["train"] = np.sort(np.random.default_rng(1).choice(random["train"], blocked_train.size, replace=False))
+    common = np.setdiff1d(np.intersect1d(picked, full["test"]), np.concatenate([random["train"], random["val"]]))
+    runs, own = {}, {}
     try:
-        for seed in tqdm(seeds, desc="selection", disable=not progress, unit="seed"):
-            picked = original_sampling(dm, seed=seed)
-            shuffled = np.random.default_rng(seed).permutation(picked)
-            a, b = (np.cumsum(fractions)[:2] * shuffled.size).astype(int)
-            random = {"train": shuffled[:a], "val": shuffled[a:b], "test": shuffled[b:]}
-            dm.use_split(random)
-            score(fit(dm, model, seed=seed, recipe=recipe), ORIGINAL, "random split", POOL_TEST, random, seed)
-            blocked = {"train": np.intersect1d(picked, full["train"]), "val": val, "test": full["test"]}
-            dm.use_split(blocked)
-            net = fit(dm, model, seed=seed, recipe=recipe)
-            score(net, ORIGINAL, "blocked split", POOL_TEST, {**blocked, "test": np.intersect1d(picked, full["test"])},
-                  seed)
-            score(net, ORIGINAL, "blocked split", BLOCK_TEST, blocked, seed)
-            if every_step:
-                every = {**full, "val": val}
-                dm.use_split(every)
-                score(fit(dm, model, seed=seed, recipe=recipe), "every step", "blocked split", BLOCK_TEST, every,
-                      seed)
+        for name, split in tqdm([(RANDOM_SPLIT, random), (BLOCKED_SPLIT, {"train": blocked_train, "val": val})],
+                                desc="selection", disable=not progress, unit="design"):
+            preds = []
+            for seed in seeds:
+                dm.use_split({**split, "test": split.get("test", common)})
+                net = fit(dm, model, seed=seed, recipe=recipe)
+                if name == RANDOM_SPLIT:
+                    own.setdefault(name, []).append(predict(net, dm, "test"))
+                dm.use_split({"train": split["train"], "val": val, "test": common}, refit_normalizer=False)
+                preds.append((predict(net, dm, "val"), predict(net, dm, "test")))
+            runs[name] = (seed_mean([v for v, _ in preds]), seed_mean([t for _, t in preds]))
     finally:
         _restore(dm, full, normalizer)
-    return pd.DataFrame(rows)
+    f = lesson_forecasts(dm, runs)
+    skill, paired = lesson_tables(f, "selection", list(runs), [(RANDOM_SPLIT, BLOCKED_SPLIT)],
+                                  n_resamples=n_resamples)
+    skill["test_on"] = "unseen sampled steps of the test block"
+    reported = lesson_forecasts(dm, {RANDOM_SPLIT: (runs[RANDOM_SPLIT][0], seed_mean(own[RANDOM_SPLIT]))})
+    as_reported, _ = lesson_tables(reported, "selection", [RANDOM_SPLIT], [], n_resamples=n_resamples)
+    as_reported = as_reported[as_reported["predictor"] == RANDOM_SPLIT].assign(test_on="its own random test set")
+    n_train = {RANDOM_SPLIT: random["train"].size, BLOCKED_SPLIT: blocked_train.size}
+    table = pd.concat([skill, as_reported], ignore_index=True)
+    table["n_train"] = table["predictor"].map(n_train)
+    return table, paired
 
 
-def inflation(table: pd.DataFrame, score: str = "TSS") -> str:
-    """How much the random split inflates ``score`` over the blocked split, both scored on sampled steps (a
-    :func:`selection` table), and how far the blocked split's score moves on every step of the test block."""
-    original = table[table["sampling"] == ORIGINAL]
-
-    def pick(split: str, test_on: str) -> pd.Series:
-        rows = original[(original["split"] == split) & (original["test_on"] == test_on)]
-        return rows.set_index("seed")[score]
-
-    random, blocked, forecaster = pick("random split", POOL_TEST), pick("blocked split", POOL_TEST), pick(
-        "blocked split", BLOCK_TEST)
-    diff = (random - blocked).dropna()
-    return (f"{table['dataset'].iloc[0]}: on sampled steps, the random split reports {score}>=M1 {random.mean():.2f} "
-            f"and the blocked split {blocked.mean():.2f}: inflated by {diff.mean():+.2f} (per seed: "
-            f"{', '.join(f'{v:+.2f}' for v in diff)}); on every step of the test block the blocked model scores "
-            f"{forecaster.mean():.2f}.")
+def lesson_sentences(paired: pd.DataFrame, *, score: str = "TSS") -> list[str]:
+    """One computed sentence per paired comparison of a lesson: the verdict of the paired interval of
+    ``d{score}`` (:func:`flarelib.evaluate.paired_verdict`), the difference, its interval and P(not better),
+    with the distinct events and the bootstrap block; says so when the difference is undefined."""
+    lines = []
+    for _, row in paired.iterrows():
+        d, lo, hi = row[f"d{score}"], row[f"d{score}_lo"], row[f"d{score}_hi"]
+        word = evaluate.paired_verdict(lo, hi)
+        head = f"{row['dataset']}, {row['lesson']}: {row['predictor']}"
+        if word == "undefined" or not np.isfinite(d):
+            lines.append(f"{head} cannot be compared with {row['reference']} on {score}>={LETTER}1: the difference "
+                         f"is undefined on these {row['n_samples']} test samples ({row['n_events_distinct']} distinct "
+                         "events).")
+            continue
+        verb = {"beats": "beats", "ties": "ties", "loses": "loses to"}[word]
+        lines.append(f"{head} {verb} {row['reference']} on {score}>={LETTER}1: Δ{score} {d:+.2f} [{lo:+.2f}, "
+                     f"{hi:+.2f}], P(not better) {row['p_not_better']:.2f} ({row['n_samples']} test samples, "
+                     f"{row['n_events_distinct']} distinct events; paired 90% block bootstrap, "
+                     f"{row['block_hours'] / 24:.0f}-day blocks).")
+    return lines
 
 
 @dataclass(frozen=True)
 class LessonSettings:
-    """How big notebook 09's lessons are: the spans (days), the windows per short span, the learning curve or not,
-    the seeds, the recipe, the thinning of the imbalance runs' training steps (every k-th), and whether the
-    selection lesson also trains on every step."""
+    """How big notebook 09's lessons are: the short span (days) and its windows, the seeds, the recipe, and the
+    thinning of the imbalance runs' training steps (every k-th)."""
 
-    spans: tuple[float, ...]
+    short_days: float
     windows: int
-    curve: bool
     seeds: tuple[int, ...]
     recipe: Recipe
     imbalance_every: int
-    every_step: bool  #: also train on every step for the selection lesson (the protocol of notebooks 04-05)
 
 
 def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonSettings:
-    """The lessons' settings for a suite size (``"small"``: the 14-day cube; ``"default"``: the year);
-    ``full`` is ``make experiments`` (every span, the learning curve, every training step)."""
+    """The lessons' settings for a suite size (``"small"``: the 35-day cube; ``"default"``: the year);
+    ``full`` is ``make experiments`` (three short windows, every training step of the imbalance runs, 30 epochs)."""
     chosen = SEEDS[:max(1, min(int(seeds), len(SEEDS)))]
     if size == "small":
-        return LessonSettings((4.0, 12.0), 2, full, chosen, Recipe(max_epochs=4, patience=2), 1, full)
+        return LessonSettings(4.0, 2, chosen, Recipe(max_epochs=4, patience=2), 1)
     if full:
-        return LessonSettings((30.0, 90.0, 180.0, 365.0), 3, True, chosen, Recipe(max_epochs=30, patience=5), 1, True)
-    # make lessons: the same questions with one seed, two spans, an eighth of the training steps for the imbalance
-    # runs and a thinned validation block; enough epochs that a few hundred samples are seen many times
-    return LessonSettings((30.0, 365.0), 2, False, chosen, Recipe(max_epochs=20, patience=4, val_every=3), 8, False)
-
-
-def compare(table: pd.DataFrame, a: Mapping, b: Mapping, *, score: str = "TSS") -> str:
-    """One computed sentence: the seed-mean ``score`` of the rows matching ``a`` against those matching ``b``
-    (column -> value), with the verdict of their mean 90 % intervals (:func:`flarelib.evaluate.verdict`)."""
-    def pick(where: Mapping) -> pd.DataFrame:
-        rows = table
-        for column, value in where.items():
-            rows = rows[rows[column] == value]
-        if rows.empty:
-            raise ValueError(f"no rows with {dict(where)}")
-        return rows
-
-    ra, rb = pick(a), pick(b)
-    mean = {name: rows[[score, f"{score}_lo", f"{score}_hi"]].mean() for name, rows in (("a", ra), ("b", rb))}
-    word = evaluate.verdict(mean["a"][f"{score}_lo"], mean["a"][f"{score}_hi"], mean["b"][f"{score}_lo"],
-                           mean["b"][f"{score}_hi"])
-    def name(where: Mapping) -> str:
-        return ", ".join(str(v) for v in where.values())
-
-    def _fmt(m: pd.Series) -> str:
-        return f"{m[score]:.2f} [{m[f'{score}_lo']:.2f}, {m[f'{score}_hi']:.2f}]"
-
-    seeds = f"mean of {ra['seed'].nunique()} seed(s)" if "seed" in ra else ""
-    return (f"{table['dataset'].iloc[0] if 'dataset' in table else ''}: {name(a)} {word} {name(b)} on "
-            f"{score}>=M1: {_fmt(mean['a'])} vs {_fmt(mean['b'])} ({seeds}, 90% intervals).")
+        return LessonSettings(30.0, 3, chosen, Recipe(max_epochs=30, patience=5), 1)
+    # make lessons: a thinned validation block and an eighth of the training steps for the imbalance runs;
+    # enough epochs that a few hundred samples are seen many times
+    return LessonSettings(30.0, 2, chosen, Recipe(max_epochs=20, patience=4, val_every=3), 8)
 
 
 # --------------------------------------------------------------------------- BatchNorm
@@ -551,12 +690,22 @@ def main(argv: list[str] | None = None) -> int:
     """The model comparison (``make experiments`` runs it, then notebook 09 with every seed and span)."""
     parser = argparse.ArgumentParser(prog="python -m flarelib.experiments", description=main.__doc__)
     parser.add_argument("--config", default=str(CONFIG_DIR / "default.yaml"))
-    parser.add_argument("--only", nargs="*", default=["models"], choices=["models"],
-                        help="which experiments to run (the lessons run in notebook 09)")
+    parser.add_argument("--only", nargs="*", default=["models"], choices=["models", "images"],
+                        help="which experiments to run: the model comparison, and/or the converged CNN + GOES "
+                             "against the GOES-only model (the lessons run in notebook 09)")
+    parser.add_argument("--keep", default=None,
+                        help=f"with 'images': keep its checkpoints in this folder (e.g. {FORECAST_MODELS})")
     parser.add_argument("--seeds", type=int, default=1, help="how many of SEEDS to run per variant (default 1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
+    if "images" in args.only:
+        model, data = config_settings(args.config)
+        paired, _ = images_over_goes(data, model, seeds=SEEDS[:args.seeds], keep=args.keep)
+        print(images_margin(paired))
+        print(f"wrote {write_result(paired, 'images_over_goes')} in {(time.perf_counter() - start) / 60:.1f} min")
+    if "models" not in args.only:
+        return 0
     table, batchnorm = compare_models(config=args.config, seeds=SEEDS[:args.seeds])
     print(table.round(3).to_string(index=False))
     print(f"wrote {write_result(table, 'model_comparison')} in {(time.perf_counter() - start) / 60:.1f} min")

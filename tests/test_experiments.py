@@ -10,9 +10,11 @@ from flarelib.cube.goes import FLARE_CLASS_THRESHOLDS
 from flarelib.paths import CONFIG_DIR, read_config
 
 #: The columns each lesson's CSV must have (named in the lessons' specification; more may follow).
-LONG_VS_BIG = ["span_days", "cadence", "n_train", "seed", "target", "TSS", "TSS_lo", "TSS_hi", "BSS", "MAE_dex"]
-IMBALANCE = ["strategy", "seed", "target", "TSS", "TSS_lo", "TSS_hi", "HSS", "BSS"]
-SELECTION = ["sampling", "split", "seed", "target", "n_train", "n_test", "TSS", "TSS_lo", "TSS_hi", "BSS"]
+SKILL = ["dataset", "synthetic", "target", "predictor", "n_samples", "n_events", "TSS", "TSS_lo", "TSS_hi", "AUC",
+         "BSS", "BSS_lo", "BSS_hi", "lesson"]
+LONG_VS_BIG = [*SKILL, "span_days", "window_start", "n_train", "n_train_events"]
+IMBALANCE = [*SKILL, "prob_threshold", "n_train"]
+SELECTION = [*SKILL, "test_on", "n_train"]
 TINY = E.Recipe(max_epochs=1, patience=1)
 
 
@@ -52,36 +54,50 @@ def test_the_original_sampling_takes_12_h_before_each_c_flare_and_as_many_quiet_
     assert np.array_equal(picked, E.original_sampling(dm, seed=1))
 
 
-def _runs(a: tuple[float, float, float], b: tuple[float, float, float]) -> pd.DataFrame:
-    rows = [{"design": name, "seed": 1, "dataset": "SYNTHETIC x", "TSS": v, "TSS_lo": lo, "TSS_hi": hi}
-            for name, (v, lo, hi) in (("long", a), ("short", b))]
-    return pd.DataFrame(rows)
+def _paired(lo: float, hi: float, d: float) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": "SYNTHETIC x", "lesson": "long vs big", "predictor": "long", "reference": "short",
+                          "dTSS": d, "dTSS_lo": lo, "dTSS_hi": hi, "p_not_better": 0.5, "n_samples": 100,
+                          "n_events_distinct": 12, "block_hours": 72.0}])
 
 
-@pytest.mark.parametrize("a, b, word", [((0.6, 0.5, 0.7), (0.3, 0.2, 0.4), "beats"),
-                                        ((0.3, 0.2, 0.4), (0.6, 0.5, 0.7), "loses"),
-                                        ((0.5, 0.3, 0.6), (0.45, 0.4, 0.5), "ties")])
-def test_lesson_sentences_take_their_verdict_from_the_intervals(a, b, word):
-    sentence = E.compare(_runs(a, b), {"design": "long"}, {"design": "short"})
-    assert sentence.startswith("SYNTHETIC x: long " + word + " short") and "90% intervals" in sentence
-    with pytest.raises(ValueError, match="no rows"):
-        E.compare(_runs(a, b), {"design": "medium"}, {"design": "short"})
+@pytest.mark.parametrize("lo, hi, word", [(0.1, 0.3, "beats"), (-0.3, -0.1, "loses to"), (-0.1, 0.2, "ties")])
+def test_lesson_sentences_take_their_verdict_from_the_paired_interval(lo, hi, word):
+    sentence, = E.lesson_sentences(_paired(lo, hi, (lo + hi) / 2))
+    assert sentence.startswith(f"SYNTHETIC x, long vs big: long {word} short on TSS>=M1")
+    assert f"[{lo:+.2f}, {hi:+.2f}]" in sentence and "3-day blocks" in sentence
 
 
-def test_the_inflation_sentence_is_random_minus_blocked_on_the_same_kind_of_test_set():
-    o, p, b = E.ORIGINAL, E.POOL_TEST, E.BLOCK_TEST
-    table = pd.DataFrame({"sampling": [o, o, o, o, o, o, "every step"],
-                          "split": ["random split", "blocked split", "blocked split"] * 2 + ["blocked split"],
-                          "test_on": [p, p, b, p, p, b, b], "seed": [1, 1, 1, 2, 2, 2, 1],
-                          "TSS": [0.9, 0.4, 0.2, 0.8, 0.5, 0.3, 0.45], "dataset": "SYNTHETIC x"})
-    sentence = E.inflation(table)
-    assert "inflated by +0.40 (per seed: +0.50, +0.30)" in sentence and "the blocked model scores 0.25" in sentence
+def test_an_undefined_difference_says_so_instead_of_printing_nan():
+    sentence, = E.lesson_sentences(_paired(np.nan, np.nan, np.nan))
+    assert "cannot be compared" in sentence and "nan" not in sentence.lower()
+
+
+def test_a_region_disjoint_split_drops_training_steps_that_share_a_region_with_the_test_steps(nowcast):
+    on = nowcast.cube()["region_on_disk"].values.astype(bool)
+    # the validation block follows the training block, so regions live across the boundary (the small sun's test
+    # block is already region-disjoint from its training block)
+    train, test = nowcast.plan.index["train"], nowcast.plan.index["val"]
+    kept = E.region_disjoint(nowcast, train, test)
+    assert np.isin(kept, train).all() and kept.size < train.size
+    assert not (on[kept][:, on[test].any(axis=0)]).any()  # no kept step sees a test region
+    dropped = np.setdiff1d(train, kept)
+    assert on[dropped][:, on[test].any(axis=0)].any(axis=1).all()  # and every dropped step does
+
+
+def test_balanced_thinning_keeps_the_asked_events_and_quiet_steps(nowcast):
+    train = nowcast.plan.index["train"]
+    event = E.is_event(nowcast, train)
+    n = max(1, int(event.sum()) // 2)
+    picked = E.balanced(nowcast, train, n, 3 * n)
+    assert E.is_event(nowcast, picked).sum() == n and (~E.is_event(nowcast, picked)).sum() == 3 * n
+    with pytest.raises(ValueError, match="pool"):
+        E.balanced(nowcast, train, int(event.sum()) + 1, 0)
 
 
 def test_lesson_settings_shrink_the_demo_and_keep_the_full_run():
     demo, full = E.lesson_settings("default"), E.lesson_settings("default", full=True, seeds=3)
-    assert demo.seeds == E.SEEDS[:1] and len(full.seeds) >= 3 and full.curve and not demo.curve
-    assert set(demo.spans) < set(full.spans) and E.lesson_settings("small").spans[-1] <= 14
+    assert demo.seeds == E.SEEDS[:1] and len(full.seeds) >= 3 and full.windows > demo.windows
+    assert full.imbalance_every == 1 < demo.imbalance_every and E.lesson_settings("small").short_days <= 7
 
 
 def test_the_batchnorm_diagnosis_compares_running_and_batch_statistics(nowcast):
@@ -102,31 +118,36 @@ def test_the_batchnorm_diagnosis_compares_running_and_batch_statistics(nowcast):
 
 
 @pytest.mark.slow
-def test_each_lesson_runs_and_has_its_named_columns(small, nowcast):
+def test_each_lesson_runs_pairs_its_designs_on_the_same_steps_and_has_its_named_columns(small):
     model, data = small
-    before = nowcast.normalizer
-    long_big = E.long_vs_big(nowcast, model, spans=(4, 12), windows=2, seeds=(1,), recipe=TINY, n_resamples=20,
-                             progress=False)
-    assert LONG_VS_BIG == [c for c in long_big.columns if c in LONG_VS_BIG]
-    assert len(long_big) == 8  # 2 spans x 2 windows x 2 designs
-    assert set(long_big["design"]) == {"fixed n", "all steps"}
-    fixed = long_big[long_big["design"] == "fixed n"]
-    assert fixed["n_train"].nunique() == 1  # every window thinned to the same number of samples
-    assert (fixed.groupby("span_days")["window_start"].nunique() == 2).all()  # two windows per span
-    assert fixed["cadence"].iloc[-1] > fixed["cadence"].iloc[0]  # the longer span is sampled more sparsely
-    assert nowcast.normalizer == before  # the data module is given back as it was
-    imbalance = E.imbalance(nowcast, model, seeds=(1,), recipe=TINY, n_resamples=20, progress=False)
-    assert IMBALANCE == [c for c in imbalance.columns if c in IMBALANCE]
-    assert list(imbalance["strategy"]) == list(E.STRATEGIES)
-    moved = imbalance.set_index("strategy")["threshold"]
-    assert (moved.drop("threshold moving") == 0.5).all()
-    assert nowcast.class_weighting.scheme == data["class_weighting"]["scheme"]  # restored
-    forecast = E.data_module(data, target="lead60min_window360min")
-    selection = E.selection(forecast, model, seeds=(1,), recipe=TINY, n_resamples=20, progress=False)
-    assert SELECTION == [c for c in selection.columns if c in SELECTION] and len(selection) == 4
-    whole = selection[selection["test_on"] == E.BLOCK_TEST]
-    assert whole["n_test"].nunique() == 1 and len(whole) == 2  # the same untouched test block
-    assert "inflated by" in E.inflation(selection)
+    forecast = E.data_module(data, target=E.FORECAST)
+    before = forecast.normalizer
+    long_big, paired = E.long_vs_big(forecast, model, short_days=4, windows=2, seeds=(1,), recipe=TINY,
+                                     n_resamples=20, progress=False)
+    assert set(LONG_VS_BIG) <= set(long_big.columns)
+    designs = long_big.dropna(subset=["n_train"])
+    assert len(designs) == 3 and designs["n_train"].nunique() == 1 and designs["n_train_events"].nunique() == 1
+    assert designs["span_days"].max() > 2 * designs["span_days"].min()  # same samples, a longer stretch
+    assert list(paired["reference"].str.startswith("short")) == [True, True]
+    assert (paired["lesson"] == "long vs big").all()
+    assert long_big["n_samples"].nunique() == 1  # every design and reference on the same test steps
+    assert forecast.normalizer == before  # the data module is given back as it was
+    imbalance, paired = E.imbalance(forecast, model, seeds=(1,), recipe=TINY, n_resamples=20, progress=False)
+    assert set(IMBALANCE) <= set(imbalance.columns)
+    rows = imbalance.set_index("predictor")
+    for weighting in E.WEIGHTINGS:  # the rule moves the decision only: same AUC and BSS, threshold 0.5 or chosen
+        half, chosen = rows.loc[f"{weighting}, {E.RULES[0]}"], rows.loc[f"{weighting}, {E.RULES[1]}"]
+        assert half["AUC"] == chosen["AUC"] and half["BSS"] == chosen["BSS"] and half["prob_threshold"] == 0.5
+    assert any(name.startswith("brightest pixel") for name in rows.index)
+    assert "GOES + flare-history logistic" in rows.index
+    assert forecast.class_weighting.scheme == data["class_weighting"]["scheme"]  # restored
+    assert len(paired) == 5
+    selection, paired = E.selection(forecast, model, seeds=(1,), recipe=TINY, n_resamples=20, progress=False)
+    assert set(SELECTION) <= set(selection.columns)
+    ours = selection[selection["predictor"].isin([E.RANDOM_SPLIT, E.BLOCKED_SPLIT])]
+    same = ours[ours["test_on"] != "its own random test set"]
+    assert len(same) == 2 and same["n_samples"].nunique() == 1 and ours["n_train"].nunique() == 1
+    assert paired[["predictor", "reference"]].values.tolist() == [[E.RANDOM_SPLIT, E.BLOCKED_SPLIT]]
 
 
 def test_the_shipped_configs_are_what_the_recorded_comparison_chooses():
