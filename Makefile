@@ -2,7 +2,8 @@
 #   make demo   set up .venv, build the embedded data, run every notebook (full size) -> build/
 #   make test   set up .venv, lint (make lint), then run the tests (including every notebook in small mode)
 #   make lessons      notebook 09 (the lessons) at the default size, one seed (make demo leaves it out: 10 min)
-#   make experiments  the model comparison and the full lessons (notebook 09 with 3 seeds) -> build/results/
+#   make images       the converged CNN + GOES model against the GOES-only model, 3 seeds (4.5 min)
+#   make experiments  the model comparison, make images and the full lessons (notebook 09 with 3 seeds) -> build/results/
 # While developing:
 #   make lint       ruff check . (rules in pyproject.toml [tool.ruff]; the same hook runs in .pre-commit-config.yaml)
 #   make test-fast  the tests without the notebook suite, the browser and the slow (Dask/DDP) tests (~80 s on 2 cores)
@@ -26,7 +27,7 @@ endif
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.flarelib-installed
 
-.PHONY: setup data demo lessons experiments lint test test-fast lab bench clean
+.PHONY: setup data demo lessons images experiments lint test test-fast lab bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +49,13 @@ demo: setup
 lessons: setup
 	MPLBACKEND=Agg $(PY) -m flarelib.suite --size default --only 09
 
-# the model comparison and the full lessons (3 seeds, every span): hours on 2 cores, see the README
+# the converged CNN + GOES model against the GOES-only model, 3 seeds with early stopping (4.5 min on 2 cores)
+#   -> build/results/images_over_goes.csv; make images IMAGES_ARGS="--keep models/forecast-cnn-goes" keeps the checkpoints
+IMAGES_ARGS ?=
+images: setup
+	MPLBACKEND=Agg $(PY) -m flarelib.experiments --only images --seeds 3 $(IMAGES_ARGS)
+
+# the model comparison, make images and the full lessons (3 seeds, every span): hours on 2 cores, see the README
 experiments: data
 	MPLBACKEND=Agg $(PY) -m flarelib.suite --experiments
 

@@ -417,15 +417,37 @@ def lesson_tables(f: evaluate.Forecasts, lesson: str, designs: Sequence[str], pa
             paired[paired["threshold"] == label].assign(lesson=lesson).reset_index(drop=True))
 
 
+def short_windows(dm: FlareDataModule, short_days: float, windows: int, train: np.ndarray, min_events: int
+                  ) -> list[np.datetime64]:
+    """``windows`` start times of ``short_days`` spans of the ``train`` steps that each hold at least ``min_events``
+    steps with a >= :data:`LETTER` target and as many without, spread evenly among 4 x ``windows`` candidates
+    through the training span (a window without events, or without quiet steps, cannot be thinned to the others'
+    counts; each one left out is logged with its counts)."""
+    usable = []
+    for start in window_starts(dm, short_days, 4 * windows, train):
+        event = is_event(dm, training_span(dm, short_days, train=train, start=start))
+        if min(event.sum(), (~event).sum()) >= min_events:
+            usable.append(start)
+        else:
+            log.warning("long vs big: the %g-day window from %s holds %d training steps >= %s1 and %d below "
+                        "(fewer than %d of either): left out", short_days, np.datetime64(start, "D"), event.sum(),
+                        LETTER, (~event).sum(), min_events)
+    if not usable:
+        raise ValueError(f"long vs big: no {short_days:g}-day window of the training steps holds {min_events} "
+                         f"steps >= {LETTER}1 and {min_events} below; use a longer cube or a longer short span")
+    return [usable[k] for k in np.unique(np.linspace(0, len(usable) - 1, windows).round().astype(int))]
+
+
 def long_vs_big(dm: FlareDataModule, model: Mapping, *, short_days: float = 30, windows: int = 2,
                 seeds: Sequence[int] = SEEDS, recipe: Recipe = Recipe(), n_resamples: int = evaluate.N_RESAMPLES,
-                progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                min_events: int = 5, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """"Data should be long, not only big": every training block against ``short_days`` of it (at ``windows``
     places through the training span), each thinned to **the same number of event and quiet steps**, so the
     designs differ only in how long a stretch of the Sun they saw.
 
     The training steps are region-disjoint from the test block (:func:`region_disjoint`): no design has seen a
-    region it is scored on, so "long" cannot win by memorizing regions, and short cannot lose by lacking events.
+    region it is scored on, so "long" cannot win by memorizing regions; and each short window holds at least
+    ``min_events`` event steps (:func:`short_windows`), so "short" cannot lose by lacking events altogether.
     Returns ``(runs, paired)``; ``runs`` adds ``design, span_days, window_start, n_train, n_train_events`` and the
     paired rows compare the long design with each short window.
     """
@@ -433,15 +455,11 @@ def long_vs_big(dm: FlareDataModule, model: Mapping, *, short_days: float = 30, 
     normalizer = dm.normalizer
     train = region_disjoint(dm, full["train"], full["test"])
     designs = {"long: every training block": train}
-    for start in window_starts(dm, short_days, windows, train):
+    for start in short_windows(dm, short_days, windows, train, min_events):
         designs[f"short: {short_days:g} d from {np.datetime64(start, 'D')}"] = training_span(
             dm, short_days, train=train, start=start)
     n_events = min(int(is_event(dm, steps).sum()) for steps in designs.values())
     n_quiet = min(int((~is_event(dm, steps)).sum()) for steps in designs.values())
-    if n_events < 2:
-        counts = {name: int(is_event(dm, steps).sum()) for name, steps in designs.items()}
-        raise ValueError(f"long vs big needs events >= {LETTER}1 in every design's training steps; found {counts} "
-                         "(use a longer cube or a longer short span)")
     designs = {name: balanced(dm, steps, n_events, n_quiet) for name, steps in designs.items()}
     runs = {}
     try:

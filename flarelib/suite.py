@@ -241,7 +241,8 @@ EXPERIMENT_PARAMETERS = {"SEEDS": 3, "FULL": True}
 
 
 def run_experiments(out_dir: Path | None = None) -> dict:
-    """``make experiments``: the model comparison (``flarelib.experiments``) and the full lessons (notebook 09 with
+    """``make experiments``: the model comparison (``flarelib.experiments``), the converged CNN + GOES model against
+    the GOES-only model (``make images``) and the full lessons (notebook 09 with
     :data:`EXPERIMENT_PARAMETERS`), at the default size. Returns ``{step: seconds}``."""
     # lazy: the suite module is imported by every notebook's parameters cell, and torch takes seconds to import
     from flarelib import experiments
@@ -252,6 +253,9 @@ def run_experiments(out_dir: Path | None = None) -> dict:
     start = time.perf_counter()
     experiments.main(["--only", "models"])
     times["model comparison"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    experiments.main(["--only", "images", "--seeds", str(EXPERIMENT_PARAMETERS["SEEDS"])])
+    times["CNN + GOES against the GOES-only model"] = round(time.perf_counter() - start, 1)
     lessons = next(p for p in numbered_notebooks() if p.name.startswith("09"))
     start = time.perf_counter()
     executed, _ = run_notebook(lessons, out_dir, "default", timeout=6 * 3600, parameters=EXPERIMENT_PARAMETERS)

@@ -162,3 +162,36 @@ def test_the_shipped_configs_are_what_the_recorded_comparison_chooses():
     fake = table.copy()
     fake.loc[(fake["target"] == E.FORECAST) & (fake["variant"] == "soft pool (log-mean-exp)"), "TSS_lo"] = 0.49
     assert E.choose_variant(fake, E.FORECAST) == "soft pool (log-mean-exp)"  # a variant that beats it is taken
+
+
+def test_the_seed_mean_averages_predictions_on_the_same_steps_only():
+    import xarray as xr
+
+    def run(value: float, steps=(3, 4, 5)) -> xr.Dataset:
+        n = len(steps)
+        return xr.Dataset({"pred": ("time", np.full(n, value)), "true": ("time", np.zeros(n)),
+                           "prob_M": ("time", np.full(n, value / 10))},
+                          coords={"time": np.arange(n), "time_index": ("time", np.array(steps))})
+
+    mean = E.seed_mean([run(-6.0), run(-5.0)])
+    assert np.allclose(mean["pred"], -5.5) and np.allclose(mean["prob_M"], -0.55) and np.allclose(mean["true"], 0)
+    with pytest.raises(ValueError, match="same ones"):
+        E.seed_mean([run(-6.0), run(-5.0, steps=(3, 4, 6))])
+
+
+def _margin_table(model: tuple[float, float, float], oracle: tuple[float, float, float]) -> pd.DataFrame:
+    rows = [{"seed": "mean", "predictor": name, "reference": "GOES-only model", "dTSS": d, "dTSS_lo": lo,
+             "dTSS_hi": hi} for name, (d, lo, hi) in ((E.CNN_GOES, model), ("observable oracle", oracle))]
+    rows += [{"seed": str(s), "predictor": E.CNN_GOES, "reference": "GOES-only model", "dTSS": model[0] + k / 100,
+              "dTSS_lo": 0.0, "dTSS_hi": 0.0} for k, s in enumerate(E.SEEDS)]
+    table = pd.DataFrame(rows)
+    return table.assign(threshold=">=M1", dataset="SYNTHETIC x", n_events_distinct=50, block_hours=192.0)
+
+
+@pytest.mark.parametrize("model, oracle, goal", [((0.10, 0.02, 0.2), (0.12, 0.03, 0.2), "met"),
+                                                 ((0.10, -0.01, 0.2), (0.12, 0.03, 0.2), "not met"),
+                                                 ((0.05, 0.01, 0.1), (0.12, 0.03, 0.2), "not met")])
+def test_the_images_verdict_needs_an_interval_above_zero_and_most_of_the_oracles_margin(model, oracle, goal):
+    sentence = E.images_margin(_margin_table(model, oracle))
+    assert sentence.endswith(f"{goal} (50 distinct events, 192 h blocks).")
+    assert f"reaches {model[0] / oracle[0]:.2f} of it" in sentence and "mean of 3 seeds" in sentence
