@@ -446,3 +446,91 @@ def test_survey_relates_filters_to_regions_that_will_flare(setup):
     assert list(survey.activations) == ["block 1, 64×64", "block 2, 32×32", "block 3, 16×16"]
     assert list(survey.summary.index) == list(survey.activations)
     assert "94 Å input" in explain.filter_survey_verdict(survey)
+
+
+def _cube_with_bloom() -> xr.Dataset:
+    aia = np.ones((2, 2, 8, 6), np.float32)  # (time, channel, y, x)
+    aia[0, 1, 2:6, 3] = 500.0  # a saturated column in channel 131 through the kernel at y=3
+    aia[0, 1, 7, 0] = 500.0  # a saturated pixel far from the mask
+    generator = json.dumps({"saturation_dn_per_s": {"94": 1000.0, "131": 500.0}})
+    return xr.Dataset({"aia": (("time", "channel", "y", "x"), aia)}, coords={"channel": [94, 131]},
+                      attrs={"generator": generator})
+
+
+def test_the_mask_grows_along_the_bloom_columns_that_touch_it():
+    cube = _cube_with_bloom()
+    mask = np.zeros((2, 8, 6), bool)
+    mask[:, 3, 3] = True
+    grown = explain.with_bloom(cube, [0, 1], mask)
+    assert grown[0, 2:6, 3].all() and grown[0].sum() == 4  # the column, not the far saturated pixel
+    np.testing.assert_array_equal(grown[1], mask[1])  # nothing saturated on frame 1
+    no_levels = cube.assign_attrs(generator="{}")
+    np.testing.assert_array_equal(explain.with_bloom(no_levels, [0, 1], mask), mask)
+
+
+def test_the_hot_channel_excess_map_is_where_the_hot_channels_rise_above_their_median():
+    cube = _cube_with_bloom().assign_coords(time=np.array(["2031-01-01T00", "2031-01-01T01"], "datetime64[ns]"))
+    cube["aia"][0, 0, 1, 1] = 5.0  # 94 Å five times its median
+    maps = explain.trivial_maps(cube, [0, 1], channels=[94, 131])
+    excess = maps["hot-channel excess"].values
+    assert excess[0, 1, 1] == pytest.approx(4.0) and excess[0, 3, 3] == pytest.approx(499.0)
+    assert excess[1].max() == 0 and (excess >= 0).all()
+
+
+def test_localization_means_come_with_day_block_intervals():
+    times = np.array(["2031-01-01T00", "2031-01-01T12", "2031-01-02T00", "2031-01-03T00"], "datetime64[ns]")
+    lo, hi = explain.frame_mean_interval(np.array([1.0, 1.0, 0.0, 0.5]), times, n_resamples=500)
+    assert 0 <= lo < 0.625 < hi <= 1
+    assert explain.frame_mean_interval(np.ones(4), times) == (1.0, 1.0)
+    assert all(np.isnan(explain.frame_mean_interval(np.array([]), times[:0])))
+
+
+def test_randomization_passes_only_when_the_maps_also_stop_pointing_at_the_flare():
+    rows = {"method": ["gradcam", "saliency", "hirescam"], "randomized_to": "block 1 conv",
+            "spearman_abs": [0.05, 0.05, 0.05], "spearman_signed": [0.05, 0.05, 0.05],
+            "mass_inside_original": [0.6, 0.6, 0.04], "mass_inside": [0.1, 0.55, 0.01], "chance": 0.05}
+    verdict = explain.randomization_verdict(pd.DataFrame(rows))
+    assert verdict["passes_spearman"].all()
+    assert verdict.loc["gradcam", "passes"]  # lost (0.6 - 0.1) / (0.6 - 0.05) = 91% of its localization
+    assert not verdict.loc["saliency", "passes"]  # still points at the flare with random weights
+    assert not verdict.loc["hirescam", "passes"]  # never beat chance: cannot show a drop
+    assert verdict.loc["gradcam", "localization_drop"] == pytest.approx(0.5 / 0.55)
+
+
+def test_the_weighted_auc_matches_pairs_counted_by_hand():
+    from flarelib.evaluate.scoring import roc_auc, weighted_auc
+
+    rng = np.random.default_rng(3)
+    scores, labels = rng.integers(0, 6, 80).astype(float), rng.random(80) < 0.3
+    weights = rng.integers(0, 3, (3, 80)).astype(float)
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    for w, auc in zip(weights, weighted_auc(scores, labels, weights)):
+        pairs = sum(w[i] * w[j] * ((scores[i] > scores[j]) + 0.5 * (scores[i] == scores[j])) for i in pos for j in neg)
+        assert auc == pytest.approx(pairs / (w[pos].sum() * w[neg].sum()))
+    assert weighted_auc(scores, labels, np.ones((1, 80)))[0] == pytest.approx(roc_auc(scores, labels))
+    assert np.isnan(weighted_auc(scores, np.zeros(80), np.ones((1, 80)))[0])
+
+
+def test_filters_are_ranked_by_their_per_region_auc_with_intervals():
+    from flarelib.explain.filters import RegionSamples, filter_region_auc
+
+    rng = np.random.default_rng(0)
+    n_frames, ny = 40, 8
+    footprints = np.zeros((2 * n_frames, ny, ny), bool)
+    footprints[0::2, :4], footprints[1::2, 4:] = True, True  # two regions per frame: top and bottom half
+    will = np.tile([True, False], n_frames) & (rng.random(2 * n_frames) < 0.8)
+    acts = rng.random((n_frames, 2, ny, ny))  # filter 1 fires on the regions that will flare
+    acts[:, 0] = 0.5  # filter 0 is the same everywhere: it cannot tell the regions apart
+    for k in range(2 * n_frames):
+        if will[k]:
+            acts[k // 2, 1][footprints[k]] += 1.0
+    times = np.datetime64("2031-01-01T00", "ns") + np.arange(n_frames).repeat(2) * np.timedelta64(6, "h")
+    samples = RegionSamples(np.arange(2 * n_frames) // 2, np.arange(2 * n_frames) // 2, np.tile([0, 1], n_frames),
+                            will, footprints, times)
+    da = xr.DataArray(acts, dims=("time", "filter", "fy", "fx"), coords={"filter": [0, 1]}, attrs={"layer": "b"})
+    table = filter_region_auc(da, samples, n_resamples=300)
+    assert list(table.columns) == explain.FILTER_AUC_COLUMNS and table["filter"].tolist() == [1, 0]
+    best, noise = table.iloc[0], table.iloc[1]
+    assert best["auc"] > 0.95 and best["auc_lo"] > 0.5
+    assert noise["auc"] == 0.5 and noise["auc_lo"] <= 0.5 <= noise["auc_hi"]
+    assert best["n_frames"] == n_frames and best["n_will_flare"] == will.sum()

@@ -268,3 +268,22 @@ def test_kernel_timings_time_steps_and_changes_and_leave_the_browser_as_it_was(s
     assert timings["step_ms"] > 0 and timings["change_ms"] > 0 and timings["prerender_ms_per_step"] > 0
     assert browser.slider.value == 0 and browser.channel.value == 131  # left where it was
     assert len(browser.restyle_seconds) == len(browser.channel.options)
+
+
+def test_method_choice_takes_the_best_localizing_method_that_passes_the_randomization_check(tmp_path):
+    import pandas as pd
+
+    rows = [{"model": model, "method": m, "layer": "block 4", "map_ny": 8, "map_nx": 8, "mass_inside": v,
+             "mass_upper_bound": 0.9, "pointing": v, "n_frames": 10}
+            for model in ("nowcast", "forecast")
+            for m, v in (("gradcam", 0.3), ("hirescam", 0.6 if model == "nowcast" else 0.1), ("saliency", 0.2))]
+    pd.DataFrame(rows).to_csv(tmp_path / "localization.csv", index=False)
+    sanity = pd.DataFrame({"method": ["hirescam", "gradcam", "saliency"], "randomized_to": "block 1 conv",
+                           "spearman_abs": [0.9, 0.05, 0.05], "spearman_signed": [0.9, 0.05, 0.05],
+                           "mass_inside_original": 0.5, "mass_inside": 0.1, "chance": 0.05})
+    sanity.to_csv(tmp_path / "randomization.csv", index=False)
+    method, why = widgets.choose_method(None, tmp_path / "localization.csv", tmp_path / "randomization.csv",
+                                        model="nowcast")
+    assert method == "gradcam" and "pass the randomization check" in why  # hirescam localizes best but fails
+    assert widgets.choose_method(None, tmp_path / "localization.csv", model="nowcast")[0] == "hirescam"
+    assert widgets.choose_method(None, tmp_path / "localization.csv", model="forecast")[0] == "gradcam"

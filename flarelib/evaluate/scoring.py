@@ -256,6 +256,26 @@ def resample_scores(times: np.ndarray, event: np.ndarray, forecasts: Mapping[str
     return Resampled(names, tss, hss, bss, tss_r, hss_r, bss_r)
 
 
+def weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC of ``scores`` (n,) for binary ``labels`` (n,) under each row of sample ``weights`` (R, n) (bootstrap
+    counts): ``sum_{i pos, j neg} w_i w_j ([s_i > s_j] + [s_i = s_j] / 2) / (sum_pos w * sum_neg w)``, all rows at
+    once in O(R n log n). Returns (R,); NaN where a row weighs no positive or no negative."""
+    scores, labels = np.asarray(scores, float), np.asarray(labels).astype(bool)
+    weights = np.atleast_2d(np.asarray(weights, float))
+    order = np.argsort(scores, kind="stable")
+    s, pos, w = scores[order], labels[order], weights[:, order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores
+    group = np.cumsum(np.r_[True, s[1:] != s[:-1]]) - 1
+    neg_w = np.where(~pos, w, 0.0)
+    neg_group = np.add.reduceat(neg_w, starts, axis=1)  # (R, G) negative weight per tie group
+    below = np.cumsum(neg_group, axis=1) - neg_group  # negative weight strictly below each group
+    credit = below[:, group] + 0.5 * neg_group[:, group]
+    total_pos, total_neg = np.where(pos, w, 0.0).sum(axis=1), neg_w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (np.where(pos, w, 0.0) * credit).sum(axis=1) / (total_pos * total_neg)
+    return np.where((total_pos > 0) & (total_neg > 0), auc, np.nan)
+
+
 def interval(draws: np.ndarray, level: float) -> np.ndarray:
     """The percentile interval (2, ...) of resampled values (R, ...), NaN resamples left out."""
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]

@@ -12,8 +12,9 @@ import pandas as pd
 import xarray as xr
 from torch import nn
 
+from flarelib.evaluate.scoring import DAY, LEVEL, N_RESAMPLES, SEED, block_resample_counts, interval, weighted_auc
 from flarelib.explain.attribution import block_activations
-from flarelib.explain.localize import RegionMasks, pool_mask, region_masks
+from flarelib.explain.localize import RegionMasks, _window_of, flaring_regions, pool_mask, region_masks
 from flarelib.learn.data import FlareDataModule
 
 
@@ -109,3 +110,97 @@ def filter_survey_verdict(survey: FilterSurvey) -> str:
                      f"(best {row['best flare ratio']:.2f}×); {int(row.iloc[1])} fire on regions at all "
                      "(> 2× the quiet disk).")
     return "\n".join(lines)
+
+
+#: The columns of :func:`filter_region_auc` (``filters.csv``).
+FILTER_AUC_COLUMNS = ["layer", "filter", "auc", "auc_lo", "auc_hi", "n_frames", "n_regions", "n_will_flare"]
+
+
+@dataclass(frozen=True, eq=False)
+class RegionSamples:
+    """One sample per (frame, region on the disk): the cube step, the region, its footprint pooled onto a grid
+    later, and whether it will flare (>= C1) in the target window."""
+
+    time_index: np.ndarray  #: (n,) cube step of each sample
+    frame: np.ndarray  #: (n,) position of the step in the frames asked for
+    region: np.ndarray  #: (n,) region index
+    will_flare: np.ndarray  #: (n,) bool
+    footprints: np.ndarray  #: (n, ny, nx) bool, the region_id footprint at the step
+    times: np.ndarray  #: (n,) datetime64[ns] of the step
+
+
+def region_samples(dm: FlareDataModule, time_index: Sequence[int]) -> RegionSamples:
+    """Every region on the disk at each of ``time_index`` (its ``region_id`` footprint is not empty), labelled by
+    whether it produces a flare >= C1 in the data module's target window (:func:`flaring_regions`)."""
+    index = np.asarray(time_index, np.int64)
+    cube = dm.cube()
+    if "region_id" not in cube:
+        raise ValueError(f"{dm.store_path.name} has no region_id map (a synthetic sun has one)")
+    lead, window = _window_of(dm)
+    flaring = flaring_regions(cube, index, lead, window)
+    ids = cube["region_id"].isel(time=index).values.astype(np.int64)
+    rows = [(k, r) for k in range(index.size) for r in np.unique(ids[k]) if r > 0]
+    frame = np.array([k for k, _ in rows], np.int64)
+    region = np.array([r - 1 for _, r in rows], np.int64)
+    footprints = ids[frame] == (region + 1)[:, None, None]
+    times = cube["time"].values[index][frame].astype("datetime64[ns]")
+    return RegionSamples(index[frame], frame, region, flaring[frame, region], footprints, times)
+
+
+def filter_region_auc(acts: xr.DataArray, samples: RegionSamples, *, n_resamples: int = N_RESAMPLES,
+                      seed: int = SEED, level: float = LEVEL) -> pd.DataFrame:
+    """Per filter of ``acts`` (time, filter, fy, fx; the frames of ``samples``): how well its mean activation on a
+    region (the footprint pooled onto the filter's grid, :func:`pool_mask`) ranks the regions that will flare
+    above those that will not, as a ROC AUC over every (frame, region) sample, with its ``level`` interval from a
+    bootstrap of the frames' UTC days (frames of one day show the same regions). 0.5 = no better than chance.
+    Sorted by AUC; columns :data:`FILTER_AUC_COLUMNS`."""
+    values = acts.values.astype(np.float64)
+    weights = pool_mask(samples.footprints, values.shape[-2:])  # (n, fy, fx)
+    means = np.einsum("nfyx,nyx->nf", values[samples.frame], weights) / np.maximum(weights.sum(axis=(1, 2)), 1e-12)[
+        :, None]
+    code, counts = block_resample_counts(samples.times, DAY, n_resamples, seed)
+    resampled = counts[:, code]  # (R, n): each sample weighs as often as its day is drawn
+    ones = np.ones((1, means.shape[0]))
+    rows = []
+    for f in range(means.shape[1]):
+        auc = float(weighted_auc(means[:, f], samples.will_flare, ones)[0])
+        lo, hi = interval(weighted_auc(means[:, f], samples.will_flare, resampled)[:, None], level)[:, 0]
+        rows.append({"layer": acts.attrs.get("layer", ""), "filter": int(acts["filter"].values[f]), "auc": auc,
+                     "auc_lo": float(lo), "auc_hi": float(hi), "n_frames": int(np.unique(samples.frame).size),
+                     "n_regions": int(samples.frame.size), "n_will_flare": int(samples.will_flare.sum())})
+    return pd.DataFrame(rows, columns=FILTER_AUC_COLUMNS).sort_values("auc", ascending=False, ignore_index=True)
+
+
+def channel_region_auc(cube: xr.Dataset, samples: RegionSamples, channel: int = 94, **kwargs) -> pd.DataFrame:
+    """:func:`filter_region_auc` of an input channel itself (its mean DN/s on each region): the reference a filter
+    must beat to add anything to telling the regions apart."""
+    frames = np.unique(samples.time_index)
+    image = cube["aia"].isel(time=frames).sel(channel=channel).values.astype(np.float64)[:, None]
+    da = xr.DataArray(image, dims=("time", "filter", "fy", "fx"), coords={"filter": [0]},
+                      attrs={"layer": f"{channel} Å input"})
+    return filter_region_auc(da, samples, **kwargs)
+
+
+def filter_auc_table(model: nn.Module, dm: FlareDataModule, time_index: Sequence[int], *, block: int = -1,
+                     channel: int = 94, **kwargs) -> pd.DataFrame:
+    """The per-region AUC of every filter of conv block ``block`` (default the last) on ``time_index``
+    (:func:`filter_region_auc`), with the ``channel`` Å image's row first as the reference."""
+    samples = region_samples(dm, time_index)
+    acts = list(block_activations(model, dm, np.unique(samples.time_index)).values())[block]
+    return pd.concat([channel_region_auc(dm.cube(), samples, channel, **kwargs),
+                      filter_region_auc(acts, samples, **kwargs)], ignore_index=True)
+
+
+def filter_auc_verdict(table: pd.DataFrame) -> str:
+    """Computed sentences from :func:`filter_auc_table`: the reference image's AUC and how many filters separate the
+    regions that will flare better than chance and better than the image (their interval above its AUC)."""
+    ref, filters = table.iloc[0], table.iloc[1:]
+    above_chance = int((filters["auc_lo"] > 0.5).sum())
+    above_image = int((filters["auc_lo"] > ref["auc"]).sum())
+    best = filters.iloc[0]
+    return (f"On {int(ref['n_frames'])} frames ({int(ref['n_regions'])} region samples, {int(ref['n_will_flare'])} "
+            f"that will flare), the {ref['layer']} ranks the regions that will flare with AUC {ref['auc']:.2f} "
+            f"[{ref['auc_lo']:.2f}, {ref['auc_hi']:.2f}]. In {best['layer']}, {above_chance} of {len(filters)} "
+            f"filters do better than chance (interval above 0.5) and {above_image} better than the image (interval "
+            f"above {ref['auc']:.2f}); the best, filter {int(best['filter'])}, reaches {best['auc']:.2f} "
+            f"[{best['auc_lo']:.2f}, {best['auc_hi']:.2f}].")

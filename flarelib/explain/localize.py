@@ -4,6 +4,7 @@ resolution against them beside the trivial maps, and the localization table (``l
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,16 +15,20 @@ import xarray as xr
 from torch import nn
 
 from flarelib.cube.goes import FLARE_CLASS_THRESHOLDS
+from flarelib.evaluate.scoring import DAY, LEVEL, N_RESAMPLES, SEED, block_resample_counts, interval
 from flarelib.explain.attribution import CAM_METHODS, METHODS, attribute, check_time_index, conv_blocks, method_maps
 from flarelib.labels import data_kind
 from flarelib.learn.data import FlareDataModule
 from flarelib.paths import results_dir
 
-TRIVIAL_MAPS = ("input image", "random", "brightest pixel")  #: the reference rows of the localization table
+#: The hot channels of the hot-channel-excess reference map (Å).
+HOT_CHANNELS = (94, 131)
+#: The reference rows of the localization table.
+TRIVIAL_MAPS = ("input image", "random", "brightest pixel", "hot-channel excess")
 
 
-LOCALIZATION_COLUMNS = ["model", "method", "layer", "map_ny", "map_nx", "mass_inside", "mass_upper_bound",
-                        "pointing", "n_frames"]
+LOCALIZATION_COLUMNS = ["model", "method", "layer", "map_ny", "map_nx", "mass_inside", "mass_inside_lo",
+                        "mass_inside_hi", "mass_upper_bound", "pointing", "pointing_lo", "pointing_hi", "n_frames"]
 
 
 def pool_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -194,6 +199,43 @@ def score_map(values: np.ndarray, mask: np.ndarray) -> dict:
             "pointing": bool(mass > 0 and f[peak] > 0)}
 
 
+def saturation_levels(cube: xr.Dataset) -> dict[int, float]:
+    """The detector saturation level (DN/s) of each channel of a synthetic cube (its generator's record); empty
+    for a cube that does not record one."""
+    generator = cube.attrs.get("generator")
+    if isinstance(generator, str):
+        generator = json.loads(generator)
+    levels = (generator or {}).get("saturation_dn_per_s", {})
+    return {int(c): float(v) for c, v in levels.items()}
+
+
+def with_bloom(cube: xr.Dataset, time_index: Sequence[int], masks: np.ndarray) -> np.ndarray:
+    """``masks`` (T, ny, nx) grown along the CCD columns (``y``) through the saturated pixels that touch them.
+
+    A saturated flare kernel blooms: its excess charge fills the pixels above and below it to the saturation level
+    (:mod:`flarelib.cube.synthetic`), so the bright column is the flare's light, not another structure. A map that
+    points into the bloom points at the flare; the mask takes every pixel, in any channel, that reads the
+    saturation level and is connected along its column to the mask. Cubes without recorded levels are returned
+    unchanged."""
+    levels = saturation_levels(cube)
+    masks = np.asarray(masks, bool)
+    channels = [c for c in (int(c) for c in cube["channel"].values) if c in levels]
+    if not channels or not masks.size:
+        return masks
+    index = np.asarray(time_index, np.int64)
+    aia = cube["aia"].isel(time=index).sel(channel=channels).values
+    level = np.array([levels[c] for c in channels])[None, :, None, None]
+    saturated = (aia >= level * (1 - 1e-6)).any(axis=1)
+    grown = masks.copy()
+    while True:  # grow one pixel up and down per pass through saturated pixels until nothing changes
+        step = grown.copy()
+        step[:, 1:] |= grown[:, :-1] & saturated[:, 1:]
+        step[:, :-1] |= grown[:, 1:] & saturated[:, :-1]
+        if np.array_equal(step, grown):
+            return grown
+        grown = step
+
+
 @dataclass(frozen=True, eq=False)
 class ScoringFrames:
     """The frames a localization is scored on: cube steps, their (T, ny, nx) masks and the rule that chose them."""
@@ -209,11 +251,12 @@ def scoring_frames(dm: FlareDataModule, split: str = "test", n: int | None = Non
     """The frames of ``split`` on which a localization can be scored fairly, and the mask of each.
 
     * **Nowcast** (the target is the flux now): the mask is the ground-truth ``flare_mask`` at
-      t (the kernels of the >= C1 flares in progress). A frame counts when the flare dominates
-      what the model predicts: the target flux is at least ``dominance`` times the pre-flare level
-      (the lowest flux of the 6 h before t), so more than half of it comes from the flare, not
-      from the regions' background emission.
-    * **Forecast**: the mask is the ``region_id`` footprint at t of the region that *will* flare:
+      t (the kernels of the >= C1 flares in progress) with their bloom columns (:func:`with_bloom`).
+      A frame counts when the flare dominates what the model predicts: the target flux is at least
+      ``dominance`` times the pre-flare level (the lowest flux of the 6 h before t), so more than
+      half of it comes from the flare, not from the regions' background emission.
+    * **Forecast**: the mask is the ``region_id`` footprint at t of the region that *will* flare (with the
+      bloom columns of any saturated pixels in it):
       the one with the largest flare of at least ``min_flux`` (C1) peaking in ``[t + lead,
       t + lead + window]``. A frame counts when that flare dominates the target: the target (max
       over the window) is at least ``dominance`` times the flux at t, and the region is on the
@@ -239,8 +282,8 @@ def scoring_frames(dm: FlareDataModule, split: str = "test", n: int | None = Non
         rule = (f"flare_mask not empty and target flux >= {dominance:g}x the lowest flux of the 6 h before "
                 f"(the flare dominates the nowcast); {keep.size} of {cand.size} flaring frames")
         chosen = _thin(keep, n)
-        masks = masks[np.isin(keep, chosen)]
-        return ScoringFrames(chosen, masks, rule, int(cand.size))
+        masks = with_bloom(cube, chosen, masks[np.isin(keep, chosen)])
+        return ScoringFrames(chosen, masks, rule + "; grown along the bloom columns", int(cand.size))
     lead, window = _window_of(dm)
     events = _events(cube)
     events = events[events["flux"] >= min_flux]
@@ -262,10 +305,11 @@ def scoring_frames(dm: FlareDataModule, split: str = "test", n: int | None = Non
             masks.append(footprint)
     keep = np.asarray(keep, np.int64)
     chosen = _thin(keep, n)
-    masks = np.asarray(masks, bool).reshape(-1, *dm.frame_shape())[np.isin(keep, chosen)]
+    masks = with_bloom(cube, chosen, np.asarray(masks, bool).reshape(-1, *dm.frame_shape())[np.isin(keep, chosen)])
     rule = (f"a >= C1 flare peaks in [t + {_hours(lead)}, t + {_hours(lead + window)}], the target is "
             f">= {dominance:g}x the flux at t, and the region of the largest such flare is on the disk (mask: its "
-            f"region_id footprint at t); {keep.size} of {n_cand} frames with a flare ahead")
+            f"region_id footprint at t, grown along the bloom columns); {keep.size} of {n_cand} frames with a flare "
+            "ahead")
     return ScoringFrames(chosen, masks, rule, n_cand)
 
 
@@ -278,7 +322,9 @@ def trivial_maps(source: FlareDataModule | xr.Dataset, time_index: Sequence[int]
       every channel weighs the same), summed: non-negative, brightest where every channel is bright;
     * ``random``: uniform random values (seeded): scores the mask's area on average;
     * ``brightest pixel``: 1 on the brightest pixel(s) of ``bright_channel`` (ties, e.g. saturated
-      pixels, share the mass), 0 elsewhere.
+      pixels, share the mass), 0 elsewhere;
+    * ``hot-channel excess``: how far the hot channels (94 and 131 Å, those of ``channels``) rise above their
+      frame's median, in units of it, summed: ``sum_c max(I_c / median_c - 1, 0)``; where the hot plasma is.
     """
     cube = source.cube() if isinstance(source, FlareDataModule) else source
     if isinstance(source, FlareDataModule) and channels is None:
@@ -294,11 +340,14 @@ def trivial_maps(source: FlareDataModule | xr.Dataset, time_index: Sequence[int]
     bright = np.nan_to_num(cube["aia"].isel(time=index).sel(channel=bright_channel).values.astype(np.float64),
                            nan=-np.inf)
     top = (bright == bright.max(axis=(1, 2), keepdims=True)).astype(np.float64)
+    hot = [k for k, c in enumerate(channels) if int(c) in HOT_CHANNELS]
+    excess = np.clip(raw[:, hot] / np.maximum(scale[:, hot], 1e-9) - 1.0, 0, None).sum(axis=1)
     coords = {"time": cube["time"].values[index], "time_index": ("time", index)}
     shape = [int(image.shape[1]), int(image.shape[2])]
     return {name: xr.DataArray(v, dims=("time", "y", "x"), coords=coords, name=name,
                                attrs={"method": name, "layer": "input", "image_shape": shape})
-            for name, v in (("input image", image), ("random", noise), ("brightest pixel", top))}
+            for name, v in (("input image", image), ("random", noise), ("brightest pixel", top),
+                            ("hot-channel excess", excess))}
 
 
 def pooled_references(reference: Mapping[str, xr.DataArray],
@@ -320,13 +369,30 @@ def pooled_references(reference: Mapping[str, xr.DataArray],
     return out
 
 
+def frame_mean_interval(values: np.ndarray, times: np.ndarray, *, n_resamples: int = N_RESAMPLES, seed: int = SEED,
+                        level: float = LEVEL) -> tuple[float, float]:
+    """The ``level`` interval of the mean of per-frame ``values`` (n,) at ``times`` (n,): a bootstrap over the
+    frames' UTC days (:func:`flarelib.evaluate.scoring.block_resample_counts`), since frames of the same day show
+    the same regions. ``(nan, nan)`` without frames."""
+    values = np.asarray(values, float)
+    if not values.size:
+        return np.nan, np.nan
+    code, counts = block_resample_counts(np.asarray(times), DAY, n_resamples, seed)
+    n_days = counts.shape[1]
+    sums = counts @ np.bincount(code, weights=values, minlength=n_days)
+    sizes = counts @ np.bincount(code, minlength=n_days)
+    lo, hi = interval((sums / np.maximum(sizes, 1))[:, None], level)[:, 0]
+    return float(lo), float(hi)
+
+
 def score_maps(maps: Mapping[str, xr.DataArray], masks: np.ndarray, *, model_name: str = "") -> pd.DataFrame:
     """The localization table of ready maps: one row per map (:data:`LOCALIZATION_COLUMNS`), means over frames.
 
     Each map is ``DataArray(time, y, x)`` at its own resolution with ``attrs["method"]`` and
     ``attrs["layer"]``; ``masks`` (T, ny, nx) are the full-resolution masks of the same frames.
     ``mass_inside`` is averaged over every frame, a frame where the map has no positive mass counting
-    0 (an empty map localizes nothing); ``n_frames`` counts the frames scored.
+    0 (an empty map localizes nothing); ``n_frames`` counts the frames scored. ``_lo``/``_hi``: 90 % intervals
+    of the mean mass and pointing (:func:`frame_mean_interval`, day blocks of the frames' times).
     """
     masks = np.asarray(masks, bool)
     rows = []
@@ -334,14 +400,20 @@ def score_maps(maps: Mapping[str, xr.DataArray], masks: np.ndarray, *, model_nam
         values = np.asarray(da.values)
         if values.shape[0] != masks.shape[0]:
             raise ValueError(f"map {label!r} has {values.shape[0]} frames, the masks {masks.shape[0]}")
-        scores = pd.DataFrame([score_map(v, m) for v, m in zip(values, masks)])
+        scores = pd.DataFrame([score_map(v, m) for v, m in zip(values, masks)],
+                              columns=["mass_inside", "mass_upper_bound", "pointing"])
+        mass, hits = scores["mass_inside"].fillna(0.0).to_numpy(float), scores["pointing"].to_numpy(float)
+        times = da["time"].values
+        mass_lo, mass_hi = frame_mean_interval(mass, times)
+        point_lo, point_hi = frame_mean_interval(hits, times)
         rows.append({"model": model_name, "method": da.attrs.get("method", label),
                      "layer": da.attrs.get("layer", "input"), "map_ny": int(values.shape[1]),
                      "map_nx": int(values.shape[2]),
-                     "mass_inside": float(scores["mass_inside"].fillna(0.0).mean()) if len(scores) else np.nan,
+                     "mass_inside": float(mass.mean()) if mass.size else np.nan,
+                     "mass_inside_lo": mass_lo, "mass_inside_hi": mass_hi,
                      "mass_upper_bound": float(scores["mass_upper_bound"].mean()) if len(scores) else np.nan,
-                     "pointing": float(scores["pointing"].mean()) if len(scores) else np.nan,
-                     "n_frames": int(len(scores))})
+                     "pointing": float(hits.mean()) if hits.size else np.nan,
+                     "pointing_lo": point_lo, "pointing_hi": point_hi, "n_frames": int(len(scores))})
     return pd.DataFrame(rows, columns=LOCALIZATION_COLUMNS)
 
 

@@ -15,11 +15,14 @@ from scipy.stats import spearmanr
 from torch import nn
 
 from flarelib.explain.attribution import CAM_METHODS, attribute, cam_maps, check_time_index, conv_layers
-from flarelib.explain.localize import write_table
+from flarelib.explain.localize import score_map, write_table
 from flarelib.learn.data import FlareDataModule
 from flarelib.paths import results_dir
 
-RANDOMIZATION_COLUMNS = ["method", "randomized_to", "spearman_abs", "spearman_signed"]
+RANDOMIZATION_COLUMNS = ["method", "randomized_to", "spearman_abs", "spearman_signed", "mass_inside_original",
+                         "mass_inside", "chance"]
+#: A randomized model's maps must lose at least this share of the original maps' localization above chance.
+LOCALIZATION_DROP = 0.5
 
 
 def _method_maps(model: nn.Module, source, index, method: str, head: str, params: dict) -> np.ndarray:
@@ -51,8 +54,17 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a.ravel(), b.ravel()).statistic)
 
 
+def _mass_inside(maps: np.ndarray, masks: np.ndarray | None) -> float:
+    """Mean share of the maps' positive mass inside ``masks`` (per-channel maps summed over channels first)."""
+    if masks is None:
+        return np.nan
+    planes = maps.sum(axis=1) if maps.ndim == 4 else maps
+    return float(np.mean([np.nan_to_num(score_map(v, m)["mass_inside"]) for v, m in zip(planes, masks)]))
+
+
 def randomization_test(model: nn.Module, dm: FlareDataModule, time_index: Sequence[int], method: str,
-                       *, head: str = "flux", seed: int = 0, **params) -> pd.DataFrame:
+                       *, head: str = "flux", seed: int = 0, masks: np.ndarray | None = None,
+                       **params) -> pd.DataFrame:
     """Cascading model-parameter randomization (Adebayo et al. 2018), from the top layer down.
 
     Re-initializes the layers with parameters one at a time from the output towards the input
@@ -61,10 +73,19 @@ def randomization_test(model: nn.Module, dm: FlareDataModule, time_index: Sequen
     (``spearman_signed``), the mean over the frames. A map that is constant on a frame (e.g. a
     rectified Grad-CAM that is all zero) has no rank correlation: that frame's rho is NaN and so
     is the mean, and :func:`randomization_verdict` counts NaN as a failure, not a pass.
-    Columns: :data:`RANDOMIZATION_COLUMNS` plus ``layer`` (the module's own name).
+
+    With ``masks`` (T, ny, nx, the frames' ground truth, e.g. :func:`~flarelib.explain.scoring_frames`' masks) it
+    also scores what matters for an explanation: the share of the maps' mass inside the mask, of the original
+    model (``mass_inside_original``) and of each randomized one (``mass_inside``), beside ``chance`` (the masks'
+    mean area: what a random map scores); a map that still points at the flare after the weights are random does
+    not explain the model. Columns: :data:`RANDOMIZATION_COLUMNS` plus ``layer`` (the module's own name).
     """
     index = check_time_index(dm, time_index)
+    masks = None if masks is None else np.asarray(masks, bool)
+    if masks is not None and masks.shape[0] != index.size:
+        raise ValueError(f"{masks.shape[0]} masks for {index.size} frames")
     original = _method_maps(model, dm, index, method, head, params)
+    mass_original = _mass_inside(original, masks)
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))
               and (head == "prob_M" or name != "classifier")]
     randomized = copy.deepcopy(model)
@@ -84,7 +105,8 @@ def randomization_test(model: nn.Module, dm: FlareDataModule, time_index: Sequen
         rho_signed = [_spearman(a, b) for a, b in zip(original, maps)]
         rows.append({"method": method, "randomized_to": _layer_label(model, name),
                      "spearman_abs": float(np.mean(rho_abs)), "spearman_signed": float(np.mean(rho_signed)),
-                     "layer": name})
+                     "mass_inside_original": mass_original, "mass_inside": _mass_inside(maps, masks),
+                     "chance": float(masks.mean()) if masks is not None else np.nan, "layer": name})
     return pd.DataFrame(rows)
 
 
@@ -95,13 +117,28 @@ def randomization_table(model: nn.Module, dm: FlareDataModule, time_index: Seque
     return pd.concat([randomization_test(model, dm, time_index, m, **params) for m in methods], ignore_index=True)
 
 
-def randomization_verdict(table: pd.DataFrame, threshold: float = 0.2) -> pd.DataFrame:
-    """Per method, after the last (full) randomization: both rhos, and ``passes`` when both are finite and
-    below ``threshold`` in absolute value (a NaN rho fails: the test could not show the map changed)."""
+def randomization_verdict(table: pd.DataFrame, threshold: float = 0.2, *, drop: float = LOCALIZATION_DROP
+                          ) -> pd.DataFrame:
+    """Per method, after the last (full) randomization: both rhos, and ``passes_spearman`` when both are finite and
+    below ``threshold`` in absolute value (a NaN rho fails: the test could not show the map changed).
+
+    Where the table scored localization (:func:`randomization_test` with masks): ``localization_drop``, the share of
+    the original maps' mass inside the mask above chance (the masks' area, column ``chance``) that the
+    randomized maps lost, and ``passes_localization`` when it is at least ``drop``; a method whose original maps
+    do not beat chance cannot show a drop and fails. ``passes`` needs both (Spearman alone without masks).
+    """
     last = table.groupby("method", sort=False).tail(1).set_index("method")
     out = last[["randomized_to", "spearman_abs", "spearman_signed"]].copy()
     finite = np.isfinite(out["spearman_abs"]) & np.isfinite(out["spearman_signed"])
-    out["passes"] = finite & (out["spearman_abs"].abs() < threshold) & (out["spearman_signed"].abs() < threshold)
+    small = (out["spearman_abs"].abs() < threshold) & (out["spearman_signed"].abs() < threshold)
+    out["passes_spearman"] = finite & small
+    out["passes"] = out["passes_spearman"]
+    if "mass_inside" in last and last["mass_inside"].notna().any():
+        above = last["mass_inside_original"] - last["chance"]
+        out["mass_inside_original"], out["mass_inside"] = last["mass_inside_original"], last["mass_inside"]
+        out["localization_drop"] = ((last["mass_inside_original"] - last["mass_inside"]) / above).where(above > 0)
+        out["passes_localization"] = out["localization_drop"].fillna(-np.inf) >= drop
+        out["passes"] = out["passes_spearman"] & out["passes_localization"]
     return out
 
 

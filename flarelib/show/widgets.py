@@ -77,12 +77,15 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def choose_method(method: str | None, table_path: str | Path) -> tuple[str, str]:
+def choose_method(method: str | None, table_path: str | Path, sanity_path: str | Path | None = None, *,
+                  model: str | None = None) -> tuple[str, str]:
     """The attribution method the browser opens with, and a sentence saying why.
 
-    ``method`` given: that one. ``None``: the method that localizes best on this model, from the
-    localization table notebook 06 writes (``table_path``, via
-    :func:`flarelib.explain.best_localizing_method`); without that table, Grad-CAM.
+    ``method`` given: that one. ``None``: the method that localizes best on this model (rows of ``model``, if
+    given), from the localization table notebook 06 writes (``table_path``, via
+    :func:`flarelib.explain.best_localizing_method`), among the methods that pass the randomization check
+    (``sanity_path``, notebook 06's ``randomization.csv``, :func:`flarelib.explain.randomization_verdict`) when
+    that table exists; without the localization table, Grad-CAM.
     """
     if method is not None:
         return method, f"method {method_label(method)}: chosen in the parameters cell"
@@ -94,8 +97,20 @@ def choose_method(method: str | None, table_path: str | Path) -> tuple[str, str]
 
     from flarelib import explain  # lazy: explain imports torch and Captum, which the browser itself never needs
 
-    best = explain.best_localizing_method(pd.read_csv(table_path), candidates=explain.METHODS)  # what a store holds
-    return best, f"method {method_label(best)}: it localizes best on this model (notebook 06's table {table_path.name})"
+    table = pd.read_csv(table_path)
+    if model is not None and model in set(table["model"]):
+        table = table[table["model"] == model]
+    candidates, why = list(explain.METHODS), ""  # what a store holds
+    if sanity_path is not None and Path(sanity_path).exists():
+        verdict = explain.randomization_verdict(pd.read_csv(sanity_path))
+        passing = [m for m in candidates if m in verdict.index and bool(verdict.loc[m, "passes"])]
+        if passing:
+            candidates, why = passing, " among those that pass the randomization check"
+        else:
+            why = " (none passes the randomization check, so this one is not vouched for either)"
+    best = explain.best_localizing_method(table, candidates=candidates)
+    return best, (f"method {method_label(best)}: it localizes best on this model{why} (notebook 06's tables "
+                  f"{table_path.name}{', ' + Path(sanity_path).name if sanity_path is not None else ''})")
 
 
 def browser_methods(method: str) -> list[str]:
