@@ -2,12 +2,18 @@
 targets and reference forecasts scored on cycle 24 (flarelib.evaluate.real). Real files only, no network."""
 
 import logging
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from flarelib.cube import noaa
+from flarelib.cube.catalog import CatalogError, load_catalog
+from flarelib.evaluate import real
+from flarelib.evaluate.scoring import choose_threshold
+from flarelib.evaluate.skill import PAIRED_COLUMNS, SKILL_COLUMNS
 from tests.conftest import ROOT
 
 HISTORY = ROOT / "data/real/noaa_flare_history"
@@ -163,12 +169,6 @@ def test_catalog_opens_the_noaa_tables(catalog):
 
 
 def test_catalog_refuses_a_changed_noaa_file(tmp_path):
-    import shutil
-
-    import yaml
-
-    from flarelib.cube.catalog import CatalogError, load_catalog
-
     entry = yaml.safe_load((ROOT / "data_catalog.yaml").read_text())["entries"]["noaa-flares-sc24-positions"]
     (tmp_path / "data/real/noaa_flare_history").mkdir(parents=True)
     copy = tmp_path / entry["path"]
@@ -181,3 +181,88 @@ def test_catalog_refuses_a_changed_noaa_file(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({"version": 1, "entries": {"x": {**entry, "synthetic": True}}}))
     with pytest.raises(CatalogError, match=r"entry 'x', field synthetic"):
         load_catalog(tmp_path / "s.yaml")
+
+
+# --------------------------------------------------------------------------- part 2: real targets and references
+
+
+def test_targets_are_causal_a_flare_counts_for_the_issue_times_of_the_day_before_its_peak():
+    peak = np.array(["2012-03-07 00:24"], "datetime64[ns]")
+    minute, day = np.timedelta64(1, "m"), np.timedelta64(24, "h")
+    times = peak[0] + np.array([-day - minute, -day, -minute, 0, minute]).astype("timedelta64[ns]")
+    count, flux = real.window_flares(peak, np.array([5e-5]), times)
+    assert count.tolist() == [0, 1, 1, 0, 0]  # counted for issue times in [peak - 24 h, peak)
+    assert flux.tolist() == [real.FLOOR_FLUX, 5e-5, 5e-5, real.FLOOR_FLUX, real.FLOOR_FLUX]
+    past, _ = real.window_flares(peak, np.array([5e-5]), times, future=False)
+    assert past.tolist() == [0, 0, 0, 1, 1]  # the history knows it from its peak on
+
+
+def test_region_targets_follow_the_region_and_the_threshold():
+    events = pd.DataFrame({"peak": pd.to_datetime(["2012-01-01 10:00", "2012-01-01 12:00", "2012-01-02 02:00"]),
+                           "peak_flux": [2e-5, 3e-6, 1e-4], "noaa_ar": pd.array([100, 200, 100], "Int64")})
+    regions = pd.DataFrame({"issue": pd.to_datetime(["2012-01-01 00:30"] * 2 + ["2012-01-02 00:30"] * 2),
+                            "noaa_ar": pd.array([100, 200, 100, 200], "Int64")})
+    count, flux = real.region_window_flares(events, regions, threshold=1e-5)
+    assert count.tolist() == [1, 0, 1, 0] and flux.tolist() == [2e-5, real.FLOOR_FLUX, 1e-4, real.FLOOR_FLUX]
+    count, _ = real.region_window_flares(events, regions, threshold=1e-6, future=False)
+    assert count.tolist() == [0, 0, 1, 1]
+
+
+def test_mcintosh_poisson_on_a_tiny_table_and_the_full_disk_combination():
+    train = pd.Series(["DKC", "DKC", "DKC", "AXX", "AXX"])
+    rates, pooled = real.poisson_rates(train, np.array([2, 0, 1, 0, 0]))
+    assert rates == {"DKC": 1.0, "AXX": 0.0} and pooled == pytest.approx(0.6)
+    p = real.poisson_probability(pd.Series(["DKC", "AXX", "FKC"]), rates, pooled)
+    assert p == pytest.approx([1 - np.exp(-1.0), 0.0, 1 - np.exp(-0.6)], abs=1e-15)
+    issue = np.array(["2012-01-01T00:30", "2012-01-01T00:30", "2012-01-02T00:30"], "datetime64[ns]")
+    times = np.array(["2012-01-01T00:30", "2012-01-02T00:30", "2012-01-03T00:30"], "datetime64[ns]")
+    disk = real.combine_regions(issue, np.array([0.2, 0.5, 0.3]), times)
+    assert disk == pytest.approx([1 - 0.8 * 0.5, 0.3, 0.0], abs=1e-15)  # no region issued: 0
+
+
+@pytest.fixture(scope="module")
+def verdict():
+    history = real.RealHistory(noaa.read_event_list(EVENTS)[0], noaa.read_region_days(REGIONS)[0])
+    forecasts = real.real_forecasts(history)
+    return history, forecasts, real.real_skill(forecasts), real.real_paired(forecasts)
+
+
+def test_real_targets_match_the_event_list(verdict):
+    history, forecasts, _, _ = verdict
+    f = forecasts.full_disk
+    events = history.events
+    for k in range(0, f.test.times.size, 97):  # every 97th test day, against the raw table
+        t = pd.Timestamp(f.test.times[k])
+        assert t.strftime("%H:%M") == "00:30"
+        window = events[(events["peak"] > t) & (events["peak"] <= t + pd.Timedelta("24h"))]
+        assert f.test.event(1e-5)[k] == float((window["peak_flux"] >= 1e-5).any())
+    assert f.val.times.max() < f.test.times.min() and f.test.times.min() >= np.datetime64("2011-01-01")
+    assert f.val.times.min() > np.datetime64(real.TRAIN_SPAN[1])  # thresholds never see the fitting span
+
+
+def test_probability_thresholds_come_from_the_validation_span(verdict):
+    _, forecasts, _, _ = verdict
+    f = forecasts.full_disk
+    name = real.MCINTOSH_POISSON
+    assert f.prob_threshold[(name, "M")] == choose_threshold(f.val.prob[name]["M"], f.val.event(1e-5))
+
+
+def test_real_skill_table(verdict, monkeypatch, tmp_path):
+    _, forecasts, skill, paired = verdict
+    assert list(skill.columns) == SKILL_COLUMNS and list(paired.columns) == PAIRED_COLUMNS
+    assert (skill["dataset"] == real.EVENTS_ENTRY).all() and not skill["synthetic"].any()
+    assert set(skill["predictor"]) == {real.CLIMATOLOGY, real.PERSISTENCE, real.RUNNING_RATE, real.MCINTOSH_POISSON,
+                                       real.HALE_POISSON, real.MCINTOSH_LOGISTIC}
+    row = skill[(skill["target"] == real.FULL_DISK) & (skill["predictor"] == real.MCINTOSH_POISSON)
+                & (skill["threshold"] == ">=M1")].iloc[0]
+    # measured: 0.50 [0.40, 0.58] on cycle 24 (Bloomfield et al. 2012: up to 0.54 on cycle 23)
+    assert np.isfinite(row["TSS"]) and row["TSS_lo"] < row["TSS"] < row["TSS_hi"]
+    assert row["TSS"] > 0 and row["n_events_distinct"] > 0 and row["block_hours"] >= 24
+    clim = skill[skill["predictor"] == real.CLIMATOLOGY]
+    assert np.allclose(clim["TSS"], 0.0)  # a constant forecast has no skill
+    pairs = set(zip(paired["predictor"], paired["reference"]))
+    assert (real.MCINTOSH_POISSON, real.PERSISTENCE) in pairs and (real.MCINTOSH_POISSON, real.CLIMATOLOGY) in pairs
+    monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path))
+    skill_csv, paired_csv = real.write_real_results(skill, paired)
+    assert skill_csv == tmp_path / "real_skill.csv" and paired_csv == tmp_path / "real_paired.csv"
+    assert len(pd.read_csv(skill_csv)) == len(skill) and len(pd.read_csv(paired_csv)) == len(paired)
