@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from flarelib import benchmark
 from flarelib.cube import noaa
 from flarelib.cube.catalog import CatalogError, load_catalog
 from flarelib.evaluate import real
@@ -266,3 +267,77 @@ def test_real_skill_table(verdict, monkeypatch, tmp_path):
     skill_csv, paired_csv = real.write_real_results(skill, paired)
     assert skill_csv == tmp_path / "real_skill.csv" and paired_csv == tmp_path / "real_paired.csv"
     assert len(pd.read_csv(skill_csv)) == len(skill) and len(pd.read_csv(paired_csv)) == len(paired)
+
+
+# --------------------------------------------------------------------------- part 3: scoring your own forecast
+
+
+def _csv(path, times, prob):
+    pd.DataFrame({"timestamp": pd.DatetimeIndex(times).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "probability": prob}).to_csv(path, index=False)
+    return path
+
+
+def test_scoring_mcintosh_poisson_s_own_csv_reproduces_its_row(verdict, tmp_path):
+    _, forecasts, skill, _ = verdict
+    f = forecasts.full_disk
+    csv = _csv(tmp_path / "mp.csv", f.test.times, f.test.prob[real.MCINTOSH_POISSON]["M"])
+    mine, paired = benchmark.score_forecast(csv, threshold=f.prob_threshold[(real.MCINTOSH_POISSON, "M")],
+                                            name="mine", forecasts=forecasts)
+    assert list(mine.columns) == SKILL_COLUMNS and list(paired.columns) == PAIRED_COLUMNS
+    reference = skill[(skill["target"] == real.FULL_DISK) & (skill["threshold"] == ">=M1")].set_index("predictor")
+    rows = mine.set_index("predictor")
+    columns = ["n_samples", "n_events", "n_events_distinct", "TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "AUC"]
+    pd.testing.assert_series_equal(rows.loc["mine", columns], reference.loc[real.MCINTOSH_POISSON, columns],
+                                   check_names=False)
+    for name in reference.index:  # every reference on the same days, as in the real skill table
+        pd.testing.assert_series_equal(rows.loc[name, columns], reference.loc[name, columns], check_names=False)
+    same = paired[paired["reference"] == real.MCINTOSH_POISSON].iloc[0]
+    assert same["dTSS"] == 0.0 and same["dTSS_lo"] == 0.0 and same["dTSS_hi"] == 0.0
+    assert set(paired["reference"]) == set(reference.index)
+
+
+def test_a_partial_forecast_is_scored_on_exactly_its_days(verdict, tmp_path):
+    _, forecasts, _, _ = verdict
+    f = forecasts.full_disk
+    days = np.arange(400, 800)
+    csv = _csv(tmp_path / "part.csv", f.test.times[days][::-1], np.full(days.size, 0.3))  # order does not matter
+    mine, paired = benchmark.score_forecast(csv, forecasts=forecasts)
+    assert (mine["n_samples"] == days.size).all() and (paired["n_samples"] == days.size).all()
+    event = f.test.event(1e-5)[days]
+    assert (mine["n_events"] == event.sum()).all()
+    assert mine.set_index("predictor").loc["submitted", "TSS"] == 0.0  # always yes
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    (["2011-01-01T00:30,0.2", "2011-01-01T00:30,0.3"], "more than once"),
+    (["2011-01-01T00:30,1.2"], r"outside \[0, 1\]"),
+    (["2011-01-01T00:30,nan"], r"outside \[0, 1\]"),
+    (["2009-06-01T00:30,0.2"], "not issue times of the real test data"),
+    (["2011-01-01T12:00,0.2"], "not issue times of the real test data"),
+    (["yesterday,0.2"], "not a time"),
+])
+def test_bad_predictions_are_one_line_errors(verdict, tmp_path, rows, message):
+    _, forecasts, _, _ = verdict
+    csv = tmp_path / "p.csv"
+    csv.write_text("timestamp,probability\n" + "\n".join(rows) + "\n")
+    with pytest.raises(benchmark.PredictionsError, match=message) as err:
+        benchmark.score_forecast(csv, forecasts=forecasts)
+    assert "\n" not in str(err.value)
+
+
+def test_benchmark_command_writes_the_tables_and_fails_in_one_line(verdict, tmp_path, monkeypatch, capsys):
+    _, forecasts, _, _ = verdict
+    f = forecasts.full_disk
+    monkeypatch.setattr(real, "real_forecasts", lambda history: forecasts)  # the fixture's, not a second fit
+    monkeypatch.setattr(real, "load_real_history", lambda: None)
+    csv = _csv(tmp_path / "p.csv", f.test.times[:50], np.linspace(0, 1, 50))
+    out, paired = tmp_path / "skill.csv", tmp_path / "paired.csv"
+    assert benchmark.main(["score", str(csv), "--name", "mine", "--threshold", "0.4", "--out", str(out),
+                           "--paired", str(paired)]) == 0
+    assert set(pd.read_csv(out)["predictor"]) >= {"mine", real.MCINTOSH_POISSON}
+    assert (pd.read_csv(paired)["predictor"] == "mine").all()
+    (tmp_path / "bad.csv").write_text("time,p\n")
+    assert benchmark.main(["score", str(tmp_path / "bad.csv")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "PredictionsError" in err[0] and "timestamp" in err[0]

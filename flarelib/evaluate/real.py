@@ -213,12 +213,23 @@ def _span(times: np.ndarray, span: tuple[str, str]) -> np.ndarray:
     return (times >= np.datetime64(pd.Timestamp(span[0]))) & (times <= np.datetime64(pd.Timestamp(span[1])))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RealForecasts:
-    """The full-disk and per-region :class:`Forecasts` of every reference (:func:`real_forecasts`)."""
+    """The full-disk and per-region :class:`Forecasts` of every reference (:func:`real_forecasts`), and the
+    event list's peak times (datetime64[ns]) and peak fluxes (float64 W/m²) behind the targets."""
 
     full_disk: Forecasts
     region: Forecasts
+    peak: np.ndarray
+    peak_flux: np.ndarray
+
+
+def distinct_flares(peak: np.ndarray, flux: np.ndarray, times: np.ndarray, threshold: float) -> int:
+    """How many distinct flares at or above ``threshold`` (W/m²) peak in the window ``(t, t + 24 h]`` of at
+    least one issue time of ``times``: the independent events behind a series of daily targets."""
+    flux = np.asarray(flux, np.float64)
+    return _distinct(_minutes(np.asarray(peak, "datetime64[ns]")[flux >= threshold]), _minutes(times),
+                     int(WINDOW // _MINUTE))
 
 
 def _distinct(keys: np.ndarray, issue_keys: np.ndarray, window_minutes: int) -> int:
@@ -295,19 +306,18 @@ def real_forecasts(history: RealHistory, *, thresholds: Mapping[str, float] = RE
                     split(per_region, region_split["val"], issue, region_truth, "val"),
                     split(per_region, region_split["test"], issue, region_truth, "test"),
                     block=dict(block), cadence=np.timedelta64(1, "D"))
-    test_times = _minutes(full.test.times)
     listed = events.dropna(subset=["noaa_ar"])
     test_regions = regions[region_split["test"]]
     for letter, threshold in thresholds.items():
-        full.distinct[letter] = _distinct(_minutes(peak[flux >= threshold]), test_times, 24 * 60)
+        full.distinct[letter] = distinct_flares(peak, flux, full.test.times, threshold)
         major = listed[listed["peak_flux"] >= threshold]
         reg.distinct[letter] = _distinct(
             major["noaa_ar"].to_numpy(np.int64) * _REGION_KEY + _minutes(major["peak"].to_numpy()),
             test_regions["noaa_ar"].to_numpy(np.int64) * _REGION_KEY + _minutes(test_regions["issue"].to_numpy()),
-            24 * 60)
+            int(WINDOW // _MINUTE))
     full.choose_prob_thresholds()
     reg.choose_prob_thresholds()
-    return RealForecasts(full, reg)
+    return RealForecasts(full, reg, peak, flux)
 
 
 def real_skill(forecasts: RealForecasts, *, n_resamples: int = N_RESAMPLES, seed: int = SEED,
