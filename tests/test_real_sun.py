@@ -225,7 +225,8 @@ def test_mcintosh_poisson_on_a_tiny_table_and_the_full_disk_combination():
 def verdict():
     history = real.RealHistory(noaa.read_event_list(EVENTS)[0], noaa.read_region_days(REGIONS)[0])
     forecasts = real.real_forecasts(history)
-    return history, forecasts, real.real_skill(forecasts), real.real_paired(forecasts)
+    pairs = [(real.MCINTOSH_POISSON, real.CLIMATOLOGY), (real.MCINTOSH_POISSON, real.PERSISTENCE)]
+    return history, forecasts, real.real_skill(forecasts), real.real_paired(forecasts, pairs)
 
 
 def test_real_targets_match_the_event_list(verdict):
@@ -261,8 +262,10 @@ def test_real_skill_table(verdict, monkeypatch, tmp_path):
     assert row["TSS"] > 0 and row["n_events_distinct"] > 0 and row["block_hours"] >= 24
     clim = skill[skill["predictor"] == real.CLIMATOLOGY]
     assert np.allclose(clim["TSS"], 0.0)  # a constant forecast has no skill
-    pairs = set(zip(paired["predictor"], paired["reference"]))
-    assert (real.MCINTOSH_POISSON, real.PERSISTENCE) in pairs and (real.MCINTOSH_POISSON, real.CLIMATOLOGY) in pairs
+    assert set(zip(paired["predictor"], paired["reference"])) == {(real.MCINTOSH_POISSON, real.CLIMATOLOGY),
+                                                                  (real.MCINTOSH_POISSON, real.PERSISTENCE)}
+    assert len(paired) == 2 * 2 * len(real.REAL_THRESHOLDS)  # full disk and per region, each threshold
+    assert set(real.REAL_PAIRS) >= {(name, real.CLIMATOLOGY) for name in set(skill["predictor"]) - {real.CLIMATOLOGY}}
     monkeypatch.setenv("FLARELIB_RESULTS_DIR", str(tmp_path))
     skill_csv, paired_csv = real.write_real_results(skill, paired)
     assert skill_csv == tmp_path / "real_skill.csv" and paired_csv == tmp_path / "real_paired.csv"
