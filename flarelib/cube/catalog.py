@@ -6,8 +6,9 @@
 >>> cube = cat.open("sample-flare-2011-02-15")    # builds the Zarr cube once, then opens it
 
 Local kinds: ``aia_fits`` (a folder of AIA FITS files, built into a cube), ``goes_xrs``
-(GOES XRS files, opened as one XRS dataset) and ``synthetic`` (the synthetic sun,
-generated into a cube).
+(GOES XRS files, opened as one XRS dataset), ``synthetic`` (the synthetic sun,
+generated into a cube), ``flare_list`` (a NOAA flare list, opened as a pandas table of flares) and
+``region_summary`` (NOAA region-days, opened as a pandas table): see :mod:`flarelib.cube.noaa`.
 
 Network kinds (:mod:`flarelib.cube.acquire`, :mod:`flarelib.cube.sdoml`; they need the network the
 first time): ``fido_aia`` and ``jsoc_export`` download AIA FITS into
@@ -41,7 +42,7 @@ import yaml
 import zarr
 
 from flarelib.checksums import ChecksumError, fingerprint, read_checksums, sha256_of, verify_files
-from flarelib.cube import align, goes, prep, store
+from flarelib.cube import align, goes, noaa, prep, store
 from flarelib.paths import default_build_dir, default_catalog_path
 from flarelib.runner import DEBUG_HELP, run_command
 
@@ -257,8 +258,10 @@ class Catalog:
         return kind.build(self, entry, self._request(name, build_dir, overwrite=overwrite, progress=progress,
                                                      scheduler=scheduler))
 
-    def open(self, name: str, *, build_dir: str | Path | None = None, progress: bool = True) -> xr.Dataset:
-        """Open an entry: a cube (built on first use), an XRS dataset or an event list."""
+    def open(self, name: str, *, build_dir: str | Path | None = None,
+             progress: bool = True) -> xr.Dataset | pd.DataFrame:
+        """Open an entry: a cube (built on first use), an XRS dataset, an event list, or (``flare_list``,
+        ``region_summary``) a pandas table."""
         entry = self[name]
         kind = KINDS[entry.kind]
         if kind.open is not None:
@@ -482,11 +485,37 @@ def _open_hek_events(catalog: Catalog, entry: Entry, build_dir, progress: bool) 
     return align.events_dataset(catalog.events(entry.name, build_dir=build_dir))
 
 
+def _open_noaa_table(catalog: Catalog, entry: Entry, build_dir, progress: bool) -> pd.DataFrame:
+    """The entry's NOAA table (:mod:`flarelib.cube.noaa`; its file checked by sha256), cut to the entry's
+    ``time_range`` (inclusive, UTC; by flare start or SRS issue time). ``attrs["skips"]`` holds the reader's
+    counts of dropped and repaired rows by reason (each also logged)."""
+    (path,) = catalog.files(entry.name)
+    table, skips = noaa.read_table(path)
+    expected = {"flare_list": ("start", "flares"), "region_summary": ("issue", "region-days")}[entry.kind]
+    if expected[0] not in table.columns:
+        raise entry.error("path", f"{path.name} does not hold {expected[1]}")
+    start, end = (pd.Timestamp(t).tz_localize(None) if pd.Timestamp(t).tzinfo is None
+                  else pd.Timestamp(t).tz_convert("UTC").tz_localize(None) for t in entry.spec["time_range"])
+    times = table[expected[0]]
+    cut = table[(times >= start) & (times <= end)].reset_index(drop=True)
+    if cut.empty:
+        raise entry.error("time_range", f"{entry.spec['time_range']} holds no row of {path.name} (it covers "
+                                        f"{times.min()} to {times.max()}); fix the time range")
+    cut.attrs["skips"] = skips.counts()
+    cut.attrs["source"] = path.name
+    return cut
+
+
 _AIA_CUBE = ("channels", "cube")
 _ARCHIVE = ("query", "time_range")
 register_kind(Kind("aia_fits", required=("path", "sha256", "time_range", *_AIA_CUBE), files=_local_files,
                    build=_build_aia_cube))
 register_kind(Kind("goes_xrs", required=("path", "sha256", "time_range"), files=_local_files, open=_open_goes_xrs))
+_REAL_ONLY = {"properties": {"synthetic": {"const": False}}}
+register_kind(Kind("flare_list", required=("path", "sha256", "time_range"), schema=_REAL_ONLY, files=_local_files,
+                   open=_open_noaa_table))
+register_kind(Kind("region_summary", required=("path", "sha256", "time_range"), schema=_REAL_ONLY,
+                   files=_local_files, open=_open_noaa_table))
 register_kind(Kind("synthetic", required=("generator", "disk_from", "channels"),
                    schema={"properties": {"synthetic": {"const": True}}}, build=_build_synthetic_cube))
 register_kind(Kind("fido_aia", required=(*_ARCHIVE, *_AIA_CUBE), network=True, files=_downloaded_aia,

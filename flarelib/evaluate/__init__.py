@@ -42,9 +42,10 @@ The model gives two rows: ``FlareNet`` (class-head probabilities with the valida
 MAE from the regression output) and ``FlareNet regression`` (the log flux thresholded at the class
 threshold).
 
-Modules: :mod:`.scoring` (pure NumPy), :mod:`.baselines` (cube reads), :mod:`.skill` (the tables) and
-:mod:`.summary` (class counts, channel statistics, event rates for notebook 03); this package re-exports the
-public names of the first three.
+Modules: :mod:`.scoring` (pure NumPy), :mod:`.baselines` (cube reads), :mod:`.skill` (the tables),
+:mod:`.summary` (class counts, channel statistics, event rates for notebook 03) and :mod:`.real` (the real
+Sun's verdict: NOAA flare targets and the McIntosh-Poisson family of references, cycle 23 -> cycle 24); this
+package re-exports the public names of the first three (``from flarelib.evaluate import real`` for the last).
 """
 
 from flarelib.evaluate.baselines import (
@@ -129,6 +130,7 @@ from flarelib.evaluate.skill import (
     collect_forecasts,
     contingency_table,
     default_pairs,
+    forecasts_skill_table,
     paired_table,
     reliability_table,
     roc_table,
@@ -223,6 +225,7 @@ __all__ = [
     "target_memory_curve",
     "collect_forecasts",
     "skill_table",
+    "forecasts_skill_table",
     "default_pairs",
     "paired_table",
     "write_paired_csv",

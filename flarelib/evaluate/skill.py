@@ -143,6 +143,14 @@ class Forecasts:
         log = np.asarray(s.log[predictor], float)
         return np.where(np.isfinite(log), (log >= np.log10(self.thresholds[letter])).astype(float), np.nan)
 
+    def choose_prob_thresholds(self) -> None:
+        """Fill :attr:`prob_threshold`: for each probability predictor and class, the threshold that maximizes
+        TSS on the validation split (:func:`choose_threshold`), never on test."""
+        for name, probs in self.test.prob.items():
+            for letter in (k for k in probs if k in self.thresholds):
+                self.prob_threshold[(name, letter)] = choose_threshold(self.val.prob[name][letter],
+                                                                       self.val.event(self.thresholds[letter]))
+
     def frame(self, rows: list[dict]) -> pd.DataFrame:
         head = {"dataset": self.dataset, "synthetic": self.synthetic, "target": self.target}
         return pd.DataFrame([{**head, **row} for row in rows])
@@ -237,10 +245,7 @@ def collect_forecasts(val: xr.Dataset, test: xr.Dataset, dm: FlareDataModule, *,
                   _split_forecasts(test, dm, thresholds, {k: v[1] for k, v in others.items()}),
                   block=target_memory(dm, thresholds), cadence=dm.plan.cadence)
     f.distinct.update({letter: distinct_events(dm, f.test.time_index, t) for letter, t in thresholds.items()})
-    for name, probs in f.test.prob.items():
-        for letter in (k for k in probs if k in thresholds):
-            f.prob_threshold[(name, letter)] = choose_threshold(f.val.prob[name][letter],
-                                                                f.val.event(thresholds[letter]))
+    f.choose_prob_thresholds()
     return f
 
 
@@ -264,6 +269,14 @@ def skill_table(val: xr.Dataset, test: xr.Dataset, dm: FlareDataModule, *, thres
     MAE_dex of its log10 flux (log10 W/m²); ``block_hours``, the bootstrap block.
     """
     f = forecasts if forecasts is not None else collect_forecasts(val, test, dm, thresholds=thresholds)
+    return forecasts_skill_table(f, n_resamples=n_resamples, seed=seed, level=level)
+
+
+def forecasts_skill_table(forecasts: Forecasts, *, n_resamples: int = N_RESAMPLES, seed: int = SEED,
+                          level: float = LEVEL) -> pd.DataFrame:
+    """The skill table (:data:`SKILL_COLUMNS`) of every predictor of ``forecasts`` on its test samples: the body of
+    :func:`skill_table`, for forecasts made without a data module (e.g. :mod:`flarelib.evaluate.real`)."""
+    f = forecasts
     blocks = block_labels(f.test.times, f.cadence) if f.cadence is not None else np.zeros(f.test.times.size)
     rows = []
     for letter, threshold in f.thresholds.items():
