@@ -620,14 +620,16 @@ def lesson_sentences(paired: pd.DataFrame, *, score: str = "TSS") -> list[str]:
 
 @dataclass(frozen=True)
 class LessonSettings:
-    """How big notebook 09's lessons are: the short span (days) and its windows, the seeds, the recipe, and the
-    thinning of the imbalance runs' training steps (every k-th)."""
+    """How big notebook 09's lessons are: the short span (days) and its windows, the seeds, the recipe, the
+    thinning of the imbalance runs' training steps (every k-th), and the fewest event and quiet training steps
+    a short window must hold (:func:`short_windows`)."""
 
     short_days: float
     windows: int
     seeds: tuple[int, ...]
     recipe: Recipe
     imbalance_every: int
+    min_events: int
 
 
 def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonSettings:
@@ -635,12 +637,12 @@ def lesson_settings(size: str, *, full: bool = False, seeds: int = 1) -> LessonS
     ``full`` is ``make experiments`` (three short windows, every training step of the imbalance runs, 30 epochs)."""
     chosen = SEEDS[:max(1, min(int(seeds), len(SEEDS)))]
     if size == "small":
-        return LessonSettings(4.0, 2, chosen, Recipe(max_epochs=4, patience=2), 1)
+        return LessonSettings(4.0, 2, chosen, Recipe(max_epochs=4, patience=2), 1, 5)
     if full:
-        return LessonSettings(30.0, 3, chosen, Recipe(max_epochs=30, patience=5), 1)
+        return LessonSettings(30.0, 3, chosen, Recipe(max_epochs=30, patience=5), 1, 40)
     # make lessons: a thinned validation block and an eighth of the training steps for the imbalance runs;
     # enough epochs that a few hundred samples are seen many times
-    return LessonSettings(30.0, 2, chosen, Recipe(max_epochs=20, patience=4, val_every=3), 8)
+    return LessonSettings(30.0, 2, chosen, Recipe(max_epochs=20, patience=4, val_every=3), 8, 40)
 
 
 # --------------------------------------------------------------------------- BatchNorm

@@ -167,3 +167,23 @@ def test_pixels_are_read_in_bounded_blocks(sdoml_store, tmp_path, monkeypatch):
                            write=WriteOptions(steps_per_write=2, progress=False))
     assert reads and max(reads) <= 2  # never more than `steps_per_write` frames of a channel at once
     assert sum(reads) == 9 * len(CHANNELS)  # each used frame read once
+
+
+def test_a_cube_from_the_s3_store_lines_up_with_the_real_flare_targets(sdoml_store, tmp_path):
+    """How a CNN on real images would join notebook 10's table: the SDOML cube's own time axis, read from the
+    local S3 store, gets the real NOAA targets, causally ("a flare peaks in (t, t + 24 h]")."""
+    from flarelib.evaluate import real
+
+    rules = SlotRules(channels=CHANNELS, cadence="2min", tolerance="60s")
+    rules = dataclasses.replace(rules, start="2011-02-15T01:40", end="2011-02-15T02:10")
+    path = sdoml.build_sdoml_cube(tmp_path / "s3.zarr", name="sdoml", url=sdoml_store["url"],
+                                  storage_options=sdoml_store["read"], rules=rules,
+                                  write=WriteOptions(steps_per_write=4, progress=False))
+    times = open_cube(path)["time"].values
+    targets = real.targets_at(real.load_real_history(), times)
+    peak = np.datetime64("2011-02-15T01:56")  # the X2.2 of AR 11158, in the NOAA event list
+    before = times < peak
+    assert before.any() and (~before).any()
+    assert (targets["event_X"].to_numpy()[before] == 1).all()  # the X2.2 is ahead of every earlier frame
+    assert (targets["event_X"].to_numpy()[~before] == 0).all()  # and behind every later one (no other X in 24 h)
+    assert targets["max_flux"].to_numpy()[before] == pytest.approx(2.2e-4)

@@ -275,3 +275,55 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, Skips]:
     if "max_time" in header:
         return read_event_list(path)
     raise ValueError(f"{Path(path).name}: not a NOAA flare list or region table (header {header.strip()!r})")
+
+
+def flares_per_month(events: pd.DataFrame) -> pd.DataFrame:
+    """Flares per calendar month of their peak, by class letter: a (month, C/M/X) table of counts with every month
+    from the first to the last (0 where none), indexed by ``pandas.Period`` months."""
+    letters = events["goes_class"].str[0]
+    months = events["peak"].dt.to_period("M")
+    table = pd.crosstab(months, letters).reindex(columns=list("CMX"), fill_value=0)
+    full = pd.period_range(months.min(), months.max(), freq="M")
+    return table.reindex(full, fill_value=0).rename_axis(index="month", columns="class")
+
+
+def flares_near(positions: pd.DataFrame, time: np.datetime64 | str, window: str | pd.Timedelta = "12h"
+                ) -> pd.DataFrame:
+    """The flares of ``positions`` (:func:`read_flare_positions`) with a position that peak within ``window`` of
+    ``time`` (UTC), biggest first."""
+    when = pd.Timestamp(time)
+    half = pd.Timedelta(window)
+    near = positions[(positions["peak"] - when).abs() <= half].dropna(subset=["hpc_x", "hpc_y"])
+    return near.sort_values("peak_flux", ascending=False).reset_index(drop=True)
+
+
+def flare_pixels(flares: pd.DataFrame, smap, *, shape: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Where ``flares`` (with ``hpc_x``, ``hpc_y`` in arcsec at their ``peak``) sit on the map ``smap`` (a sunpy
+    Map): each position is rotated with the solar surface from its peak time to the map's time (sunpy's
+    ``RotatedSunFrame``; a flare on the far side by then gets NaN) and put through the map's WCS. ``shape``
+    (ny, nx): also give the pixel on a grid that resamples the map's whole field to that shape (a cube's).
+    Adds ``x_px``, ``y_px`` (map pixels, 0-based) and, with ``shape``, ``x_cube``, ``y_cube``."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from sunpy.coordinates import Helioprojective, RotatedSunFrame
+
+    out = flares.copy()
+    xs, ys = [], []
+    for _, row in flares.iterrows():
+        at_peak = SkyCoord(row["hpc_x"] * u.arcsec, row["hpc_y"] * u.arcsec,
+                           frame=Helioprojective(observer=smap.observer_coordinate, obstime=row["peak"]))
+        moved = RotatedSunFrame(base=at_peak.transform_to("heliographic_stonyhurst"),
+                                duration=(smap.date - at_peak.obstime).to(u.day))
+        try:
+            x, y = smap.world_to_pixel(SkyCoord(moved).transform_to(smap.coordinate_frame))
+            xs.append(float(x.value))
+            ys.append(float(y.value))
+        except ValueError:
+            xs.append(np.nan)
+            ys.append(np.nan)
+    out["x_px"], out["y_px"] = np.asarray(xs, float), np.asarray(ys, float)
+    if shape is not None:
+        ny, nx = smap.data.shape
+        out["x_cube"] = (out["x_px"] + 0.5) * shape[1] / nx - 0.5
+        out["y_cube"] = (out["y_px"] + 0.5) * shape[0] / ny - 0.5
+    return out

@@ -107,6 +107,7 @@ from flarelib.evaluate.scoring import (
     interval,
     mae,
     memory_block,
+    memory_curve,
     paired_difference,
     paired_verdict,
     predict_logistic,
@@ -120,6 +121,7 @@ from flarelib.evaluate.scoring import (
     threshold_label,
     tss_vs_threshold,
     verdict,
+    weighted_auc,
     within_block_auc,
 )
 from flarelib.evaluate.skill import (
@@ -162,6 +164,7 @@ __all__ = [
     "autocorrelation_time",
     "regular_grid",
     "memory_block",
+    "memory_curve",
     "block_resample_counts",
     "Resampled",
     "resample_scores",
@@ -181,6 +184,7 @@ __all__ = [
     "brier_skill_score",
     "roc_curve",
     "roc_auc",
+    "weighted_auc",
     "within_block_auc",
     "reliability",
     "skill_per_block",

@@ -343,3 +343,18 @@ def write_real_results(skill: pd.DataFrame, paired: pd.DataFrame,
     ``build/results``); returns their paths."""
     folder = Path(folder) if folder is not None else results_dir()
     return (write_skill_csv(skill, folder / "real_skill.csv"), write_paired_csv(paired, folder / "real_paired.csv"))
+
+
+def targets_at(history: RealHistory, times: np.ndarray, *, thresholds: Mapping[str, float] = REAL_THRESHOLDS,
+               window: np.timedelta64 = WINDOW) -> pd.DataFrame:
+    """The real full-disk targets at any issue times (e.g. the time axis of an image cube: SDOML v2 frames every
+    12 min), so that a model reading images joins the same table: ``max_flux`` (float64 W/m², the largest listed
+    flare peaking in ``(t, t + window]``, :data:`FLOOR_FLUX` if none) and one 0/1 column ``event_<letter>`` per
+    threshold, indexed by ``times`` (datetime64[ns], as given)."""
+    times = np.asarray(times, "datetime64[ns]")
+    peak = history.events["peak"].to_numpy("datetime64[ns]")
+    _, flux = window_flares(peak, history.events["peak_flux"].to_numpy(np.float64), times, window=window)
+    table = pd.DataFrame({"max_flux": flux}, index=pd.DatetimeIndex(times, name="time"))
+    for letter, threshold in thresholds.items():
+        table[f"event_{letter}"] = (flux >= threshold).astype(np.float64)
+    return table

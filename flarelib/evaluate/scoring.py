@@ -154,6 +154,17 @@ def regular_grid(times: np.ndarray, values: np.ndarray) -> tuple[np.timedelta64,
     return cadence, grid
 
 
+def memory_curve(times: np.ndarray, values: np.ndarray, *, max_days: float = 30.0
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(lags in hours, autocorrelation, tau in hours)`` of a series (e.g. the 0/1 events of a target) at
+    ``times`` on a regular grid (:func:`regular_grid`), lags up to ``max_days``: what a notebook plots beside
+    the bootstrap block it chose (:func:`memory_block`)."""
+    cadence, grid = regular_grid(times, values)
+    hours = float(cadence / np.timedelta64(1, "h"))
+    rho = autocorrelation(grid)[: int(max_days * 24 / hours) + 1]
+    return np.arange(rho.size) * hours, rho, autocorrelation_time(grid) * hours
+
+
 def memory_block(times: np.ndarray, values: np.ndarray, *, minimum: np.timedelta64 = DAY) -> np.timedelta64:
     """The bootstrap block for a series: its :func:`autocorrelation_time` as a duration, rounded up to whole
     days, and at least ``minimum``.

@@ -36,8 +36,6 @@ from flarelib.evaluate.scoring import (
     N_RESAMPLES,
     SEED,
     THRESHOLDS,
-    autocorrelation,
-    autocorrelation_time,
     block_labels,
     choose_threshold,
     contingency_cells,
@@ -46,9 +44,9 @@ from flarelib.evaluate.scoring import (
     interval,
     mae,
     memory_block,
+    memory_curve,
     paired_difference,
     paired_verdict,
-    regular_grid,
     reliability,
     resample_scores,
     roc_auc,
@@ -218,10 +216,7 @@ def target_memory_curve(dm: FlareDataModule, threshold: float, *,
     (W/m²) over every usable step, lags up to ``max_days``: what notebook 05 plots beside the block it
     chose (:func:`target_memory`)."""
     times, event = _target_events(dm, threshold)
-    cadence, grid = regular_grid(times, event)
-    hours = float(cadence / np.timedelta64(1, "h"))
-    rho = autocorrelation(grid)[: int(max_days * 24 / hours) + 1]
-    return np.arange(rho.size) * hours, rho, autocorrelation_time(grid) * hours
+    return memory_curve(times, event, max_days=max_days)
 
 
 def collect_forecasts(val: xr.Dataset, test: xr.Dataset, dm: FlareDataModule, *,

@@ -502,3 +502,30 @@ def localization_table(model: nn.Module, dm: FlareDataModule, frames: ScoringFra
     table.attrs["dataset"] = f"{data_kind(dm.synthetic)} {dm.cube_attrs.get('name', '')}"
     table.attrs["rule"] = frames.rule
     return table
+
+
+#: The columns of :func:`pointing_offsets`.
+POINTING_COLUMNS = ["method", "peak_x", "peak_y", "offset_px", "offset_arcsec", "random_offset_arcsec"]
+
+
+def pointing_offsets(maps: Mapping[str, xr.DataArray], x: float, y: float, *, arcsec_per_px: float,
+                     step: int = 0) -> pd.DataFrame:
+    """How far each map's maximum lies from a point, e.g. a real flare's position without a mask to score against.
+
+    ``maps``: ``{name: DataArray}`` at the input's resolution, ``(time, [channel,] y, x)`` (summed over channels);
+    ``(x, y)``: the point in that grid's pixels (0-based); ``step``: which time. ``offset_arcsec`` is the distance
+    of the maximum, ``random_offset_arcsec`` the mean distance of every pixel of the grid: what a map that
+    points anywhere at random scores. Columns :data:`POINTING_COLUMNS`, closest first.
+    """
+    rows = []
+    for name, da in maps.items():
+        values = np.asarray(da.isel(time=step).values, float)
+        if values.ndim == 3:
+            values = values.sum(axis=0)
+        peak_y, peak_x = np.unravel_index(int(np.nanargmax(values)), values.shape)
+        yy, xx = np.mgrid[: values.shape[0], : values.shape[1]]
+        rows.append({"method": name, "peak_x": int(peak_x), "peak_y": int(peak_y),
+                     "offset_px": float(np.hypot(peak_x - x, peak_y - y)),
+                     "offset_arcsec": float(np.hypot(peak_x - x, peak_y - y) * arcsec_per_px),
+                     "random_offset_arcsec": float(np.hypot(xx - x, yy - y).mean() * arcsec_per_px)})
+    return pd.DataFrame(rows, columns=POINTING_COLUMNS).sort_values("offset_arcsec", ignore_index=True)

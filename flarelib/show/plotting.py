@@ -869,3 +869,43 @@ def plot_lesson(table, *, x: str, group: str | None = None, score: str = "TSS", 
     ax.set_title(f"{title} ({dataset}; {table['seed'].nunique()} seed(s))", fontsize=9)
     ax.figure.tight_layout()
     return ax
+
+
+# --------------------------------------------------------------------------- the real Sun
+
+def plot_flares_per_month(counts, *, title: str, ax=None):
+    """Flares per month by class (a :func:`flarelib.cube.noaa.flares_per_month` table), log scale: the solar cycle in
+    the event list."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.0), layout="constrained")
+    months = counts.index.to_timestamp()
+    for letter in counts.columns:
+        ax.step(months, counts[letter].clip(lower=0.5), where="mid", lw=0.9,
+                color=CLASS_COLOURS.get(letter, None), label=f"{letter} flares")
+    ax.set_yscale("log")
+    ax.set_ylim(0.7, None)
+    ax.set_ylabel("flares per month")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, ncols=3, loc="upper right")
+    return ax
+
+
+def plot_flare_positions(cube: xr.Dataset, pixels, *, step: int = 0, channel: int = 94, title: str = "", ax=None):
+    """One frame of a real cube (``channel``, DN/s, log) with the flares of ``pixels`` (from
+    :func:`flarelib.cube.noaa.flare_pixels` with the cube's shape: ``x_cube``, ``y_cube``) marked and labelled
+    with their class and peak time."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 4.8), layout="constrained")
+    image = cube["aia"].isel(time=step).sel(channel=channel).values
+    lo, hi = frame_range(image)
+    shown = ax.imshow(np.clip(image, lo, None), origin="lower", cmap=aia_cmap(channel), norm=LogNorm(lo, hi))
+    dn_colorbar(shown, ax, f"{channel} Å, DN/s", shrink=0.8, pad=0.02)
+    for _, row in pixels.dropna(subset=["x_cube"]).iterrows():
+        ax.plot(row["x_cube"], row["y_cube"], marker="+", ms=14, mew=1.6, color="cyan")
+        ax.annotate(f"{row['goes_class']} {row['peak']:%H:%M}", (row["x_cube"], row["y_cube"]),
+                    xytext=(6, 6), textcoords="offset points", color="cyan", fontsize=8)
+    ax.set_title(title or f"{data_kind(cube)} {cube.attrs.get('name', '')}: {channel} Å, "
+                 f"{_minute(cube['time'].values[step])} UTC", fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
