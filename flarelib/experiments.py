@@ -48,7 +48,8 @@ from flarelib import evaluate
 from flarelib.cube.goes import FLARE_CLASS_THRESHOLDS
 from flarelib.learn import GOES_ONLY_INPUTS, GOES_ONLY_NAME, FlareNet, load_flarenet, predict, quiet_lightning
 from flarelib.learn.data import FlareDataModule, model_settings
-from flarelib.paths import CONFIG_DIR, read_config, results_dir
+from flarelib.learn.model import CheckpointError, read_checkpoint
+from flarelib.paths import CONFIG_DIR, PROJECT_ROOT, read_config, results_dir
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def _fit(net: FlareNet, dm: FlareDataModule, recipe: Recipe, out_dir: str | Path
         trainer.fit(net, datamodule=dm)
         best_net = load_flarenet(best.best_model_path)
         best_net.epochs_trained = trainer.current_epoch
+        best_net.best_epoch = int(read_checkpoint(best.best_model_path).get("epoch", -1)) + 1
         if keep is not None:
             Path(keep).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(best.best_model_path, keep)
@@ -231,8 +233,28 @@ def choose_variant(table: pd.DataFrame, target: str, config: str = "max pool (co
 CONVERGED_RECIPE = Recipe(max_epochs=30, patience=5)
 #: The name of the seed-mean CNN + GOES model in :func:`images_over_goes`' tables.
 CNN_GOES = "CNN + GOES history"
-#: Where :func:`images_over_goes` keeps its checkpoints when asked (``make forecast-model``).
-FORECAST_MODELS = Path("models") / "forecast-cnn-goes"
+#: The committed checkpoints of :func:`images_over_goes` on the default synthetic sun (``make images
+#: IMAGES_ARGS="--keep models/forecast-cnn-goes"`` retrains them; ``models/forecast-cnn-goes/README.md``).
+FORECAST_MODELS = PROJECT_ROOT / "models" / "forecast-cnn-goes"
+
+
+def fit_or_load(dm: FlareDataModule, model: Mapping, *, seed: int, recipe: Recipe, path: Path | None,
+                load: bool) -> FlareNet:
+    """The model at ``path`` if ``load`` and it exists (checked: trained on ``dm``'s cube, else
+    :class:`~flarelib.learn.model.CheckpointError` naming both and the fix), else :func:`fit` (saved to ``path``
+    when given). The loaded model's normalizer is the data module's from then on."""
+    if load and path is not None and path.exists():
+        state = read_checkpoint(path)
+        trained_on = (state.get(type(dm).__qualname__) or {}).get("cube_fingerprint")
+        if trained_on != dm.cube_fingerprint:
+            raise CheckpointError(f"{path} was trained on a cube with fingerprint {str(trained_on)[:12]}, but "
+                                  f"{dm.store_path.name} has {str(dm.cube_fingerprint)[:12]}: retrain it with make "
+                                  f"images IMAGES_ARGS=\"--keep {path.parent}\"")
+        net = load_flarenet(path).eval()
+        net.best_epoch = int(state.get("epoch", -1)) + 1
+        dm.normalizer = net.normalizer
+        return net
+    return fit(dm, model, seed=seed, recipe=recipe, keep=path)
 
 
 def seed_mean(runs: Sequence[xr.Dataset]) -> xr.Dataset:
@@ -251,7 +273,7 @@ def seed_mean(runs: Sequence[xr.Dataset]) -> xr.Dataset:
 
 def images_over_goes(data: Mapping, model: Mapping, *, seeds: Sequence[int] = SEEDS,
                      recipe: Recipe = CONVERGED_RECIPE, target: str = FORECAST, keep: str | Path | None = None,
-                     n_resamples: int = evaluate.N_RESAMPLES, progress: bool = True
+                     load: bool = False, n_resamples: int = evaluate.N_RESAMPLES, progress: bool = True
                      ) -> tuple[pd.DataFrame, evaluate.Forecasts]:
     """Do the images add information to the GOES history? FlareNet reading the images **and** the GOES flux known
     at t (:data:`flarelib.learn.GOES_ONLY_INPUTS`) against the same network reading only the GOES flux, both
@@ -263,7 +285,8 @@ def images_over_goes(data: Mapping, model: Mapping, *, seeds: Sequence[int] = SE
     seeds' probabilities) against the GOES-only mean, the GOES + flare-history logistic model and the observable
     oracle, with the observable oracle's own margins for scale; and the seed-mean forecasts (the model is
     :data:`CNN_GOES`, stored under :data:`flarelib.evaluate.MODEL`). ``keep``: a folder for the checkpoints
-    (``cnn-goes-seed{seed}.ckpt``, ``goes-only-seed{seed}.ckpt``).
+    (``cnn-goes-seed{seed}.ckpt``, ``goes-only-seed{seed}.ckpt``); with ``load``, those already there are
+    loaded instead of trained (:func:`fit_or_load`: e.g. the committed :data:`FORECAST_MODELS`).
     """
     dm = data_module(data, target=target, goes_inputs=list(GOES_ONLY_INPUTS))
     runs: dict[str, list[tuple[xr.Dataset, xr.Dataset]]] = {"cnn": [], "goes": []}
@@ -272,9 +295,9 @@ def images_over_goes(data: Mapping, model: Mapping, *, seeds: Sequence[int] = SE
     for seed in tqdm(seeds, desc="CNN + GOES vs GOES-only", disable=not progress, unit="seed"):
         for kind, settings in (("cnn", model), ("goes", {**model, "use_images": False})):
             path = Path(keep) / f"{'cnn-goes' if kind == 'cnn' else 'goes-only'}-seed{seed}.ckpt" if keep else None
-            net = fit(dm, settings, seed=seed, recipe=recipe, keep=path)
+            net = fit_or_load(dm, settings, seed=seed, recipe=recipe, path=path, load=load)
             runs[kind].append((predict(net, dm, "val"), predict(net, dm, "test")))
-            epochs[kind].append(net.epochs_trained)
+            epochs[kind].append(net.best_epoch)
         (cv, ct), (gv, gt) = runs["cnn"][-1], runs["goes"][-1]
         f = evaluate.collect_forecasts(cv, ct, dm, others={GOES_ONLY_NAME: (gv, gt)})
         rows.append(evaluate.paired_table(f, [(evaluate.MODEL, GOES_ONLY_NAME)], n_resamples=n_resamples)
@@ -304,8 +327,10 @@ def images_margin(table: pd.DataFrame, *, letter: str = LETTER, share: float = 0
     return (f"{model['dataset']}: CNN + GOES - GOES-only model, dTSS>={letter}1 {model['dTSS']:+.3f} "
             f"[{model['dTSS_lo']:+.3f}, {model['dTSS_hi']:+.3f}] (mean of {per_seed['seed'].nunique()} seeds; each "
             f"seed {', '.join(f'{v:+.3f}' for v in per_seed['dTSS'])}); the observable oracle's margin over the "
-            f"same model {oracle['dTSS']:+.3f} [{oracle['dTSS_lo']:+.3f}, {oracle['dTSS_hi']:+.3f}]; the model "
-            f"reaches {ratio:.2f} of it (goal: interval above 0 and >= {share:.1f}): "
+            f"same model {oracle['dTSS']:+.3f} [{oracle['dTSS_lo']:+.3f}, {oracle['dTSS_hi']:+.3f}]; "
+            + (f"the model reaches {ratio:.2f} of it" if np.isfinite(ratio) else
+               "the oracle has no margin to share here")
+            + f" (goal: interval above 0 and >= {share:.1f} of the oracle's margin): "
             f"{'met' if met else 'not met'} ({model['n_events_distinct']} distinct events, "
             f"{model['block_hours']:.0f} h blocks).")
 

@@ -97,10 +97,14 @@ def test_a_non_editable_wheel_ships_the_catalog_configs_notebooks_and_real_data(
         "cat = catalog.load_catalog()\n"
         "print(len(cat.files('sample-flare-2011-02-15')), 'flare files')\n"
         "print(float(cat.open('goes15-2011-06-07')['xrsb'].max()), 'W/m2')\n"
+        "print(len(cat.open('noaa-flares-1996-2018')), 'NOAA flares')\n"
+        "from flarelib import experiments\n"
+        "print(len(list(experiments.FORECAST_MODELS.glob('*.ckpt'))), 'committed checkpoints')\n"
     )
     opened = subprocess.run([sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True)
     assert opened.returncode == 0, opened.stderr
     assert "60 flare files" in opened.stdout and "W/m2" in opened.stdout
+    assert "NOAA flares" in opened.stdout and "6 committed checkpoints" in opened.stdout
     command = target / "bin" / "flarelib"
     assert command.is_file(), "pip wrote no `flarelib` console script"
     helped = subprocess.run([sys.executable, str(command), "--help"], cwd=work, env=env, capture_output=True,

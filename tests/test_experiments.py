@@ -195,3 +195,8 @@ def test_the_images_verdict_needs_an_interval_above_zero_and_most_of_the_oracles
     sentence = E.images_margin(_margin_table(model, oracle))
     assert sentence.endswith(f"{goal} (50 distinct events, 192 h blocks).")
     assert f"reaches {model[0] / oracle[0]:.2f} of it" in sentence and "mean of 3 seeds" in sentence
+
+
+def test_the_images_verdict_says_so_when_the_oracle_has_no_margin():
+    sentence = E.images_margin(_margin_table((0.05, 0.01, 0.1), (-0.1, -0.3, 0.1)))
+    assert "no margin" in sentence and "not met" in sentence and "nan" not in sentence.lower()

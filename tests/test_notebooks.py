@@ -87,6 +87,10 @@ def test_binder_like_run_prepare_then_every_notebook_in_small_mode_under_2_gb(tm
         html = (tmp_path / "out" / path.name).with_suffix(".html").read_text()
         assert "jupyter-js-widgets" not in html, "the HTML must not load the widget manager from a CDN"
     results = json.loads((tmp_path / "results.json").read_text())
+    import re
+
+    said = {key: value for key, value in results.items() if isinstance(value, str)}
+    assert not [key for key, value in said.items() if re.search(r"\bnan\b", value, re.I)], "a sentence says nan"
     assert results["01 GOES-15 2011-06-07 peak"] == "M3.7"  # the SWPC-scaled M2.6 file, opened as science quality
     skill = pd.read_csv(tmp_path / "results" / "skill.csv")  # notebook 05's machine-readable table
     assert list(skill.columns) == evaluate.SKILL_COLUMNS
