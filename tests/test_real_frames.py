@@ -8,13 +8,7 @@ import xarray as xr
 
 from flarelib import explain
 from flarelib.cube import noaa
-from flarelib.cube.catalog import load_catalog
 from flarelib.evaluate import real
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return load_catalog()
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +74,18 @@ def test_pointing_offsets_measure_the_maximum_against_a_random_pixel():
     assert (table["offset_px"] == 4).all() and (table["offset_arcsec"] == 8).all()
     yy, xx = np.mgrid[:10, :10]
     assert table["random_offset_arcsec"].iloc[0] == pytest.approx(2 * np.hypot(xx - 7, yy - 6).mean())
+
+
+def test_the_browser_window_opens_on_a_flare_with_time_before_its_peak(small_cube_path):
+    from flarelib.learn.data import FlareDataModule
+
+    dm = FlareDataModule.from_settings({"cube": str(small_cube_path), "target": "now",
+                                        "split": {"fractions": [0.5, 0.25, 0.25]}})
+    dm.setup()
+    test = np.sort(dm.plan.index["test"])
+    window = explain.steps_around_peak(dm, "test", half=30, min_before=12)
+    peak = window[np.nanargmax(dm.plan.target.log_flux[window])]
+    assert np.isin(np.arange(peak - 12, peak + 1), test).all()  # 12 hourly test steps up to the peak
+    assert (window >= peak - 30).all() and (window <= peak + 30).all() and np.isin(window, test).all()
+    with pytest.raises(ValueError, match="before it"):
+        explain.steps_around_peak(dm, "test", min_before=test.size)

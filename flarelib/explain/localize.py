@@ -144,11 +144,18 @@ def _thin(steps: np.ndarray, n: int | None) -> np.ndarray:
     return steps
 
 
-def steps_around_peak(dm: FlareDataModule, split: str = "test", half: int = 30) -> np.ndarray:
-    """The cube steps of ``split`` within ``half`` steps either side of its largest target flux (sorted)."""
+def steps_around_peak(dm: FlareDataModule, split: str = "test", half: int = 30, *, min_before: int = 0
+                      ) -> np.ndarray:
+    """The cube steps of ``split`` within ``half`` steps either side of its largest target flux (sorted), among
+    the steps with at least ``min_before`` steps of ``split`` right before them (so that a browser opening on the
+    peak has something before the flare to show; :class:`ValueError` if no step has)."""
     dm.setup()
     steps = np.sort(dm.plan.index[split])
-    peak = int(steps[np.nanargmax(dm.plan.target.log_flux[steps])])
+    inside = np.isin(steps[:, None] - np.arange(min_before + 1)[None, :], steps).all(axis=1)
+    if not inside.any():
+        raise ValueError(f"no step of {split!r} has {min_before} steps of {split!r} before it")
+    flux = np.where(inside, dm.plan.target.log_flux[steps], np.nan)
+    peak = int(steps[np.nanargmax(flux)])
     return steps[(steps >= peak - half) & (steps <= peak + half)]
 
 
