@@ -290,6 +290,9 @@ def _pooled(history: RealHistory, scheme: str, ref: RealForecasts, thresholds: d
         n_train.append(int(split.masks(times)["train"].sum()))
         at_val = np.searchsorted(full.val.times, fitted.val.times)
         at_test = np.searchsorted(full.test.times, fitted.test.times)
+        if not (np.array_equal(full.val.times[at_val], fitted.val.times)
+                and np.array_equal(full.test.times[at_test], fitted.test.times)):
+            raise ValueError(f"{scheme} fold {k} forecasts days outside the reference's validation and test days")
         for name in predictors:
             for letter in thresholds:
                 val_prob[name][letter][at_val] = fitted.val.prob[name][letter]
