@@ -43,9 +43,11 @@ MAE from the regression output) and ``FlareNet regression`` (the log flux thresh
 threshold).
 
 Modules: :mod:`.scoring` (pure NumPy), :mod:`.baselines` (cube reads), :mod:`.skill` (the tables),
-:mod:`.summary` (class counts, channel statistics, event rates for notebook 03) and :mod:`.real` (the real
-Sun's verdict: NOAA flare targets and the McIntosh-Poisson family of references, cycle 23 -> cycle 24); this
-package re-exports the public names of the first three (``from flarelib.evaluate import real`` for the last).
+:mod:`.summary` (class counts, channel statistics, event rates for notebook 03), :mod:`.real` (the real
+Sun's verdict: NOAA flare targets and the McIntosh-Poisson family of references, cycle 23 -> cycle 24) and
+:mod:`.real_lessons` (the talk's lessons on the real Sun: long data, training data selection, base rates); this
+package re-exports the public names of the first three (``from flarelib.evaluate import real, real_lessons``
+for the last two).
 """
 
 from flarelib.evaluate.baselines import (

@@ -12,7 +12,9 @@ above only, so a window without one gets :data:`FLOOR_FLUX` (B1, below every lis
 **Protocol.** Fit on cycle 23 up to :data:`TRAIN_SPAN` (1996-08-01 to 2004-12-31); yes/no probability
 thresholds chosen to maximize TSS on the validation span :data:`VAL_SPAN` (the last cycle-23 years,
 2005-01-01 to 2008-12-31, with the models fitted on the training span; never on test); test on cycle 24
-:data:`TEST_SPAN` (2011-01-01 to 2018-12-16, the last SRS day). Intervals: the circular block bootstrap of
+:data:`TEST_SPAN` (2011-01-01 to 2018-12-16, the last SRS day). These are the defaults of :class:`RealSplit`;
+:func:`real_forecasts` takes any other split of the issue times (spans, or functions of the issue time such
+as every third month; :mod:`.real_lessons`). Intervals: the circular block bootstrap of
 :mod:`.scoring`, blocks as long as each full-disk target's measured memory (:func:`memory_block` of its daily
 0/1 series over the test span, the series the bootstrap resamples; over 1996-2018 the solar cycle's rise and
 fall keep the autocorrelation positive for months and the measured memory is far longer: 158 days instead of
@@ -37,7 +39,7 @@ fall keep the autocorrelation positive for months and the measured memory is far
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +78,11 @@ REAL_THRESHOLDS = {"C": 1e-6, "M": 1e-5, "X": 1e-4}
 TRAIN_SPAN = ("1996-08-01", "2004-12-31 23:59")
 VAL_SPAN = ("2005-01-01", "2008-12-31 23:59")
 TEST_SPAN = ("2011-01-01", "2018-12-16 23:59")
+
+#: One part of a split of the issue times: an inclusive ``(start, end)`` span (UTC strings), or a function of
+#: issue times (datetime64[ns] (n,)) -> bool (n,) that selects them (e.g. every third month). The same
+#: selection applies to the full-disk issue times and to the region-days (by their SRS issue time).
+Selection = tuple[str, str] | Callable[[np.ndarray], np.ndarray]
 
 #: The daily issue time (that of the SRS), after 00:00 UT.
 ISSUE_OFFSET = np.timedelta64(30, "m")
@@ -202,15 +209,44 @@ def poisson_probability(classes: pd.Series, rates: Mapping[str, float], pooled: 
 def mcintosh_features(regions: pd.DataFrame, history: np.ndarray) -> np.ndarray:
     """Region-day features of the logistic model: one-hot McIntosh Z, p and c letters (7 + 6 + 4 columns),
     log10(1 + area / MSH) and log(1 + flares of the region in the previous 24 h): (m, 19) float64."""
-    columns = [(regions["mcintosh"].str[i] == letter).to_numpy(np.float64)
-               for i, letters in enumerate(MCINTOSH_LETTERS) for letter in letters]
+    at = regions["mcintosh"].to_numpy(dtype="U3").view("U1").reshape(len(regions), 3)  # (m, 3) letters
+    columns = [(at[:, i] == letter).astype(np.float64) for i, letters in enumerate(MCINTOSH_LETTERS)
+               for letter in letters]
     columns += [np.log10(1.0 + regions["area"].to_numpy(np.float64)), np.log1p(np.asarray(history, np.float64))]
     return np.column_stack(columns)
 
 
-def _span(times: np.ndarray, span: tuple[str, str]) -> np.ndarray:
+def in_span(times: np.ndarray, span: tuple[str, str]) -> np.ndarray:
+    """Which of ``times`` (datetime64 (n,)) lie in the inclusive ``span`` ``(start, end)``: bool (n,)."""
     times = np.asarray(times, "datetime64[ns]")
     return (times >= np.datetime64(pd.Timestamp(span[0]))) & (times <= np.datetime64(pd.Timestamp(span[1])))
+
+
+def select(times: np.ndarray, selection: Selection) -> np.ndarray:
+    """Which of ``times`` (datetime64 (n,)) a :data:`Selection` selects: bool (n,)."""
+    times = np.asarray(times, "datetime64[ns]")
+    if isinstance(selection, tuple):
+        return in_span(times, selection)
+    mask = np.asarray(selection(times), bool)
+    if mask.shape != times.shape:
+        raise ValueError(f"a selection returned {mask.shape} flags for {times.shape} issue times")
+    return mask
+
+
+@dataclass(frozen=True)
+class RealSplit:
+    """Which issue times (full disk) and region-days (by issue time) :func:`real_forecasts` fits on
+    (``train``), chooses the yes/no probability thresholds on (``val``) and scores (``test``). The defaults are
+    the chronological cycle-23 -> cycle-24 protocol of the module docstring. Parts may overlap only if the
+    caller means them to (nothing here checks); a part that selects nothing gives empty forecasts."""
+
+    train: Selection = TRAIN_SPAN
+    val: Selection = VAL_SPAN
+    test: Selection = TEST_SPAN
+
+    def masks(self, times: np.ndarray) -> dict[str, np.ndarray]:
+        """``{"train", "val", "test"}`` -> bool (n,) over ``times`` (datetime64 (n,))."""
+        return {part: select(times, getattr(self, part)) for part in ("train", "val", "test")}
 
 
 @dataclass(frozen=True, eq=False)
@@ -239,19 +275,26 @@ def _distinct(keys: np.ndarray, issue_keys: np.ndarray, window_minutes: int) -> 
                       > np.searchsorted(issue_keys, keys - window_minutes, side="left")))
 
 
-def real_forecasts(history: RealHistory, *, thresholds: Mapping[str, float] = REAL_THRESHOLDS) -> RealForecasts:
-    """Every reference forecast on the validation and test issue times, full disk and per region, fitted on the
-    training span, with the validation-chosen probability thresholds and each threshold's bootstrap block
-    (see the module docstring for the definitions)."""
+def history_issue_times(history: RealHistory) -> np.ndarray:
+    """The daily issue times (00:30 UT) from the first to the last SRS day of the region table: the full-disk
+    issue times every split of :func:`real_forecasts` selects from, datetime64[ns] (n,)."""
+    issue = history.regions["issue"]
+    return daily_issue_times(issue.min(), issue.max())
+
+
+def real_forecasts(history: RealHistory, *, thresholds: Mapping[str, float] = REAL_THRESHOLDS,
+                   split: RealSplit = RealSplit()) -> RealForecasts:
+    """Every reference forecast on the validation and test issue times of ``split`` (default the chronological
+    cycle-23 -> cycle-24 protocol), full disk and per region, fitted on its training issue times, with the
+    validation-chosen probability thresholds and each threshold's bootstrap block (the memory of the test
+    days' event series; see the module docstring for the definitions). Without training region-days the
+    McIntosh logistic probabilities are NaN (the Poisson rates are then 0)."""
     thresholds = dict(thresholds)
     events, regions = history.events, history.regions.reset_index(drop=True)
     peak, flux = events["peak"].to_numpy("datetime64[ns]"), events["peak_flux"].to_numpy(np.float64)
-    first = max(pd.Timestamp(TRAIN_SPAN[0]), regions["issue"].min().normalize())
-    times = daily_issue_times(first, pd.Timestamp(TEST_SPAN[1]))
+    times = history_issue_times(history)
     issue = regions["issue"].to_numpy("datetime64[ns]")
-    split_of = {"train": _span(times, TRAIN_SPAN), "val": _span(times, VAL_SPAN), "test": _span(times, TEST_SPAN)}
-    region_split = {k: _span(issue, span) for k, span in
-                    (("train", TRAIN_SPAN), ("val", VAL_SPAN), ("test", TEST_SPAN))}
+    split_of, region_split = split.masks(times), split.masks(issue)
 
     _, truth = window_flares(peak, flux, times)  # max flux in (t, t + 24 h]
     _, past = window_flares(peak, flux, times, future=False)
@@ -278,8 +321,10 @@ def real_forecasts(history: RealHistory, *, thresholds: Mapping[str, float] = RE
             p_region = poisson_probability(regions[column], rates, pooled)
             probs[name] = (combine_regions(issue, p_region, times), p_region)
         x = mcintosh_features(regions, region_prev)
-        coef = fit_logistic(x[train], (region_next[train] > 0).astype(np.float64))
-        p_region = predict_logistic(coef, x)
+        if train.any():
+            p_region = predict_logistic(fit_logistic(x[train], (region_next[train] > 0).astype(np.float64)), x)
+        else:
+            p_region = np.full(len(regions), np.nan)
         probs[MCINTOSH_LOGISTIC] = (combine_regions(issue, p_region, times), p_region)
         for name, (p_disk, p_reg) in probs.items():
             disk["prob"].setdefault(name, {})[letter] = p_disk
