@@ -200,3 +200,18 @@ def test_write_real_lessons(lessons, monkeypatch, tmp_path):
     assert list(pd.read_csv(long_csv).columns) == L.LONG_DATA_COLUMNS and len(pd.read_csv(long_csv)) == len(long_data)
     assert list(pd.read_csv(protocols_csv).columns) == L.SPLIT_PROTOCOL_COLUMNS
     assert len(pd.read_csv(protocols_csv)) == len(protocols)
+
+
+def test_lesson_sentences_come_from_the_paired_intervals():
+    from flarelib.evaluate import real_lessons as L
+
+    long = pd.DataFrame({"threshold": ">=M1", "predictor": "P", "span_months": [1, 150], "n_train_events": [0, 800],
+                         "TSS": [0.0, 0.4], "TSS_lo": [0.0, 0.35], "TSS_hi": [0.0, 0.45], "n_samples": 2907,
+                         "dTSS_vs_longest": [-0.4, 0.0], "dTSS_lo": [-0.45, 0.0], "dTSS_hi": [-0.35, 0.0]})
+    protocols = pd.DataFrame({"threshold": ">=M1", "predictor": "P", "protocol": [L.CHRONOLOGICAL, L.TRI_MONTHLY],
+                              "TSS": [0.5, 0.49], "TSS_lo": [0.45, 0.44], "TSS_hi": [0.55, 0.53],
+                              "prob_threshold": [0.14, 0.09], "n_test": 2907, "dTSS_vs_chronological": [np.nan, -0.01],
+                              "dTSS_lo": [np.nan, -0.03], "dTSS_hi": [np.nan, 0.02]})
+    first, second = L.lesson_sentences(long, protocols)
+    assert "150 months of training score 0.40 [0.35, 0.45]" in first and "1 months (0 event days) -0.40" in first
+    assert first.rstrip(".").endswith("worse") and second.rstrip(".").endswith("no different")

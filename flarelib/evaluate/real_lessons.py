@@ -70,6 +70,7 @@ from flarelib.evaluate.scoring import (
     block_resample_counts,
     choose_threshold,
     interval,
+    paired_verdict,
     resample_scores,
     threshold_label,
     weighted_auc,
@@ -432,3 +433,34 @@ def write_real_lessons(long_data: pd.DataFrame, split_protocols: pd.DataFrame,
     long_data[LONG_DATA_COLUMNS].to_csv(paths[0], index=False)
     split_protocols.reindex(columns=SPLIT_PROTOCOL_COLUMNS).to_csv(paths[1], index=False)
     return paths
+
+
+def _delta(d: float, lo: float, hi: float) -> str:
+    word = paired_verdict(lo, hi)
+    said = {"beats": "better", "loses": "worse", "ties": "no different", "undefined": "undefined"}[word]
+    return f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}], {said}"
+
+
+def lesson_sentences(long_data: pd.DataFrame, split_protocols: pd.DataFrame, *, letter: str = "M") -> list[str]:
+    """Computed sentences of the real lessons at class ``letter``: each predictor's longest span against every
+    shorter one, each pooled interleaved protocol and each validation phase against the chronological split, all
+    from the paired intervals of ΔTSS on the same test days."""
+    label = threshold_label(letter)
+    lines = []
+    long = long_data[long_data["threshold"] == label]
+    for predictor, rows in long.groupby("predictor", sort=False):
+        rows = rows.sort_values("span_months")
+        top = rows.iloc[-1]
+        parts = [f"{int(r['span_months'])} months ({int(r['n_train_events'])} event days) "
+                 f"{_delta(r['dTSS_vs_longest'], r['dTSS_lo'], r['dTSS_hi'])}" for _, r in rows.iloc[:-1].iterrows()]
+        lines.append(f"REAL, long data, {predictor}, TSS{label}: {int(top['span_months'])} months of training "
+                     f"score {top['TSS']:.2f} [{top['TSS_lo']:.2f}, {top['TSS_hi']:.2f}]; shorter spans, paired on the "
+                     f"same {int(top['n_samples'])} test days: " + "; ".join(parts) + ".")
+    splits = split_protocols[(split_protocols["threshold"] == label)
+                             & split_protocols["protocol"].isin([TRI_MONTHLY, SEASONAL, VAL_RISING, VAL_MINIMUM])]
+    for _, r in splits.iterrows():
+        lines.append(f"REAL, split protocols, {r['predictor']}, TSS{label}: {r['protocol']} scores {r['TSS']:.2f} "
+                     f"[{r['TSS_lo']:.2f}, {r['TSS_hi']:.2f}] with threshold {r['prob_threshold']:.3f}; against the "
+                     f"chronological split on the same {int(r['n_test'])} days "
+                     f"{_delta(r['dTSS_vs_chronological'], r['dTSS_lo'], r['dTSS_hi'])}.")
+    return lines
