@@ -166,7 +166,7 @@ def test_saliency_store_is_resumable_and_carries_provenance(setup, trained_small
                                           write=writes, **kwargs)
     a, b = xr.open_zarr(full), xr.open_zarr(resumed)
     xr.testing.assert_identical(a.load(), b.load())
-    assert a.saliency.dims == ("time", "method", "channel", "y", "x")
+    assert a.saliency.dims == ("time", "attribution", "channel", "y", "x")
     assert a.saliency.encoding["chunks"] == (1, 2, 6, 64, 64)  # one time step per chunk, every method and channel
     provenance = __import__("json").loads(a.attrs["provenance"])
     assert provenance["checkpoint_sha256"] == sha256_of(checkpoint)

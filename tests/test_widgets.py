@@ -44,7 +44,7 @@ def test_slider_shows_the_right_frame_and_moves_the_goes_marker(stores):
     t = int(saliency.time_index.values[7])
     np.testing.assert_array_equal(browser.aia_frame(7), cube.aia.isel(time=t).sel(channel=131).values)
     np.testing.assert_array_equal(browser.saliency_frame(7),
-                                  saliency.saliency.isel(time=7).sel({"method": "gradcam", "channel": 131}).values)
+                                  saliency.saliency.isel(time=7).sel(attribution="gradcam", channel=131).values)
     np.testing.assert_array_equal(browser.image.get_array(), browser.frame_rgba(7))
     assert browser.marker.get_xdata()[0] == saliency.time.values[7]
     assert browser.image is image  # the same artist, redrawn
@@ -92,7 +92,7 @@ def test_changing_method_channel_and_alpha_swaps_the_overlay(stores):
     browser = widgets.SaliencyBrowser(cube, saliency, channel=94, method="gradcam")
     browser.slider.value = 3
     browser.method.value = "integrated_gradients"
-    expected = saliency.saliency.isel(time=3).sel({"method": "integrated_gradients", "channel": 94}).values
+    expected = saliency.saliency.isel(time=3).sel(attribution="integrated_gradients", channel=94).values
     np.testing.assert_array_equal(browser.saliency_frame(3), expected)
     browser.channel.value = 335
     np.testing.assert_array_equal(browser.aia_frame(3),
@@ -287,3 +287,9 @@ def test_method_choice_takes_the_best_localizing_method_that_passes_the_randomiz
     assert method == "gradcam" and "pass the randomization check" in why  # hirescam localizes best but fails
     assert widgets.choose_method(None, tmp_path / "localization.csv", model="nowcast")[0] == "hirescam"
     assert widgets.choose_method(None, tmp_path / "localization.csv", model="forecast")[0] == "gradcam"
+
+
+def test_the_saliency_store_selects_one_attribution_method_by_name(stores):
+    _, saliency, _, _ = stores
+    one = saliency.sel(attribution="gradcam")
+    assert "attribution" not in one["saliency"].dims and one["saliency"].ndim == saliency["saliency"].ndim - 1

@@ -1,5 +1,5 @@
 """Saliency over time: one method over a stretch of time steps written beside the cube as
-``saliency(time, method, channel, y, x)`` in Zarr, resumable like the ingest.
+``saliency(time, attribution, channel, y, x)`` in Zarr, resumable like the ingest.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def write_saliency_store(
 ) -> Path:
     """Compute ``methods`` over cube steps ``time_index`` (default: all) and write them to Zarr.
 
-    The store holds ``saliency(time, method, channel, y, x)`` (one chunk per time step, with
+    The store holds ``saliency(time, attribution, channel, y, x)`` (one chunk per time step, with
     every method and channel), the explained ``prediction``
     (log10 W/m²) and provenance attrs (checkpoint sha256, methods and parameters, cube name).
     It is written with :func:`flarelib.cube.store.write_cube`: an interrupted run leaves
@@ -68,9 +68,11 @@ def write_saliency_store(
                   "methods": list(methods), "params": {k: v for k, v in params.items() if k != "layer"},
                   "head": head, "cube": dm.cube_attrs.get("name", ""),
                   "cube_fingerprint": dm.cube_attrs.get("input_fingerprint", ""), "channels": dm.channels,
-                  "time_index": [int(index[0]), int(index[-1]), int(index.size)]}
+                  "time_index": [int(index[0]), int(index[-1]), int(index.size)],
+                  # layout 2: the methods along "attribution" (a dimension named "method" shadowed .sel's keyword)
+                  "layout": 2}
     template = xr.Dataset(
-        coords={"time": dm.plan.times[index], "time_index": ("time", index), "method": list(methods),
+        coords={"time": dm.plan.times[index], "time_index": ("time", index), "attribution": list(methods),
                 "channel": dm.channels, "y": np.arange(ny), "x": np.arange(nx)},
         attrs={"title": f"FlareNet saliency over time on {data_kind(dm.synthetic)} {provenance['cube']}",
                "synthetic": dm.synthetic, "provenance": json.dumps(provenance, default=str),
@@ -90,7 +92,7 @@ def write_saliency_store(
             pred = pred.float().cpu().numpy()
         return {"saliency": maps.astype(dtype), "prediction": pred.astype(np.float32)}
 
-    streamed = {"saliency": (("method", "channel", "y", "x"), (len(methods), len(dm.channels), ny, nx), dtype),
+    streamed = {"saliency": (("attribution", "channel", "y", "x"), (len(methods), len(dm.channels), ny, nx), dtype),
                 "prediction": ((), (), "float32")}
     # derived data: a store made from another checkpoint, cube or method set is replaced, not refused
     return store.write_cube(path, template, streamed, fill_steps, dataclasses.replace(write, overwrite=True))

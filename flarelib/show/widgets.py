@@ -282,7 +282,7 @@ def xrsb_peak_step(cube: xr.Dataset, times: np.ndarray) -> int:
 
 
 class SaliencyBrowser(_Browser):
-    """Browse ``saliency(time, method, channel, y, x)`` over a cube's AIA frames and GOES curve.
+    """Browse ``saliency(time, attribution, channel, y, x)`` over a cube's AIA frames and GOES curve.
 
     ``cube`` is the flarelib cube, ``saliency`` a store written by
     :func:`flarelib.explain.write_saliency_store` (its ``time`` is a subset of the cube's).
@@ -301,7 +301,7 @@ class SaliencyBrowser(_Browser):
         self.time_index = saliency["time_index"].values
         super().__init__(len(self.times))
         channels = [int(c) for c in saliency["channel"].values]
-        methods = [str(m) for m in saliency["method"].values]
+        methods = [str(m) for m in saliency["attribution"].values]
         self.channel = W.Dropdown(options=channels, value=channel or channels[0], description="channel (Å)",
                                   layout=W.Layout(width="200px"))
         self.method = W.Dropdown(options=[(method_label(m), m) for m in methods], value=method or methods[0],
