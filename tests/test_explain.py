@@ -534,3 +534,9 @@ def test_filters_are_ranked_by_their_per_region_auc_with_intervals():
     assert best["auc"] > 0.95 and best["auc_lo"] > 0.5
     assert noise["auc"] == 0.5 and noise["auc_lo"] <= 0.5 <= noise["auc_hi"]
     assert best["n_frames"] == n_frames and best["n_will_flare"] == will.sum()
+
+
+def test_a_misspelled_attribution_setting_is_an_error_not_a_silent_default(setup):
+    model, dm, _, steps = setup
+    with pytest.raises(TypeError, match=r"unknown attribution settings \['n_step'\]"):
+        explain.attribute(model, dm, steps[:1], "integrated_gradients", n_step=16)

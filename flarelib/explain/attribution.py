@@ -311,6 +311,19 @@ def _attribute_batch(forward: ExplainedOutput, x: torch.Tensor, aux, method: str
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 
+#: The settings the methods read (:func:`attribute`); any other keyword is refused, so a misspelled one
+#: (``n_step=``) is an error, not a silent default.
+METHOD_PARAMS = ("n_steps", "internal_batch_size", "nt_samples", "stdevs", "window", "stride",
+                 "per_channel_occlusion", "block", "layer", "signed", "native")
+
+
+def check_params(params: dict) -> None:
+    """Refuse keywords that no method reads (:data:`METHOD_PARAMS`), naming them and the valid ones."""
+    unknown = sorted(set(params) - set(METHOD_PARAMS))
+    if unknown:
+        raise TypeError(f"unknown attribution settings {unknown}; the methods read {list(METHOD_PARAMS)}")
+
+
 def attribute_tensor(model: nn.Module, inputs: torch.Tensor, method: str, *, head: str = "flux",
                      aux: torch.Tensor | None = None, batch_size: int = 32,
                      device: str | torch.device | None = None, progress: bool = False, **params) -> torch.Tensor:
@@ -321,6 +334,7 @@ def attribute_tensor(model: nn.Module, inputs: torch.Tensor, method: str, *, hea
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    check_params(params)
     if needs_aux(model) and aux is None:
         raise ValueError(f"this model needs its auxiliary input (aux_inputs={needs_aux(model)}): pass aux=")
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -374,6 +388,7 @@ def attribute(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    check_params(params)
     params.pop("native", None)
     got = model_inputs(model, source, time_index)
     values = attribute_tensor(model, got.x, method, head=head, aux=got.aux, batch_size=batch_size, device=device,
