@@ -240,12 +240,22 @@ FORECAST_MODELS = PROJECT_ROOT / "models" / "forecast-cnn-goes"
 
 def fit_or_load(dm: FlareDataModule, model: Mapping, *, seed: int, recipe: Recipe, path: Path | None,
                 load: bool) -> FlareNet:
-    """The model at ``path`` if ``load`` and it exists (checked: trained on ``dm``'s cube, else
-    :class:`~flarelib.learn.model.CheckpointError` naming both and the fix), else :func:`fit` (saved to ``path``
-    when given). The loaded model's normalizer is the data module's from then on."""
-    if load and path is not None and path.exists():
+    """With ``load``: the model at ``path``, checked (trained on ``dm``'s cube, for its target and GOES inputs, else
+    :class:`~flarelib.learn.model.CheckpointError` naming both and the fix; a missing file is an error, never
+    trained and written into a committed folder). Without: :func:`fit` (saved to ``path`` when given). The loaded
+    model's normalizer is the data module's from then on."""
+    if load and path is not None:
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint {path}; make images IMAGES_ARGS=\"--keep {path.parent}\" trains "
+                                    "the models and writes them there")
         state = read_checkpoint(path)
         trained_on = (state.get(type(dm).__qualname__) or {}).get("cube_fingerprint")
+        saved = state.get("datamodule_hyper_parameters", {})
+        wanted = {"target": dm.plan.target.name, "goes": list(dm.inputs.goes)}
+        found = {"target": saved.get("target"), "goes": list((saved.get("inputs") or {}).get("goes") or [])}
+        if found != wanted:
+            raise CheckpointError(f"{path} was trained for {found}, not {wanted}: retrain it with make images "
+                                  f"IMAGES_ARGS=\"--keep {path.parent}\"")
         if trained_on != dm.cube_fingerprint:
             raise CheckpointError(f"{path} was trained on a cube with fingerprint {str(trained_on)[:12]}, but "
                                   f"{dm.store_path.name} has {str(dm.cube_fingerprint)[:12]}: retrain it with make "
@@ -324,10 +334,14 @@ def images_margin(table: pd.DataFrame, *, letter: str = LETTER, share: float = 0
     per_seed = table[(table["seed"] != "mean") & (table["threshold"] == evaluate.threshold_label(letter))]
     ratio = model["dTSS"] / oracle["dTSS"] if oracle["dTSS"] > 0 else np.nan
     met = model["dTSS_lo"] > 0 and ratio >= share
-    return (f"{model['dataset']}: CNN + GOES - GOES-only model, dTSS>={letter}1 {model['dTSS']:+.3f} "
-            f"[{model['dTSS_lo']:+.3f}, {model['dTSS_hi']:+.3f}] (mean of {per_seed['seed'].nunique()} seeds; each "
-            f"seed {', '.join(f'{v:+.3f}' for v in per_seed['dTSS'])}); the observable oracle's margin over the "
-            f"same model {oracle['dTSS']:+.3f} [{oracle['dTSS_lo']:+.3f}, {oracle['dTSS_hi']:+.3f}]; "
+
+    def signed(value: float) -> str:
+        return f"{value:+.3f}" if np.isfinite(value) else "undefined"
+
+    return (f"{model['dataset']}: CNN + GOES - GOES-only model, dTSS>={letter}1 {signed(model['dTSS'])} "
+            f"[{signed(model['dTSS_lo'])}, {signed(model['dTSS_hi'])}] (mean of {per_seed['seed'].nunique()} seeds; "
+            f"each seed {', '.join(signed(v) for v in per_seed['dTSS'])}); the observable oracle's margin over the "
+            f"same model {signed(oracle['dTSS'])} [{signed(oracle['dTSS_lo'])}, {signed(oracle['dTSS_hi'])}]; "
             + (f"the model reaches {ratio:.2f} of it" if np.isfinite(ratio) else
                "the oracle has no margin to share here")
             + f" (goal: interval above 0 and >= {share:.1f} of the oracle's margin): "
@@ -522,8 +536,8 @@ def imbalance(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEE
     block, scored by TSS (which the rule moves), AUC and BSS (which it cannot), beside the brightest-pixel and
     GOES-history references. ``train`` restricts the training steps (default: all).
 
-    Returns ``(runs, paired)``; the paired rows are each factor at fixed other factor, and the best design against
-    the GOES + flare-history model.
+    Returns ``(runs, paired)``; the paired rows are each factor at fixed other factor, and no weighting with the
+    validation-chosen threshold (the protocol of notebook 05) against the GOES + flare-history model.
     """
     full = {name: idx.copy() for name, idx in dm.plan.index.items()}
     scheme = {"no weighting": "none", "loss weighting": "loss"}
@@ -580,7 +594,8 @@ def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEE
     clusters (the synthetic sun's regions live for days and its flares excite each other); the blocked model has
     not. Their paired difference is what that leak is worth on unseen steps; it can come out either way. The runs
     also give the score the random split reports on its own random test set (``test_on``), the number a paper
-    built that way would publish. Thresholds are chosen on the blocked validation block for both.
+    built that way would publish. Thresholds are chosen for both on the blocked validation block's steps that the
+    random split did not train on (otherwise its threshold would be chosen in sample).
     """
     full = {name: idx.copy() for name, idx in dm.plan.index.items()}
     normalizer = dm.normalizer
@@ -593,6 +608,7 @@ def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEE
     if random["train"].size > blocked_train.size:  # the same number of training steps
         random["train"] = np.sort(np.random.default_rng(1).choice(random["train"], blocked_train.size, replace=False))
     common = np.setdiff1d(np.intersect1d(picked, full["test"]), np.concatenate([random["train"], random["val"]]))
+    unseen_val = np.setdiff1d(val, random["train"])  # thresholds on validation steps neither model trained on
     runs, own = {}, {}
     try:
         for name, split in tqdm([(RANDOM_SPLIT, random), (BLOCKED_SPLIT, {"train": blocked_train, "val": val})],
@@ -603,7 +619,7 @@ def selection(dm: FlareDataModule, model: Mapping, *, seeds: Sequence[int] = SEE
                 net = fit(dm, model, seed=seed, recipe=recipe)
                 if name == RANDOM_SPLIT:
                     own.setdefault(name, []).append(predict(net, dm, "test"))
-                dm.use_split({"train": split["train"], "val": val, "test": common}, refit_normalizer=False)
+                dm.use_split({"train": split["train"], "val": unseen_val, "test": common}, refit_normalizer=False)
                 preds.append((predict(net, dm, "val"), predict(net, dm, "test")))
             runs[name] = (seed_mean([v for v, _ in preds]), seed_mean([t for _, t in preds]))
     finally:

@@ -200,3 +200,10 @@ def test_the_images_verdict_needs_an_interval_above_zero_and_most_of_the_oracles
 def test_the_images_verdict_says_so_when_the_oracle_has_no_margin():
     sentence = E.images_margin(_margin_table((0.05, 0.01, 0.1), (-0.1, -0.3, 0.1)))
     assert "no margin" in sentence and "not met" in sentence and "nan" not in sentence.lower()
+
+
+def test_loading_the_committed_models_refuses_a_missing_file_instead_of_training_into_it(tmp_path, small):
+    forecast = E.data_module(small[1], target=E.FORECAST, goes_inputs=["now", "6h", "24h"])
+    with pytest.raises(FileNotFoundError, match="make images"):
+        E.fit_or_load(forecast, small[0], seed=1, recipe=TINY, path=tmp_path / "missing.ckpt", load=True)
+    assert not (tmp_path / "missing.ckpt").exists()

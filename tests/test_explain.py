@@ -478,10 +478,14 @@ def test_the_hot_channel_excess_map_is_where_the_hot_channels_rise_above_their_m
 
 
 def test_localization_means_come_with_day_block_intervals():
-    times = np.array(["2031-01-01T00", "2031-01-01T12", "2031-01-02T00", "2031-01-03T00"], "datetime64[ns]")
-    lo, hi = explain.frame_mean_interval(np.array([1.0, 1.0, 0.0, 0.5]), times, n_resamples=500)
-    assert 0 <= lo < 0.625 < hi <= 1
-    assert explain.frame_mean_interval(np.ones(4), times) == (1.0, 1.0)
+    times = np.datetime64("2031-01-01T00", "ns") + np.arange(12) * np.timedelta64(12, "h")  # 6 days, 2 frames each
+    values = np.tile([1.0, 0.0], 6)
+    values[:4] = 1.0
+    lo, hi = explain.frame_mean_interval(values, times, n_resamples=500)
+    assert 0 <= lo < values.mean() < hi <= 1
+    assert explain.frame_mean_interval(np.ones(12), times) == (1.0, 1.0)
+    few = times[:6]  # three days: too few blocks for an interval
+    assert all(np.isnan(explain.frame_mean_interval(values[:6], few)))
     assert all(np.isnan(explain.frame_mean_interval(np.array([]), times[:0])))
 
 

@@ -89,3 +89,10 @@ def test_the_browser_window_opens_on_a_flare_with_time_before_its_peak(small_cub
     assert (window >= peak - 30).all() and (window <= peak + 30).all() and np.isin(window, test).all()
     with pytest.raises(ValueError, match="before it"):
         explain.steps_around_peak(dm, "test", min_before=test.size)
+
+
+def test_flares_between_takes_only_the_forecast_window(positions):
+    start, end = np.datetime64("2014-01-01T01:00"), np.datetime64("2014-01-02T01:00")
+    ahead = noaa.flares_between(positions, start, end)
+    assert ((ahead["peak"] > pd.Timestamp(start)) & (ahead["peak"] <= pd.Timestamp(end))).all()
+    assert ahead["peak_flux"].is_monotonic_decreasing and ahead["goes_class"].iloc[0] == "M9.9"

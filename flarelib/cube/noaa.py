@@ -327,3 +327,11 @@ def flare_pixels(flares: pd.DataFrame, smap, *, shape: tuple[int, int] | None = 
         out["x_cube"] = (out["x_px"] + 0.5) * shape[1] / nx - 0.5
         out["y_cube"] = (out["y_px"] + 0.5) * shape[0] / ny - 0.5
     return out
+
+
+def flares_between(positions: pd.DataFrame, start: np.datetime64 | str, end: np.datetime64 | str) -> pd.DataFrame:
+    """The flares of ``positions`` with a position that peak in ``(start, end]`` (UTC, e.g. a forecast window),
+    biggest first."""
+    first, last = pd.Timestamp(start), pd.Timestamp(end)
+    inside = positions[(positions["peak"] > first) & (positions["peak"] <= last)].dropna(subset=["hpc_x", "hpc_y"])
+    return inside.sort_values("peak_flux", ascending=False).reset_index(drop=True)

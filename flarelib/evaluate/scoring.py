@@ -6,6 +6,7 @@ fits (least squares, logistic regression) the baselines use. The package docstri
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ THRESHOLDS = {c: FLARE_CLASS_THRESHOLDS[c] for c in EVENT_CLASSES}
 
 
 #: Default bootstrap seed, number of resamples and interval level.
+log = logging.getLogger(__name__)
+
 SEED = 2017
 
 
@@ -522,10 +525,13 @@ def choose_threshold(prob: np.ndarray, event: np.ndarray, *, default: float = 0.
     p, _ = _prob_event(prob, event)
     unique = np.unique(p)
     if unique.size == 0:
+        log.warning("no validation samples to choose a probability threshold on: using %g", default)
         return float(default)
     candidates = np.r_[unique[:1], 0.5 * (unique[1:] + unique[:-1])]
     tss = tss_vs_threshold(prob, event, candidates)["TSS"].to_numpy()
     if not np.isfinite(tss).any():
+        log.warning("the validation samples hold no events or no non-events, so no threshold can be chosen on "
+                    "them: using %g", default)
         return float(default)
     return float(candidates[int(np.nanargmax(tss))])
 

@@ -201,6 +201,7 @@ def filter_auc_verdict(table: pd.DataFrame) -> str:
     return (f"On {int(ref['n_frames'])} frames ({int(ref['n_regions'])} region samples, {int(ref['n_will_flare'])} "
             f"that will flare), the {ref['layer']} ranks the regions that will flare with AUC {ref['auc']:.2f} "
             f"[{ref['auc_lo']:.2f}, {ref['auc_hi']:.2f}]. In {best['layer']}, {above_chance} of {len(filters)} "
-            f"filters do better than chance (interval above 0.5) and {above_image} better than the image (interval "
-            f"above {ref['auc']:.2f}); the best, filter {int(best['filter'])}, reaches {best['auc']:.2f} "
+            f"filters do better than chance (interval above 0.5; about {0.05 * len(filters):.0f} would by chance "
+            f"alone, one 90 % interval per filter) and {above_image} better than the image (interval above "
+            f"{ref['auc']:.2f}); the best, filter {int(best['filter'])}, reaches {best['auc']:.2f} "
             f"[{best['auc_lo']:.2f}, {best['auc_hi']:.2f}].")

@@ -262,8 +262,8 @@ def scoring_frames(dm: FlareDataModule, split: str = "test", n: int | None = Non
       A frame counts when the flare dominates what the model predicts: the target flux is at least
       ``dominance`` times the pre-flare level (the lowest flux of the 6 h before t), so more than
       half of it comes from the flare, not from the regions' background emission.
-    * **Forecast**: the mask is the ``region_id`` footprint at t of the region that *will* flare (with the
-      bloom columns of any saturated pixels in it):
+    * **Forecast**: the mask is the ``region_id`` footprint at t of the region that *will* flare (not grown
+      along bloom columns: a saturated column through it at t is another flare's light, not this region's):
       the one with the largest flare of at least ``min_flux`` (C1) peaking in ``[t + lead,
       t + lead + window]``. A frame counts when that flare dominates the target: the target (max
       over the window) is at least ``dominance`` times the flux at t, and the region is on the
@@ -312,11 +312,10 @@ def scoring_frames(dm: FlareDataModule, split: str = "test", n: int | None = Non
             masks.append(footprint)
     keep = np.asarray(keep, np.int64)
     chosen = _thin(keep, n)
-    masks = with_bloom(cube, chosen, np.asarray(masks, bool).reshape(-1, *dm.frame_shape())[np.isin(keep, chosen)])
+    masks = np.asarray(masks, bool).reshape(-1, *dm.frame_shape())[np.isin(keep, chosen)]
     rule = (f"a >= C1 flare peaks in [t + {_hours(lead)}, t + {_hours(lead + window)}], the target is "
             f">= {dominance:g}x the flux at t, and the region of the largest such flare is on the disk (mask: its "
-            f"region_id footprint at t, grown along the bloom columns); {keep.size} of {n_cand} frames with a flare "
-            "ahead")
+            f"region_id footprint at t); {keep.size} of {n_cand} frames with a flare ahead")
     return ScoringFrames(chosen, masks, rule, n_cand)
 
 
@@ -376,14 +375,19 @@ def pooled_references(reference: Mapping[str, xr.DataArray],
     return out
 
 
+#: The fewest distinct days of frames :func:`frame_mean_interval` gives an interval for.
+MIN_INTERVAL_DAYS = 5
+
+
 def frame_mean_interval(values: np.ndarray, times: np.ndarray, *, n_resamples: int = N_RESAMPLES, seed: int = SEED,
                         level: float = LEVEL) -> tuple[float, float]:
     """The ``level`` interval of the mean of per-frame ``values`` (n,) at ``times`` (n,): a bootstrap over the
     frames' UTC days (:func:`flarelib.evaluate.scoring.block_resample_counts`), since frames of the same day show
-    the same regions. ``(nan, nan)`` without frames."""
+    the same regions. ``(nan, nan)`` when the frames span fewer than :data:`MIN_INTERVAL_DAYS` days (too few
+    blocks to resample; this includes no frames)."""
     values = np.asarray(values, float)
-    if not values.size:
-        return np.nan, np.nan
+    if np.unique(np.asarray(times, "datetime64[D]")).size < MIN_INTERVAL_DAYS:
+        return np.nan, np.nan  # a bootstrap over one or two days says nothing about the spread
     code, counts = block_resample_counts(np.asarray(times), DAY, n_resamples, seed)
     n_days = counts.shape[1]
     sums = counts @ np.bincount(code, weights=values, minlength=n_days)
@@ -449,16 +453,18 @@ def localization_verdict(table: pd.DataFrame) -> str:
                      f"mask and points into it on {ref['pointing']:.0%} of the frames.")
     for _, row in table[~table["method"].isin(TRIVIAL_MAPS)].iterrows():
         bound = row["mass_upper_bound"]
-        share = row["mass_inside"] / bound if bound > 0 else np.nan
         key = (row["map_ny"], row["map_nx"])
         ref_mass = float(refs.loc[key, "mass_inside"]) if key in refs.index else np.nan
         ref_point = float(refs.loc[key, "pointing"]) if key in refs.index else np.nan
-        versus = row["mass_inside"] / ref_mass if ref_mass > 0 else np.nan
-        pointing = ("ties with" if abs(row["pointing"] - ref_point) < 0.05 else
+        share = f"{row['mass_inside'] / bound:.0%} of the {bound:.2f}" if bound > 0 else "none of the 0"
+        versus = (f"{row['mass_inside'] / ref_mass:.1f}× the input image's" if ref_mass > 0
+                  else "no input-image mass to compare with")
+        pointing = ("cannot be compared with" if not np.isfinite(ref_point) else
+                    "ties with" if abs(row["pointing"] - ref_point) < 0.05 else
                     "beats" if row["pointing"] > ref_point else "loses to")
-        lines.append(f"{row['method']} ({row['layer']}): mass {row['mass_inside']:.2f} = {share:.0%} of the "
-                     f"{bound:.2f} its resolution allows, {versus:.1f}× the input image's at {key[0]}×{key[1]}; "
-                     f"pointing {row['pointing']:.2f} {pointing} the input image there.")
+        lines.append(f"{row['method']} ({row['layer']}): mass {row['mass_inside']:.2f} = {share} its resolution "
+                     f"allows, {versus} at {key[0]}×{key[1]}; pointing {row['pointing']:.2f} {pointing} the input "
+                     "image there.")
     return "\n".join(lines)
 
 
