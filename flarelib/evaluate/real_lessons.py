@@ -67,13 +67,12 @@ from flarelib.evaluate.scoring import (
     LEVEL,
     N_RESAMPLES,
     SEED,
-    block_resample_counts,
+    auc_interval,
     choose_threshold,
     interval,
     paired_verdict,
     resample_scores,
     threshold_label,
-    weighted_auc,
 )
 from flarelib.evaluate.skill import Forecasts, SplitForecasts, forecasts_skill_table, paired_table
 from flarelib.paths import results_dir
@@ -200,9 +199,8 @@ def _auc_interval(f: Forecasts, name: str, letter: str, n_resamples: int, seed: 
     ok = np.isfinite(prob) & np.isfinite(event)
     if not ok.any():
         return float("nan"), float("nan")
-    code, counts = block_resample_counts(f.test.times[ok], f.block_of(letter), n_resamples, seed)
-    lo, hi = interval(weighted_auc(prob[ok], event[ok] == 1, counts[:, code])[:, None], level)[:, 0]
-    return float(lo), float(hi)
+    return auc_interval(prob[ok], event[ok] == 1, f.test.times[ok], block=f.block_of(letter), n_resamples=n_resamples,
+                        seed=seed, level=level)
 
 
 def _monthly_gaps(times: np.ndarray, flags: np.ndarray, span: tuple[str, str]) -> int:

@@ -300,6 +300,17 @@ def interval(draws: np.ndarray, level: float) -> np.ndarray:
         return np.nanpercentile(draws, q, axis=0)
 
 
+def auc_interval(score: np.ndarray, event: np.ndarray, times: np.ndarray, *, block: np.timedelta64 = DAY,
+                 n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = LEVEL) -> tuple[float, float]:
+    """The ``level`` interval of the ROC AUC of ``score`` (n,) for the 0/1 ``event`` (n,) under the circular block
+    bootstrap of the samples' UTC days (``times`` (n,) datetime64, blocks of ``block``,
+    :func:`block_resample_counts`), each resample weighing a sample as often as its day is drawn
+    (:func:`weighted_auc`)."""
+    code, counts = block_resample_counts(times, block, n_resamples, seed)
+    lo, hi = interval(weighted_auc(score, np.asarray(event).astype(bool), counts[:, code])[:, None], level)[:, 0]
+    return float(lo), float(hi)
+
+
 def bootstrap_scores(times: np.ndarray, event: np.ndarray, forecasts: Mapping[str, np.ndarray], *,
                      block: np.timedelta64 = DAY, n_resamples: int = N_RESAMPLES, seed: int = SEED,
                      level: float = LEVEL) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 import xarray as xr
 from torch import nn
 
-from flarelib.evaluate.scoring import DAY, LEVEL, N_RESAMPLES, SEED, block_resample_counts, interval, weighted_auc
+from flarelib.evaluate.scoring import LEVEL, N_RESAMPLES, SEED, auc_interval, weighted_auc
 from flarelib.explain.attribution import block_activations
 from flarelib.explain.localize import RegionMasks, _window_of, flaring_regions, pool_mask, region_masks
 from flarelib.learn.data import FlareDataModule
@@ -158,13 +158,12 @@ def filter_region_auc(acts: xr.DataArray, samples: RegionSamples, *, n_resamples
     weights = pool_mask(samples.footprints, values.shape[-2:])  # (n, fy, fx)
     means = np.einsum("nfyx,nyx->nf", values[samples.frame], weights) / np.maximum(weights.sum(axis=(1, 2)), 1e-12)[
         :, None]
-    code, counts = block_resample_counts(samples.times, DAY, n_resamples, seed)
-    resampled = counts[:, code]  # (R, n): each sample weighs as often as its day is drawn
     ones = np.ones((1, means.shape[0]))
     rows = []
     for f in range(means.shape[1]):
         auc = float(weighted_auc(means[:, f], samples.will_flare, ones)[0])
-        lo, hi = interval(weighted_auc(means[:, f], samples.will_flare, resampled)[:, None], level)[:, 0]
+        lo, hi = auc_interval(means[:, f], samples.will_flare, samples.times, n_resamples=n_resamples, seed=seed,
+                              level=level)
         rows.append({"layer": acts.attrs.get("layer", ""), "filter": int(acts["filter"].values[f]), "auc": auc,
                      "auc_lo": float(lo), "auc_hi": float(hi), "n_frames": int(np.unique(samples.frame).size),
                      "n_regions": int(samples.frame.size), "n_will_flare": int(samples.will_flare.sum())})
