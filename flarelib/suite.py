@@ -12,7 +12,9 @@ each notebook's run time and its kernel's peak resident memory (:class:`PeakMemo
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import logging
 import os
 import sys
 import threading
@@ -109,21 +111,65 @@ def run_notebook(path: Path, out_dir: Path, size: str, *, timeout: int = 1800,
     with PeakMemory() as memory:
         papermill.execute_notebook(str(path), str(executed), parameters={"SIZE": size, **(parameters or {})},
                                    cwd=str(path.parent), kernel_name="python3", progress_bar=False,
-                                   execution_timeout=timeout)
-    executed.with_suffix(".html").write_text(export_html(nbformat.read(executed, as_version=4)))
+                                   execution_timeout=timeout, extra_arguments=KERNEL_ARGUMENTS)
+    nb = without_widgets(nbformat.read(executed, as_version=4))
+    nbformat.write(nb, executed)
+    executed.with_suffix(".html").write_text(export_html(nb))
     return executed, memory.peak_bytes
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def without_widgets(nb):
+    """An executed notebook that reads without its kernel: the widget state (megabytes that no front end can render
+    without the kernel) is left out, and so is each widget's view wherever the output has another representation
+    (the still and the one-line note of :class:`flarelib.show.widgets.SaliencyBrowser`), which front ends then
+    show instead of the widget's ``VBox(children=...`` text. Returns a copy."""
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and len(data) > 1:
+                data.pop(WIDGET_VIEW)
+    return nb
+
+
 def export_html(nb) -> str:
-    """HTML of an executed notebook that reads without a kernel and without the widget manager from a CDN: the
-    widget state is left out, so each widget shows its text fallback and the notebook's static fallbacks
+    """HTML of an executed notebook that reads without a kernel and without the widget manager from a CDN
+    (:func:`without_widgets`): each widget shows its still and note, and the notebook's static fallbacks
     (stills, animations embedded as base64) carry the figures."""
     from nbconvert import HTMLExporter  # lazy: the suite module is imported by every notebook's parameters cell
 
-    nb = nb.copy()
-    nb.metadata.pop("widgets", None)
-    html, _ = HTMLExporter().from_notebook_node(nb)
+    exporter = HTMLExporter()
+    exporter.log.addFilter(_NO_ALT_TEXT_LINE)
+    try:
+        html, _ = exporter.from_notebook_node(without_widgets(nb))
+    finally:
+        exporter.log.removeFilter(_NO_ALT_TEXT_LINE)
     return html
+
+
+#: The kernel's own start-up warnings ("Kernel is running over TCP without encryption": the kernel and papermill talk
+#: over the loopback interface of one machine) are held back in every step of ``make demo``.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
+class _DropMessage(logging.Filter):
+    """Drops log records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
+#: nbconvert's line for every exported notebook with a figure ("Alternative text is missing on N image(s)"): it
+#: fills in a placeholder description itself; the line is said once per notebook and tells a reader nothing.
+_NO_ALT_TEXT_LINE = _DropMessage("Alternative text is missing")
 
 
 #: Notebooks that ``make demo`` leaves out at the default size, to stay within its 10 minutes on 2 cores: the

@@ -238,6 +238,31 @@ def test_static_fallback_inlines_a_still_and_the_animation(stores, tmp_path):
     assert fallback.still_png.startswith(b"\x89PNG") and fallback.gif.stat().st_size < 2e6
 
 
+def test_a_browser_shown_without_its_kernel_shows_its_still_and_a_note_not_the_widget_text(stores, monkeypatch):
+    import base64
+
+    import nbformat
+
+    from flarelib.suite import WIDGET_VIEW, without_widgets
+
+    cube, saliency, _, _ = stores
+    shown = []
+    monkeypatch.setattr(widgets, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    widgets.SaliencyBrowser(cube, saliency, method="gradcam")._ipython_display_()
+    (bundle, raw), = shown
+    assert raw and WIDGET_VIEW in bundle and base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    assert "VBox" not in bundle["text/plain"] and "JupyterLab" in bundle["text/plain"]
+    nb = nbformat.v4.new_notebook(metadata={"widgets": {"application/vnd.jupyter.widget-state+json": {"x": 1}}})
+    nb.cells.append(nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output("display_data", data=bundle),
+                                                       nbformat.v4.new_output("display_data", data={
+                                                           WIDGET_VIEW: {"model_id": "a"}})]))
+    plain = without_widgets(nb)
+    kept, alone = (o["data"] for o in plain.cells[0].outputs)
+    assert WIDGET_VIEW not in kept and "image/png" in kept and "widgets" not in plain.metadata
+    assert WIDGET_VIEW in alone  # a widget with nothing else to show keeps its view
+    assert WIDGET_VIEW in nb.cells[0].outputs[0]["data"] and "widgets" in nb.metadata  # the original is untouched
+
+
 def test_in_a_kernel_a_change_sends_the_shown_frame_first_and_the_others_after_it_had_time_to_paint(stores):
     import asyncio
 

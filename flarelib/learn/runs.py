@@ -135,19 +135,26 @@ def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | Non
     return cli
 
 
+#: Loggers whose INFO lines :func:`quiet_lightning` holds back: Lightning's run information, and "Seed set to"
+#: (``lightning_fabric``'s ``seed_everything``, which LightningCLI calls).
+CHATTY_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric.utilities.seed")
+
+
 @contextlib.contextmanager
 def quiet_lightning():
     """Lightning's per-run information lines ("Seed set to", "GPU available", "fit stopped") at WARNING only:
     notebooks and experiments train many models and say what matters themselves (and
     :func:`lightning_noise_filtered`)."""
-    chatty = logging.getLogger("pytorch_lightning.utilities.rank_zero")
-    level = chatty.level
-    chatty.setLevel(logging.WARNING)
+    chatty = [logging.getLogger(name) for name in CHATTY_LOGGERS]
+    levels = [logger.level for logger in chatty]
+    for logger in chatty:
+        logger.setLevel(logging.WARNING)
     try:
         with lightning_noise_filtered():
             yield
     finally:
-        chatty.setLevel(level)
+        for logger, level in zip(chatty, levels):
+            logger.setLevel(level)
 
 
 def train_for_notebook(size: str, target: str, *, config: str | Path | None = None,

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib.colors import LogNorm
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from flarelib.cube.goes import FLARE_CLASS_THRESHOLDS, flare_class_label, peak_steps
 from flarelib.evaluate.scoring import describe_target
@@ -416,18 +416,28 @@ def plot_loss_curves(curves, *, title: str, ax=None):
             ax.plot(curves.index, curves[column], style, ms=3, label=column)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss (MSE in dex², + BCE) / MAE (dex)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return ax
 
 
+#: The widest grid of small panels a figure draws in one row (about 12 inches: readable in the HTML export).
+PANELS_PER_ROW = 4
+
+
 def plot_pred_vs_true(true_log, predictions: dict, *, title: str, axes=None):
-    """Predicted vs true log10 flux, one panel per predictor, with the C and M thresholds."""
+    """Predicted vs true log10 flux, one panel per predictor (at most :data:`PANELS_PER_ROW` a row), with the C and
+    M thresholds."""
     if axes is None:
-        _, axes = plt.subplots(1, len(predictions), figsize=(3.3 * len(predictions), 3.4), squeeze=False,
+        columns = min(PANELS_PER_ROW, max(len(predictions), 1))
+        rows = -(-len(predictions) // columns)
+        _, grid = plt.subplots(rows, columns, figsize=(2.9 * columns, 2.9 * rows + 0.5), squeeze=False,
                                sharex=True, sharey=True)
-        axes = axes[0]
+        axes = list(grid.ravel())
+        for spare in axes[len(predictions):]:
+            spare.set_visible(False)
     true_log = np.asarray(true_log, float)
     finite = true_log[np.isfinite(true_log)]
     lo, hi = (finite.min() - 0.3, finite.max() + 0.3) if finite.size else (-8, -3)
@@ -441,7 +451,8 @@ def plot_pred_vs_true(true_log, predictions: dict, *, title: str, axes=None):
         ax.set_ylim(lo, hi)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("true log10 flux (W/m²)")
-    axes[0].set_ylabel("predicted log10 flux")
+        ax.set_ylabel("predicted log10 flux")
+        ax.xaxis.set_tick_params(labelbottom=True)
     axes[0].figure.suptitle(title, fontsize=10)
     axes[0].figure.tight_layout()
     return axes
@@ -495,7 +506,7 @@ def _evaluation_title(table, what: str) -> str:
     kind = data_kind(bool(table["synthetic"].iloc[0])) if "synthetic" in table and len(table) else "REAL?"
     dataset = str(table["dataset"].iloc[0]) if "dataset" in table and len(table) else ""
     name = dataset.split(" ", 1)[1] if dataset.split(" ", 1)[0] in ("REAL", "SYNTHETIC") and " " in dataset else dataset
-    targets = ", ".join(dict.fromkeys(str(t) for t in table["target"])) if "target" in table else ""
+    targets = ", ".join(dict.fromkeys(describe_target(str(t)) for t in table["target"])) if "target" in table else ""
     return f"{kind} {name} ({targets}): {what}"
 
 
@@ -520,7 +531,7 @@ def plot_reliability(table, *, threshold: str = ">=M1", axes=None):
     bottom.set_ylabel("samples")
     bottom.set_xlabel(f"forecast probability P({threshold.replace('>=', '≥')})")
     split = rows["split"].iloc[0] if len(rows) else ""
-    top.set_title(_evaluation_title(table, f"reliability {threshold}, {split} block"), fontsize=9)
+    top.set_title(_evaluation_title(table, f"reliability {_threshold_words(threshold)}, {split} block"), fontsize=9)
     top.figure.tight_layout()
     return axes
 
@@ -539,7 +550,7 @@ def plot_roc(table, *, threshold: str = ">=M1", ax=None):
     ax.set_ylabel("POD")
     ax.legend(fontsize=7, loc="lower right")
     split = rows["split"].iloc[0] if len(rows) else ""
-    ax.set_title(_evaluation_title(table, f"ROC {threshold}, {split} block"), fontsize=9)
+    ax.set_title(_evaluation_title(table, f"ROC {_threshold_words(threshold)}, {split} block"), fontsize=9)
     return ax
 
 
@@ -560,6 +571,26 @@ def plot_tss_vs_threshold(table, *, threshold: str = ">=M1", ax=None):
     split = rows["split"].iloc[0] if len(rows) else ""
     ax.set_title(_evaluation_title(table, f"TSS vs threshold, {split} block (dashed: chosen)"), fontsize=9)
     return ax
+
+
+def plot_probability_diagnostics(reliability, roc, tss, *, threshold: str = ">=M1"):
+    """One row of three panels for class ``threshold``: :func:`plot_reliability`, :func:`plot_roc` and
+    :func:`plot_tss_vs_threshold` of the same forecasts (tables from :func:`flarelib.evaluate.reliability_table`,
+    ``roc_table``, ``tss_threshold_table``), with one title."""
+    fig = plt.figure(figsize=(12.5, 4.4))
+    grid = fig.add_gridspec(2, 3, height_ratios=[3, 1], width_ratios=[1, 1, 1.1])
+    top = fig.add_subplot(grid[0, 0])
+    plot_reliability(reliability, threshold=threshold, axes=(top, fig.add_subplot(grid[1, 0], sharex=top)))
+    plot_roc(roc, threshold=threshold, ax=fig.add_subplot(grid[:, 1]))
+    plot_tss_vs_threshold(tss, threshold=threshold, ax=fig.add_subplot(grid[:, 2]))
+    for ax in fig.axes:
+        ax.set_title("")
+    split = reliability["split"].iloc[0] if len(reliability) else ""
+    fig.suptitle(_evaluation_title(reliability, f"{_threshold_words(threshold)} probabilities on the {split} block: "
+                                                "reliability, ROC, TSS against the yes threshold (dashed: chosen on "
+                                                "validation)"), fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def _forest_panels(table, axes, *, width: float):
@@ -765,8 +796,8 @@ def plot_explanation_maps(cube: xr.Dataset, maps: dict, *, step: int = 0, channe
     for ax in axes[n:]:
         ax.axis("off")
     when = np.datetime_as_string(cube["time"].values[t], unit="m")
-    fig.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {when} UTC (cyan: the region that flares)",
-                 fontsize=10)
+    drawn = " (cyan: the region that flares)" if mask is not None and np.asarray(mask).any() else ""
+    fig.suptitle(f"{data_kind(cube)} {cube.attrs.get('name', '')}: {when} UTC{drawn}", fontsize=10)
     fig.tight_layout()
     return axes
 

@@ -48,6 +48,7 @@ import numpy as np
 import xarray as xr
 from IPython.display import display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -252,7 +253,13 @@ class _Browser:
             return png.getvalue()
 
     def _ipython_display_(self):
-        display(self.widget())
+        """The live widget, with the still and a one-line note for any front end that cannot show it (an HTML export,
+        a notebook opened without its kernel): they show those instead of the widget's ``VBox(children=...`` text."""
+        bundle = dict(self.widget()._repr_mimebundle_() or {})
+        bundle["image/png"] = base64.b64encode(self.still()).decode()
+        bundle["text/plain"] = (f"[{type(self).__name__}: an interactive widget; run this notebook in JupyterLab to "
+                                "use its controls. The figure shows its first view.]")
+        display(bundle, raw=True)
 
 
 def _outline_segments(mask: np.ndarray) -> np.ndarray:
@@ -424,7 +431,9 @@ class SaliencyBrowser(_Browser):
         side = 0.78 * height / width  # a square image panel, 78 % of the figure's height
         self.ax_img = fig.add_axes((0.01, 0.05, side, 0.78))
         self.cax = fig.add_axes((0.02 + side, 0.05, 0.012, 0.78))
-        self.ax_goes = fig.add_axes((0.02 + side + 0.16, 0.24, 0.96 - (0.02 + side + 0.16), 0.59))
+        self.aia_cax = fig.add_axes((0.02 + side + 0.085, 0.05, 0.012, 0.78))
+        left = 0.02 + side + 0.225
+        self.ax_goes = fig.add_axes((left, 0.24, 0.96 - left, 0.59))
         ny, nx = self._aia.shape[-2:]
         self.image = self.ax_img.imshow(np.zeros((ny, nx, 4), np.uint8), origin="lower", interpolation="nearest",
                                         extent=(-0.5, nx - 0.5, -0.5, ny - 0.5))
@@ -443,9 +452,15 @@ class SaliencyBrowser(_Browser):
         self.cax.yaxis.set_label_position("right")
         self.cax.set_ylabel("attribution / 99.5th pct", fontsize=8)
         self.cax.tick_params(labelsize=8)
+        self.aia_scale = ScalarMappable(norm=LogNorm(1, 10), cmap="gray")
+        self.aia_bar = fig.colorbar(self.aia_scale, cax=self.aia_cax)
+        self.aia_cax.yaxis.set_minor_locator(NullLocator())
+        self.aia_cax.tick_params(labelsize=7)
+        self.aia_bar.set_label("AIA (DN/s)", fontsize=8)
         self.panel_title = self.ax_img.set_title("", fontsize=9)
         flux = cube["xrsb"].values
-        self.ax_goes.semilogy(cube["time"].values, np.where(flux > 0, flux, np.nan), color="tab:red", lw=0.8)
+        self.ax_goes.semilogy(cube["time"].values, np.where(flux > 0, flux, np.nan), color="tab:red", lw=0.8,
+                              label="XRS-B, mean of the cadence interval before each step")
         lo, hi = self.times[0], self.times[-1]
         pad = (hi - lo) * 0.05 if hi > lo else np.timedelta64(1, "h")
         self.ax_goes.set_xlim(lo - pad, hi + pad)
@@ -458,6 +473,7 @@ class SaliencyBrowser(_Browser):
             tick.set_rotation(30)
             tick.set_horizontalalignment("right")
         self.ax_goes.set_title(f"{self.label} GOES XRS-B, black line: now", fontsize=9)
+        self.ax_goes.legend(loc="upper left", fontsize=7, frameon=False)
         self.suptitle = fig.suptitle(f"{self.label} {self.name}:", fontsize=10, x=0.3, y=0.98, ha="right")
         self.clock = fig.text(0.31, 0.98, "", fontsize=10, ha="left", va="top")  # the shown step's time
         if self._mask is not None:
@@ -472,6 +488,10 @@ class SaliencyBrowser(_Browser):
         self.cax.set_ylim(-1 if signed else 0, 1)
         self.cax.set_yticks([-1, 0, 1] if signed else [0, 0.5, 1])
         self.panel_title.set_text(f"{self.label} {channel} Å + {method_label(method)}")
+        norm, _ = self._scales(channel, method)
+        self.aia_scale.set_cmap(aia_cmap(channel))
+        self.aia_scale.set_norm(LogNorm(norm.vmin, norm.vmax))
+        self.aia_cax.yaxis.set_minor_locator(NullLocator())
 
     def _restyle(self) -> None:
         """A new channel, method or opacity: new colour maps and scales, the same artists (and layers)."""
