@@ -101,6 +101,12 @@ def test_changing_method_channel_and_alpha_swaps_the_overlay(stores):
     browser.alpha.value = 0.2
     np.testing.assert_array_equal(browser.image.get_array(), browser.frame_rgba(3))
     assert browser.play.max == browser.slider.max == 29
+    # Grad-CAM has one map for all channels, Integrated Gradients one per channel: the note beside the control says so
+    assert browser.channel_note.value == "" and not browser.one_map_for_all_channels()
+    browser.method.value = "gradcam"
+    assert browser.one_map_for_all_channels() and "one map for all channels" in browser.channel_note.value
+    lo, hi = browser.aia_scale.norm.vmin, browser.aia_scale.norm.vmax
+    assert 0 < lo < hi and browser.aia_bar.ax.get_ylabel() == "AIA (DN/s)"  # the AIA colour bar follows the channel
 
 
 def test_the_figure_belongs_to_no_pyplot_backend_and_fits_the_output_area(stores):

@@ -316,6 +316,7 @@ class SaliencyBrowser(_Browser):
         self.alpha = W.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="overlay",
                                    continuous_update=False,  # a change recomposes every step: once, on release
                                    layout=W.Layout(width="280px"))
+        self.channel_note = W.HTML(layout=W.Layout(width="auto"))
         self.label = data_kind(cube)
         self.name = cube.attrs.get("name", "")
         # the displayed stretch, in memory: a step reads no store
@@ -328,6 +329,7 @@ class SaliencyBrowser(_Browser):
         self._region = self._flaring_region(cube)
         self._norms: dict = {}
         self._signed: dict = {}
+        self._shared: dict = {}
         self._frames: dict = {}
         self._segments: dict = {}
         self.start_step = xrsb_peak_step(cube, self.times) if step is None else int(step)
@@ -479,8 +481,22 @@ class SaliencyBrowser(_Browser):
         if self._mask is not None:
             fig.text(0.01, 0.005, "green: true flare mask · dashed: the flaring region", fontsize=7, color="0.3")
 
+    def one_map_for_all_channels(self, method: str | None = None) -> bool:
+        """Whether ``method`` gives the same map in every channel over the stretch (Grad-CAM and HiResCAM weight one
+        map of the last convolution layer, which has no channel axis): then the channel control picks only the AIA
+        image under it."""
+        method = method or self.method.value
+        if method not in self._shared:
+            values = self._sal[:, self._methods.index(method)]
+            self._shared[method] = bool(len(self._channels) > 1 and np.array_equal(values, values[:, :1].repeat(
+                values.shape[1], axis=1), equal_nan=True))
+        return self._shared[method]
+
     def _style_artists(self, channel: int, method: str) -> None:
-        """Set the panel title and the colour bar for ``channel`` and ``method``."""
+        """Set the panel title, the colour bars and the channel note for ``channel`` and ``method``."""
+        self.channel_note.value = (f"<small>{method_label(method)} gives one map for all channels: the channel "
+                                   "changes the AIA image only</small>" if self.one_map_for_all_channels(method)
+                                   else "")
         signed = self.signed(method)
         self.colorbar.set_cmap(SIGNED_CMAP if signed else UNSIGNED_CMAP)
         self.colorbar.set_extent((0, 1, -1 if signed else 0, 1))
@@ -530,7 +546,7 @@ class SaliencyBrowser(_Browser):
 
     def widget(self) -> W.Widget:
         controls = W.HBox([self.play, self.slider])
-        options = W.HBox([self.channel, self.method, self.alpha])
+        options = W.HBox([self.channel, self.method, self.alpha, self.channel_note])
         return W.VBox([controls, options, self.figure_widget(), self.errors])
 
     def median_restyle_ms(self) -> float:
