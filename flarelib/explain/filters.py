@@ -14,7 +14,7 @@ from torch import nn
 
 from flarelib.evaluate.scoring import LEVEL, N_RESAMPLES, SEED, auc_interval, weighted_auc
 from flarelib.explain.attribution import block_activations
-from flarelib.explain.localize import RegionMasks, _window_of, flaring_regions, pool_mask, region_masks
+from flarelib.explain.localize import RegionMasks, flaring_regions, pool_mask, region_masks, target_window
 from flarelib.learn.data import FlareDataModule
 
 
@@ -136,7 +136,7 @@ def region_samples(dm: FlareDataModule, time_index: Sequence[int]) -> RegionSamp
     cube = dm.cube()
     if "region_id" not in cube:
         raise ValueError(f"{dm.store_path.name} has no region_id map (a synthetic sun has one)")
-    lead, window = _window_of(dm)
+    lead, window = target_window(dm)
     flaring = flaring_regions(cube, index, lead, window)
     ids = cube["region_id"].isel(time=index).values.astype(np.int64)
     rows = [(k, r) for k in range(index.size) for r in np.unique(ids[k]) if r > 0]

@@ -64,7 +64,7 @@ def _events(cube: xr.Dataset) -> pd.DataFrame:
                          "region": cube["event_noaa_ar"].values.astype(int)})
 
 
-def _window_of(dm: FlareDataModule) -> tuple[np.timedelta64, np.timedelta64]:
+def target_window(dm: FlareDataModule) -> tuple[np.timedelta64, np.timedelta64]:
     """(lead, window) of the data module's target; a nowcast uses the last cadence, (t - cadence, t]."""
     dm.setup()
     if dm.plan.target.horizon == np.timedelta64(0, "ns"):
@@ -114,7 +114,7 @@ def region_masks(dm: FlareDataModule, time_index: Sequence[int], *,
     cube = dm.cube()
     if "region_id" not in cube:
         raise ValueError(f"{dm.store_path.name} has no region_id map (a synthetic sun has one)")
-    lead, window = _window_of(dm)
+    lead, window = target_window(dm)
     flaring = flaring_regions(cube, index, lead, window, min_flux=min_flux)
     ids = cube["region_id"].isel(time=index).values.astype(np.int64)  # AR index + 1, 0 off-region
     will = np.zeros(ids.shape, bool)
@@ -291,7 +291,7 @@ def scoring_frames(dm: FlareDataModule, split: str = "test", n: int | None = Non
         chosen = _thin(keep, n)
         masks = with_bloom(cube, chosen, masks[np.isin(keep, chosen)])
         return ScoringFrames(chosen, masks, rule + "; grown along the bloom columns", int(cand.size))
-    lead, window = _window_of(dm)
+    lead, window = target_window(dm)
     events = _events(cube)
     events = events[events["flux"] >= min_flux]
     peaks, fluxes, regions = events["peak"].values, events["flux"].values, events["region"].values
