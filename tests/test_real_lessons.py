@@ -46,17 +46,17 @@ def test_a_callable_selection_gives_the_same_forecasts_as_its_span(lessons):
 
 def test_training_spans_end_before_the_test_and_have_their_lengths(lessons):
     history, _, long_data, _ = lessons
-    assert L.training_span(150) == ("1998-07-01", "2010-12-31 23:59")
+    assert L.months_before(150) == ("1998-07-01", "2010-12-31 23:59")
     times = real.history_issue_times(history)
     for m in L.SPAN_MONTHS:
-        start, end = L.training_span(m)
+        start, end = L.months_before(m)
         assert end == "2010-12-31 23:59" and pd.Timestamp(start).day == 1
         assert len(pd.period_range(start, end, freq="M")) == m
         rows = long_data[long_data["span_months"] == m]
         assert (rows["train_start"] == start).all() and (rows["train_end"] == end).all()
         assert (rows["n_train_days"] == len(pd.date_range(start, "2010-12-31"))).all()
         assert (rows["n_train_days"] == real.in_span(times, (start, end)).sum()).all()
-    assert pd.Timestamp(L.LONG_VAL_SPAN[1]) < pd.Timestamp(L.training_span(max(L.SPAN_MONTHS))[0])
+    assert pd.Timestamp(L.LONG_VAL_SPAN[1]) < pd.Timestamp(L.months_before(max(L.SPAN_MONTHS))[0])
 
 
 def test_every_span_is_scored_on_the_same_test_rows(lessons):
@@ -78,7 +78,7 @@ def test_training_events_are_counted_from_the_event_list(lessons):
     history, _, long_data, _ = lessons
     events = history.events
     for m in (1, 12):
-        start, end = L.training_span(m)
+        start, end = L.months_before(m)
         count = 0
         for day in pd.date_range(start, pd.Timestamp(end).normalize()):
             t = day + pd.Timedelta("30min")

@@ -113,9 +113,9 @@ SKILL_BY_YEAR_COLUMNS = ["year", "predictor", "threshold", "prob_threshold", "ba
                          "TSS", "TSS_lo", "TSS_hi", "HSS", "HSS_lo", "HSS_hi"]
 
 
-def training_span(months: int, end: str = LONG_END) -> tuple[str, str]:
+def months_before(months: int, end: str = LONG_END) -> tuple[str, str]:
     """The inclusive span of the last ``months`` calendar months up to ``end`` (a month's last minute):
-    ``training_span(150)`` is ``("1998-07-01", "2010-12-31 23:59")``."""
+    ``months_before(150)`` is ``("1998-07-01", "2010-12-31 23:59")``."""
     stop = pd.Timestamp(end)
     start = (stop.normalize() + pd.Timedelta(days=1)) - pd.DateOffset(months=int(months))
     return start.strftime("%Y-%m-%d"), stop.strftime("%Y-%m-%d %H:%M")
@@ -215,7 +215,7 @@ def real_long_data(history: RealHistory, *, months: Sequence[int] = SPAN_MONTHS,
                    reference: RealForecasts | None = None, n_resamples: int = N_RESAMPLES, seed: int = SEED,
                    level: float = LEVEL) -> pd.DataFrame:
     """The ``real_long_data`` table (:data:`LONG_DATA_COLUMNS`): each of ``predictors`` fitted on the last
-    ``months`` months before the test period (:func:`training_span`), thresholds chosen on
+    ``months`` months before the test period (:func:`months_before`), thresholds chosen on
     :data:`LONG_VAL_SPAN`, scored full disk on the same cycle-24 test rows for every class of ``thresholds``.
 
     One row per (threshold, predictor, span): ``n_train_days`` issue days and ``n_train_region_days`` SRS
@@ -235,7 +235,7 @@ def real_long_data(history: RealHistory, *, months: Sequence[int] = SPAN_MONTHS,
     longest = max(months)
     variants, info = {}, {}
     for m in months:
-        span = training_span(m)
+        span = months_before(m)
         fitted = real_forecasts(history, thresholds=thresholds,
                                 split=RealSplit(train=span, val=LONG_VAL_SPAN, test=TEST_SPAN)).full_disk
         train, region_train = in_span(times, span), in_span(issue, span)
