@@ -74,6 +74,17 @@ def test_pointing_offsets_measure_the_maximum_against_a_random_pixel():
     assert (table["offset_px"] == 4).all() and (table["offset_arcsec"] == 8).all()
     yy, xx = np.mgrid[:10, :10]
     assert table["random_offset_arcsec"].iloc[0] == pytest.approx(2 * np.hypot(xx - 7, yy - 6).mean())
+    near = np.hypot(xx - 7, yy - 6) <= 3  # a random pixel drawn only where it can lie (e.g. on the disk)
+    inside = explain.pointing_offsets(maps, x=7, y=6, arcsec_per_px=2.0, where=near)
+    assert inside["random_offset_arcsec"].iloc[0] == pytest.approx(2 * np.hypot(xx - 7, yy - 6)[near].mean())
+
+
+def test_the_disk_of_a_full_disk_frame_is_a_disk_of_the_solar_radius(catalog):
+    smap = _map(catalog, "fulldisk-2014-01-01", "_094")
+    disk = noaa.disk_pixels(smap, (64, 64))
+    radius_px = smap.rsun_obs.value / smap.scale.axis1.value * 64 / smap.data.shape[1]
+    assert disk.shape == (64, 64) and disk.sum() == pytest.approx(np.pi * radius_px**2, rel=0.05)
+    assert not disk[0, 0] and disk[32, 32]
 
 
 def test_the_browser_window_opens_on_a_flare_with_time_before_its_peak(small_cube_path):

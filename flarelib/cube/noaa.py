@@ -329,6 +329,21 @@ def flare_pixels(flares: pd.DataFrame, smap, *, shape: tuple[int, int] | None = 
     return out
 
 
+def disk_pixels(smap, shape: tuple[int, int]) -> np.ndarray:
+    """Which pixels of a grid that resamples the map ``smap``'s whole field to ``shape`` (ny, nx) (a cube's, as in
+    :func:`flare_pixels`) lie on the solar disk: bool ``(ny, nx)``, from the map's WCS, disk centre and radius."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    ny, nx = smap.data.shape
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    x_px = (xx + 0.5) * nx / shape[1] - 0.5
+    y_px = (yy + 0.5) * ny / shape[0] - 0.5
+    world = smap.pixel_to_world(x_px * u.pix, y_px * u.pix)
+    centre = SkyCoord(0 * u.arcsec, 0 * u.arcsec, frame=smap.coordinate_frame)
+    return np.asarray(world.separation(centre).to_value(u.arcsec) <= smap.rsun_obs.to_value(u.arcsec))
+
+
 def flares_between(positions: pd.DataFrame, start: np.datetime64 | str, end: np.datetime64 | str) -> pd.DataFrame:
     """The flares of ``positions`` with a position that peak in ``(start, end]`` (UTC, e.g. a forecast window),
     biggest first."""

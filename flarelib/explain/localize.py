@@ -522,13 +522,14 @@ POINTING_COLUMNS = ["method", "peak_x", "peak_y", "offset_px", "offset_arcsec", 
 
 
 def pointing_offsets(maps: Mapping[str, xr.DataArray], x: float, y: float, *, arcsec_per_px: float,
-                     step: int = 0) -> pd.DataFrame:
+                     step: int = 0, where: np.ndarray | None = None) -> pd.DataFrame:
     """How far each map's maximum lies from a point, e.g. a real flare's position without a mask to score against.
 
     ``maps``: ``{name: DataArray}`` at the input's resolution, ``(time, [channel,] y, x)`` (summed over channels);
     ``(x, y)``: the point in that grid's pixels (0-based); ``step``: which time. ``offset_arcsec`` is the distance
-    of the maximum, ``random_offset_arcsec`` the mean distance of every pixel of the grid: what a map that
-    points anywhere at random scores. Columns :data:`POINTING_COLUMNS`, closest first.
+    of the maximum, ``random_offset_arcsec`` the mean distance of every pixel of the grid (of the pixels ``where``
+    is True, bool ``(y, x)``: e.g. the solar disk of a full-disk frame, :func:`flarelib.cube.noaa.disk_pixels`):
+    what a map that points anywhere at random there scores. Columns :data:`POINTING_COLUMNS`, closest first.
     """
     rows = []
     for name, da in maps.items():
@@ -537,6 +538,8 @@ def pointing_offsets(maps: Mapping[str, xr.DataArray], x: float, y: float, *, ar
             values = values.sum(axis=0)
         peak_y, peak_x = np.unravel_index(int(np.nanargmax(values)), values.shape)
         yy, xx = np.mgrid[: values.shape[0], : values.shape[1]]
+        if where is not None:
+            yy, xx = yy[np.asarray(where, bool)], xx[np.asarray(where, bool)]
         rows.append({"method": name, "peak_x": int(peak_x), "peak_y": int(peak_y),
                      "offset_px": float(np.hypot(peak_x - x, peak_y - y)),
                      "offset_arcsec": float(np.hypot(peak_x - x, peak_y - y) * arcsec_per_px),
