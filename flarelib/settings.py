@@ -64,10 +64,11 @@ def _duplicate_key(node: yaml.Node, source: str | Path, seen: set[int]) -> str |
                 # keys merged in with << may be overridden: only keys written in this mapping count
                 key = (key_node.tag, key_node.value)
                 if key in first:
-                    line = first[key].start_mark.line + 1
-                    return (f"{_where(source, key_node.start_mark)}: key {key_node.value!r} is given twice in one "
-                            f"mapping, at lines {line} and {key_node.start_mark.line + 1} (YAML would keep only "
-                            "the last, silently): delete one of them")
+                    one, two = first[key].start_mark, key_node.start_mark
+                    where = (f"at lines {one.line + 1} and {two.line + 1}" if one.line != two.line else
+                             f"on line {one.line + 1} (columns {one.column + 1} and {two.column + 1})")
+                    return (f"{_where(source, two)}: key {key_node.value!r} is given twice in one mapping, {where} "
+                            "(YAML would keep only the last, silently): delete one of them")
                 first[key] = key_node
             for child in (key_node, value_node):
                 found = _duplicate_key(child, source, seen)
