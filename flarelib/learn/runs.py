@@ -139,7 +139,7 @@ class FlareCLI(LightningCLI):
 
     Checked before training: every YAML it reads (:data:`STRICT_YAML_MODE`: a key given twice is refused), a
     ``--ckpt_path`` checkpoint (:func:`~flarelib.learn.model.read_checkpoint`: its hyperparameters, before the
-    model is built from them), the model's inputs against the data module's (:func:`check_model_reads_data`),
+    model is built from them), the model's inputs against the data module's (:func:`check_checkpoint_reads_data`),
     and that fitting ends (:func:`check_training_ends`)."""
 
     def init_parser(self, **kwargs):
@@ -355,9 +355,9 @@ def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides
     ``overrides`` replace saved settings, e.g. ``cache="none"``, ``num_workers=0`` or ``cube=`` (open that cube).
     The cube opened must be the one the model was trained on: a checkpoint records its cube's fingerprint, and
     another fingerprint (another cube, or the same path rebuilt with other data) is refused, naming both. The data
-    module's inputs must be the model's (frames, channels, GOES inputs, ...: :func:`check_model_reads_data`), checked
-    before the cube is opened: :class:`~flarelib.learn.model.CheckpointError` names the file, the setting and both
-    values.
+    module's inputs must be the model's (frames, channels, GOES inputs, ...: :func:`check_checkpoint_reads_data`),
+    checked before the cube is opened: :class:`~flarelib.learn.model.CheckpointError` names the file, the setting
+    and both values.
     """
     state = read_checkpoint(path)
     settings = {k: v for k, v in state.get("datamodule_hyper_parameters", {}).items() if not k.startswith("_")}
