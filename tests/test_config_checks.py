@@ -157,6 +157,16 @@ def test_absurd_sizes_are_refused_by_the_settings_themselves():
         M.Architecture(dropout=1.5)
 
 
+def test_the_model_refuses_images_it_cannot_read_naming_what_it_reads():
+    net = M.FlareNet(architecture=M.Architecture(widths=(4, 8, 8, 8), hidden=8)).eval()
+    assert net(torch.randn(2, 6, 16, 16)).shape == (2,)
+    with pytest.raises(ValueError, match=r"reads \(batch, 6, ny, nx\) images \(1 frames x channels .*got "
+                                         r"\(2, 12, 16, 16\)"):
+        net(torch.randn(2, 12, 16, 16))  # two frames for a one-frame model: not a bare conv error
+    with pytest.raises(ValueError, match=r"8x8 px are too small for 4 conv blocks .*use at most 3 blocks"):
+        net(torch.randn(2, 6, 8, 8))
+
+
 def test_a_checkpoint_state_is_checked_directly(tmp_path):
     net = _tiny()
     path = _checkpoint(tmp_path / "x.ckpt", net)

@@ -282,6 +282,7 @@ class FlareNet(L.LightningModule):
         """(B, frames * C, ny, nx) normalized and GOES inputs (B, aux_inputs) -> (B, hidden) features of the head."""
         parts = []
         if self.hparams.get("use_images", True):
+            self._check_images(x)
             if self.architecture.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             parts.append(self.pool(self.features(x)).flatten(1))
@@ -292,6 +293,21 @@ class FlareNet(L.LightningModule):
                                  f"{None if aux is None else tuple(aux.shape)}")
             parts.append(aux.to(dtype=parts[0].dtype if parts else torch.float32))
         return self.head(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
+
+    def _check_images(self, x: torch.Tensor) -> None:
+        """Refuse an image batch this network cannot read, naming what it reads (else a bare torch error): other
+        than ``frames * len(channels)`` input planes, or images too small for ``len(widths)`` halvings."""
+        frames = int(self.hparams.get("frames", 1))
+        planes = len(self.hparams.channels) * frames
+        if x.ndim != 4 or x.shape[1] != planes:
+            raise ValueError(f"this FlareNet reads (batch, {planes}, ny, nx) images ({frames} frames x channels "
+                             f"{list(self.hparams.channels)}); got {tuple(x.shape)}: use the data module the model "
+                             "was trained with (flarelib.learn.load_datamodule)")
+        depth = len(self.architecture.widths)
+        if min(x.shape[-2:]) < 2 ** depth:
+            raise ValueError(f"images of {x.shape[-2]}x{x.shape[-1]} px are too small for {depth} conv blocks (each "
+                             f"halves them; they need at least {2 ** depth} px): use at most "
+                             f"{max(int(min(x.shape[-2:])).bit_length() - 1, 1)} blocks (model.architecture.widths)")
 
     def forward(self, x: torch.Tensor, aux: torch.Tensor | None = None) -> torch.Tensor:
         """(B, frames * C, ny, nx) normalized [and (B, aux_inputs) GOES inputs] -> (B,) predicted log10 flux (W/m²)."""
