@@ -145,7 +145,7 @@ def test_checkpoint_hyperparameters_are_checked_before_the_model_is_built(tmp_pa
         with pytest.raises(M.CheckpointError, match=message) as err:
             M.load_flarenet(path)
         assert str(err.value).startswith(str(path)) and "\n" not in str(err.value), name
-    assert not built  # no model was built from any of them
+    assert not built  # load_flarenet never got past the check to load weights into a model
 
 
 def test_absurd_sizes_are_refused_by_the_settings_themselves():
