@@ -23,7 +23,7 @@ import json
 import os
 from pathlib import Path
 
-import yaml
+from flarelib.settings import ConfigError, load_yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: The project's files as an installed wheel ships them (absent in a source checkout).
@@ -111,49 +111,16 @@ def config_path(size: str, config: str | Path | None = None) -> Path:
     return path
 
 
-class ConfigError(ValueError):
-    """A training config that is not valid YAML, repeats a key or is not a mapping; the message names the file
-    (and the line and column of the problem)."""
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (``yaml.safe_load`` keeps the last)."""
-
-
-def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue  # keys merged in with << may be overridden: only keys written in this mapping count
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, (str, int, float, bool)) or key is None:
-            if key in seen:
-                raise yaml.constructor.ConstructorError("while constructing a mapping", node.start_mark,
-                                                        f"found duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
 def read_config(path: str | Path) -> dict:
     """The parsed YAML training config at ``path`` (``{}`` for an empty file), sections such as ``model:`` and
     ``data:`` as its keys.
 
-    Raises :class:`ConfigError` with one line naming the file and the line and column of a YAML syntax error or
-    of a key given twice in one mapping, or saying that the top level is not a mapping.
+    Raises :class:`ConfigError` with one line ``file:line:col: problem`` for a YAML syntax error or a key given
+    twice in one mapping (naming both its lines; :func:`flarelib.settings.load_yaml`), or saying that the top
+    level is not a mapping.
     """
     path = Path(path)
-    try:
-        settings = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = " ".join(str(err.problem or err.context or "not valid YAML").split())
-        raise ConfigError(f"{path}{where}: {problem}") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: {' '.join(str(err).split())}") from err
+    settings = load_yaml(path, error=ConfigError)
     if settings is None:
         return {}
     if not isinstance(settings, dict):

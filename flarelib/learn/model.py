@@ -52,6 +52,23 @@ NORMS = {"group": lambda width: nn.GroupNorm(min(8, width), width), "batch": nn.
 POOLS = ("max", "avg", "lse")
 
 
+#: Sane bounds of the settings that size FlareNet: a config or a checkpoint beyond them is refused before any layer
+#: is built (a damaged or hostile checkpoint must not ask for terabytes). ``channels``: input wavelengths;
+#: ``frames``: stacked frames; ``aux_inputs``: GOES inputs; ``depth``: conv blocks; ``width``: filters of one conv
+#: block; ``hidden``: the dense head's width.
+SIZE_LIMITS = {"channels": 64, "frames": 48, "aux_inputs": 256, "depth": 12, "width": 4096, "hidden": 16384}
+
+
+def _check_size(name: str, value, low: int, high: int) -> int:
+    """``value`` as an int in ``low..high``, else a ValueError naming the setting, its value and the bounds."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name}={value!r} is not a whole number (between {low} and {high})")
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value} is outside {low}..{high} (flarelib.learn.model.SIZE_LIMITS): choose a "
+                         "value in that range")
+    return int(value)
+
+
 class LogMeanExpPool(nn.Module):
     """Soft global pooling ``(1/r) log mean exp(r a)`` over the map, per filter: (B, F, fy, fx) -> (B, F, 1, 1).
 
@@ -100,9 +117,16 @@ class Architecture:
     channels_last: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if isinstance(self.widths, str | bytes) or not hasattr(self.widths, "__len__"):
+            raise ValueError(f"widths={self.widths!r} is not a list of conv widths such as [16, 32, 64]")
         if not self.widths:
             raise ValueError("FlareNet needs at least one conv block (widths)")
+        _check_size("len(widths)", len(self.widths), 1, SIZE_LIMITS["depth"])
+        object.__setattr__(self, "widths", tuple(_check_size(f"widths[{i}]", w, 1, SIZE_LIMITS["width"])
+                                                 for i, w in enumerate(self.widths)))
+        _check_size("hidden", self.hidden, 1, SIZE_LIMITS["hidden"])
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout={self.dropout!r} is not a probability in [0, 1)")
         if self.norm not in NORMS:
             raise ValueError(f"norm {self.norm!r} is not one of {sorted(NORMS)}")
         if self.pool not in POOLS:
@@ -175,6 +199,10 @@ class FlareNet(L.LightningModule):
         channels = [int(c) for c in (DEFAULT_CHANNELS if channels is None else channels)]
         if not channels:
             raise ValueError("FlareNet needs at least one input channel")
+        # sizes checked before any layer is built (a damaged checkpoint must not ask for terabytes)
+        _check_size("len(channels)", len(channels), 1, SIZE_LIMITS["channels"])
+        _check_size("frames", frames, 1, SIZE_LIMITS["frames"])
+        _check_size("aux_inputs", aux_inputs, 0, SIZE_LIMITS["aux_inputs"])
         if not use_images and aux_inputs < 1:
             raise ValueError("use_images=False needs GOES inputs (data.inputs.goes): a model needs some input")
         self.architecture, self.optimization = architecture, optimization
@@ -254,6 +282,7 @@ class FlareNet(L.LightningModule):
         """(B, frames * C, ny, nx) normalized and GOES inputs (B, aux_inputs) -> (B, hidden) features of the head."""
         parts = []
         if self.hparams.get("use_images", True):
+            self._check_images(x)
             if self.architecture.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             parts.append(self.pool(self.features(x)).flatten(1))
@@ -264,6 +293,21 @@ class FlareNet(L.LightningModule):
                                  f"{None if aux is None else tuple(aux.shape)}")
             parts.append(aux.to(dtype=parts[0].dtype if parts else torch.float32))
         return self.head(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
+
+    def _check_images(self, x: torch.Tensor) -> None:
+        """Refuse an image batch this network cannot read, naming what it reads (else a bare torch error): other
+        than ``frames * len(channels)`` input planes, or images too small for ``len(widths)`` halvings."""
+        frames = int(self.hparams.get("frames", 1))
+        planes = len(self.hparams.channels) * frames
+        if x.ndim != 4 or x.shape[1] != planes:
+            raise ValueError(f"this FlareNet reads (batch, {planes}, ny, nx) images ({frames} frames x channels "
+                             f"{list(self.hparams.channels)}); got {tuple(x.shape)}: use the data module the model "
+                             "was trained with (flarelib.learn.load_datamodule)")
+        depth = len(self.architecture.widths)
+        if min(x.shape[-2:]) < 2 ** depth:
+            raise ValueError(f"images of {x.shape[-2]}x{x.shape[-1]} px are too small for {depth} conv blocks (each "
+                             f"halves them; they need at least {2 ** depth} px): use at most "
+                             f"{max(int(min(x.shape[-2:])).bit_length() - 1, 1)} blocks (model.architecture.widths)")
 
     def forward(self, x: torch.Tensor, aux: torch.Tensor | None = None) -> torch.Tensor:
         """(B, frames * C, ny, nx) normalized [and (B, aux_inputs) GOES inputs] -> (B,) predicted log10 flux (W/m²)."""
@@ -330,7 +374,8 @@ class CheckpointError(ValueError):
 
 def read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
     """The checkpoint's dict, checked: readable with ``weights_only=True``, a Lightning checkpoint (not a bare
-    state dict) with FlareNet's hyperparameters, and finite weights."""
+    state dict) with FlareNet's hyperparameters, finite weights, and hyperparameters that describe the weights the
+    file holds (:func:`check_hyperparameters`, before any model is built)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file {path}; train first (notebook 04 or flarelib train "
@@ -351,7 +396,49 @@ def read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
         if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path} holds non-finite weights in {name!r} (a diverged training run?): "
                                   "train again, e.g. with a lower learning rate")
+    check_hyperparameters(path, state)
     return state
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def check_hyperparameters(path: str | Path, state: Mapping) -> None:
+    """Refuse a checkpoint whose hyperparameters do not describe its weights, before the model is built.
+
+    The sizes are checked against :data:`SIZE_LIMITS`; then the network is built on the ``meta`` device (shapes
+    only, no memory) and its weights' shapes and bytes are compared with the file's: a file cannot hold fewer
+    bytes than the weights its hyperparameters ask for, and every weight must have the shape they give.
+    Raises :class:`CheckpointError` with one line naming the file, the hyperparameter or weight, and a fix.
+    """
+    path = Path(path)
+    fix = "the file is damaged, edited or not FlareNet's: pick another checkpoint or train again"
+    settings = {k: v for k, v in dict(state["hyper_parameters"]).items() if not str(k).startswith("_")}
+    try:
+        with torch.device("meta"):
+            shapes = {name: (tuple(t.shape), t.numel() * t.element_size())
+                      for name, t in FlareNet.from_settings(settings).state_dict().items()}
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: its hyperparameters do not make a FlareNet ({_first_line(err)}); "
+                              f"{fix}") from err
+    need, size = sum(n for _, n in shapes.values()), path.stat().st_size
+    if need > size:
+        raise CheckpointError(f"{path} is {size:,} bytes, but its hyperparameters ask for {need:,} bytes of weights "
+                              f"({need / size:.3g} times the file): {fix}")
+    weights = state["state_dict"]
+    for name, (shape, _) in shapes.items():
+        if name not in weights:
+            raise CheckpointError(f"{path} lacks the weight {name!r} that its hyperparameters call for; {fix}")
+        found = tuple(weights[name].shape) if torch.is_tensor(weights[name]) else type(weights[name]).__name__
+        if found != shape:
+            raise CheckpointError(f"{path}: its hyperparameters give {name!r} the shape {list(shape)}, but the file "
+                                  f"holds {list(found) if isinstance(found, tuple) else found}; {fix}")
+    extra = sorted(set(weights) - set(shapes))
+    if extra:
+        raise CheckpointError(f"{path} holds weights its hyperparameters do not call for ({', '.join(extra[:3])}); "
+                              f"{fix}")
 
 
 def load_flarenet(path: str | Path, map_location: str = "cpu") -> FlareNet:

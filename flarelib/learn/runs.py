@@ -11,19 +11,33 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import jsonargparse
 import pandas as pd
+import pytorch_lightning as L
 import torch
 import xarray as xr
+import yaml
+from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.cli import LightningCLI
 
 from flarelib.cube.store import read_attrs
-from flarelib.learn.data import MODEL_LINKS, FlareDataModule, TrainingStats, model_setting, open_source
+from flarelib.learn.data import (
+    MODEL_LINKS,
+    FlareDataModule,
+    TrainingStats,
+    model_setting,
+    model_settings,
+    open_source,
+)
 from flarelib.learn.model import CLASS_HEAD_THRESHOLDS, CheckpointError, FlareNet, load_flarenet, read_checkpoint
 from flarelib.paths import config_path, default_runs_dir, read_config
 from flarelib.runner import run_command
+from flarelib.settings import ConfigError, check_yaml
+
+log = logging.getLogger(__name__)
 
 
 def training_stats_of(dm: FlareDataModule) -> Callable[[], TrainingStats]:
@@ -32,15 +46,132 @@ def training_stats_of(dm: FlareDataModule) -> Callable[[], TrainingStats]:
     return dm.training_stats
 
 
+#: The jsonargparse parser mode of the training CLI: its YAML loader, with every YAML it reads (a ``--config`` file,
+#: a value) checked first by :func:`flarelib.settings.check_yaml` (a key given twice is refused, not the last kept).
+STRICT_YAML_MODE = "flarelib_yaml"
+_JSONARGPARSE_YAML = jsonargparse.get_loader("yaml")
+
+
+def _strict_yaml_load(value: str, path: str | os.PathLike = ""):
+    """jsonargparse's YAML loader after :func:`~flarelib.settings.check_yaml` (``path``: the file, for the message;
+    jsonargparse passes its base name)."""
+    check_yaml(value, str(path) or "<command-line value>")
+    return _JSONARGPARSE_YAML(value)
+
+
+jsonargparse.set_loader(STRICT_YAML_MODE, _strict_yaml_load, exceptions=(yaml.YAMLError, ConfigError))
+
+
+def check_config_files(args: list[str]) -> None:
+    """Check the YAML files given to the CLI with ``--config``/``-c`` before LightningCLI reads them: a syntax error
+    or a key given twice raises :class:`~flarelib.settings.ConfigError` naming ``file:line:col`` (the full path;
+    the CLI's own loader also checks, but knows only the file's base name)."""
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--config="):
+            value = arg.partition("=")[2]
+        else:
+            continue
+        path = Path(value)
+        if path.is_file():
+            check_yaml(path.read_text(), path)
+
+
+def check_training_ends(trainer: L.Trainer, *, source: str = "trainer.max_epochs") -> None:
+    """Refuse a fit that would never end: ``max_epochs=-1`` is Lightning's "no epoch limit", so without
+    ``max_steps``, ``max_time`` or an :class:`~pytorch_lightning.callbacks.EarlyStopping` callback training runs
+    until killed. With early stopping it is allowed, and a warning says that only early stopping (or Ctrl-C) ends
+    it; with ``max_steps`` or ``max_time`` those bound it."""
+    if trainer.max_epochs is None or trainer.max_epochs >= 0:
+        return
+    if (trainer.max_steps or -1) > 0 or any(isinstance(cb, Timer) for cb in trainer.callbacks):
+        return  # bounded by steps or time
+    if trainer.early_stopping_callbacks:
+        monitors = ", ".join(cb.monitor for cb in trainer.early_stopping_callbacks)
+        log.warning("%s=%s: no epoch limit; training ends only when early stopping on %s stops it (or Ctrl-C)",
+                    source, trainer.max_epochs, monitors)
+        return
+    raise ConfigError(f"{source}={trainer.max_epochs} trains without end (Lightning's -1 means no epoch limit) and "
+                      "nothing else stops it: set a finite number of epochs (e.g. --trainer.max_epochs=4), or bound "
+                      "the run with --trainer.max_steps / --trainer.max_time, or add an EarlyStopping callback")
+
+
+def input_mismatch(hparams: Mapping, dm: FlareDataModule) -> tuple[str, object, object] | None:
+    """The first model input setting (:data:`flarelib.learn.data.MODEL_LINKS`: channels, target, normalization,
+    frames, frame spacing, GOES inputs) where a model's hyperparameters ``hparams`` differ from what data module
+    ``dm`` gives: ``(name, the model's value, the data module's)``, or ``None`` when the model reads ``dm``'s
+    inputs. A setting the hyperparameters lack (an older checkpoint) is not compared."""
+    for name, value in model_settings(dm).items():
+        if name not in hparams:
+            continue
+        found = hparams[name]
+        if name == "frame_step":
+            if int(hparams.get("frames", 1)) <= 1 or pd.Timedelta(str(found)) == pd.Timedelta(str(value)):
+                continue
+        elif name == "channels":
+            if [int(c) for c in found] == list(value):
+                continue
+        elif found == value:
+            continue
+        return name, found, value
+    return None
+
+
+def check_checkpoint_reads_data(checkpoint: str | Path, hparams: Mapping, dm: FlareDataModule, *,
+                                fix: Callable[[str, object], str]) -> None:
+    """Refuse a checkpoint (its model hyperparameters ``hparams``) whose inputs are not data module ``dm``'s
+    (:func:`input_mismatch`) before any batch reaches it, else a bare torch shape error: one line
+    :class:`~flarelib.learn.model.CheckpointError` naming the file, the setting, both values and ``fix(data
+    setting, the checkpoint's value)``."""
+    mismatch = input_mismatch(hparams, dm)
+    if mismatch is not None:
+        name, found, value = mismatch
+        source = f"data.{MODEL_LINKS[name]}"
+        raise CheckpointError(f"{checkpoint} was trained with {name}={found!r}, but the data module gives "
+                              f"{name}={value!r} ({source}): {fix(source, found)}")
+
+
 class FlareCLI(LightningCLI):
     """LightningCLI with the data module's settings linked into the model (:data:`flarelib.learn.data.MODEL_LINKS`,
     the one data -> model contract) and, once the data module exists (``apply_on="instantiate"``), its
-    training statistics."""
+    training statistics.
+
+    Checked before training: every YAML it reads (:data:`STRICT_YAML_MODE`: a key given twice is refused), a
+    ``--ckpt_path`` checkpoint (:func:`~flarelib.learn.model.read_checkpoint`: its hyperparameters, before the
+    model is built from them), the model's inputs against the data module's (:func:`check_checkpoint_reads_data`),
+    and that fitting ends (:func:`check_training_ends`)."""
+
+    def init_parser(self, **kwargs):
+        kwargs.setdefault("parser_mode", STRICT_YAML_MODE)
+        return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         for name, source in MODEL_LINKS.items():
             parser.link_arguments(f"data.{source}", f"model.{name}", compute_fn=functools.partial(model_setting, name))
         parser.link_arguments("data", "model.stats", compute_fn=training_stats_of, apply_on="instantiate")
+
+    def _ckpt_path(self) -> str | None:
+        subcommand = self.config.get("subcommand")
+        return self.config[subcommand].get("ckpt_path") if subcommand else None
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        ckpt_path = self._ckpt_path()
+        if ckpt_path:  # checked before LightningCLI builds the model from its hyperparameters
+            read_checkpoint(ckpt_path)
+
+    def after_instantiate_classes(self) -> None:
+        super().after_instantiate_classes()
+        ckpt_path = self._ckpt_path()
+        if ckpt_path:  # resuming or scoring a checkpoint: its inputs must be this data module's
+            check_checkpoint_reads_data(
+                ckpt_path, read_checkpoint(ckpt_path)["hyper_parameters"], self.datamodule,
+                fix=lambda source, found: f"give {source} the checkpoint's setting ({found!r}"
+                                          f"{' GOES inputs' if source.endswith('goes') else ''}), or train anew "
+                                          "without --ckpt_path")
+        if self.subcommand in (None, "fit"):
+            check_training_ends(self.trainer)
 
 
 def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
@@ -50,6 +181,7 @@ def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
     LightningCLI parses only those; its warning that ``sys.argv`` holds arguments too (a notebook kernel's,
     pytest's, or ``flarelib train``'s own) is silenced, with the rest of :func:`lightning_noise_filtered`.
     """
+    check_config_files(list(sys.argv[1:] if args is None else args))
     with lightning_noise_filtered(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
         return FlareCLI(FlareNet, FlareDataModule, args=args, run=run, save_config_kwargs={"overwrite": True})
@@ -229,13 +361,27 @@ def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides
 
     ``overrides`` replace saved settings, e.g. ``cache="none"``, ``num_workers=0`` or ``cube=`` (open that cube).
     The cube opened must be the one the model was trained on: a checkpoint records its cube's fingerprint, and
-    another fingerprint (another cube, or the same path rebuilt with other data) is refused, naming both.
+    another fingerprint (another cube, or the same path rebuilt with other data) is refused, naming both. The data
+    module's inputs must be the model's (frames, channels, GOES inputs, ...: :func:`check_checkpoint_reads_data`),
+    checked before the cube is opened: :class:`~flarelib.learn.model.CheckpointError` names the file, the setting
+    and both values.
     """
     state = read_checkpoint(path)
     settings = {k: v for k, v in state.get("datamodule_hyper_parameters", {}).items() if not k.startswith("_")}
     if not settings:
         raise ValueError(f"{path} has no data-module settings (was it trained with FlareDataModule?)")
     dm = FlareDataModule.from_settings(settings, overrides)
+    model = model or load_flarenet(path)
+    changed = set(overrides) | _leaf_names(overrides)
+
+    def fix(source: str, found) -> str:
+        field = source.rpartition(".")[2]
+        if field in changed:
+            return f"drop the change {field}= to use the checkpoint's ({found!r}), or train a model on these settings"
+        return ("the file's data settings disagree with its model's (edited or damaged?): pick another checkpoint "
+                "or train again")
+
+    check_checkpoint_reads_data(path, dict(model.hparams), dm, fix=fix)
     trained_on = (state.get(type(dm).__qualname__) or {}).get("cube_fingerprint")
     if trained_on is not None:
         dm.prepare_data()
@@ -244,10 +390,18 @@ def load_datamodule(path: str | Path, model: FlareNet | None = None, **overrides
             raise CheckpointError(f"{path} was trained on a cube with fingerprint {trained_on[:12]}, but "
                                   f"{dm.store_path} has {found[:12]} (another cube, or rebuilt with other data): "
                                   "train a model on this cube (notebook 04) instead of scoring that one")
-    model = model or load_flarenet(path)
     dm.normalizer = model.normalizer
     dm.setup()
     return dm
+
+
+def _leaf_names(settings: dict) -> set[str]:
+    """The field names inside grouped settings (``inputs={"frames": 2}`` -> ``{"frames"}``)."""
+    names = set()
+    for value in settings.values():
+        if isinstance(value, dict):
+            names |= set(value) | _leaf_names(value)
+    return names
 
 
 def reference_predictions(size: str, dm: FlareDataModule, *, config: str | Path | None = None,
