@@ -179,52 +179,93 @@ COMPARISON_RECIPE = Recipe(max_epochs=4, patience=2)
 def compare_models(targets: Iterable[str] = (NOWCAST, FORECAST), variants: Sequence[Variant] = VARIANTS,
                    goes_variants: Sequence[Variant] = GOES_VARIANTS, *,
                    config: str | Path = CONFIG_DIR / "default.yaml", seeds: Sequence[int] = SEEDS[:1],
-                   recipe: Recipe = COMPARISON_RECIPE, n_resamples: int = 200,
+                   recipe: Recipe = COMPARISON_RECIPE, n_resamples: int = 200, cube: str | Path | None = None,
                    progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Each variant trained on ``config``'s data and scored on the **validation** block.
+    """Each variant trained on ``config``'s data (its cube, or ``cube``) and scored on the **validation** block,
+    every variant and baseline on the same validation steps (those every variant predicted), each variant compared
+    **paired** with the first of ``variants`` (the shipped config).
 
-    Returns the comparison, columns ``target, variant, seed, epochs, TSS, TSS_lo, TSS_hi, HSS, BSS, MAE_dex,
-    seconds`` (TSS and HSS at >= M1) plus the baselines' rows (``seed`` -1) on the same validation samples, and
-    :func:`batchnorm_diagnosis` of every BatchNorm variant (empty without one).
+    Returns the comparison, columns :data:`COMPARISON_COLUMNS`: TSS (interval), HSS, BSS and MAE_dex at >= M1
+    on the common steps, ``dTSS``/``dTSS_lo``/``dTSS_hi``/``p_not_better`` of the variant minus the config (a
+    paired block bootstrap, :func:`flarelib.evaluate.paired_table`, blocks of the target's memory), its
+    ``seeds`` (their predictions averaged) and mean ``epochs`` and training ``seconds``; the baselines' rows
+    (``seeds`` empty) on the same steps; and :func:`batchnorm_diagnosis` of every BatchNorm variant (empty
+    without one).
     """
     model0, data0 = config_settings(config)
+    if cube is not None:
+        data0["cube"] = str(cube)
     rows, diagnoses = [], []
-    runs = [(t, v, s) for t in targets for v in (*variants, *(goes_variants if t != NOWCAST else ())) for s in seeds]
-    modules: dict[tuple, FlareDataModule] = {}
-    for target, variant, seed in tqdm(runs, desc="model variants", disable=not progress, unit="run"):
-        key = (target, tuple(sorted((k, str(v)) for k, v in variant.data.items())))
-        if key not in modules:
-            modules[key] = data_module(data0, target=target, **variant.data)
-        dm = modules[key]
-        start = time.perf_counter()
-        net = fit(dm, {**model0, **variant.model}, seed=seed, recipe=recipe)
-        f = on_validation(forecasts(net, dm))
+    for target in targets:
+        chosen = (*variants, *(goes_variants if target != NOWCAST else ()))
+        runs: dict[str, list[xr.Dataset]] = {}
+        info: dict[str, dict] = {}
+        modules: dict[tuple, FlareDataModule] = {}
+        for variant, seed in tqdm([(v, s) for v in chosen for s in seeds], desc=f"model variants ({target})",
+                                  disable=not progress, unit="run"):
+            key = tuple(sorted((k, str(v)) for k, v in variant.data.items()))
+            if key not in modules:
+                modules[key] = data_module(data0, target=target, **variant.data)
+            dm = modules[key]
+            start = time.perf_counter()
+            net = fit(dm, {**model0, **variant.model}, seed=seed, recipe=recipe)
+            runs.setdefault(variant.name, []).append(predict(net, dm, "val"))
+            seconds = time.perf_counter() - start
+            entry = info.setdefault(variant.name, {"seeds": [], "epochs": [], "seconds": 0.0})
+            entry["seeds"].append(seed)
+            entry["epochs"].append(net.epochs_trained)
+            entry["seconds"] += seconds
+            if net.architecture.norm == "batch":
+                diagnoses.append(batchnorm_diagnosis(net, dm).assign(target=target, variant=variant.name, seed=seed))
+        config_name = chosen[0].name
+        val = {name: seed_mean(r) for name, r in runs.items()}
+        common = np.array(sorted(set.intersection(*(set(v["time_index"].values.tolist()) for v in val.values()))))
+        val = {name: v.isel(time=np.isin(v["time_index"].values, common)) for name, v in val.items()}
+        dm = modules[tuple(sorted((k, str(v)) for k, v in chosen[0].data.items()))]
+        others = {name: (v, v) for name, v in val.items() if name != config_name}
+        f = evaluate.collect_forecasts(val[config_name], val[config_name], dm, others=others)
+        pairs = [(name, evaluate.MODEL) for name in others]
+        paired = evaluate.paired_table(f, pairs, n_resamples=n_resamples)
+        paired = paired[paired["threshold"] == evaluate.threshold_label(LETTER)].set_index("predictor")
         table = scores(f, n_resamples=n_resamples)
-        seconds = time.perf_counter() - start
-        if net.architecture.norm == "batch":
-            diagnoses.append(batchnorm_diagnosis(net, dm).assign(target=target, variant=variant.name, seed=seed))
-        row = table.loc[evaluate.MODEL]
-        rows.append({"target": target, "variant": variant.name, "seed": seed, "epochs": net.epochs_trained,
-                     **{k: row[k] for k in ("TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex")}, "seconds": seconds})
-        if variants and variant is variants[0] and seed == seeds[0]:
-            for name in table.index.difference([evaluate.MODEL, f"{evaluate.MODEL} regression"]):
-                b = table.loc[name]
-                rows.append({"target": target, "variant": f"baseline: {name}", "seed": -1, "epochs": 0,
-                             **{k: b[k] for k in ("TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex")}, "seconds": 0.0})
-    return pd.DataFrame(rows), (pd.concat(diagnoses, ignore_index=True) if diagnoses else pd.DataFrame())
+        for name in [config_name, *others]:
+            r = table.loc[evaluate.MODEL if name == config_name else name]
+            d = paired.loc[name] if name in paired.index else {k: 0.0 for k in ("dTSS", "dTSS_lo", "dTSS_hi")}
+            rows.append({"target": target, "variant": name, "n_samples": r["n_samples"], "n_events": r["n_events"],
+                         **{k: r[k] for k in ("TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex")},
+                         "dTSS": d["dTSS"], "dTSS_lo": d["dTSS_lo"], "dTSS_hi": d["dTSS_hi"],
+                         "p_not_better": d.get("p_not_better", np.nan), "block_hours": f.block_hours(LETTER),
+                         "seeds": " ".join(map(str, info[name]["seeds"])),
+                         "epochs": float(np.mean(info[name]["epochs"])), "seconds": info[name]["seconds"]})
+        for name in table.index.difference([evaluate.MODEL, f"{evaluate.MODEL} regression", *others]):
+            r = table.loc[name]
+            rows.append({"target": target, "variant": f"baseline: {name}", "n_samples": r["n_samples"],
+                         "n_events": r["n_events"],
+                         **{k: r[k] for k in ("TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex")},
+                         "block_hours": f.block_hours(LETTER), "seeds": "", "epochs": 0.0, "seconds": 0.0})
+    table = pd.DataFrame(rows).reindex(columns=COMPARISON_COLUMNS)
+    return table, (pd.concat(diagnoses, ignore_index=True) if diagnoses else pd.DataFrame())
+
+
+#: Columns of :func:`compare_models` (``model_comparison.csv``), in order.
+COMPARISON_COLUMNS = ["target", "variant", "n_samples", "n_events", "TSS", "TSS_lo", "TSS_hi", "HSS", "BSS", "MAE_dex",
+                      "dTSS", "dTSS_lo", "dTSS_hi", "p_not_better", "block_hours", "seeds", "epochs", "seconds"]
 
 
 def choose_variant(table: pd.DataFrame, target: str, config: str = "max pool (config)") -> str:
     """The variant a config should take for ``target`` from a :func:`compare_models` table: the shipped config,
-    unless another variant beats it (its validation TSS interval lies wholly above the config's,
-    :func:`flarelib.evaluate.verdict`); among several that do, the one with the highest TSS."""
+    unless another variant beats it, paired (the interval of its ``dTSS`` against the config lies wholly above
+    0, :func:`flarelib.evaluate.paired_verdict`); among several that do, the one with the largest ``dTSS``."""
     rows = table[(table["target"] == target) & ~table["variant"].str.startswith("baseline")].set_index("variant")
     if config not in rows.index:
         raise ValueError(f"no {config!r} row for {target!r} in the comparison")
-    base = rows.loc[config]
-    better = [name for name, r in rows.iterrows() if name != config and
-              evaluate.verdict(r["TSS_lo"], r["TSS_hi"], base["TSS_lo"], base["TSS_hi"]) == "beats"]
-    return max(better, key=lambda name: rows.loc[name, "TSS"]) if better else config
+    missing = [c for c in ("dTSS", "dTSS_lo", "dTSS_hi") if c not in rows.columns]
+    if missing:
+        raise ValueError(f"the comparison has no paired columns {missing}: it predates the paired comparison; "
+                         "make experiments writes a new one")
+    better = [name for name, r in rows.iterrows()
+              if name != config and evaluate.paired_verdict(r["dTSS_lo"], r["dTSS_hi"]) == "beats"]
+    return max(better, key=lambda name: rows.loc[name, "dTSS"]) if better else config
 
 
 # --------------------------------------------------------------------------- do the images add to GOES?

@@ -155,13 +155,36 @@ def test_the_shipped_configs_are_what_the_recorded_comparison_chooses():
     from conftest import ROOT
 
     table = pd.read_csv(ROOT / "docs" / "model_comparison.csv")
+    assert list(table.columns) == E.COMPARISON_COLUMNS
     config = read_config(CONFIG_DIR / "default.yaml")["model"]["architecture"]
     for target in (E.NOWCAST, E.FORECAST):
         assert E.choose_variant(table, target) == "max pool (config)"
+        rows = table[table["target"] == target]
+        assert rows["n_samples"].nunique() == 1  # every variant and baseline on the same validation steps
     assert config["pool"] == "max" and config["norm"] == "none"
     fake = table.copy()
-    fake.loc[(fake["target"] == E.FORECAST) & (fake["variant"] == "soft pool (log-mean-exp)"), "TSS_lo"] = 0.49
-    assert E.choose_variant(fake, E.FORECAST) == "soft pool (log-mean-exp)"  # a variant that beats it is taken
+    lse = (fake["target"] == E.FORECAST) & (fake["variant"] == "soft pool (log-mean-exp)")
+    fake.loc[lse, ["dTSS", "dTSS_lo", "dTSS_hi"]] = [0.2, 0.01, 0.4]
+    assert E.choose_variant(fake, E.FORECAST) == "soft pool (log-mean-exp)"  # a variant that beats it, paired
+    fake.loc[lse, "dTSS_lo"] = -0.01
+    assert E.choose_variant(fake, E.FORECAST) == "max pool (config)"  # a paired tie keeps the config
+    with pytest.raises(ValueError, match="paired"):
+        E.choose_variant(table.drop(columns=["dTSS_lo"]), E.FORECAST)
+
+
+def test_the_model_comparison_scores_every_variant_paired_on_the_same_validation_steps(small):
+    model, data = small
+    variants = (E.Variant("max pool (config)"), E.Variant("3 frames", data={"frames": 2, "frame_step": "1h"}))
+    table, batchnorm = E.compare_models((E.FORECAST,), variants, (), config=CONFIG_DIR / "small.yaml", seeds=(1,),
+                                        recipe=TINY, n_resamples=20, cube=data["cube"], progress=False)
+    assert list(table.columns) == E.COMPARISON_COLUMNS and batchnorm.empty
+    assert table["n_samples"].nunique() == 1 and table["n_samples"].iloc[0] > 0
+    rows = table.set_index("variant")
+    assert rows.loc["max pool (config)", "dTSS"] == 0.0
+    two = rows.loc["3 frames"]
+    assert two["dTSS_lo"] <= two["dTSS"] <= two["dTSS_hi"]
+    assert np.isclose(two["dTSS"], two["TSS"] - rows.loc["max pool (config)", "TSS"])
+    assert any(v.startswith("baseline: ") for v in rows.index)
 
 
 def test_the_seed_mean_averages_predictions_on_the_same_steps_only():
@@ -207,3 +230,19 @@ def test_loading_the_committed_models_refuses_a_missing_file_instead_of_training
     with pytest.raises(FileNotFoundError, match="make images"):
         E.fit_or_load(forecast, small[0], seed=1, recipe=TINY, path=tmp_path / "missing.ckpt", load=True)
     assert not (tmp_path / "missing.ckpt").exists()
+
+
+def test_training_quietly_holds_back_lightnings_seed_line(caplog):
+    import logging
+
+    import pytorch_lightning as L
+
+    from flarelib.learn.runs import quiet_lightning
+
+    caplog.set_level(logging.INFO)
+    L.seed_everything(3)
+    assert "Seed set to 3" in caplog.text  # what notebook 04 printed once per model
+    caplog.clear()
+    with quiet_lightning():
+        L.seed_everything(3)
+    assert "Seed set" not in caplog.text
