@@ -184,11 +184,162 @@ def test_plain_xarray_also_refuses_a_bit_flip(tiny):
         xr.open_zarr(tiny).aia.load()
 
 
-def test_a_missing_consolidated_metadata_is_an_incomplete_store(tiny):
+def test_a_missing_consolidated_metadata_is_consolidated_again_by_a_rerun(tiny, tiny_reference):
     (tiny / ".zmetadata").unlink()
-    with pytest.raises(store.IncompleteCubeError, match="no consolidated metadata"):
+    with pytest.raises(store.IncompleteCubeError, match="no consolidated metadata.*deleted.*consolidates it again"):
         store.open_cube(tiny)
-    assert not store.verify_cube(tiny).ok
+    report = store.verify_cube(tiny)
+    assert not report.ok and "consolidates the metadata again" in report.fix()
+    _, filler = write_tiny(tiny)  # the advice works: the same ingest consolidates it again, re-ingesting nothing
+    assert filler.steps == []
+    xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+
+
+# --------------------------------------------------------------------------- stores flarelib did not write (alone)
+
+
+def test_a_foreign_zarr_store_is_named_so_and_never_deleted(tmp_path):
+    foreign = tmp_path / "foreign.zarr"
+    xr.Dataset({"a": ("t", np.arange(3.0))}).to_zarr(foreign, zarr_format=2)
+    with pytest.raises(store.OutdatedCubeError, match="not a flarelib cube: a Zarr store written by other software"):
+        store.open_cube(foreign)
+    report = store.verify_cube(foreign)
+    assert "not a flarelib cube" in report.lines()[0] and "store schema 1" not in report.lines()[0]
+    assert "does not delete" in report.fix()
+    with pytest.raises(store.CubeMismatchError, match="not a flarelib cube.*will not delete it"):
+        write_tiny(foreign, overwrite=True)
+    assert (foreign / "a").is_dir()
+
+
+def test_a_zarr_v3_copy_is_named_so(tiny_reference, tmp_path):
+    copy = tmp_path / "v3.zarr"
+    cube = xr.open_zarr(tiny_reference).load()
+    for var in cube.variables.values():
+        var.encoding = {}
+    cube.to_zarr(copy, zarr_format=3)
+    with pytest.raises(store.OutdatedCubeError, match="not a flarelib cube: a Zarr v3 store"):
+        store.open_cube(copy)
+
+
+def test_a_plain_xarray_copy_is_said_to_be_a_copy(tiny_reference, tmp_path):
+    copy = tmp_path / "copy.zarr"
+    xr.open_zarr(tiny_reference).to_zarr(copy, zarr_format=2)  # leaves out the all-zero mask chunks, no manifest
+    with pytest.raises(store.DamagedCubeError, match="no chunk manifest.*a copy made by other software"):
+        store.open_cube(copy)
+    assert any("a copy made by other software" in note for note in store.verify_cube(copy).notes)
+
+
+def _append_extra(path: Path, keep_attrs: bool) -> None:
+    attrs = dict(xr.open_zarr(path).attrs) if keep_attrs else {}
+    xr.Dataset({"extra": ("time", np.arange(NT, dtype=float))}, attrs=attrs).to_zarr(path, mode="a", zarr_format=2)
+
+
+def test_a_variable_appended_with_xarray_is_kept_and_not_called_damage(tiny, tiny_reference):
+    _append_extra(tiny, keep_attrs=True)
+    report = store.verify_cube(tiny)
+    assert report.ok and report.added == ("extra",)
+    assert "'extra' was not written by flarelib" in report.notes[0]
+    np.testing.assert_array_equal(store.open_cube(tiny)["extra"].values, np.arange(NT))
+    flip(tiny / "aia/2.0.0.0")  # real damage beside it: the repair re-ingests the step and keeps 'extra'
+    report = store.verify_cube(tiny)
+    assert report.repairable and "keeps ['extra']" in report.fix()
+    store.mark_damaged(tiny, report)
+    assert write_tiny(tiny)[1].steps == [2]
+    np.testing.assert_array_equal(store.open_cube(tiny)["extra"].values, np.arange(NT))
+    xr.testing.assert_identical(store.open_cube(tiny).drop_vars("extra").load(),
+                                store.open_cube(tiny_reference).load())
+
+
+def test_an_append_that_replaced_the_attrs_says_so_and_what_overwrite_deletes(tiny):
+    _append_extra(tiny, keep_attrs=False)  # xarray writes the appended dataset's (empty) attrs over the cube's
+    with pytest.raises(store.OutdatedCubeError, match="attrs were replaced by other software.*--overwrite. deletes it"
+                                                      r".*\['extra'\]"):
+        store.open_cube(tiny)
+    with pytest.raises(store.CubeMismatchError, match=r"attrs were replaced.*\['extra'\] that flarelib did not write"):
+        write_tiny(tiny)
+    assert (tiny / "extra").is_dir()
+    write_tiny(tiny, overwrite=True)
+    assert store.verify_cube(tiny).ok and not (tiny / "extra").exists()
+
+
+def test_a_renamed_variable_is_named_by_open_verify_and_build(tiny):
+    import zarr
+
+    (tiny / "aia").rename(tiny / "aia_x")
+    zarr.consolidate_metadata(str(tiny), zarr_format=2)
+    with pytest.raises(store.DamagedCubeError, match=r"tiny.zarr: variable 'aia' .* is not in the store.*'aia_x'.*"
+                                                     "renamed"):
+        store.open_cube(tiny)
+    report = store.verify_cube(tiny)
+    assert not report.ok and not report.repairable and "variable 'aia'" in report.lines()[0]
+    with pytest.raises(store.DamagedCubeError, match="variable 'aia'"):
+        write_tiny(tiny)  # the writer neither reuses it as complete nor deletes it (aia_x stays)
+    assert (tiny / "aia_x").is_dir()
+
+
+# --------------------------------------------------------------------------- readers and writers (locks)
+
+
+@pytest.fixture
+def other_writer(tiny):
+    """Another process holding the tiny cube's write lock (as a build in progress does); yields its pid."""
+    code = ("import sys; from flarelib.cube import store\n"
+            f"with store.store_lock({str(tiny)!r}):\n    print('held', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc.pid
+    finally:
+        proc.stdin.close()
+        proc.wait()
+
+
+def test_verify_of_a_store_being_written_says_a_build_is_in_progress(tiny, other_writer, monkeypatch):
+    with pytest.raises(store.CubeLockedError, match=f"tiny.zarr is being written by pid {other_writer}: a build is "
+                                                    "in progress"):
+        store.verify_cube(tiny)  # never "chunk missing" for a chunk not written yet
+    monkeypatch.setenv("FLARELIB_LOCK_TIMEOUT", "0")
+    with pytest.raises(store.CubeLockedError, match=f"pid {other_writer}"):
+        store.open_cube(tiny)
+
+
+def test_a_writer_waits_for_a_reader(tiny):
+    with store.read_lock(tiny):
+        with pytest.raises(store.CubeLockedError, match="a build is in progress|being written"):
+            write_tiny(tiny, lock_timeout=0.1)
+    with store.store_lock(tiny):  # inside its own write lock a writer reads without waiting for itself
+        assert store.verify_cube(tiny).ok
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="chmod does not restrict root")
+def test_a_complete_cube_opens_from_a_read_only_folder(tiny, tiny_reference):
+    folder = tiny.parent
+    folder.chmod(0o555)
+    try:
+        _, filler = write_tiny(tiny)
+        assert filler.steps == []
+        xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+    finally:
+        folder.chmod(0o755)
+
+
+def test_reading_a_complete_cube_needs_no_write_access(tiny, tiny_reference, tmp_path, monkeypatch):
+    """The same as above where chmod cannot restrict (root): no folder is writable, no lock file can be made."""
+
+    class NoWriteLock:
+        def __init__(self, *args, **kwargs):
+            raise PermissionError("the write lock must not be taken to read")
+
+    monkeypatch.setattr(store, "_writable", lambda folder: False)
+    monkeypatch.setattr(store.filelock, "FileLock", NoWriteLock)
+    monkeypatch.setattr(store, "_lock_file", lambda path: tmp_path / "no-such-folder" / "x.lock")
+    _, filler = write_tiny(tiny)  # what catalog.open does first: reused, not rebuilt
+    assert filler.steps == []
+    xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+    assert store.verify_cube(tiny).ok
+    with pytest.raises(PermissionError, match="other inputs.*not writable.*--build-dir"):
+        write_tiny(tiny, fingerprint="tiny-2")
 
 
 def test_a_store_of_the_old_schema_is_refused_and_rebuilt(tiny, tiny_reference):
@@ -224,7 +375,8 @@ def test_a_store_deleted_mid_build_fails_the_write(tmp_path):
 def test_a_held_lock_gives_a_clear_one_line_error(tmp_path):
     target = tmp_path / "locked.zarr"
     with store.store_lock(target):
-        with pytest.raises(store.CubeLockedError, match="locked.zarr is being written by another process") as err:
+        with pytest.raises(store.CubeLockedError, match=f"locked.zarr is being written by pid {os.getpid()}: a build "
+                                                        "is in progress") as err:
             write_tiny(target, lock_timeout=0.2)
     assert "\n" not in str(err.value)
     assert write_tiny(target)[0] == target and store.verify_cube(target).ok  # once released, it builds
@@ -429,7 +581,7 @@ def test_build_while_another_process_holds_the_lock(capsys, tiny_catalog, monkey
     monkeypatch.setenv("FLARELIB_LOCK_TIMEOUT", "0.2")
     with store.store_lock(build / "tiny.zarr"):
         rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build)
-    assert rc == 1 and "CubeLockedError" in err and "being written by another process" in err
+    assert rc == 1 and "CubeLockedError" in err and f"being written by pid {os.getpid()}" in err
 
 
 BUILD = "import sys; from flarelib.cube.catalog import main; sys.exit(main(sys.argv[1:]))"
