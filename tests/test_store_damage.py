@@ -7,6 +7,7 @@ catalog, a damaged copy), the call, and the expected named error or outcome. The
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -229,13 +230,16 @@ def test_a_plain_xarray_copy_is_said_to_be_a_copy(tiny_reference, tmp_path):
     assert any("a copy made by other software" in note for note in store.verify_cube(copy).notes)
 
 
-def _append_extra(path: Path, keep_attrs: bool) -> None:
-    attrs = dict(xr.open_zarr(path).attrs) if keep_attrs else {}
-    xr.Dataset({"extra": ("time", np.arange(NT, dtype=float))}, attrs=attrs).to_zarr(path, mode="a", zarr_format=2)
+def _append_extra_to(path: Path, keep_attrs: bool) -> None:
+    """Append a variable ``extra`` with plain xarray (``keep_attrs=False``: as xarray does, it writes empty attrs)."""
+    cube = xr.open_zarr(path)
+    attrs = dict(cube.attrs) if keep_attrs else {}
+    xr.Dataset({"extra": ("time", np.arange(cube.sizes["time"], dtype=float))}, attrs=attrs).to_zarr(
+        path, mode="a", zarr_format=2)
 
 
 def test_a_variable_appended_with_xarray_is_kept_and_not_called_damage(tiny, tiny_reference):
-    _append_extra(tiny, keep_attrs=True)
+    _append_extra_to(tiny, keep_attrs=True)
     report = store.verify_cube(tiny)
     assert report.ok and report.added == ("extra",)
     assert "'extra' was not written by flarelib" in report.notes[0]
@@ -251,7 +255,7 @@ def test_a_variable_appended_with_xarray_is_kept_and_not_called_damage(tiny, tin
 
 
 def test_an_append_that_replaced_the_attrs_says_so_and_what_overwrite_deletes(tiny):
-    _append_extra(tiny, keep_attrs=False)  # xarray writes the appended dataset's (empty) attrs over the cube's
+    _append_extra_to(tiny, keep_attrs=False)  # xarray writes the appended dataset's (empty) attrs over the cube's
     with pytest.raises(store.OutdatedCubeError, match="attrs were replaced by other software.*--overwrite. deletes it"
                                                       r".*\['extra'\]"):
         store.open_cube(tiny)
@@ -280,11 +284,11 @@ def test_a_renamed_variable_is_named_by_open_verify_and_build(tiny):
 # --------------------------------------------------------------------------- readers and writers (locks)
 
 
-@pytest.fixture
-def other_writer(tiny):
-    """Another process holding the tiny cube's write lock (as a build in progress does); yields its pid."""
+@contextlib.contextmanager
+def another_writer(path: Path):
+    """Another process holding a store's write lock (as a build in progress does); yields its pid."""
     code = ("import sys; from flarelib.cube import store\n"
-            f"with store.store_lock({str(tiny)!r}):\n    print('held', flush=True); sys.stdin.read()")
+            f"with store.store_lock({str(path)!r}):\n    print('held', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
@@ -293,6 +297,12 @@ def other_writer(tiny):
     finally:
         proc.stdin.close()
         proc.wait()
+
+
+@pytest.fixture
+def other_writer(tiny):
+    with another_writer(tiny) as pid:
+        yield pid
 
 
 def test_verify_of_a_store_being_written_says_a_build_is_in_progress(tiny, other_writer, monkeypatch):
@@ -601,3 +611,40 @@ def test_two_processes_building_the_same_entry_give_one_good_store(tmp_path):
     report = store.verify_cube(tmp_path / "b/tiny.zarr")
     assert report.ok and report.status == "complete" and report.n_ingested == 24
     assert not list((tmp_path / "b").glob("*.tmp"))
+
+
+def test_verify_command_during_a_build_names_the_build_not_missing_chunks(capsys, tiny_catalog):
+    cat, build = tiny_catalog
+    with another_writer(build / "tiny.zarr") as pid:
+        rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "tiny: not verified: " in out and f"being written by pid {pid}" in out
+    assert "missing" not in out and "DAMAGED" not in out
+
+
+def test_catalog_open_of_a_complete_cube_needs_no_write_access(tiny_catalog, tmp_path, monkeypatch):
+    cat, build = tiny_catalog
+
+    class NoWriteLock:
+        def __init__(self, *args, **kwargs):
+            raise PermissionError("the write lock must not be taken to read")
+
+    monkeypatch.setattr(store, "_writable", lambda folder: False)
+    monkeypatch.setattr(store.filelock, "FileLock", NoWriteLock)
+    monkeypatch.setattr(store, "_lock_file", lambda path: tmp_path / "no-such-folder" / "x.lock")
+    cube = catalog.load_catalog(cat).open("tiny", build_dir=build, progress=False)
+    assert cube.sizes["time"] == 24 and cube.attrs["ingest_status"] == "complete"
+
+
+def test_verify_command_names_added_and_renamed_variables_and_what_the_fix_deletes(capsys, tiny_catalog):
+    import zarr
+
+    cat, build = tiny_catalog
+    cube = build / "tiny.zarr"
+    _append_extra_to(cube, keep_attrs=True)
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 0 and "note: variable 'extra' was not written by flarelib" in out
+    (cube / "aia").rename(cube / "aia_x")
+    zarr.consolidate_metadata(str(cube), zarr_format=2)
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "variable 'aia'" in out and "'aia_x'" in out
+    assert "fix: flarelib catalog build tiny --overwrite deletes the whole store" in out and "['extra']" in out
