@@ -170,3 +170,38 @@ def test_allowed_quality_bits_hold_through_the_whole_ingest(flare_copy, tmp_path
     assert ds.attrs["n_skipped"] == 0 and ds.sizes["time"] == 10
     assert int(ds.quality.sel(channel=193).values[0]) == 0x100
     assert np.isfinite(ds.aia.sel(channel=193).values[0]).all()
+
+
+def test_the_degradation_uses_the_time_the_scan_checked_not_date_obs(flare_copy):
+    """The scan checks T_OBS against the degradation table; the correction must use the same time (not DATE-OBS)."""
+    path = flare_copy / NORMAL_193
+    _, steps = prep.prep_frame(path)
+    edit_header(path, **{"DATE-OBS": "2009-01-01T00:00:00.000"})  # before the table (and SDO); T_OBS unchanged
+    info = prep.read_frame_info(path)
+    assert str(info.t_obs).startswith("2011-02-15")
+    smap, moved = prep.prep_frame(info)  # was: calibration-failed at write time, a NaN frame in a "complete" cube
+    degradation = [s for s in steps if s["step"] == "degradation"][0]["divided_by"]
+    assert [s for s in moved if s["step"] == "degradation"][0]["divided_by"] == degradation
+    assert np.isfinite(smap.data).all()
+
+
+def test_a_frame_that_fails_at_write_time_is_a_logged_skip_in_skipped_inputs(caplog):
+    from types import SimpleNamespace
+
+    from flarelib.cube import store
+
+    def read(info):
+        if info.path.name == "bad.fits":
+            raise prep.BadFrameError(info.path, "calibration-failed", "ValueError: no")
+        return np.ones((2, 2), np.float32)
+
+    frames = [[SimpleNamespace(path=ROOT / f"f{i}.fits", channel=94), SimpleNamespace(
+        path=ROOT / ("bad.fits" if i == 2 else f"g{i}.fits"), channel=171)] for i in range(4)]
+    blocks = ingest._PlanBlocks(frames, ingest._FrameReader(read), (2, 2))
+    with caplog.at_level(logging.WARNING, logger="flarelib"):
+        out = blocks(1, 4)
+    assert out[store.SKIPPED_KEY] == [{"source": "bad.fits", "reason": "calibration-failed", "channel": 171,
+                                       "time_step": 2,
+                                       "detail": "ValueError: no (at write time: left NaN in the cube)"}]
+    assert np.isnan(out["aia"][1, 1]).all() and np.isfinite(out["aia"][0]).all()
+    assert "skip bad.fits: calibration-failed" in caplog.text and "skipped_inputs" in caplog.text

@@ -648,3 +648,35 @@ def test_verify_command_names_added_and_renamed_variables_and_what_the_fix_delet
     rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
     assert rc == 1 and "variable 'aia'" in out and "'aia_x'" in out
     assert "fix: flarelib catalog build tiny --overwrite deletes the whole store" in out and "['extra']" in out
+
+
+class SkippingFiller(Filler):
+    """A ``fill_steps`` that reports the inputs it left out (as the FITS ingest does for a frame failing at write
+    time): step 4 while ``bad`` is set."""
+
+    bad = True
+
+    def __call__(self, i0: int, i1: int) -> dict:
+        out = super().__call__(i0, i1)
+        out[store.SKIPPED_KEY] = [{"source": "f4.fits", "reason": "calibration-failed", "detail": "at write time",
+                                   "time_step": 4}] if self.bad and i0 <= 4 < i1 else []
+        return out
+
+
+def test_inputs_left_out_at_write_time_are_listed_in_skipped_inputs(tmp_path):
+    template, streamed = _template()
+    template.attrs["skipped_inputs"] = json.dumps([{"source": "scan.fits", "reason": "quality", "detail": ""}])
+    filler = SkippingFiller()
+    path = tmp_path / "s.zarr"
+    store.write_cube(path, template, streamed, filler, store.WriteOptions(progress=False, steps_per_write=2))
+    attrs = store.open_cube(path).attrs
+    skipped = json.loads(attrs["skipped_inputs"])
+    assert [s["source"] for s in skipped] == ["scan.fits", "f4.fits"] and attrs["n_skipped"] == 2
+    assert skipped[1]["time_step"] == 4 and not (path / "write_skips").exists()
+    # the step is written again (a repair) and now succeeds: its entry goes, the scan's stays
+    flip(path / "aia/4.0.0.0")
+    store.mark_damaged(path)
+    filler.bad = False
+    store.write_cube(path, template, streamed, filler, store.WriteOptions(progress=False))
+    skipped = json.loads(store.open_cube(path).attrs["skipped_inputs"])
+    assert [s["source"] for s in skipped] == ["scan.fits"]

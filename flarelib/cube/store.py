@@ -85,6 +85,12 @@ _METADATA_NAMES = (".zarray", ".zattrs", ".zgroup", ".zmetadata")
 #: proves its bytes are intact; the manifest proves they are the bytes written at that variable and position
 #: (a chunk moved or swapped to another time step keeps a valid CRC, but not the one its key records).
 MANIFEST_KEY = "chunk_checksums.json"
+#: ``fill_steps`` may return this key beside its arrays: the inputs it left out while filling (dicts with
+#: ``source``, ``reason``, ``detail`` and ``time_step``, e.g. a frame whose calibration failed). They are kept in the
+#: store (``write_skips/<i0>-<i1>.json``, written before the steps are flagged ingested, so a killed writer loses
+#: none) and added to ``attrs["skipped_inputs"]`` and ``attrs["n_skipped"]`` when the store is completed.
+SKIPPED_KEY = "_skipped_inputs"
+_SKIPS_DIR = "write_skips"
 
 
 class IncompleteCubeError(RuntimeError):
@@ -1041,7 +1047,8 @@ def _write_locked(path, template: xr.Dataset, streamed: dict, fill_steps: Callab
     name = path.rsplit("/", 1)[-1] if is_url(path) else path.name
     with tqdm(total=len(todo), desc=f"write {name}", unit="step", disable=not progress) as bar:
         if scheduler is None:
-            results = (write_region(group, list(streamed), fill_steps, i0, i1) for i0, i1 in regions)
+            results = (write_region(group, list(streamed), fill_steps, i0, i1, storage_options, target=path)
+                       for i0, i1 in regions)
         else:
             target = path if is_url(path) else str(path)
             results = _distributed_regions(scheduler, target, storage_options, list(streamed), fill_steps, regions)
@@ -1065,6 +1072,7 @@ def _finish(path, expected: set[str], storage_options: dict | None) -> None:
                                "Build it again")
     location = _location(path, storage_options)
     group = zarr.open_group(location, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+    _record_write_skips(path, group, storage_options)
     group.attrs["ingest_status"] = "complete"
     zarr.consolidate_metadata(location, zarr_format=ZARR_FORMAT)
     metadata = _Raw(path, storage_options).metadata() or {}
@@ -1076,17 +1084,48 @@ def _finish(path, expected: set[str], storage_options: dict | None) -> None:
     _Raw(path, storage_options).put(MANIFEST_KEY, json.dumps(report.checksums, sort_keys=True).encode())
 
 
+def _record_write_skips(path, group, storage_options: dict | None) -> None:
+    """Add the inputs ``fill_steps`` left out (:data:`SKIPPED_KEY`) to ``skipped_inputs``/``n_skipped``; an entry of
+    a time step written again (a re-ingest) is replaced by what that write reported."""
+    raw = _Raw(path, storage_options)
+    keys = sorted(raw.chunk_keys(_SKIPS_DIR) or ())
+    if not keys:
+        return
+    rewritten: set[int] = set()
+    found: list[dict] = []
+    for key in keys:
+        record = json.loads(raw.get(key) or b"{}")
+        rewritten.update(range(*record.get("steps", (0, 0))))
+        found += record.get("skipped", [])
+    previous = json.loads(group.attrs.get("skipped_inputs", "[]") or "[]")
+    kept = [s for s in previous if s.get("time_step") is None or s["time_step"] not in rewritten]
+    merged = kept + sorted(found, key=lambda s: (s.get("time_step", -1), str(s.get("source", ""))))
+    group.attrs["skipped_inputs"] = json_attr(merged)
+    group.attrs["n_skipped"] = len(merged)
+    for key in keys:
+        raw.delete(key)
+    if not is_url(path):
+        with contextlib.suppress(OSError):
+            (Path(path) / _SKIPS_DIR).rmdir()
+
+
 def write_region(group, names: list[str], fill_steps: Callable, i0: int, i1: int,
-                 storage_options: dict | None = None) -> tuple[int, int]:
+                 storage_options: dict | None = None, target=None) -> tuple[int, int]:
     """Fill time steps ``[i0, i1)`` of the streamed variables, then flag them ingested.
 
-    ``group`` is an open Zarr group, or a store path or URL (what a Dask worker receives).
+    ``group`` is an open Zarr group, or a store path or URL (what a Dask worker receives);
+    ``target``: the store's path or URL when ``group`` is an open group (where the inputs that
+    ``fill_steps`` left out, :data:`SKIPPED_KEY`, are kept until the store is completed).
     Every chunk is written, even one equal to the fill value (a missing chunk means damage).
     """
     with zarr.config.set({"array.write_empty_chunks": True}):
         if not isinstance(group, zarr.Group):
+            target = group
             group = zarr.open_group(_location(group, storage_options), mode="r+", zarr_format=ZARR_FORMAT)
         arrays = fill_steps(i0, i1)
+        if SKIPPED_KEY in arrays and target is not None:  # before the flags: a killed writer loses no record
+            _Raw(target, storage_options).put(f"{_SKIPS_DIR}/{i0}-{i1}.json", json.dumps(
+                {"steps": [i0, i1], "skipped": arrays[SKIPPED_KEY]}, default=str).encode())
         for name in names:
             group[name][i0:i1] = arrays[name]
         group["ingested"][i0:i1] = 1
