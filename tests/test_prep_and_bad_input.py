@@ -205,3 +205,23 @@ def test_a_frame_that_fails_at_write_time_is_a_logged_skip_in_skipped_inputs(cap
                                        "detail": "ValueError: no (at write time: left NaN in the cube)"}]
     assert np.isnan(out["aia"][1, 1]).all() and np.isfinite(out["aia"][0]).all()
     assert "skip bad.fits: calibration-failed" in caplog.text and "skipped_inputs" in caplog.text
+
+
+@pytest.mark.slow
+def test_frames_of_mixed_sizes_are_skipped_with_a_reason_or_resampled_to_the_shape_given(flare_copy, tmp_path):
+    odd = flare_copy / NORMAL_193
+    with fits.open(odd, mode="update") as hdul:  # half the size (a cutout of another size in the same folder)
+        hdul[0].data = np.ascontiguousarray(hdul[0].data[::2, ::2])
+        ny, nx = hdul[0].data.shape
+    files = sorted(flare_copy.glob("*.fits"))
+    kwargs = dict(name="t", rules=SlotRules(cadence="2min", tolerance="60s"), targets=Targets(events=[FLARE_EVENT]))
+    ds = xr.open_zarr(ingest.build_fits_cube(files, tmp_path / "skip.zarr", write=WriteOptions(progress=False),
+                                             **kwargs))
+    skipped = {s["source"]: s for s in json.loads(ds.attrs["skipped_inputs"])}
+    assert skipped[odd.name]["reason"] == "odd-shape" and f"{ny}x{nx} px" in skipped[odd.name]["detail"]
+    assert ds.sizes["time"] == 9  # the slot that lost its 193 Å frame
+    # the advice works: with shape=(ny, nx) (what prep does for every frame), the odd frame is resampled and kept
+    ds = xr.open_zarr(ingest.build_fits_cube(files, tmp_path / "shape.zarr", write=WriteOptions(progress=False),
+                                             prep_options=prep.PrepOptions(shape=(ny, nx)), **kwargs))
+    assert ds.sizes["time"] == 10 and ds.sizes["y"] == ny and ds.attrs["n_skipped"] == 0
+    assert np.isfinite(ds.aia.values).all()

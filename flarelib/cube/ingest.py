@@ -86,7 +86,7 @@ def build_fits_cube(
     infos, skipped = align.scan_frames(files, allowed_quality_bits=rules.allowed_quality_bits, progress=write.progress,
                                        prep_options=prep_options)
     align.check_skipped_fraction(len(files), skipped, rules.max_skipped_fraction, name=name)
-    plan = rules.plan(infos, skipped)
+    plan = rules.plan(infos, skipped, shape=prep_options.shape)
     table = prep_options.table_path()
     prep_params = {"degradation": prep_options.degradation, "register": prep_options.register,
                    "shape": list(prep_options.shape) if prep_options.shape else None,
