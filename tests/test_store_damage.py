@@ -266,19 +266,20 @@ def test_an_append_that_replaced_the_attrs_says_so_and_what_overwrite_deletes(ti
     assert store.verify_cube(tiny).ok and not (tiny / "extra").exists()
 
 
-def test_a_renamed_variable_is_named_by_open_verify_and_build(tiny):
+@pytest.mark.parametrize("variable", ["aia", "flux_now"])
+def test_a_renamed_variable_is_named_by_open_verify_and_build(tiny, variable):
     import zarr
 
-    (tiny / "aia").rename(tiny / "aia_x")
+    (tiny / variable).rename(tiny / f"{variable}_x")
     zarr.consolidate_metadata(str(tiny), zarr_format=2)
-    with pytest.raises(store.DamagedCubeError, match=r"tiny.zarr: variable 'aia' .* is not in the store.*'aia_x'.*"
-                                                     "renamed"):
+    with pytest.raises(store.DamagedCubeError, match=f"tiny.zarr: variable '{variable}' .* is not in the store.*"
+                                                     f"'{variable}_x'.*renamed"):
         store.open_cube(tiny)
     report = store.verify_cube(tiny)
-    assert not report.ok and not report.repairable and "variable 'aia'" in report.lines()[0]
-    with pytest.raises(store.DamagedCubeError, match="variable 'aia'"):
-        write_tiny(tiny)  # the writer neither reuses it as complete nor deletes it (aia_x stays)
-    assert (tiny / "aia_x").is_dir()
+    assert not report.ok and not report.repairable and f"variable '{variable}'" in report.lines()[0]
+    with pytest.raises(store.DamagedCubeError, match=f"variable '{variable}'"):
+        write_tiny(tiny)  # the writer neither reuses it as complete nor deletes it (the renamed one stays)
+    assert (tiny / f"{variable}_x").is_dir()
 
 
 # --------------------------------------------------------------------------- readers and writers (locks)
@@ -316,7 +317,7 @@ def test_verify_of_a_store_being_written_says_a_build_is_in_progress(tiny, other
 
 def test_a_writer_waits_for_a_reader(tiny):
     with store.read_lock(tiny):
-        with pytest.raises(store.CubeLockedError, match="a build is in progress|being written"):
+        with pytest.raises(store.CubeLockedError, match=f"tiny.zarr is being read by pid {os.getpid()}"):
             write_tiny(tiny, lock_timeout=0.1)
     with store.store_lock(tiny):  # inside its own write lock a writer reads without waiting for itself
         assert store.verify_cube(tiny).ok
@@ -680,3 +681,29 @@ def test_inputs_left_out_at_write_time_are_listed_in_skipped_inputs(tmp_path):
     store.write_cube(path, template, streamed, filler, store.WriteOptions(progress=False))
     skipped = json.loads(store.open_cube(path).attrs["skipped_inputs"])
     assert [s["source"] for s in skipped] == ["scan.fits"]
+
+
+@pytest.mark.slow
+def test_build_command_consolidates_a_deleted_zmetadata_again(capsys, tiny_catalog, built_tiny):
+    cat, build = tiny_catalog
+    (build / "tiny.zarr/.zmetadata").unlink()
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "fix: flarelib catalog build tiny consolidates the metadata again" in out
+    rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build)  # the fix offered works
+    assert rc == 0, err
+    assert store.verify_cube(build / "tiny.zarr").ok
+    xr.testing.assert_identical(store.open_cube(build / "tiny.zarr").load(),
+                                store.open_cube(built_tiny[1] / "tiny.zarr").load())
+
+
+@pytest.mark.slow
+def test_verify_and_build_commands_on_a_foreign_store(capsys, tiny_catalog):
+    cat, build = tiny_catalog
+    shutil.rmtree(build / "tiny.zarr")
+    xr.Dataset({"a": ("t", np.arange(3.0))}).to_zarr(build / "tiny.zarr", zarr_format=2)
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "NOT A FLARELIB CUBE" in out and "written by other software" in out
+    assert "store schema" not in out and "does not delete" in out
+    rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build, "--overwrite")
+    assert rc == 1 and "not a flarelib cube" in err and "will not delete it" in err
+    assert (build / "tiny.zarr/a").is_dir()

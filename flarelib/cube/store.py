@@ -332,10 +332,22 @@ def _streamed(attrs: dict) -> set[str]:
         return set()
 
 
-def _missing_variables(metadata: dict) -> list[str]:
-    """The variables a flarelib store must hold (its ``streamed_variables`` and ``ingested``) that it lacks."""
+def _missing_variables(metadata: dict, manifest: dict[str, int] | None = None) -> list[str]:
+    """The variables flarelib wrote in a store that it lacks: its ``streamed_variables``, ``ingested`` and, in a
+    complete store, every variable of its chunk manifest (so a renamed target or coordinate is caught too)."""
     present = set(_layouts(metadata))
-    return sorted((_streamed(metadata.get(".zattrs", {})) | {"ingested"}) - present)
+    written = {key.rpartition("/")[0] for key in (manifest or {})}
+    return sorted((_streamed(metadata.get(".zattrs", {})) | {"ingested"} | written) - present)
+
+
+def _complete_manifest(path, metadata: dict, storage_options: dict | None = None) -> dict[str, int] | None:
+    """The chunk manifest of a complete store (``None``: not complete, none, or unreadable; verify reports that)."""
+    if metadata.get(".zattrs", {}).get("ingest_status") != "complete":
+        return None
+    try:
+        return _manifest(path, storage_options)
+    except DamagedCubeError:
+        return None
 
 
 def _missing_variable_message(path, metadata: dict, missing: list[str]) -> str:
@@ -345,7 +357,7 @@ def _missing_variable_message(path, metadata: dict, missing: list[str]) -> str:
 
 def _missing_variable_text(metadata: dict, name: str) -> str:
     others = sorted(set(_layouts(metadata)) - {"ingested"})
-    return (f"variable {name!r} (written by flarelib; the store's attrs list it) is not in the store, "
+    return (f"variable {name!r} (written by flarelib) is not in the store, "
             f"which holds {others}: renamed or deleted? Rename it back (then zarr.consolidate_metadata), or rebuild "
             "the store (`flarelib catalog build NAME --overwrite` deletes the whole store, every variable above "
             "included)")
@@ -571,7 +583,8 @@ def _verify(path, storage_options: dict | None, expected: set[str] | None) -> Cu
     notes = [f"variable {name!r} was not written by flarelib (no CRC32 codec: added by other software?); it is not "
              "checked, and `build` keeps it" for name in added]
     problems: list[ChunkProblem] = []
-    for name in sorted(((expected or set()) | streamed | {"ingested"}) - set(_layouts(metadata))):
+    written = set(_missing_variables(metadata, _complete_manifest(path, metadata, storage_options)))
+    for name in sorted(((expected or set()) - set(_layouts(metadata))) | written):
         problems.append(ChunkProblem(name, "", _missing_variable_text(metadata, name)))
     if "ingested" not in layouts:
         return CubeReport(label, status, 0, 0, tuple(problems), (), tuple(sorted(streamed)), notes=tuple(notes),
@@ -722,7 +735,8 @@ def _quick_problems(path: Path, metadata: dict) -> list[str]:
     attrs = metadata.get(".zattrs", {})
     complete = attrs.get("ingest_status") == "complete"
     streamed = _streamed(attrs)
-    out = [_missing_variable_text(metadata, name) for name in _missing_variables(metadata)]
+    out = [_missing_variable_text(metadata, name)
+           for name in _missing_variables(metadata, _complete_manifest(path, metadata))]
     for name, layout in _checked_layouts(metadata).items():
         present = raw.chunk_keys(name)
         if present is None or not (path / name / ".zarray").exists():
@@ -749,8 +763,9 @@ def _lock_file(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
-def _lock_holder(lock_file: Path) -> int | None:
-    """The pid holding a lock on ``lock_file`` (from ``/proc/locks``; ``None`` where unknown or not Linux)."""
+def _lock_holder(lock_file: Path) -> tuple[int, str] | None:
+    """The pid holding a lock on ``lock_file`` and how (``"WRITE"``: a writer, ``"READ"``: a reader), from
+    ``/proc/locks``; ``None`` where unknown (not Linux, or released meanwhile)."""
     try:
         inode = os.stat(lock_file).st_ino
         with open("/proc/locks") as fh:
@@ -760,16 +775,19 @@ def _lock_holder(lock_file: Path) -> int | None:
                 if "->" in fields:
                     continue
                 if len(fields) >= 6 and fields[5].rsplit(":", 1)[-1] == str(inode):
-                    return int(fields[4])
+                    return int(fields[4]), fields[3]
     except (OSError, ValueError, IndexError):
         return None
     return None
 
 
 def _busy_message(path, lock_file: Path, timeout: float) -> str:
-    pid = _lock_holder(lock_file)
-    who = f"pid {pid}" if pid is not None else "another process"
+    holder = _lock_holder(lock_file)
     waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
+    if holder is not None and holder[1] == "READ":
+        return (f"{path} is being read by pid {holder[0]} (a verify or an open holds the read lock {lock_file})"
+                f"{waited}; run the command again when it is done (or raise FLARELIB_LOCK_TIMEOUT)")
+    who = f"pid {holder[0]}" if holder is not None else "another process"
     return (f"{path} is being written by {who}: a build is in progress (lock {lock_file} held){waited}; "
             "wait for it to finish, then run the command again (or raise FLARELIB_LOCK_TIMEOUT)")
 
@@ -848,6 +866,9 @@ def read_lock(path: str | Path, timeout: float | None = 0.0) -> Iterator[None]:
                     if time.monotonic() >= deadline:
                         raise CubeLockedError(_busy_message(path, lock_file, _default_timeout(timeout))) from None
                     time.sleep(0.05)
+                except OSError as err:  # a file system without flock (the writers' filelock falls back too)
+                    log.debug("%s: no flock on %s (%s): read without a lock", path, lock_file, err)
+                    break
         yield
     finally:
         os.close(fd)
@@ -1001,13 +1022,19 @@ def _write_locked(path, template: xr.Dataset, streamed: dict, fill_steps: Callab
                     f"{path}: {foreign}; pass overwrite=True (catalog: build NAME --overwrite) to delete it and build "
                     "it anew" + (f" (the variables {added} that flarelib did not write are deleted too)" if added
                                  else ""))
+            log.warning("%s: %s; deleting it and building it anew (overwrite)%s", path, foreign,
+                        f", the variables {added} that flarelib did not write included" if added else "")
             _remove(path, storage_options)
         elif attrs.get("input_fingerprint") != fingerprint:
+            added = _added_variables(raw.metadata() or {})
             if not overwrite:
                 raise CubeMismatchError(
                     f"{path} was built from other inputs or parameters "
                     f"(fingerprint {str(attrs.get('input_fingerprint'))[:12]} != {fingerprint[:12]}); "
-                    "pass overwrite=True (catalog: build NAME --overwrite) to replace it")
+                    "pass overwrite=True (catalog: build NAME --overwrite) to replace it (it deletes the whole store"
+                    + (f", the variables {added} that flarelib did not write included)" if added else ")"))
+            log.warning("%s was built from other inputs or parameters; deleting it and building it anew (overwrite)%s",
+                        path, f", the variables {added} that flarelib did not write included" if added else "")
             _remove(path, storage_options)
         elif attrs.get("store_schema") != STORE_SCHEMA:
             log.warning("%s was written with store schema %s (this flarelib writes %s); rebuilding it", path,
@@ -1231,7 +1258,7 @@ def _open_checked(path, allow_incomplete: bool, storage_options: dict | None, kw
         raise OutdatedCubeError(f"{path} was written by an older flarelib, with store schema {schema} "
                                 f"(without chunk checksums); this flarelib reads schema {STORE_SCHEMA}: rebuild it "
                                 "(re-run its ingest, or `flarelib catalog build NAME`: it replaces the old store)")
-    missing = _missing_variables(metadata)
+    missing = _missing_variables(metadata, _complete_manifest(path, metadata, storage_options))
     if missing:
         raise DamagedCubeError(_missing_variable_message(path, metadata, missing))
     if not is_url(path):
