@@ -199,9 +199,10 @@ def test_a_missing_consolidated_metadata_is_consolidated_again_by_a_rerun(tiny, 
 # --------------------------------------------------------------------------- stores flarelib did not write (alone)
 
 
-def test_a_foreign_zarr_store_is_named_so_and_never_deleted(tmp_path):
+@pytest.mark.parametrize("consolidated", [True, False])
+def test_a_foreign_zarr_store_is_named_so_and_never_deleted(tmp_path, consolidated):
     foreign = tmp_path / "foreign.zarr"
-    xr.Dataset({"a": ("t", np.arange(3.0))}).to_zarr(foreign, zarr_format=2)
+    xr.Dataset({"a": ("t", np.arange(3.0))}).to_zarr(foreign, zarr_format=2, consolidated=consolidated)
     with pytest.raises(store.OutdatedCubeError, match="not a flarelib cube: a Zarr store written by other software"):
         store.open_cube(foreign)
     report = store.verify_cube(foreign)

@@ -22,7 +22,13 @@ Format choices (also in ``DATASET_CARD.md``, which every store carries in its at
 
 Resumable writes: :func:`write_cube` takes a per-store lock (``<store>.lock``, the
 ``filelock`` package; a second writer waits up to ``WriteOptions.lock_timeout`` seconds,
-then fails with :class:`CubeLockedError`), first writes a *template* (every coordinate and
+then fails with :class:`CubeLockedError` naming the pid that holds it). Readers
+(:func:`verify_cube`, :func:`open_cube`) take a shared :func:`read_lock` on the same file, so a
+store being built is reported as such, never as missing chunks; reading needs no write access
+(a complete store in a read-only folder is reused and opened without the write lock). A store
+flarelib did not write (:func:`foreign_store`: another program's Zarr store, a Zarr v3 copy, a
+re-encoded copy, a cube whose attrs another program replaced) is named as such and never deleted
+unasked; variables another program added are kept and not checked. It first writes a *template* (every coordinate and
 target, ``aia`` empty, ``ingested=0`` everywhere, ``attrs["ingest_status"]="incomplete"``)
 under a unique temporary name and renames it into place; then it fills the time steps a batch
 at a time (``steps_per_write``) and sets ``ingested`` for a batch only after its pixels are written; then it
@@ -371,11 +377,18 @@ def foreign_store(path, metadata: dict | None, raw: _Raw | None = None) -> str |
     a dataset without them) and a copy re-encoded without flarelib's CRC32 codec.
     """
     raw = raw or _Raw(path)
-    if metadata is None:
+    if metadata is None:  # not consolidated: judge by the root's own attrs
         if raw.get("zarr.json") is not None:
             return ("a Zarr v3 store (zarr.json), not a flarelib cube (Zarr v2): written by other software, e.g. "
                     "xarray's to_zarr without zarr_format=2")
-        return None
+        try:
+            attrs = json.loads(raw.get(".zattrs") or b"{}")
+        except ValueError:
+            return None  # unreadable: the checks of the metadata say so
+        if raw.get(".zgroup") is None or not isinstance(attrs, dict) or any(
+                k in attrs for k in ("store_schema", "input_fingerprint", "streamed_variables")):
+            return None
+        metadata = {".zattrs": attrs, **({"ingested/.zarray": {}} if raw.get("ingested/.zarray") is not None else {})}
     attrs = metadata.get(".zattrs", {})
     if any(k in attrs for k in ("store_schema", "input_fingerprint", "streamed_variables")):
         layouts = _layouts(metadata)
@@ -729,14 +742,15 @@ def mark_damaged(path: str | Path, report: CubeReport | None = None, *,
     return report
 
 
-def _quick_problems(path: Path, metadata: dict) -> list[str]:
-    """Cheap structural checks of a local store (one directory listing per variable, no chunk read)."""
+def _quick_problems(path: Path, metadata: dict, manifest: dict[str, int] | None = None) -> list[str]:
+    """Cheap structural checks of a local store (one directory listing per variable, no chunk read); ``manifest``:
+    its chunk manifest when already read (else read here for a complete store)."""
     raw = _Raw(path)
     attrs = metadata.get(".zattrs", {})
     complete = attrs.get("ingest_status") == "complete"
     streamed = _streamed(attrs)
-    out = [_missing_variable_text(metadata, name)
-           for name in _missing_variables(metadata, _complete_manifest(path, metadata))]
+    manifest = manifest if manifest is not None else _complete_manifest(path, metadata)
+    out = [_missing_variable_text(metadata, name) for name in _missing_variables(metadata, manifest)]
     for name, layout in _checked_layouts(metadata).items():
         present = raw.chunk_keys(name)
         if present is None or not (path / name / ".zarray").exists():
@@ -1258,11 +1272,12 @@ def _open_checked(path, allow_incomplete: bool, storage_options: dict | None, kw
         raise OutdatedCubeError(f"{path} was written by an older flarelib, with store schema {schema} "
                                 f"(without chunk checksums); this flarelib reads schema {STORE_SCHEMA}: rebuild it "
                                 "(re-run its ingest, or `flarelib catalog build NAME`: it replaces the old store)")
-    missing = _missing_variables(metadata, _complete_manifest(path, metadata, storage_options))
+    manifest = _complete_manifest(path, metadata, storage_options)
+    missing = _missing_variables(metadata, manifest)
     if missing:
         raise DamagedCubeError(_missing_variable_message(path, metadata, missing))
     if not is_url(path):
-        quick = _quick_problems(path, metadata)
+        quick = _quick_problems(path, metadata, manifest)
         if quick:
             copy = (f" (the store has no chunk manifest {MANIFEST_KEY}, which flarelib writes when it completes a "
                     "store: a copy made by other software? xarray's to_zarr leaves out chunks equal to the fill "
