@@ -225,3 +225,11 @@ def test_frames_of_mixed_sizes_are_skipped_with_a_reason_or_resampled_to_the_sha
                                              prep_options=prep.PrepOptions(shape=(ny, nx)), **kwargs))
     assert ds.sizes["time"] == 10 and ds.sizes["y"] == ny and ds.attrs["n_skipped"] == 0
     assert np.isfinite(ds.aia.values).all()
+
+
+def test_a_frame_resampled_to_another_aspect_records_the_stretch():
+    disk = REAL / "aia_fulldisk_2014-01-01" / "aia_synoptic_2014-01-01T00-00-00_171_256.fits"
+    _, steps = prep.prep_frame(disk, shape=(64, 32))
+    assert steps[-1]["stretched"] and steps[-1]["scale_y"] == 0.25 and steps[-1]["scale_x"] == 0.125
+    _, steps = prep.prep_frame(disk, shape=(100, 100))
+    assert "stretched" not in steps[-1]

@@ -638,8 +638,10 @@ def _downsample(smap, options: PrepOptions, info: FrameInfo):
         factor = ny // shape[0]
         return (smap.superpixel([factor, factor] * u.pix, func=np.mean),
                 {"function": "superpixel", "factor": factor, "func": "mean"})
-    return (smap.resample([shape[1], shape[0]] * u.pix, method="linear"),
-            {"function": "resample", "method": "linear"})
+    values = {"function": "resample", "method": "linear"}
+    if abs((ny / shape[0]) / (nx / shape[1]) - 1) > 0.01:  # another aspect ratio: the image is stretched
+        values.update(stretched=True, scale_y=round(shape[0] / ny, 6), scale_x=round(shape[1] / nx, 6))
+    return smap.resample([shape[1], shape[0]] * u.pix, method="linear"), values
 
 
 _APPLY = {"register": _register, "degradation": _degradation, "exposure": _exposure, "downsample": _downsample}
