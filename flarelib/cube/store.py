@@ -596,9 +596,12 @@ def _verify(path, storage_options: dict | None, expected: set[str] | None) -> Cu
     notes = [f"variable {name!r} was not written by flarelib (no CRC32 codec: added by other software?); it is not "
              "checked, and `build` keeps it" for name in added]
     problems: list[ChunkProblem] = []
-    written = set(_missing_variables(metadata, _complete_manifest(path, metadata, storage_options)))
-    for name in sorted(((expected or set()) - set(_layouts(metadata))) | written):
+    own = set(_missing_variables(metadata, _complete_manifest(path, metadata, storage_options)))
+    for name in sorted(own):  # flarelib wrote it in this store: renamed or deleted since
         problems.append(ChunkProblem(name, "", _missing_variable_text(metadata, name)))
+    for name in sorted((expected or set()) - set(_layouts(metadata)) - own):  # the writer's, never in this store
+        problems.append(ChunkProblem(name, f"{name}/.zarray", "is not in the store, though this flarelib writes it "
+                                     "(a store of another flarelib version?)"))
     if "ingested" not in layouts:
         return CubeReport(label, status, 0, 0, tuple(problems), (), tuple(sorted(streamed)), notes=tuple(notes),
                           added=added)
