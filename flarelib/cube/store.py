@@ -381,8 +381,11 @@ def foreign_store(path, metadata: dict | None, raw: _Raw | None = None) -> str |
         if raw.get("zarr.json") is not None:
             return ("a Zarr v3 store (zarr.json), not a flarelib cube (Zarr v2): written by other software, e.g. "
                     "xarray's to_zarr without zarr_format=2")
+        root_attrs = raw.get(".zattrs")
+        if root_attrs is None:  # a template cut off before its attrs (object storage), or damage: not judged here
+            return None
         try:
-            attrs = json.loads(raw.get(".zattrs") or b"{}")
+            attrs = json.loads(root_attrs)
         except ValueError:
             return None  # unreadable: the checks of the metadata say so
         if raw.get(".zgroup") is None or not isinstance(attrs, dict) or any(
@@ -1008,7 +1011,8 @@ def _write_locked(path, template: xr.Dataset, streamed: dict, fill_steps: Callab
     scheduler, storage_options = options.scheduler, options.storage_options
     fingerprint = template.attrs["input_fingerprint"]
     expected = {str(v) for v in template.variables} | set(streamed) | {"ingested"}
-    if is_url(path) and _exists(path, storage_options) and not _exists(path, storage_options, ".zmetadata"):
+    if (is_url(path) and _exists(path, storage_options) and not _exists(path, storage_options, ".zmetadata")
+            and foreign_store(path, None, _Raw(path, storage_options)) is None):  # never another program's store
         log.warning("%s holds a template that was cut off; writing it again", path)
         _remove(path, storage_options)
     reconsolidated = False
