@@ -708,3 +708,19 @@ def test_verify_and_build_commands_on_a_foreign_store(capsys, tiny_catalog):
     rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build, "--overwrite")
     assert rc == 1 and "not a flarelib cube" in err and "will not delete it" in err
     assert (build / "tiny.zarr/a").is_dir()
+
+
+def test_an_input_left_out_before_a_writer_was_killed_is_still_listed(tmp_path):
+    template, streamed = _template()
+    path = tmp_path / "k.zarr"
+
+    def killed(i0, i1):
+        if i1 == 6:
+            raise KeyboardInterrupt  # the writer dies after the last steps are flagged, before it completes the store
+
+    with pytest.raises(KeyboardInterrupt):
+        store.write_cube(path, template, streamed, SkippingFiller(),
+                         store.WriteOptions(progress=False, steps_per_write=2, on_written=killed))
+    store.write_cube(path, template, streamed, SkippingFiller(), store.WriteOptions(progress=False))  # the resume
+    skipped = json.loads(store.open_cube(path).attrs["skipped_inputs"])
+    assert [(s["source"], s["time_step"]) for s in skipped] == [("f4.fits", 4)]

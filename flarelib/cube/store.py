@@ -94,7 +94,8 @@ MANIFEST_KEY = "chunk_checksums.json"
 #: ``fill_steps`` may return this key beside its arrays: the inputs it left out while filling (dicts with
 #: ``source``, ``reason``, ``detail`` and ``time_step``, e.g. a frame whose calibration failed). They are kept in the
 #: store (``write_skips/<i0>-<i1>.json``, written before the steps are flagged ingested, so a killed writer loses
-#: none) and added to ``attrs["skipped_inputs"]`` and ``attrs["n_skipped"]`` when the store is completed.
+#: none) and added to ``attrs["skipped_inputs"]`` and ``attrs["n_skipped"]`` when the store is completed;
+#: :func:`mark_damaged` drops the entries of the steps it flags for re-ingest.
 SKIPPED_KEY = "_skipped_inputs"
 _SKIPS_DIR = "write_skips"
 
@@ -741,6 +742,7 @@ def mark_damaged(path: str | Path, report: CubeReport | None = None, *,
         flags = group["ingested"]
         for i in report.damaged_steps:
             flags[i] = 0
+        _forget_write_skips(group, set(report.damaged_steps))
         group.attrs["ingest_status"] = "incomplete"
     zarr.consolidate_metadata(location, zarr_format=ZARR_FORMAT)
     log.warning("%s: %d damaged time steps flagged for re-ingest: %s", report.path, len(report.damaged_steps),
@@ -1133,21 +1135,18 @@ def _finish(path, expected: set[str], storage_options: dict | None) -> None:
 
 
 def _record_write_skips(path, group, storage_options: dict | None) -> None:
-    """Add the inputs ``fill_steps`` left out (:data:`SKIPPED_KEY`) to ``skipped_inputs``/``n_skipped``; an entry of
-    a time step written again (a re-ingest) is replaced by what that write reported."""
+    """Add the inputs ``fill_steps`` left out (:data:`SKIPPED_KEY`) to ``skipped_inputs``/``n_skipped`` (a step
+    re-ingested after :func:`mark_damaged`, which drops its entries, reports its own again)."""
     raw = _Raw(path, storage_options)
     keys = sorted(raw.chunk_keys(_SKIPS_DIR) or ())
     if not keys:
         return
-    rewritten: set[int] = set()
-    found: list[dict] = []
+    found: dict[tuple, dict] = {}
     for key in keys:
-        record = json.loads(raw.get(key) or b"{}")
-        rewritten.update(range(*record.get("steps", (0, 0))))
-        found += record.get("skipped", [])
+        for skip in json.loads(raw.get(key) or b"{}").get("skipped", []):  # a step written twice (a resume) once
+            found[(skip.get("time_step"), str(skip.get("source", "")))] = skip
     previous = json.loads(group.attrs.get("skipped_inputs", "[]") or "[]")
-    kept = [s for s in previous if s.get("time_step") is None or s["time_step"] not in rewritten]
-    merged = kept + sorted(found, key=lambda s: (s.get("time_step", -1), str(s.get("source", ""))))
+    merged = previous + [found[k] for k in sorted(found, key=lambda k: (k[0] if k[0] is not None else -1, k[1]))]
     group.attrs["skipped_inputs"] = json_attr(merged)
     group.attrs["n_skipped"] = len(merged)
     for key in keys:
@@ -1155,6 +1154,18 @@ def _record_write_skips(path, group, storage_options: dict | None) -> None:
     if not is_url(path):
         with contextlib.suppress(OSError):
             (Path(path) / _SKIPS_DIR).rmdir()
+
+
+def _forget_write_skips(group, steps: set[int]) -> None:
+    """Drop the ``skipped_inputs`` entries of time steps about to be written again (they report their own)."""
+    try:
+        previous = json.loads(group.attrs.get("skipped_inputs", "[]") or "[]")
+    except (ValueError, TypeError):
+        return
+    kept = [s for s in previous if not (isinstance(s, dict) and s.get("time_step") in steps)]
+    if len(kept) != len(previous):
+        group.attrs["skipped_inputs"] = json_attr(kept)
+        group.attrs["n_skipped"] = len(kept)
 
 
 def write_region(group, names: list[str], fill_steps: Callable, i0: int, i1: int,
@@ -1171,7 +1182,7 @@ def write_region(group, names: list[str], fill_steps: Callable, i0: int, i1: int
             target = group
             group = zarr.open_group(_location(group, storage_options), mode="r+", zarr_format=ZARR_FORMAT)
         arrays = fill_steps(i0, i1)
-        if SKIPPED_KEY in arrays and target is not None:  # before the flags: a killed writer loses no record
+        if arrays.get(SKIPPED_KEY) and target is not None:  # before the flags: a killed writer loses no record
             _Raw(target, storage_options).put(f"{_SKIPS_DIR}/{i0}-{i1}.json", json.dumps(
                 {"steps": [i0, i1], "skipped": arrays[SKIPPED_KEY]}, default=str).encode())
         for name in names:
