@@ -62,10 +62,28 @@ def test_time_range_cut_and_empty_time_range():
         align.plan_slots(infos, channels=[94], cadence="2min", start="2012-01-01", end="2012-01-02")
 
 
-def test_shape_mismatch_is_a_clear_error():
-    a, b = _info(94, 0), dataclasses.replace(_info(94, 120), shape=(8, 8))
-    with pytest.raises(ValueError, match="differ in shape"):
-        align.plan_slots([a, b], channels=[94], cadence="2min")
+def test_a_frame_of_another_size_is_a_logged_skip_naming_the_shape_that_keeps_it(caplog):
+    odd = dataclasses.replace(_info(94, 120), shape=(8, 8))
+    infos = [_info(94, 0), odd, _info(94, 240)]
+    with caplog.at_level("WARNING", logger="flarelib"):
+        plan = align.plan_slots(infos, channels=[94], cadence="2min")
+    assert len(plan.times) == 2 and [s.source for s in plan.skipped] == [odd.path.name]
+    assert plan.skipped[0].reason == "odd-shape" and "pass shape=(4, 4)" in plan.skipped[0].detail
+    assert f"skip {odd.path.name}: odd-shape 8x8 px" in caplog.text
+    # the advice works: with a shape every frame is kept (the prep resamples each one)
+    assert len(align.plan_slots(infos, channels=[94], cadence="2min", shape=(4, 4)).times) == 3
+
+
+def test_a_frame_resampled_to_another_aspect_is_a_warning(caplog):
+    wide = dataclasses.replace(_info(94, 0), shape=(4, 8))
+    with caplog.at_level("WARNING", logger="flarelib"):
+        align.plan_slots([wide], channels=[94], cadence="2min", shape=(4, 4))
+    assert f"1 frames of 4x8 px (first {wide.path.name}) are resampled to shape=(4, 4)" in caplog.text
+    assert "stretched" in caplog.text and "shape=(4, 8)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="flarelib"):
+        align.plan_slots([wide], channels=[94], cadence="2min", shape=(2, 4))  # the same aspect: no warning
+    assert "stretched" not in caplog.text
 
 
 def test_event_targets_by_hand():

@@ -170,3 +170,66 @@ def test_allowed_quality_bits_hold_through_the_whole_ingest(flare_copy, tmp_path
     assert ds.attrs["n_skipped"] == 0 and ds.sizes["time"] == 10
     assert int(ds.quality.sel(channel=193).values[0]) == 0x100
     assert np.isfinite(ds.aia.sel(channel=193).values[0]).all()
+
+
+def test_the_degradation_uses_the_time_the_scan_checked_not_date_obs(flare_copy):
+    """The scan checks T_OBS against the degradation table; the correction must use the same time (not DATE-OBS)."""
+    path = flare_copy / NORMAL_193
+    _, steps = prep.prep_frame(path)
+    edit_header(path, **{"DATE-OBS": "2009-01-01T00:00:00.000"})  # before the table (and SDO); T_OBS unchanged
+    info = prep.read_frame_info(path)
+    assert str(info.t_obs).startswith("2011-02-15")
+    smap, moved = prep.prep_frame(info)  # was: calibration-failed at write time, a NaN frame in a "complete" cube
+    degradation = [s for s in steps if s["step"] == "degradation"][0]["divided_by"]
+    assert [s for s in moved if s["step"] == "degradation"][0]["divided_by"] == degradation
+    assert np.isfinite(smap.data).all()
+
+
+def test_a_frame_that_fails_at_write_time_is_a_logged_skip_in_skipped_inputs(caplog):
+    from types import SimpleNamespace
+
+    from flarelib.cube import store
+
+    def read(info):
+        if info.path.name == "bad.fits":
+            raise prep.BadFrameError(info.path, "calibration-failed", "ValueError: no")
+        return np.ones((2, 2), np.float32)
+
+    frames = [[SimpleNamespace(path=ROOT / f"f{i}.fits", channel=94), SimpleNamespace(
+        path=ROOT / ("bad.fits" if i == 2 else f"g{i}.fits"), channel=171)] for i in range(4)]
+    blocks = ingest._PlanBlocks(frames, ingest._FrameReader(read), (2, 2))
+    with caplog.at_level(logging.WARNING, logger="flarelib"):
+        out = blocks(1, 4)
+    assert out[store.SKIPPED_KEY] == [{"source": "bad.fits", "reason": "calibration-failed", "channel": 171,
+                                       "time_step": 2,
+                                       "detail": "ValueError: no (at write time: left NaN in the cube)"}]
+    assert np.isnan(out["aia"][1, 1]).all() and np.isfinite(out["aia"][0]).all()
+    assert "skip bad.fits: calibration-failed" in caplog.text and "skipped_inputs" in caplog.text
+
+
+@pytest.mark.slow
+def test_frames_of_mixed_sizes_are_skipped_with_a_reason_or_resampled_to_the_shape_given(flare_copy, tmp_path):
+    odd = flare_copy / NORMAL_193
+    with fits.open(odd, mode="update") as hdul:  # half the size (a cutout of another size in the same folder)
+        hdul[0].data = np.ascontiguousarray(hdul[0].data[::2, ::2])
+        ny, nx = hdul[0].data.shape
+    files = sorted(flare_copy.glob("*.fits"))
+    kwargs = dict(name="t", rules=SlotRules(cadence="2min", tolerance="60s"), targets=Targets(events=[FLARE_EVENT]))
+    ds = xr.open_zarr(ingest.build_fits_cube(files, tmp_path / "skip.zarr", write=WriteOptions(progress=False),
+                                             **kwargs))
+    skipped = {s["source"]: s for s in json.loads(ds.attrs["skipped_inputs"])}
+    assert skipped[odd.name]["reason"] == "odd-shape" and f"{ny}x{nx} px" in skipped[odd.name]["detail"]
+    assert ds.sizes["time"] == 9  # the slot that lost its 193 Å frame
+    # the advice works: with shape=(ny, nx) (what prep does for every frame), the odd frame is resampled and kept
+    ds = xr.open_zarr(ingest.build_fits_cube(files, tmp_path / "shape.zarr", write=WriteOptions(progress=False),
+                                             prep_options=prep.PrepOptions(shape=(ny, nx)), **kwargs))
+    assert ds.sizes["time"] == 10 and ds.sizes["y"] == ny and ds.attrs["n_skipped"] == 0
+    assert np.isfinite(ds.aia.values).all()
+
+
+def test_a_frame_resampled_to_another_aspect_records_the_stretch():
+    disk = REAL / "aia_fulldisk_2014-01-01" / "aia_synoptic_2014-01-01T00-00-00_171_256.fits"
+    _, steps = prep.prep_frame(disk, shape=(64, 32))
+    assert steps[-1]["stretched"] and steps[-1]["scale_y"] == 0.25 and steps[-1]["scale_x"] == 0.125
+    _, steps = prep.prep_frame(disk, shape=(100, 100))
+    assert "stretched" not in steps[-1]

@@ -7,6 +7,7 @@ catalog, a damaged copy), the call, and the expected named error or outcome. The
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -184,11 +185,173 @@ def test_plain_xarray_also_refuses_a_bit_flip(tiny):
         xr.open_zarr(tiny).aia.load()
 
 
-def test_a_missing_consolidated_metadata_is_an_incomplete_store(tiny):
+def test_a_missing_consolidated_metadata_is_consolidated_again_by_a_rerun(tiny, tiny_reference):
     (tiny / ".zmetadata").unlink()
-    with pytest.raises(store.IncompleteCubeError, match="no consolidated metadata"):
+    with pytest.raises(store.IncompleteCubeError, match="no consolidated metadata.*deleted.*consolidates it again"):
         store.open_cube(tiny)
-    assert not store.verify_cube(tiny).ok
+    report = store.verify_cube(tiny)
+    assert not report.ok and "consolidates the metadata again" in report.fix()
+    _, filler = write_tiny(tiny)  # the advice works: the same ingest consolidates it again, re-ingesting nothing
+    assert filler.steps == []
+    xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+
+
+# --------------------------------------------------------------------------- stores flarelib did not write (alone)
+
+
+@pytest.mark.parametrize("consolidated", [True, False])
+def test_a_foreign_zarr_store_is_named_so_and_never_deleted(tmp_path, consolidated):
+    foreign = tmp_path / "foreign.zarr"
+    xr.Dataset({"a": ("t", np.arange(3.0))}).to_zarr(foreign, zarr_format=2, consolidated=consolidated)
+    with pytest.raises(store.OutdatedCubeError, match="not a flarelib cube: a Zarr store written by other software"):
+        store.open_cube(foreign)
+    report = store.verify_cube(foreign)
+    assert "not a flarelib cube" in report.lines()[0] and "store schema 1" not in report.lines()[0]
+    assert "does not delete" in report.fix()
+    with pytest.raises(store.CubeMismatchError, match="not a flarelib cube.*will not delete it"):
+        write_tiny(foreign, overwrite=True)
+    assert (foreign / "a").is_dir()
+
+
+def test_a_zarr_v3_copy_is_named_so(tiny_reference, tmp_path):
+    copy = tmp_path / "v3.zarr"
+    cube = xr.open_zarr(tiny_reference).load()
+    for var in cube.variables.values():
+        var.encoding = {}
+    cube.to_zarr(copy, zarr_format=3)
+    with pytest.raises(store.OutdatedCubeError, match="not a flarelib cube: a Zarr v3 store"):
+        store.open_cube(copy)
+
+
+def test_a_plain_xarray_copy_is_said_to_be_a_copy(tiny_reference, tmp_path):
+    copy = tmp_path / "copy.zarr"
+    xr.open_zarr(tiny_reference).to_zarr(copy, zarr_format=2)  # leaves out the all-zero mask chunks, no manifest
+    with pytest.raises(store.DamagedCubeError, match="no chunk manifest.*a copy made by other software"):
+        store.open_cube(copy)
+    assert any("a copy made by other software" in note for note in store.verify_cube(copy).notes)
+
+
+def _append_extra_to(path: Path, keep_attrs: bool) -> None:
+    """Append a variable ``extra`` with plain xarray (``keep_attrs=False``: as xarray does, it writes empty attrs)."""
+    cube = xr.open_zarr(path)
+    attrs = dict(cube.attrs) if keep_attrs else {}
+    xr.Dataset({"extra": ("time", np.arange(cube.sizes["time"], dtype=float))}, attrs=attrs).to_zarr(
+        path, mode="a", zarr_format=2)
+
+
+def test_a_variable_appended_with_xarray_is_kept_and_not_called_damage(tiny, tiny_reference):
+    _append_extra_to(tiny, keep_attrs=True)
+    report = store.verify_cube(tiny)
+    assert report.ok and report.added == ("extra",)
+    assert "'extra' was not written by flarelib" in report.notes[0]
+    np.testing.assert_array_equal(store.open_cube(tiny)["extra"].values, np.arange(NT))
+    flip(tiny / "aia/2.0.0.0")  # real damage beside it: the repair re-ingests the step and keeps 'extra'
+    report = store.verify_cube(tiny)
+    assert report.repairable and "keeps ['extra']" in report.fix()
+    store.mark_damaged(tiny, report)
+    assert write_tiny(tiny)[1].steps == [2]
+    np.testing.assert_array_equal(store.open_cube(tiny)["extra"].values, np.arange(NT))
+    xr.testing.assert_identical(store.open_cube(tiny).drop_vars("extra").load(),
+                                store.open_cube(tiny_reference).load())
+
+
+def test_an_append_that_replaced_the_attrs_says_so_and_what_overwrite_deletes(tiny):
+    _append_extra_to(tiny, keep_attrs=False)  # xarray writes the appended dataset's (empty) attrs over the cube's
+    with pytest.raises(store.OutdatedCubeError, match="attrs were replaced by other software.*--overwrite. deletes it"
+                                                      r".*\['extra'\]"):
+        store.open_cube(tiny)
+    with pytest.raises(store.CubeMismatchError, match=r"attrs were replaced.*\['extra'\] that flarelib did not write"):
+        write_tiny(tiny)
+    assert (tiny / "extra").is_dir()
+    write_tiny(tiny, overwrite=True)
+    assert store.verify_cube(tiny).ok and not (tiny / "extra").exists()
+
+
+@pytest.mark.parametrize("variable", ["aia", "flux_now"])
+def test_a_renamed_variable_is_named_by_open_verify_and_build(tiny, variable):
+    import zarr
+
+    (tiny / variable).rename(tiny / f"{variable}_x")
+    zarr.consolidate_metadata(str(tiny), zarr_format=2)
+    with pytest.raises(store.DamagedCubeError, match=f"tiny.zarr: variable '{variable}' .* is not in the store.*"
+                                                     f"'{variable}_x'.*renamed"):
+        store.open_cube(tiny)
+    report = store.verify_cube(tiny)
+    assert not report.ok and not report.repairable and f"variable '{variable}'" in report.lines()[0]
+    with pytest.raises(store.DamagedCubeError, match=f"variable '{variable}'"):
+        write_tiny(tiny)  # the writer neither reuses it as complete nor deletes it (the renamed one stays)
+    assert (tiny / f"{variable}_x").is_dir()
+
+
+# --------------------------------------------------------------------------- readers and writers (locks)
+
+
+@contextlib.contextmanager
+def another_writer(path: Path):
+    """Another process holding a store's write lock (as a build in progress does); yields its pid."""
+    code = ("import sys; from flarelib.cube import store\n"
+            f"with store.store_lock({str(path)!r}):\n    print('held', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc.pid
+    finally:
+        proc.stdin.close()
+        proc.wait()
+
+
+@pytest.fixture
+def other_writer(tiny):
+    with another_writer(tiny) as pid:
+        yield pid
+
+
+def test_verify_of_a_store_being_written_says_a_build_is_in_progress(tiny, other_writer, monkeypatch):
+    with pytest.raises(store.CubeLockedError, match=f"tiny.zarr is being written by pid {other_writer}: a build is "
+                                                    "in progress"):
+        store.verify_cube(tiny)  # never "chunk missing" for a chunk not written yet
+    monkeypatch.setenv("FLARELIB_LOCK_TIMEOUT", "0")
+    with pytest.raises(store.CubeLockedError, match=f"pid {other_writer}"):
+        store.open_cube(tiny)
+
+
+def test_a_writer_waits_for_a_reader(tiny):
+    with store.read_lock(tiny):
+        with pytest.raises(store.CubeLockedError, match=f"tiny.zarr is being read by pid {os.getpid()}"):
+            write_tiny(tiny, lock_timeout=0.1)
+    with store.store_lock(tiny):  # inside its own write lock a writer reads without waiting for itself
+        assert store.verify_cube(tiny).ok
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="chmod does not restrict root")
+def test_a_complete_cube_opens_from_a_read_only_folder(tiny, tiny_reference):
+    folder = tiny.parent
+    folder.chmod(0o555)
+    try:
+        _, filler = write_tiny(tiny)
+        assert filler.steps == []
+        xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+    finally:
+        folder.chmod(0o755)
+
+
+def test_reading_a_complete_cube_needs_no_write_access(tiny, tiny_reference, tmp_path, monkeypatch):
+    """The same as above where chmod cannot restrict (root): no folder is writable, no lock file can be made."""
+
+    class NoWriteLock:
+        def __init__(self, *args, **kwargs):
+            raise PermissionError("the write lock must not be taken to read")
+
+    monkeypatch.setattr(store, "_writable", lambda folder: False)
+    monkeypatch.setattr(store.filelock, "FileLock", NoWriteLock)
+    monkeypatch.setattr(store, "_lock_file", lambda path: tmp_path / "no-such-folder" / "x.lock")
+    _, filler = write_tiny(tiny)  # what catalog.open does first: reused, not rebuilt
+    assert filler.steps == []
+    xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
+    assert store.verify_cube(tiny).ok
+    with pytest.raises(PermissionError, match="other inputs.*not writable.*--build-dir"):
+        write_tiny(tiny, fingerprint="tiny-2")
 
 
 def test_a_store_of_the_old_schema_is_refused_and_rebuilt(tiny, tiny_reference):
@@ -224,7 +387,8 @@ def test_a_store_deleted_mid_build_fails_the_write(tmp_path):
 def test_a_held_lock_gives_a_clear_one_line_error(tmp_path):
     target = tmp_path / "locked.zarr"
     with store.store_lock(target):
-        with pytest.raises(store.CubeLockedError, match="locked.zarr is being written by another process") as err:
+        with pytest.raises(store.CubeLockedError, match=f"locked.zarr is being written by pid {os.getpid()}: a build "
+                                                        "is in progress") as err:
             write_tiny(target, lock_timeout=0.2)
     assert "\n" not in str(err.value)
     assert write_tiny(target)[0] == target and store.verify_cube(target).ok  # once released, it builds
@@ -429,7 +593,7 @@ def test_build_while_another_process_holds_the_lock(capsys, tiny_catalog, monkey
     monkeypatch.setenv("FLARELIB_LOCK_TIMEOUT", "0.2")
     with store.store_lock(build / "tiny.zarr"):
         rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build)
-    assert rc == 1 and "CubeLockedError" in err and "being written by another process" in err
+    assert rc == 1 and "CubeLockedError" in err and f"being written by pid {os.getpid()}" in err
 
 
 BUILD = "import sys; from flarelib.cube.catalog import main; sys.exit(main(sys.argv[1:]))"
@@ -449,3 +613,114 @@ def test_two_processes_building_the_same_entry_give_one_good_store(tmp_path):
     report = store.verify_cube(tmp_path / "b/tiny.zarr")
     assert report.ok and report.status == "complete" and report.n_ingested == 24
     assert not list((tmp_path / "b").glob("*.tmp"))
+
+
+def test_verify_command_during_a_build_names_the_build_not_missing_chunks(capsys, tiny_catalog):
+    cat, build = tiny_catalog
+    with another_writer(build / "tiny.zarr") as pid:
+        rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "tiny: not verified: " in out and f"being written by pid {pid}" in out
+    assert "missing" not in out and "DAMAGED" not in out
+
+
+def test_catalog_open_of_a_complete_cube_needs_no_write_access(tiny_catalog, tmp_path, monkeypatch):
+    cat, build = tiny_catalog
+
+    class NoWriteLock:
+        def __init__(self, *args, **kwargs):
+            raise PermissionError("the write lock must not be taken to read")
+
+    monkeypatch.setattr(store, "_writable", lambda folder: False)
+    monkeypatch.setattr(store.filelock, "FileLock", NoWriteLock)
+    monkeypatch.setattr(store, "_lock_file", lambda path: tmp_path / "no-such-folder" / "x.lock")
+    cube = catalog.load_catalog(cat).open("tiny", build_dir=build, progress=False)
+    assert cube.sizes["time"] == 24 and cube.attrs["ingest_status"] == "complete"
+
+
+def test_verify_command_names_added_and_renamed_variables_and_what_the_fix_deletes(capsys, tiny_catalog):
+    import zarr
+
+    cat, build = tiny_catalog
+    cube = build / "tiny.zarr"
+    _append_extra_to(cube, keep_attrs=True)
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 0 and "note: variable 'extra' was not written by flarelib" in out
+    (cube / "aia").rename(cube / "aia_x")
+    zarr.consolidate_metadata(str(cube), zarr_format=2)
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "variable 'aia'" in out and "'aia_x'" in out
+    assert "fix: flarelib catalog build tiny --overwrite deletes the whole store" in out and "['extra']" in out
+
+
+class SkippingFiller(Filler):
+    """A ``fill_steps`` that reports the inputs it left out (as the FITS ingest does for a frame failing at write
+    time): step 4 while ``bad`` is set."""
+
+    bad = True
+
+    def __call__(self, i0: int, i1: int) -> dict:
+        out = super().__call__(i0, i1)
+        out[store.SKIPPED_KEY] = [{"source": "f4.fits", "reason": "calibration-failed", "detail": "at write time",
+                                   "time_step": 4}] if self.bad and i0 <= 4 < i1 else []
+        return out
+
+
+def test_inputs_left_out_at_write_time_are_listed_in_skipped_inputs(tmp_path):
+    template, streamed = _template()
+    template.attrs["skipped_inputs"] = json.dumps([{"source": "scan.fits", "reason": "quality", "detail": ""}])
+    filler = SkippingFiller()
+    path = tmp_path / "s.zarr"
+    store.write_cube(path, template, streamed, filler, store.WriteOptions(progress=False, steps_per_write=2))
+    attrs = store.open_cube(path).attrs
+    skipped = json.loads(attrs["skipped_inputs"])
+    assert [s["source"] for s in skipped] == ["scan.fits", "f4.fits"] and attrs["n_skipped"] == 2
+    assert skipped[1]["time_step"] == 4 and not (path / "write_skips").exists()
+    # the step is written again (a repair) and now succeeds: its entry goes, the scan's stays
+    flip(path / "aia/4.0.0.0")
+    store.mark_damaged(path)
+    filler.bad = False
+    store.write_cube(path, template, streamed, filler, store.WriteOptions(progress=False))
+    skipped = json.loads(store.open_cube(path).attrs["skipped_inputs"])
+    assert [s["source"] for s in skipped] == ["scan.fits"]
+
+
+@pytest.mark.slow
+def test_build_command_consolidates_a_deleted_zmetadata_again(capsys, tiny_catalog, built_tiny):
+    cat, build = tiny_catalog
+    (build / "tiny.zarr/.zmetadata").unlink()
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "fix: flarelib catalog build tiny consolidates the metadata again" in out
+    rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build)  # the fix offered works
+    assert rc == 0, err
+    assert store.verify_cube(build / "tiny.zarr").ok
+    xr.testing.assert_identical(store.open_cube(build / "tiny.zarr").load(),
+                                store.open_cube(built_tiny[1] / "tiny.zarr").load())
+
+
+@pytest.mark.slow
+def test_verify_and_build_commands_on_a_foreign_store(capsys, tiny_catalog):
+    cat, build = tiny_catalog
+    shutil.rmtree(build / "tiny.zarr")
+    xr.Dataset({"a": ("t", np.arange(3.0))}).to_zarr(build / "tiny.zarr", zarr_format=2)
+    rc, out, _ = cli(capsys, "verify", "tiny", "--catalog", cat, "--build-dir", build)
+    assert rc == 1 and "NOT A FLARELIB CUBE" in out and "written by other software" in out
+    assert "store schema" not in out and "does not delete" in out
+    rc, _, err = cli(capsys, "build", "tiny", "--catalog", cat, "--build-dir", build, "--overwrite")
+    assert rc == 1 and "not a flarelib cube" in err and "will not delete it" in err
+    assert (build / "tiny.zarr/a").is_dir()
+
+
+def test_an_input_left_out_before_a_writer_was_killed_is_still_listed(tmp_path):
+    template, streamed = _template()
+    path = tmp_path / "k.zarr"
+
+    def killed(i0, i1):
+        if i1 == 6:
+            raise KeyboardInterrupt  # the writer dies after the last steps are flagged, before it completes the store
+
+    with pytest.raises(KeyboardInterrupt):
+        store.write_cube(path, template, streamed, SkippingFiller(),
+                         store.WriteOptions(progress=False, steps_per_write=2, on_written=killed))
+    store.write_cube(path, template, streamed, SkippingFiller(), store.WriteOptions(progress=False))  # the resume
+    skipped = json.loads(store.open_cube(path).attrs["skipped_inputs"])
+    assert [(s["source"], s["time_step"]) for s in skipped] == [("f4.fits", 4)]

@@ -197,10 +197,12 @@ class SlotRules:
             raise ValueError(f"SlotRules.max_skipped_fraction={self.max_skipped_fraction!r}: "
                              "a fraction between 0 and 1")
 
-    def plan(self, infos: Sequence[FrameInfo], skipped: Sequence[Skip] = ()) -> SlotPlan:
-        """:func:`plan_slots` with these rules."""
+    def plan(self, infos: Sequence[FrameInfo], skipped: Sequence[Skip] = (),
+             shape: tuple[int, int] | None = None) -> SlotPlan:
+        """:func:`plan_slots` with these rules (``shape``: the prep's target ``(ny, nx)`` in pixels, if any)."""
         return plan_slots(infos, channels=self.channels, cadence=self.cadence, tolerance=self.tolerance,
-                          start=self.start, end=self.end, fill_missing=self.fill_missing, skipped=skipped)
+                          start=self.start, end=self.end, fill_missing=self.fill_missing, skipped=skipped,
+                          shape=shape)
 
 
 def plan_slots(
@@ -213,12 +215,17 @@ def plan_slots(
     end: str | np.datetime64 | None = None,
     fill_missing: bool = False,
     skipped: Sequence[Skip] = (),
+    shape: tuple[int, int] | None = None,
 ) -> SlotPlan:
     """Assign validated frames to cadence slots (see the module docstring for the rules).
 
     ``tolerance`` defaults to half the cadence. ``start``/``end`` (inclusive, UTC) cut the
-    slot range. Raises :class:`EmptySelectionError` when no complete slot remains, or when
-    ``start >= end``.
+    slot range. ``shape``: the ``(ny, nx)`` in pixels every frame is resampled to by the prep; without
+    it, the cube takes the most common frame size and a frame of another size is a logged skip
+    [``odd-shape``] naming the file and the ``shape`` that would keep it. With it, frames whose
+    aspect ratio differs from ``shape``'s (they would be stretched: pixels scaled unevenly in y
+    and x) are a logged warning naming them and a ``shape`` with their aspect. Raises
+    :class:`EmptySelectionError` when no complete slot remains, or when ``start >= end``.
     """
     cadence = to_timedelta(cadence)
     tolerance = to_timedelta(tolerance) if tolerance is not None else cadence // 2
@@ -229,10 +236,17 @@ def plan_slots(
     if t_start is not None and t_end is not None and t_start >= t_end:
         raise EmptySelectionError(f"empty time range: start {t_start} is not before end {t_end}")
 
+    common = _common_shape(infos, channels) if shape is None else None
     cells: dict[tuple[np.datetime64, int], list[FrameInfo]] = {}
     for info in sorted(infos, key=lambda f: (f.t_obs, f.path.name)):
         if info.channel not in channels:
             skips.append(Skip(info.path.name, "channel-not-selected", f"{info.channel} Å"))
+            continue
+        if common is not None and tuple(info.shape) != common:
+            skips.append(Skip(info.path.name, "odd-shape", (
+                f"{info.shape[0]}x{info.shape[1]} px, while the cube's frames are {common[0]}x{common[1]} px (the "
+                f"most common size); pass shape=({common[0]}, {common[1]}) (PrepOptions.shape; catalog: "
+                f"cube.shape) to resample every frame to one size and keep it")))
             continue
         day = info.t_obs.astype("datetime64[D]").astype("datetime64[ns]")
         slot = day + np.round((info.t_obs - day) / cadence).astype(np.int64) * cadence
@@ -269,10 +283,34 @@ def plan_slots(
             f"no complete cadence slot for channels {list(channels)} "
             f"({len(infos)} valid frames, {len(skips)} skipped; see the skip list)"
         )
-    shapes = {f.shape for row in frames for f in row if f is not None}
-    if len(shapes) > 1:
-        raise ValueError(f"frames differ in shape {sorted(shapes)}: pass shape=(ny, nx) to resample them")
+    if shape is not None:
+        _warn_uneven_resampling(frames, (int(shape[0]), int(shape[1])))
     return SlotPlan(np.array(times, dtype="datetime64[ns]"), channels, frames, cadence, tolerance, skips)
+
+
+def _common_shape(infos: Sequence[FrameInfo], channels: Sequence[int]) -> tuple[int, int] | None:
+    """The most common ``(ny, nx)`` of the frames of the selected channels (ties: the larger size)."""
+    counts: dict[tuple[int, int], int] = {}
+    for info in infos:
+        if info.channel in channels:
+            counts[tuple(info.shape)] = counts.get(tuple(info.shape), 0) + 1
+    return max(counts, key=lambda s: (counts[s], s)) if counts else None
+
+
+def _warn_uneven_resampling(frames: list[list[FrameInfo | None]], shape: tuple[int, int]) -> None:
+    """A logged warning for each frame size the prep would stretch to ``shape`` (another aspect ratio, > 1 %)."""
+    by_shape: dict[tuple[int, int], list[str]] = {}
+    for row in frames:
+        for f in row:
+            if f is not None:
+                by_shape.setdefault(tuple(f.shape), []).append(f.path.name)
+    for (ny, nx), names in sorted(by_shape.items()):
+        fy, fx = ny / shape[0], nx / shape[1]
+        if abs(fy / fx - 1) > 0.01:
+            log.warning("%d frames of %dx%d px (first %s) are resampled to shape=(%d, %d): by %.3g in y but %.3g in x, "
+                        "so the image is stretched (pixels no longer square); pass a shape with their aspect, e.g. "
+                        "shape=(%d, %d)", len(names), ny, nx, names[0], shape[0], shape[1], 1 / fy, 1 / fx,
+                        shape[0], max(1, round(shape[0] * nx / ny)))
 
 
 def plan_fingerprint(plan: SlotPlan, checksums: dict[str, str], params: dict) -> str:

@@ -281,18 +281,22 @@ def _repair(out: Path, overwrite: bool) -> None:
                         store.STORE_SCHEMA)
             return
         report = store.verify_cube(out)
-        if report.ok:
-            return
+        for note in report.notes:
+            log.warning("%s: %s", out, note)
+        if report.ok or report.foreign is not None or any(p.key == ".zmetadata" for p in report.problems):
+            return  # the writer says what a foreign store is (and consolidates a deleted .zmetadata again)
         for line in report.lines()[:20]:
             log.warning("damaged: %s", line)
         if report.repairable:
             store.mark_damaged(out, report)
         elif overwrite:
-            log.warning("%s: the damage is not re-ingestable step by step; building it anew (--overwrite)", out)
+            log.warning("%s: the damage is not re-ingestable step by step; deleting the store%s and building it anew "
+                        "(--overwrite)", out, f" (with {list(report.added)}, not written by flarelib)"
+                        if report.added else "")
             shutil.rmtree(out)
         else:
-            raise store.DamagedCubeError(f"{out}: {report.lines()[0]}; this is not re-ingestable step by step: "
-                                         "build it anew with --overwrite")
+            raise store.DamagedCubeError(f"{report.lines()[0]}; this is not re-ingestable step by step: "
+                                         f"{report.fix('build NAME')}")
 
 
 def _is_current(out: Path, entry: Entry) -> bool:
@@ -620,15 +624,23 @@ def _verify_cube(cat: Catalog, name: str, build_dir) -> bool:
     if not out.exists():
         print(f"{name}: no cube at {out}; build it with `flarelib catalog build {name}`")
         return False
-    report = store.verify_cube(out)
+    try:
+        report = store.verify_cube(out)  # under a read lock: a build in progress is said, not reported as damage
+    except store.CubeLockedError as err:
+        print(f"{name}: not verified: {err}")
+        return False
     if report.ok:
         print(f"{name}: {out} OK ({report.n_ingested} of {report.n_steps} time steps ingested, status {report.status})")
+        for note in report.notes:
+            print(f"  note: {note}")
         return True
-    print(f"{name}: {out} is DAMAGED: {len(report.problems)} problems, damaged time steps "
-          f"{list(report.damaged_steps)}")
+    what = "is NOT A FLARELIB CUBE" if report.foreign is not None else "is DAMAGED"
+    print(f"{name}: {out} {what}: {len(report.problems)} problems, damaged time steps {list(report.damaged_steps)}")
     for line in report.lines():
         print(f"  {line}")
-    print(f"  fix: flarelib catalog build {name}" + ("" if report.repairable else " --overwrite"))
+    for note in report.notes:
+        print(f"  note: {note}")
+    print(f"  fix: {report.fix(f'flarelib catalog build {name}')}")
     return False
 
 

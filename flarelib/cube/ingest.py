@@ -76,7 +76,8 @@ def build_fits_cube(
     then :func:`flarelib.cube.prep.prep_frame` with ``prep_options`` per frame inside the resumable
     :func:`flarelib.cube.store.write_cube` (serially, or on Dask workers with ``write.scheduler``,
     ``write.steps_per_write`` time steps per task). A frame whose calibration still fails there is left
-    NaN, with a logged skip naming the file. Returns the store path. See ``DATASET_CARD.md``
+    NaN, with a logged skip naming the file, and is listed in the cube's ``skipped_inputs`` (with its
+    ``time_step`` and ``channel``). Returns the store path. See ``DATASET_CARD.md``
     for the schema.
     """
     files = [Path(f) for f in files]
@@ -85,7 +86,7 @@ def build_fits_cube(
     infos, skipped = align.scan_frames(files, allowed_quality_bits=rules.allowed_quality_bits, progress=write.progress,
                                        prep_options=prep_options)
     align.check_skipped_fraction(len(files), skipped, rules.max_skipped_fraction, name=name)
-    plan = rules.plan(infos, skipped)
+    plan = rules.plan(infos, skipped, shape=prep_options.shape)
     table = prep_options.table_path()
     prep_params = {"degradation": prep_options.degradation, "register": prep_options.register,
                    "shape": list(prep_options.shape) if prep_options.shape else None,
@@ -114,25 +115,35 @@ class _FrameReader:
     """``load_rows(rows, shape) -> (n, C, ny, nx)`` from a one-frame reader (picklable for Dask workers).
 
     A frame whose reader fails (a :class:`flarelib.cube.prep.BadFrameError` or anything else) is
-    left NaN, and the failure is logged as a skip naming the file and the reason: one bad file
-    never stops a build. (The scan catches the known faults first, so this is rare.)
+    left NaN, and the failure is a logged skip naming the file and the reason, appended to
+    ``skipped`` (which :class:`_PlanBlocks` hands to the writer: the cube's ``skipped_inputs``
+    lists it): one bad file never stops a build. (The scan catches the known faults first, so
+    this is rare.)
     """
+
+    reports_skips = True
 
     def __init__(self, read_frame: Callable):
         self.read_frame = read_frame
 
-    def __call__(self, rows, shape) -> np.ndarray:
+    def __call__(self, rows, shape, skipped: list[dict] | None = None) -> np.ndarray:
         out = np.full((len(rows), len(rows[0]), *shape), np.nan, dtype=np.float32)
         for i, row in enumerate(rows):
             for j, info in enumerate(row):
                 if info is not None:
                     try:
                         out[i, j] = self.read_frame(info)
-                    except prep.BadFrameError as err:
-                        log.warning("skip %s: %s %s (left NaN in the cube)", err.path.name, err.reason, err.detail)
                     except Exception as exc:  # one frame's failure must not stop the build
-                        log.warning("skip %s: calibration-failed %s: %s (left NaN in the cube)",
-                                    info.path.name, type(exc).__name__, exc)
+                        if isinstance(exc, prep.BadFrameError):
+                            reason, detail = exc.reason, exc.detail
+                        else:
+                            reason, detail = "calibration-failed", f"{type(exc).__name__}: {exc}"
+                        log.warning("skip %s: %s %s (at write time: left NaN in the cube, listed in its "
+                                    "skipped_inputs)", info.path.name, reason, detail)
+                        if skipped is not None:
+                            skipped.append({"source": info.path.name, "reason": reason, "row": i,
+                                            "channel": int(info.channel),
+                                            "detail": f"{detail} (at write time: left NaN in the cube)"})
         return out
 
 
@@ -195,8 +206,14 @@ class _PlanBlocks:
     def __init__(self, frames, load_rows: Callable, shape: tuple[int, int]):
         self.frames, self.load_rows, self.shape = frames, load_rows, shape
 
-    def __call__(self, i0: int, i1: int) -> dict[str, np.ndarray]:
-        return {"aia": self.load_rows(self.frames[i0:i1], self.shape)}
+    def __call__(self, i0: int, i1: int) -> dict:
+        if not getattr(self.load_rows, "reports_skips", False):
+            return {"aia": self.load_rows(self.frames[i0:i1], self.shape)}
+        skipped: list[dict] = []
+        aia = self.load_rows(self.frames[i0:i1], self.shape, skipped)
+        for skip in skipped:
+            skip["time_step"] = i0 + skip.pop("row")
+        return {"aia": aia, store.SKIPPED_KEY: skipped}
 
 
 def _reference_headers(row, channels, options: prep.PrepOptions) -> dict:

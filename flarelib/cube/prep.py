@@ -606,7 +606,9 @@ def _degradation(smap, options: PrepOptions, info: FrameInfo):
     from astropy.time import Time
 
     table = load_correction_table(str(options.table_path()))
-    date, values = smap.date, {}
+    # the frame's time as the scan read it (T_OBS, or DATE-OBS when T_OBS is missing), never the map's own DATE-OBS:
+    # the date the scan checked against the table is the date the correction uses
+    date, values = Time(str(info.t_obs), scale="utc"), {}
     epochs = degradation_epochs(options.table_path(), info.channel)
     if epochs is not None and not epochs[0] <= info.t_obs <= epochs[1]:  # allowed by check_calibration ("warn")
         nearest = epochs[0] if info.t_obs < epochs[0] else epochs[1] - np.timedelta64(1, "s")
@@ -636,8 +638,10 @@ def _downsample(smap, options: PrepOptions, info: FrameInfo):
         factor = ny // shape[0]
         return (smap.superpixel([factor, factor] * u.pix, func=np.mean),
                 {"function": "superpixel", "factor": factor, "func": "mean"})
-    return (smap.resample([shape[1], shape[0]] * u.pix, method="linear"),
-            {"function": "resample", "method": "linear"})
+    values = {"function": "resample", "method": "linear"}
+    if abs((ny / shape[0]) / (nx / shape[1]) - 1) > 0.01:  # another aspect ratio: the image is stretched
+        values.update(stretched=True, scale_y=round(shape[0] / ny, 6), scale_x=round(shape[1] / nx, 6))
+    return smap.resample([shape[1], shape[0]] * u.pix, method="linear"), values
 
 
 _APPLY = {"register": _register, "degradation": _degradation, "exposure": _exposure, "downsample": _downsample}

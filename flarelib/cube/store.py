@@ -22,7 +22,13 @@ Format choices (also in ``DATASET_CARD.md``, which every store carries in its at
 
 Resumable writes: :func:`write_cube` takes a per-store lock (``<store>.lock``, the
 ``filelock`` package; a second writer waits up to ``WriteOptions.lock_timeout`` seconds,
-then fails with :class:`CubeLockedError`), first writes a *template* (every coordinate and
+then fails with :class:`CubeLockedError` naming the pid that holds it). Readers
+(:func:`verify_cube`, :func:`open_cube`) take a shared :func:`read_lock` on the same file, so a
+store being built is reported as such, never as missing chunks; reading needs no write access
+(a complete store in a read-only folder is reused and opened without the write lock). A store
+flarelib did not write (:func:`foreign_store`: another program's Zarr store, a Zarr v3 copy, a
+re-encoded copy, a cube whose attrs another program replaced) is named as such and never deleted
+unasked; variables another program added are kept and not checked. It first writes a *template* (every coordinate and
 target, ``aia`` empty, ``ingested=0`` everywhere, ``attrs["ingest_status"]="incomplete"``)
 under a unique temporary name and renames it into place; then it fills the time steps a batch
 at a time (``steps_per_write``) and sets ``ingested`` for a batch only after its pixels are written; then it
@@ -45,7 +51,9 @@ import math
 import os
 import shutil
 import sys
+import time
 import uuid
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,6 +69,11 @@ import xarray as xr
 import zarr
 import zarr.storage
 from tqdm.auto import tqdm
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +91,13 @@ _METADATA_NAMES = (".zarray", ".zattrs", ".zgroup", ".zmetadata")
 #: proves its bytes are intact; the manifest proves they are the bytes written at that variable and position
 #: (a chunk moved or swapped to another time step keeps a valid CRC, but not the one its key records).
 MANIFEST_KEY = "chunk_checksums.json"
+#: ``fill_steps`` may return this key beside its arrays: the inputs it left out while filling (dicts with
+#: ``source``, ``reason``, ``detail`` and ``time_step``, e.g. a frame whose calibration failed). They are kept in the
+#: store (``write_skips/<i0>-<i1>.json``, written before the steps are flagged ingested, so a killed writer loses
+#: none) and added to ``attrs["skipped_inputs"]`` and ``attrs["n_skipped"]`` when the store is completed;
+#: :func:`mark_damaged` drops the entries of the steps it flags for re-ingest.
+SKIPPED_KEY = "_skipped_inputs"
+_SKIPS_DIR = "write_skips"
 
 
 class IncompleteCubeError(RuntimeError):
@@ -271,6 +291,7 @@ class _ArrayLayout:
     chunks: tuple[int, ...]
     time_chunk: int | None  # time steps per chunk when the first dimension is time
     separator: str
+    checked: bool = True  # stored with flarelib's CRC32 codec (an array added by other software is not)
 
     def chunk_keys(self) -> Iterator[str]:
         grid = [range(math.ceil(s / c)) for s, c in zip(self.shape, self.chunks)] or [range(1)]
@@ -294,9 +315,95 @@ def _layouts(metadata: dict) -> dict[str, _ArrayLayout]:
         name = key[: -len("/.zarray")]
         dims = metadata.get(f"{name}/.zattrs", {}).get("_ARRAY_DIMENSIONS", [])
         time_chunk = int(meta["chunks"][0]) if dims[:1] == ["time"] else None
+        compressor = meta.get("compressor") or {}
         out[name] = _ArrayLayout(name, tuple(meta["shape"]), tuple(meta["chunks"]), time_chunk,
-                                 meta.get("dimension_separator") or ".")
+                                 meta.get("dimension_separator") or ".",
+                                 isinstance(compressor, dict) and compressor.get("id") == "crc32")
     return out
+
+
+def _checked_layouts(metadata: dict) -> dict[str, _ArrayLayout]:
+    """The arrays flarelib wrote and checks: those stored with its CRC32 codec."""
+    return {name: layout for name, layout in _layouts(metadata).items() if layout.checked}
+
+
+def _added_variables(metadata: dict) -> list[str]:
+    """Arrays without flarelib's CRC32 codec: added by other software (e.g. ``to_zarr(mode="a")``), not checked."""
+    return sorted(name for name, layout in _layouts(metadata).items() if not layout.checked)
+
+
+def _streamed(attrs: dict) -> set[str]:
+    try:
+        return set(json.loads(attrs.get("streamed_variables", "[]")))
+    except (ValueError, TypeError):
+        return set()
+
+
+def _missing_variables(metadata: dict, manifest: dict[str, int] | None = None) -> list[str]:
+    """The variables flarelib wrote in a store that it lacks: its ``streamed_variables``, ``ingested`` and, in a
+    complete store, every variable of its chunk manifest (so a renamed target or coordinate is caught too)."""
+    present = set(_layouts(metadata))
+    written = {key.rpartition("/")[0] for key in (manifest or {})}
+    return sorted((_streamed(metadata.get(".zattrs", {})) | {"ingested"} | written) - present)
+
+
+def _complete_manifest(path, metadata: dict, storage_options: dict | None = None) -> dict[str, int] | None:
+    """The chunk manifest of a complete store (``None``: not complete, none, or unreadable; verify reports that)."""
+    if metadata.get(".zattrs", {}).get("ingest_status") != "complete":
+        return None
+    try:
+        return _manifest(path, storage_options)
+    except DamagedCubeError:
+        return None
+
+
+def _missing_variable_message(path, metadata: dict, missing: list[str]) -> str:
+    """What a store that lacks a variable flarelib wrote there says (a renamed or deleted variable)."""
+    return f"{path}: {_missing_variable_text(metadata, missing[0])}"
+
+
+def _missing_variable_text(metadata: dict, name: str) -> str:
+    others = sorted(set(_layouts(metadata)) - {"ingested"})
+    return (f"variable {name!r} (written by flarelib) is not in the store, "
+            f"which holds {others}: renamed or deleted? Rename it back (then zarr.consolidate_metadata), or rebuild "
+            "the store (`flarelib catalog build NAME --overwrite` deletes the whole store, every variable above "
+            "included)")
+
+
+def foreign_store(path, metadata: dict | None, raw: _Raw | None = None) -> str | None:
+    """Why a store is not a flarelib cube (what was found), or ``None`` when it is one (of any schema).
+
+    Tells a Zarr v3 store, a Zarr store written by other software (no flarelib attrs), a flarelib
+    cube whose attrs were replaced by other software (e.g. ``xarray.to_zarr(mode="a")`` with
+    a dataset without them) and a copy re-encoded without flarelib's CRC32 codec.
+    """
+    raw = raw or _Raw(path)
+    if metadata is None:  # not consolidated: judge by the root's own attrs
+        if raw.get("zarr.json") is not None:
+            return ("a Zarr v3 store (zarr.json), not a flarelib cube (Zarr v2): written by other software, e.g. "
+                    "xarray's to_zarr without zarr_format=2")
+        root_attrs = raw.get(".zattrs")
+        if root_attrs is None:  # a template cut off before its attrs (object storage), or damage: not judged here
+            return None
+        try:
+            attrs = json.loads(root_attrs)
+        except ValueError:
+            return None  # unreadable: the checks of the metadata say so
+        if raw.get(".zgroup") is None or not isinstance(attrs, dict) or any(
+                k in attrs for k in ("store_schema", "input_fingerprint", "streamed_variables")):
+            return None
+        metadata = {".zattrs": attrs, **({"ingested/.zarray": {}} if raw.get("ingested/.zarray") is not None else {})}
+    attrs = metadata.get(".zattrs", {})
+    if any(k in attrs for k in ("store_schema", "input_fingerprint", "streamed_variables")):
+        layouts = _layouts(metadata)
+        if layouts and not any(layout.checked for layout in layouts.values()):
+            return ("a copy of a flarelib cube re-encoded by other software: no variable carries flarelib's CRC32 "
+                    "codec, so its chunks cannot be checked")
+        return None
+    if "ingested/.zarray" in metadata or raw.get(MANIFEST_KEY) is not None:
+        return ("a flarelib cube whose attrs were replaced by other software (.zattrs has no store_schema or "
+                "input_fingerprint; xarray's to_zarr(mode='a') writes the appended dataset's attrs)")
+    return "a Zarr store written by other software (no flarelib attrs: store_schema, input_fingerprint)"
 
 
 def _store_name(path) -> str:
@@ -389,6 +496,10 @@ class CubeReport:
     times: tuple[str, ...] = ()
     streamed: tuple[str, ...] = ()
     checksums: dict = dataclasses.field(default_factory=dict, repr=False)  #: chunk key -> CRC32 read
+    #: what was found besides damage: variables added by other software (not checked), no chunk manifest
+    notes: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()  #: variables without flarelib's CRC32 codec (added by other software)
+    foreign: str | None = None  #: why the store is not a flarelib cube (``None``: it is one)
 
     @property
     def ok(self) -> bool:
@@ -419,6 +530,9 @@ class CubeReport:
         """One line per problem (what ``flarelib catalog verify`` prints)."""
         out = []
         for p in self.problems:
+            if not p.key:
+                out.append(f"{self.path}: {p.problem}")
+                continue
             if p.steps is None:
                 where = ""
             elif p.steps[1] - p.steps[0] == 1:
@@ -429,35 +543,72 @@ class CubeReport:
             out.append(f"{self.path}: {p.variable or '(store)'}{where}: {p.key} {p.problem}")
         return out
 
+    def fix(self, command: str = "flarelib catalog build NAME") -> str:
+        """The fix of a damaged store, and what it deletes (what ``flarelib catalog verify`` prints)."""
+        if self.foreign is not None and "attrs were replaced" not in self.foreign:
+            return ("flarelib does not delete a store it did not write: move it away (or build the cube into "
+                    "another --build-dir); xarray.open_zarr reads it without flarelib's checks")
+        if any(p.key == ".zmetadata" for p in self.problems):
+            return (f"{command} consolidates the metadata again from the variables' own .zarray/.zattrs and "
+                    "checks every chunk (it deletes nothing)")
+        added = f", the variables {list(self.added)} that flarelib did not write included" if self.added else ""
+        if self.repairable:
+            return (f"{command} re-ingests time steps {list(self.damaged_steps)[:20]} (it deletes only their "
+                    "damaged chunks" + (f"; it keeps {list(self.added)}" if self.added else "") + ")")
+        return f"{command} --overwrite deletes the whole store and builds it anew{added}"
+
 
 def verify_cube(path: str | Path, *, storage_options: dict | None = None,
-                expected: set[str] | None = None) -> CubeReport:
+                expected: set[str] | None = None, lock_timeout: float | None = 0.0) -> CubeReport:
     """Check every chunk of a store (path or URL): present where it should be, and its CRC32 intact.
 
-    Reads every stored byte once (no decompression). A streamed chunk may be missing only
-    where ``ingested`` is 0; any other chunk must be present. ``expected``: variable names
-    that must exist (the writer passes the template's). A complete store whose ``ingested``
-    flags are not all 1 is damaged too. Returns a :class:`CubeReport`; raises nothing for damage.
+    Reads every stored byte once (no decompression), under a :func:`read_lock`: a store being
+    written raises :class:`CubeLockedError` naming the writer's pid once ``lock_timeout`` seconds
+    (default 0: at once) have passed, instead of reporting its unwritten chunks missing. A streamed
+    chunk may be missing only where ``ingested`` is 0; any other chunk must be present. The
+    variables flarelib wrote (``attrs["streamed_variables"]``, ``ingested`` and ``expected``, which
+    the writer passes) must exist. A complete store whose ``ingested`` flags are not all 1 is damaged
+    too. A store flarelib did not write is one problem saying what was found (:func:`foreign_store`);
+    variables added by other software (without flarelib's CRC32 codec) are not checked and are listed
+    in ``notes``. Returns a :class:`CubeReport`; raises nothing for damage.
     """
+    with read_lock(path, lock_timeout):
+        return _verify(path, storage_options, expected)
+
+
+def _verify(path, storage_options: dict | None, expected: set[str] | None) -> CubeReport:
     raw = _Raw(path if is_url(path) else Path(path), storage_options)
     label = _store_name(path)
     metadata = raw.metadata()
+    foreign = foreign_store(path, metadata, raw)
+    if foreign is not None:
+        return CubeReport(label, "unknown", 0, 0, (ChunkProblem("", "", f"not a flarelib cube: {foreign}"),),
+                          foreign=foreign, added=tuple(_added_variables(metadata or {})))
     if metadata is None:
-        return CubeReport(label, "unknown", 0, 0, (ChunkProblem("", ".zmetadata", "is missing or unreadable"),))
+        what = ("is missing: deleted, or the store was copied without it" if raw.get(".zmetadata") is None
+                else "is unreadable")
+        return CubeReport(label, "unknown", 0, 0, (ChunkProblem("", ".zmetadata", f"(consolidated metadata) {what}"),))
     attrs = metadata.get(".zattrs", {})
     status = str(attrs.get("ingest_status", "unknown"))
     if attrs.get("store_schema", 1) != STORE_SCHEMA:
         return CubeReport(label, status, 0, 0, (ChunkProblem(
             "", ".zattrs", f"has store schema {attrs.get('store_schema', 1)} (this flarelib writes {STORE_SCHEMA}, "
             "with chunk checksums): build it again"),))
-    streamed = set(json.loads(attrs.get("streamed_variables", "[]")))
-    layouts = _layouts(metadata)
+    streamed = _streamed(attrs)
+    layouts = _checked_layouts(metadata)
+    added = tuple(_added_variables(metadata))
+    notes = [f"variable {name!r} was not written by flarelib (no CRC32 codec: added by other software?); it is not "
+             "checked, and `build` keeps it" for name in added]
     problems: list[ChunkProblem] = []
-    for name in sorted((expected or set()) - set(layouts)):
-        problems.append(ChunkProblem(name, f"{name}/.zarray", "is not in the consolidated metadata"))
+    own = set(_missing_variables(metadata, _complete_manifest(path, metadata, storage_options)))
+    for name in sorted(own):  # flarelib wrote it in this store: renamed or deleted since
+        problems.append(ChunkProblem(name, "", _missing_variable_text(metadata, name)))
+    for name in sorted((expected or set()) - set(_layouts(metadata)) - own):  # the writer's, never in this store
+        problems.append(ChunkProblem(name, f"{name}/.zarray", "is not in the store, though this flarelib writes it "
+                                     "(a store of another flarelib version?)"))
     if "ingested" not in layouts:
-        problems.append(ChunkProblem("ingested", "ingested/.zarray", "is not in the consolidated metadata"))
-        return CubeReport(label, status, 0, 0, tuple(problems), (), tuple(sorted(streamed)))
+        return CubeReport(label, status, 0, 0, tuple(problems), (), tuple(sorted(streamed)), notes=tuple(notes),
+                          added=added)
     nt = layouts["ingested"].shape[0]
     good: dict[str, dict[str, bytes]] = {}
     checksums: dict[str, int] = {}
@@ -478,7 +629,12 @@ def verify_cube(path: str | Path, *, storage_options: dict | None = None,
                     good.setdefault(name, {})[key] = data
     if status == "complete":
         try:
-            problems += _misplaced_chunks(checksums, _manifest(path, storage_options), layouts)
+            manifest = _manifest(path, storage_options)
+            problems += _misplaced_chunks(checksums, manifest, layouts)
+            if manifest is None:
+                notes.append(f"{MANIFEST_KEY} is missing, which flarelib writes when it completes a store: a copy made "
+                             "by other software (xarray leaves out chunks equal to the fill value)? The chunks' "
+                             "positions are not checked")
         except DamagedCubeError:
             problems.append(ChunkProblem("", MANIFEST_KEY, "is unreadable (the chunks' positions cannot be checked)"))
     ingested = np.zeros(nt, dtype=bool)
@@ -496,7 +652,7 @@ def verify_cube(path: str | Path, *, storage_options: dict | None = None,
                                              (int(i), int(i) + 1)))
     times = _times(good.get("time", {}), layouts.get("time"), metadata)
     return CubeReport(label, status, nt, int(ingested.sum()), tuple(problems), times, tuple(sorted(streamed)),
-                      checksums)
+                      checksums, tuple(notes), added)
 
 
 def _stored_crc(data) -> int:
@@ -586,6 +742,7 @@ def mark_damaged(path: str | Path, report: CubeReport | None = None, *,
         flags = group["ingested"]
         for i in report.damaged_steps:
             flags[i] = 0
+        _forget_write_skips(group, set(report.damaged_steps))
         group.attrs["ingest_status"] = "incomplete"
     zarr.consolidate_metadata(location, zarr_format=ZARR_FORMAT)
     log.warning("%s: %d damaged time steps flagged for re-ingest: %s", report.path, len(report.damaged_steps),
@@ -593,14 +750,16 @@ def mark_damaged(path: str | Path, report: CubeReport | None = None, *,
     return report
 
 
-def _quick_problems(path: Path, metadata: dict) -> list[str]:
-    """Cheap structural checks of a local store (one directory listing per variable, no chunk read)."""
+def _quick_problems(path: Path, metadata: dict, manifest: dict[str, int] | None = None) -> list[str]:
+    """Cheap structural checks of a local store (one directory listing per variable, no chunk read); ``manifest``:
+    its chunk manifest when already read (else read here for a complete store)."""
     raw = _Raw(path)
     attrs = metadata.get(".zattrs", {})
     complete = attrs.get("ingest_status") == "complete"
-    streamed = set(json.loads(attrs.get("streamed_variables", "[]")))
-    out = []
-    for name, layout in _layouts(metadata).items():
+    streamed = _streamed(attrs)
+    manifest = manifest if manifest is not None else _complete_manifest(path, metadata)
+    out = [_missing_variable_text(metadata, name) for name in _missing_variables(metadata, manifest)]
+    for name, layout in _checked_layouts(metadata).items():
         present = raw.chunk_keys(name)
         if present is None or not (path / name / ".zarray").exists():
             out.append(f"variable {name!r}: its folder or metadata is missing")
@@ -618,29 +777,123 @@ def _quick_problems(path: Path, metadata: dict) -> list[str]:
 
 # --------------------------------------------------------------------------- writing
 
+#: Lock files whose write lock this process holds (:func:`store_lock`): its own reads need no read lock.
+_HELD: set[str] = set()
+
+
+def _lock_file(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _lock_holder(lock_file: Path) -> tuple[int, str] | None:
+    """The pid holding a lock on ``lock_file`` and how (``"WRITE"``: a writer, ``"READ"``: a reader), from
+    ``/proc/locks``; ``None`` where unknown (not Linux, or released meanwhile)."""
+    try:
+        inode = os.stat(lock_file).st_ino
+        with open("/proc/locks") as fh:
+            for line in fh:
+                fields = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 12345 fd:01:678 0 EOF" (a blocked waiter has "->" after the number)
+                if "->" in fields:
+                    continue
+                if len(fields) >= 6 and fields[5].rsplit(":", 1)[-1] == str(inode):
+                    return int(fields[4]), fields[3]
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _busy_message(path, lock_file: Path, timeout: float) -> str:
+    holder = _lock_holder(lock_file)
+    waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
+    if holder is not None and holder[1] == "READ":
+        return (f"{path} is being read by pid {holder[0]} (a verify or an open holds the read lock {lock_file})"
+                f"{waited}; run the command again when it is done (or raise FLARELIB_LOCK_TIMEOUT)")
+    who = f"pid {holder[0]}" if holder is not None else "another process"
+    return (f"{path} is being written by {who}: a build is in progress (lock {lock_file} held){waited}; "
+            "wait for it to finish, then run the command again (or raise FLARELIB_LOCK_TIMEOUT)")
+
+
+def _default_timeout(timeout: float | None) -> float:
+    return float(os.environ.get("FLARELIB_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)) if timeout is None else timeout
+
+
 @contextlib.contextmanager
 def store_lock(path: str | Path, timeout: float | None = None) -> Iterator[None]:
     """The per-store write lock (``<store>.lock`` next to a local store; object storage has none).
 
     Waits ``timeout`` seconds (``None``: ``$FLARELIB_LOCK_TIMEOUT`` or :data:`DEFAULT_LOCK_TIMEOUT`), then raises
-    :class:`CubeLockedError`.
+    :class:`CubeLockedError` naming the pid that holds it. Readers take :func:`read_lock` on the same file.
     """
     path = path if is_url(path) else Path(path)
     if is_url(path):
         yield
         return
-    timeout = float(os.environ.get("FLARELIB_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)) if timeout is None else timeout
+    timeout = _default_timeout(timeout)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = filelock.FileLock(str(path.with_name(path.name + ".lock")), timeout=timeout)
+    lock_file = _lock_file(path)
+    lock = filelock.FileLock(str(lock_file), timeout=timeout)
     try:
         lock.acquire()
     except filelock.Timeout:
-        raise CubeLockedError(f"{path} is being written by another process (lock {lock.lock_file} held for more "
-                              f"than {timeout:g} s); wait for it to finish or raise FLARELIB_LOCK_TIMEOUT") from None
+        raise CubeLockedError(_busy_message(path, lock_file, timeout)) from None
+    except PermissionError:
+        raise PermissionError(f"{path}: cannot create its write lock {lock_file}: the folder {path.parent} is not "
+                              "writable; build the cube where you can write (--build-dir or $FLARELIB_DATA_DIR) "
+                              "or make the folder writable") from None
+    key = str(lock_file.resolve())
+    _HELD.add(key)
     try:
         yield
     finally:
+        _HELD.discard(key)
         lock.release()
+
+
+@contextlib.contextmanager
+def read_lock(path: str | Path, timeout: float | None = 0.0) -> Iterator[None]:
+    """A shared lock on a local store's ``<store>.lock`` while it is read: writers (:func:`store_lock`) wait for it,
+    and it waits for a writer.
+
+    ``timeout``: seconds to wait for a writer (``None``: ``$FLARELIB_LOCK_TIMEOUT`` or :data:`DEFAULT_LOCK_TIMEOUT`),
+    then :class:`CubeLockedError` naming the writer's pid ("a build is in progress"). Needs no write access: an
+    existing lock file is opened read-only, and a folder where the lock file cannot be created is read without a
+    lock (no flarelib writer can write there either). No-op for URLs and inside this process's own write lock.
+    """
+    if is_url(path):
+        yield
+        return
+    path = Path(path)
+    lock_file = _lock_file(path)
+    if str(lock_file.resolve()) in _HELD:
+        yield
+        return
+    try:
+        fd = os.open(lock_file, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError:
+        try:
+            fd = os.open(lock_file, os.O_RDONLY)
+        except OSError:
+            log.debug("%s: no lock file and its folder is not writable: read without a lock", path)
+            yield
+            return
+    try:
+        if fcntl is not None:  # POSIX: the flock the writers' filelock takes too (Windows: read unlocked)
+            deadline = time.monotonic() + _default_timeout(timeout)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise CubeLockedError(_busy_message(path, lock_file, _default_timeout(timeout))) from None
+                    time.sleep(0.05)
+                except OSError as err:  # a file system without flock (the writers' filelock falls back too)
+                    log.debug("%s: no flock on %s (%s): read without a lock", path, lock_file, err)
+                    break
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_template(path, template: xr.Dataset, streamed: dict[str, tuple],
@@ -714,10 +967,44 @@ def write_cube(
     does not verify (e.g. it was deleted or changed during the write).
     """
     path = path if is_url(path) else Path(path)
+    if not is_url(path) and path.exists() and not _writable(path.parent):
+        return _reuse_read_only(path, template.attrs["input_fingerprint"])
     with store_lock(path, options.lock_timeout):
         if not is_url(path):
             _remove_stale_templates(path)
         return _write_locked(path, template, streamed, fill_steps, options)
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder`` (the lock file, a template)."""
+    return os.access(folder, os.W_OK)
+
+
+def _reuse_read_only(path: Path, fingerprint: str) -> Path:
+    """A complete store of ``fingerprint`` in a folder this process cannot write: reused as it is (no write lock is
+    needed to read it); anything else raises a ``PermissionError`` saying why it would have to be written."""
+    with read_lock(path, None):
+        metadata = _Raw(path).metadata()
+        foreign = foreign_store(path, metadata)
+        attrs = (metadata or {}).get(".zattrs", {})
+        if foreign is not None:
+            why = f"is not a flarelib cube ({foreign})"
+        elif metadata is None:
+            why = "has no consolidated metadata (.zmetadata)"
+        elif attrs.get("input_fingerprint") != fingerprint:
+            why = "was built from other inputs or parameters"
+        elif attrs.get("store_schema") != STORE_SCHEMA or attrs.get("ingest_status") != "complete":
+            why = (f"is {attrs.get('ingest_status', 'incomplete')} (store schema {attrs.get('store_schema', 1)})"
+                   if attrs.get("ingest_status") != "complete" else "was written with another store schema")
+        else:
+            quick = _quick_problems(path, metadata)
+            why = f"is damaged ({quick[0]})" if quick else ""
+    if why:
+        raise PermissionError(f"{path} {why}, and its folder {path.parent} is not writable, so it cannot be "
+                              "(re)built there: build it where you can write (--build-dir or $FLARELIB_DATA_DIR) or "
+                              "make the folder writable")
+    log.info("%s is complete and up to date (read-only folder: reused without the write lock)", path)
+    return path
 
 
 def _write_locked(path, template: xr.Dataset, streamed: dict, fill_steps: Callable, options: WriteOptions):
@@ -726,20 +1013,51 @@ def _write_locked(path, template: xr.Dataset, streamed: dict, fill_steps: Callab
     scheduler, storage_options = options.scheduler, options.storage_options
     fingerprint = template.attrs["input_fingerprint"]
     expected = {str(v) for v in template.variables} | set(streamed) | {"ingested"}
-    if is_url(path) and _exists(path, storage_options) and not _exists(path, storage_options, ".zmetadata"):
+    if (is_url(path) and _exists(path, storage_options) and not _exists(path, storage_options, ".zmetadata")
+            and foreign_store(path, None, _Raw(path, storage_options)) is None):  # never another program's store
         log.warning("%s holds a template that was cut off; writing it again", path)
         _remove(path, storage_options)
+    reconsolidated = False
     if _exists(path, storage_options):
+        raw = _Raw(path, storage_options)
+        foreign = foreign_store(path, raw.metadata(), raw)
+        if foreign is not None and "attrs were replaced" not in foreign:  # never delete what flarelib did not write
+            raise CubeMismatchError(f"{path} exists and is not a flarelib cube: {foreign}; flarelib will not delete "
+                                    "it (not even with overwrite): move it away, or build the cube at another path")
         try:
             attrs = read_attrs(path, storage_options)
         except Exception:  # not a zarr group: never delete what we did not write
-            raise CubeMismatchError(f"{path} exists and is not a flarelib cube; remove it yourself") from None
-        if attrs.get("input_fingerprint") != fingerprint:
+            raise CubeMismatchError(f"{path} exists and is not a flarelib cube (not even a Zarr store: no readable "
+                                    ".zgroup/.zattrs); flarelib will not delete it: move it away, or build the cube "
+                                    "at another path") from None
+        if (raw.metadata() is None and not is_url(path) and attrs.get("input_fingerprint") == fingerprint
+                and raw.get(".zmetadata") is None):
+            log.warning("%s: its consolidated metadata (.zmetadata) is missing; consolidating it again from the "
+                        "variables' own metadata, then checking every chunk", path)
+            with warnings.catch_warnings():  # the chunk manifest is not a Zarr object (so says zarr)
+                warnings.filterwarnings("ignore", message=".*not recognized as a component")
+                zarr.consolidate_metadata(_location(path, storage_options), zarr_format=ZARR_FORMAT)
+            reconsolidated = True
+        if foreign is not None:
+            added = _added_variables(raw.metadata() or {})
+            if not overwrite:
+                raise CubeMismatchError(
+                    f"{path}: {foreign}; pass overwrite=True (catalog: build NAME --overwrite) to delete it and build "
+                    "it anew" + (f" (the variables {added} that flarelib did not write are deleted too)" if added
+                                 else ""))
+            log.warning("%s: %s; deleting it and building it anew (overwrite)%s", path, foreign,
+                        f", the variables {added} that flarelib did not write included" if added else "")
+            _remove(path, storage_options)
+        elif attrs.get("input_fingerprint") != fingerprint:
+            added = _added_variables(raw.metadata() or {})
             if not overwrite:
                 raise CubeMismatchError(
                     f"{path} was built from other inputs or parameters "
                     f"(fingerprint {str(attrs.get('input_fingerprint'))[:12]} != {fingerprint[:12]}); "
-                    "pass overwrite=True (catalog: build NAME --overwrite) to replace it")
+                    "pass overwrite=True (catalog: build NAME --overwrite) to replace it (it deletes the whole store"
+                    + (f", the variables {added} that flarelib did not write included)" if added else ")"))
+            log.warning("%s was built from other inputs or parameters; deleting it and building it anew (overwrite)%s",
+                        path, f", the variables {added} that flarelib did not write included" if added else "")
             _remove(path, storage_options)
         elif attrs.get("store_schema") != STORE_SCHEMA:
             log.warning("%s was written with store schema %s (this flarelib writes %s); rebuilding it", path,
@@ -748,13 +1066,17 @@ def _write_locked(path, template: xr.Dataset, streamed: dict, fill_steps: Callab
         else:
             metadata = _Raw(path, storage_options).metadata() or {}
             quick = [] if is_url(path) else _quick_problems(path, metadata)
-            if attrs.get("ingest_status") == "complete" and not quick:
+            if attrs.get("ingest_status") == "complete" and not quick and not reconsolidated:
                 log.info("%s is complete and up to date", path)
                 return path
             report = verify_cube(path, storage_options=storage_options, expected=expected)
             if not report.ok:
+                missing = [p for p in report.problems if not p.key and p.variable]  # renamed or deleted variables
                 if report.repairable:
                     mark_damaged(path, report, storage_options=storage_options)
+                elif (missing or report.added) and not overwrite:  # not what a rebuild may silently delete
+                    raise DamagedCubeError(report.lines()[0] if missing else f"{report.lines()[0]}; fix: "
+                                           f"{report.fix('build NAME')}")
                 else:
                     log.warning("%s: %s; rebuilding the whole store", path, report.lines()[0])
                     _remove(path, storage_options)
@@ -775,7 +1097,8 @@ def _write_locked(path, template: xr.Dataset, streamed: dict, fill_steps: Callab
     name = path.rsplit("/", 1)[-1] if is_url(path) else path.name
     with tqdm(total=len(todo), desc=f"write {name}", unit="step", disable=not progress) as bar:
         if scheduler is None:
-            results = (write_region(group, list(streamed), fill_steps, i0, i1) for i0, i1 in regions)
+            results = (write_region(group, list(streamed), fill_steps, i0, i1, storage_options, target=path)
+                       for i0, i1 in regions)
         else:
             target = path if is_url(path) else str(path)
             results = _distributed_regions(scheduler, target, storage_options, list(streamed), fill_steps, regions)
@@ -799,6 +1122,7 @@ def _finish(path, expected: set[str], storage_options: dict | None) -> None:
                                "Build it again")
     location = _location(path, storage_options)
     group = zarr.open_group(location, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+    _record_write_skips(path, group, storage_options)
     group.attrs["ingest_status"] = "complete"
     zarr.consolidate_metadata(location, zarr_format=ZARR_FORMAT)
     metadata = _Raw(path, storage_options).metadata() or {}
@@ -810,17 +1134,57 @@ def _finish(path, expected: set[str], storage_options: dict | None) -> None:
     _Raw(path, storage_options).put(MANIFEST_KEY, json.dumps(report.checksums, sort_keys=True).encode())
 
 
+def _record_write_skips(path, group, storage_options: dict | None) -> None:
+    """Add the inputs ``fill_steps`` left out (:data:`SKIPPED_KEY`) to ``skipped_inputs``/``n_skipped`` (a step
+    re-ingested after :func:`mark_damaged`, which drops its entries, reports its own again)."""
+    raw = _Raw(path, storage_options)
+    keys = sorted(raw.chunk_keys(_SKIPS_DIR) or ())
+    if not keys:
+        return
+    found: dict[tuple, dict] = {}
+    for key in keys:
+        for skip in json.loads(raw.get(key) or b"{}").get("skipped", []):  # a step written twice (a resume) once
+            found[(skip.get("time_step"), str(skip.get("source", "")))] = skip
+    previous = json.loads(group.attrs.get("skipped_inputs", "[]") or "[]")
+    merged = previous + [found[k] for k in sorted(found, key=lambda k: (k[0] if k[0] is not None else -1, k[1]))]
+    group.attrs["skipped_inputs"] = json_attr(merged)
+    group.attrs["n_skipped"] = len(merged)
+    for key in keys:
+        raw.delete(key)
+    if not is_url(path):
+        with contextlib.suppress(OSError):
+            (Path(path) / _SKIPS_DIR).rmdir()
+
+
+def _forget_write_skips(group, steps: set[int]) -> None:
+    """Drop the ``skipped_inputs`` entries of time steps about to be written again (they report their own)."""
+    try:
+        previous = json.loads(group.attrs.get("skipped_inputs", "[]") or "[]")
+    except (ValueError, TypeError):
+        return
+    kept = [s for s in previous if not (isinstance(s, dict) and s.get("time_step") in steps)]
+    if len(kept) != len(previous):
+        group.attrs["skipped_inputs"] = json_attr(kept)
+        group.attrs["n_skipped"] = len(kept)
+
+
 def write_region(group, names: list[str], fill_steps: Callable, i0: int, i1: int,
-                 storage_options: dict | None = None) -> tuple[int, int]:
+                 storage_options: dict | None = None, target=None) -> tuple[int, int]:
     """Fill time steps ``[i0, i1)`` of the streamed variables, then flag them ingested.
 
-    ``group`` is an open Zarr group, or a store path or URL (what a Dask worker receives).
+    ``group`` is an open Zarr group, or a store path or URL (what a Dask worker receives);
+    ``target``: the store's path or URL when ``group`` is an open group (where the inputs that
+    ``fill_steps`` left out, :data:`SKIPPED_KEY`, are kept until the store is completed).
     Every chunk is written, even one equal to the fill value (a missing chunk means damage).
     """
     with zarr.config.set({"array.write_empty_chunks": True}):
         if not isinstance(group, zarr.Group):
+            target = group
             group = zarr.open_group(_location(group, storage_options), mode="r+", zarr_format=ZARR_FORMAT)
         arrays = fill_steps(i0, i1)
+        if arrays.get(SKIPPED_KEY) and target is not None:  # before the flags: a killed writer loses no record
+            _Raw(target, storage_options).put(f"{_SKIPS_DIR}/{i0}-{i1}.json", json.dumps(
+                {"steps": [i0, i1], "skipped": arrays[SKIPPED_KEY]}, default=str).encode())
         for name in names:
             group[name][i0:i1] = arrays[name]
         group["ingested"][i0:i1] = 1
@@ -896,23 +1260,52 @@ def open_cube(path: str | Path, *, allow_incomplete: bool = False, storage_optio
     path = path if is_url(path) else Path(path)
     if not _exists(path, storage_options):
         raise FileNotFoundError(f"no cube at {path}; build it first (see data_catalog.yaml / make data)")
-    if not _exists(path, storage_options, ".zmetadata"):  # written last by every flarelib writer
-        raise IncompleteCubeError(f"{path} has no consolidated metadata: its writer stopped while writing the "
-                                  "template; re-run the same ingest")
+    with read_lock(path, None):  # a writer in progress is waited for (as long as a second writer would wait)
+        return _open_checked(path, allow_incomplete, storage_options, kwargs)
+
+
+def _open_checked(path, allow_incomplete: bool, storage_options: dict | None, kwargs: dict) -> xr.Dataset:
     raw = _Raw(path, storage_options)
     metadata = raw.metadata()
+    foreign = foreign_store(path, metadata, raw)
+    if foreign is not None:
+        added = _added_variables(metadata or {})
+        fix = ("`flarelib catalog build NAME --overwrite` deletes it and builds the cube anew"
+               + (f" (the variables {added} that flarelib did not write included)" if added else "")
+               if "attrs were replaced" in foreign else
+               "xarray.open_zarr reads it without flarelib's checks; flarelib will not delete it")
+        raise OutdatedCubeError(f"{path} is not a flarelib cube: {foreign}; {fix}")
     if metadata is None:
-        raise DamagedCubeError(f"{path}: its consolidated metadata (.zmetadata) is unreadable; {_ADVICE}")
+        if raw.get(".zmetadata") is not None:
+            raise DamagedCubeError(f"{path}: its consolidated metadata (.zmetadata) is unreadable; {_ADVICE}")
+        if is_url(path):  # object storage: the template is written in place, its .zmetadata last
+            raise IncompleteCubeError(f"{path} has no consolidated metadata (.zmetadata): its writer stopped while "
+                                      "writing the template; re-run the same ingest (it writes the template again)")
+        raise IncompleteCubeError(f"{path} has no consolidated metadata (.zmetadata): deleted, or the store was copied "
+                                  "without it; `flarelib catalog build NAME` (or re-running the same ingest) "
+                                  "consolidates it again and checks every chunk (it deletes nothing)")
     attrs = metadata.get(".zattrs", {})
     if attrs.get("store_schema") != STORE_SCHEMA:
-        raise OutdatedCubeError(f"{path} was written with store schema {attrs.get('store_schema', 1)} (without chunk "
-                                f"checksums); this flarelib reads schema {STORE_SCHEMA}: rebuild it (re-run its "
-                                "ingest, or `flarelib catalog build NAME`)")
+        schema = attrs.get("store_schema", 1)
+        raise OutdatedCubeError(f"{path} was written by an older flarelib, with store schema {schema} "
+                                f"(without chunk checksums); this flarelib reads schema {STORE_SCHEMA}: rebuild it "
+                                "(re-run its ingest, or `flarelib catalog build NAME`: it replaces the old store)")
+    manifest = _complete_manifest(path, metadata, storage_options)
+    missing = _missing_variables(metadata, manifest)
+    if missing:
+        raise DamagedCubeError(_missing_variable_message(path, metadata, missing))
     if not is_url(path):
-        quick = _quick_problems(path, metadata)
+        quick = _quick_problems(path, metadata, manifest)
         if quick:
+            copy = (f" (the store has no chunk manifest {MANIFEST_KEY}, which flarelib writes when it completes a "
+                    "store: a copy made by other software? xarray's to_zarr leaves out chunks equal to the fill "
+                    "value)" if attrs.get("ingest_status") == "complete" and raw.get(MANIFEST_KEY) is None else "")
             raise DamagedCubeError(f"{path}: {quick[0]}" + (f" (and {len(quick) - 1} more problems)"
-                                                           if len(quick) > 1 else "") + f"; {_ADVICE}")
+                                                           if len(quick) > 1 else "") + f"{copy}; {_ADVICE}")
+    added = _added_variables(metadata)
+    if added:
+        log.warning("%s: the variables %s were not written by flarelib (no CRC32 codec: added by other software?); "
+                    "they are read without flarelib's checks", path, added)
     status = attrs.get("ingest_status")
     ingested = None
     # "complete" is set only after every block has been written, flagged and verified, so the flags (one chunk per
@@ -942,8 +1335,7 @@ def checked_store(path: str | Path, *, storage_options: dict | None = None, inge
     inner = (zarr.storage.FsspecStore.from_url(path, storage_options=storage_options or {}, read_only=True)
              if is_url(path) else zarr.storage.LocalStore(str(path), read_only=True))
     manifest = _manifest(path, storage_options) if attrs.get("ingest_status") == "complete" else None
-    guard = _ChunkGuard(str(path), _layouts(metadata), set(json.loads(attrs.get("streamed_variables", "[]"))),
-                        ingested, manifest)
+    guard = _ChunkGuard(str(path), _checked_layouts(metadata), _streamed(attrs), ingested, manifest)
     return CheckedStore(inner, guard)
 
 
