@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -19,8 +19,18 @@ import torch
 import xarray as xr
 from pytorch_lightning.cli import LightningCLI
 
+from flarelib.cube.align import forecast_coords
 from flarelib.cube.store import read_attrs
-from flarelib.learn.data import MODEL_LINKS, FlareDataModule, TrainingStats, model_setting, open_source
+from flarelib.learn.data import (
+    MODEL_LINKS,
+    NOWCAST,
+    DataConfigError,
+    FlareDataModule,
+    TrainingStats,
+    _parse_target,
+    model_setting,
+    open_source,
+)
 from flarelib.learn.model import CLASS_HEAD_THRESHOLDS, CheckpointError, FlareNet, load_flarenet, read_checkpoint
 from flarelib.paths import config_path, default_runs_dir, read_config
 from flarelib.runner import run_command
@@ -41,6 +51,11 @@ class FlareCLI(LightningCLI):
         for name, source in MODEL_LINKS.items():
             parser.link_arguments(f"data.{source}", f"model.{name}", compute_fn=functools.partial(model_setting, name))
         parser.link_arguments("data", "model.stats", compute_fn=training_stats_of, apply_on="instantiate")
+
+    def before_fit(self) -> None:
+        """Before ``fit``: what the cube supports, in one line, or a refusal naming why no model can learn from it
+        (:func:`flarelib.learn.data.check_trainable`)."""
+        print(self.datamodule.check_trainable(), flush=True)
 
 
 def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
@@ -80,6 +95,24 @@ def lightning_noise_filtered():
 NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window1440min"}  #: what notebooks 04-08 train and use
 
 
+def notebook_targets(targets: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``TARGETS`` parameter of notebooks 03-05: ``{"nowcast": ..., "forecast": ...}``, each ``"now"``, a
+    forecast label (``lead60min_window1440min``) or ``"LEAD/WINDOW"`` (``"15min/1h"``), returned as the cube's
+    labels (``lead15min_window60min``: run folders are named by them). ``None``: :data:`NOTEBOOK_TARGETS`."""
+    if targets is None:
+        return dict(NOTEBOOK_TARGETS)
+    if not isinstance(targets, Mapping) or set(targets) != set(NOTEBOOK_TARGETS):
+        raise DataConfigError(f"TARGETS={targets!r}: give a mapping with the keys {sorted(NOTEBOOK_TARGETS)}, e.g. "
+                              "{'nowcast': 'now', 'forecast': '1h/24h'} (papermill: -y \"TARGETS: {...}\")")
+    out = {}
+    for kind, target in targets.items():
+        parsed = _parse_target(str(target))
+        if kind == "forecast" and parsed is None:
+            raise DataConfigError(f"TARGETS['forecast']={target!r}: a forecast needs a lead and a window, e.g. '1h/6h'")
+        out[kind] = NOWCAST if parsed is None else str(forecast_coords([parsed])["forecast"][1][0])
+    return {kind: out[kind] for kind in NOTEBOOK_TARGETS}
+
+
 #: The reference model trained beside the forecast: the same network reading only the GOES flux known at t
 #: (``goes_inputs``), without the images; a forecast must beat it to show that the images add information.
 GOES_ONLY = "goes-only"
@@ -117,7 +150,8 @@ def run_dir(size: str, target: str, root: str | Path | None = None, *, cube: str
 
 
 def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | None = None):
-    """Fit FlareNet from a YAML config (as ``flarelib train fit`` does) and test it.
+    """Fit FlareNet from a YAML config (as ``flarelib train fit`` does) and test it, after
+    :meth:`FlareCLI.before_fit`'s check of what the cube supports (a refusal names the cause).
 
     ``overrides`` are CLI-style arguments such as ``["--data.target=lead60min_window1440min"]``.
     Logs (``metrics.csv``) and checkpoints go under ``out_dir``. Returns the LightningCLI
@@ -131,6 +165,7 @@ def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | Non
             *(overrides or [])]
     with quiet_lightning():
         cli = make_cli(args, run=False)
+        cli.before_fit()
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return cli
 
@@ -165,10 +200,12 @@ def train_for_notebook(size: str, target: str, *, config: str | Path | None = No
                  overrides=overrides)
 
 
-def train_references(size: str, *, config: str | Path | None = None, cube: str | Path | None = None) -> dict:
-    """The GOES-only reference model of every notebook forecast target: ``{target: LightningCLI}``."""
+def train_references(size: str, *, config: str | Path | None = None, cube: str | Path | None = None,
+                     targets: Mapping[str, str] | None = None) -> dict:
+    """The GOES-only reference model of every notebook forecast target (``targets``, default
+    :data:`NOTEBOOK_TARGETS`): ``{target: LightningCLI}``."""
     return {target: train_for_notebook(size, target, config=config, cube=cube, variant=GOES_ONLY)
-            for target in NOTEBOOK_TARGETS.values() if target != "now"}
+            for target in notebook_targets(targets).values() if target != "now"}
 
 
 def best_checkpoint(out_dir: str | Path) -> Path:
