@@ -74,7 +74,9 @@ def test_a_file_not_in_the_checksum_list_is_a_logged_skip_and_no_targets_warn(ow
     new_entry("mine", folder, catalog=cat)
     shutil.copyfile(folder / sorted(p.name for p in folder.glob("*.fits"))[0], folder / "late_arrival.fits")
     with caplog.at_level(logging.WARNING):
-        out = load_catalog(cat).build("mine", build_dir=tmp_path / "cubes", progress=False)
+        status = cli.main(["catalog", "build", "mine", "--catalog", str(cat), "--build-dir", str(tmp_path / "cubes")])
+    assert status == 0
+    out = load_catalog(cat).cube_path("mine", tmp_path / "cubes")
     skipped = [s for s in json.loads(read_attrs(out)["skipped_inputs"]) if s["source"] == "late_arrival.fits"]
     assert len(skipped) == 1 and skipped[0]["reason"] == "not-listed"
     assert "not listed in SHA256SUMS" in skipped[0]["detail"]

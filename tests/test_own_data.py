@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import FLARE_DIR, ROOT, edit_header
 
 #: What the test puts in place of the README's placeholders: the folder of FITS files and the output folder.
-PLACEHOLDERS = ("path/to/my_fits", "build/own/")
+PLACEHOLDERS = ("path/to/my_fits", "build/own")
 
 
 def readme_commands() -> list[str]:
@@ -33,7 +33,7 @@ def readme_commands() -> list[str]:
     return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
 
 
-def retimed_real_frames(folder: Path, steps: int = 72, start: str = "2012-06-01T00:10", cadence: str = "20min"):
+def retimed_real_frames(folder: Path, steps: int = 72, start: str = "2012-06-01T00:00", cadence: str = "20min"):
     """``steps`` x 6 real AIA frames in ``folder``: the shipped cutouts in turn, re-timed to ``start + k cadence``."""
     folder.mkdir()
     by_step = {}
@@ -70,7 +70,7 @@ def test_the_readme_own_data_section_runs_as_written_on_real_files(tmp_path):
     outputs = []
     began = time.perf_counter()
     for command in commands:
-        line = command.replace(PLACEHOLDERS[0], str(folder)).replace(PLACEHOLDERS[1], f"{tmp_path / 'own'}/")
+        line = command.replace(PLACEHOLDERS[0], str(folder)).replace(PLACEHOLDERS[1], str(tmp_path / "own"))
         done = subprocess.run(line, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
         outputs.append(done.stdout + done.stderr)
         assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -81,8 +81,8 @@ def test_the_readme_own_data_section_runs_as_written_on_real_files(tmp_path):
     executed = {p.name: p.read_text() for p in (tmp_path / "own").glob("*.ipynb")}
     assert sorted(executed) == ["03.ipynb", "04.ipynb", "05.ipynb"]
     assert "REAL my-flares: 72 steps of 20min" in executed["03.ipynb"]
-    assert "usable targets: now, lead20min_window60min" in executed["03.ipynb"]
-    assert len(list((tmp_path / "runs_dir").glob("small-my-flares-*/lead20min_window60min"))) == 1
+    assert "usable targets: now, lead20min_window20min" in executed["03.ipynb"]
+    assert len(list((tmp_path / "runs_dir").glob("small-my-flares-*/lead20min_window20min"))) == 1
     skill = pd.read_csv(tmp_path / "results_dir" / "skill.csv")
     assert skill["dataset"].str.contains("my-flares").all()
-    assert set(skill["target"]) >= {"now", "lead20min_window60min"}
+    assert set(skill["target"]) >= {"now", "lead20min_window20min"}

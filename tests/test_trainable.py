@@ -99,3 +99,13 @@ def test_training_refuses_before_fitting_naming_the_cause(event_cube_path, no_ta
                        f"--trainer.logger.init_args.save_dir={tmp_path / 'cli-run'}"])
     assert status == 1
     assert "no targets: cube mine has no now target" in capsys.readouterr().err
+
+
+def test_the_notebooks_targets_parameter_gives_the_cubes_labels_and_refuses_a_bad_mapping():
+    assert learn.notebook_targets(None) == learn.NOTEBOOK_TARGETS
+    assert learn.notebook_targets({"forecast": "20min/1h", "nowcast": "now"}) == {
+        "nowcast": "now", "forecast": "lead20min_window60min"}
+    with pytest.raises(DataConfigError, match="keys"):
+        learn.notebook_targets({"forecast": "1h/6h"})
+    with pytest.raises(DataConfigError, match="needs a lead and a window"):
+        learn.notebook_targets({"nowcast": "now", "forecast": "now"})

@@ -435,10 +435,6 @@ def _build_aia_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Pa
     if "time_range" in entry.spec:  # the entry's time range cuts the slots (cube.start / cube.end override it)
         start, end = entry.spec["time_range"]
         rules = dataclasses.replace(rules, start=rules.start or start, end=rules.end or end)
-    unfilled = [field for field in ("licence", "citation") if FILL_IN in str(entry.spec.get(field, ""))]
-    if unfilled:
-        log.warning("entry %r: %s still say %r; write where the files come from in %s", entry.name,
-                    " and ".join(unfilled), FILL_IN, catalog.source.name)
     local = KINDS[entry.kind].files is _local_files
     return ingest.build_fits_cube(catalog.files(entry.name, build_dir=request.build_dir), request.out,
                                   name=entry.name, rules=rules, prep_options=options.prep,
@@ -740,7 +736,7 @@ def new_entry(name: str, folder: str | Path, *, catalog: str | Path | None = Non
     ``cadence`` (default: the median spacing of the frames), ``forecasts`` ``[(lead, window), ...]`` (default: one
     cadence ahead, over one cadence), targets from ``goes_from`` (a ``goes_xrs`` entry, which must overlap the
     frames' time range) or ``events`` (a YAML/JSON list of flares). Fields it cannot know (licence, citation)
-    get a ``FILL IN`` text that ``catalog build`` warns about; an entry without targets is written, and the
+    get a ``FILL IN`` text that ``flarelib catalog build`` warns about; an entry without targets is written, and the
     report says it cannot train a model. Refuses an existing entry unless ``force``. The catalog is re-read
     after writing, and restored when the new entry does not validate.
     """
@@ -897,6 +893,10 @@ def _run(args: argparse.Namespace) -> int:
                 ok = _verify_cube(cat, name, args.build_dir) and ok
         return 0 if ok else 1
     for name in args.names or cat.names("aia_fits") + cat.names("synthetic"):
+        unfilled = [field for field in ("licence", "citation") if FILL_IN in str(cat[name].spec.get(field, ""))]
+        if unfilled:
+            log.warning("entry %r: %s still say %r; write where the files come from in %s", name,
+                        " and ".join(unfilled), FILL_IN, cat.source.name)
         out = cat.build(name, build_dir=args.build_dir, scheduler=args.scheduler, overwrite=args.overwrite, verify=True)
         print(f"{name}: {out}")
     return 0

@@ -35,6 +35,8 @@ from flarelib.learn.model import CLASS_HEAD_THRESHOLDS, CheckpointError, FlareNe
 from flarelib.paths import config_path, default_runs_dir, read_config
 from flarelib.runner import run_command
 
+log = logging.getLogger(__name__)
+
 
 def training_stats_of(dm: FlareDataModule) -> Callable[[], TrainingStats]:
     """What the CLI links into the model: the data module's :meth:`~flarelib.learn.data.FlareDataModule.training_stats`,
@@ -203,9 +205,17 @@ def train_for_notebook(size: str, target: str, *, config: str | Path | None = No
 def train_references(size: str, *, config: str | Path | None = None, cube: str | Path | None = None,
                      targets: Mapping[str, str] | None = None) -> dict:
     """The GOES-only reference model of every notebook forecast target (``targets``, default
-    :data:`NOTEBOOK_TARGETS`): ``{target: LightningCLI}``."""
-    return {target: train_for_notebook(size, target, config=config, cube=cube, variant=GOES_ONLY)
-            for target in notebook_targets(targets).values() if target != "now"}
+    :data:`NOTEBOOK_TARGETS`): ``{target: LightningCLI}``. A cube that cannot train one (too short for its 24 h
+    GOES history, ...) gets none, with a logged warning naming the cause."""
+    out = {}
+    for target in notebook_targets(targets).values():
+        if target == NOWCAST:
+            continue
+        try:
+            out[target] = train_for_notebook(size, target, config=config, cube=cube, variant=GOES_ONLY)
+        except DataConfigError as err:
+            log.warning("no %s for %s on this cube: %s", GOES_ONLY_NAME, target, err)
+    return out
 
 
 def best_checkpoint(out_dir: str | Path) -> Path:
@@ -284,10 +294,15 @@ def reference_predictions(size: str, dm: FlareDataModule, *, config: str | Path 
                           cube: str | Path | None = None) -> dict[str, tuple[xr.Dataset, xr.Dataset]]:
     """``{name: (val, test predictions)}`` of the reference models of ``dm``'s target on ``dm``'s steps: the
     GOES-only model for a forecast (trained first if missing; NaN on a step where it has no GOES input), nothing
-    for a nowcast. For :func:`flarelib.evaluate.collect_forecasts` (``others``)."""
+    for a nowcast or where the cube cannot train it (a logged warning names the cause).
+    For :func:`flarelib.evaluate.collect_forecasts` (``others``)."""
     if dm.plan.target.name == "now":
         return {}
-    checkpoint = ensure_trained(size, dm.plan.target.name, config=config, cube=cube, variant=GOES_ONLY)
+    try:
+        checkpoint = ensure_trained(size, dm.plan.target.name, config=config, cube=cube, variant=GOES_ONLY)
+    except DataConfigError as err:  # a cube too short for its GOES history inputs, ...: scored without it
+        log.warning("no %s for %s on this cube: %s", GOES_ONLY_NAME, dm.plan.target.name, err)
+        return {}
     model = load_flarenet(checkpoint)
     own = load_datamodule(checkpoint, model, cache="none")  # with its GOES inputs
     out = []
