@@ -764,7 +764,7 @@ def new_entry(name: str, folder: str | Path, *, catalog: str | Path | None = Non
     times = [pd.Timestamp(i.t_obs) for i in infos]
     channels = sorted({int(i.channel) for i in infos})
     guessed = [f"channels {channels} (WAVELNTH of the headers)",
-               f"time_range {min(times)} to {max(times)} (T_OBS of the headers)"]
+               f"time_range {min(times):%Y-%m-%dT%H:%M:%S} to {max(times):%Y-%m-%dT%H:%M:%S} (T_OBS of the headers)"]
     if unreadable:
         guessed.append(f"{len(unreadable)} files have no readable AIA header and will be logged skips at build: "
                        + ", ".join(unreadable[:3]))
@@ -923,9 +923,12 @@ def _parse_and_run(argv: list[str]) -> int:
     parser.add_argument("command", choices=["list", "build", "verify", "new"])
     parser.add_argument("names", nargs="*")
     new = parser.add_argument_group("new NAME --from FOLDER: write an aia_fits entry for a folder of AIA FITS files")
-    new.add_argument("--from", dest="from_folder", default=None, help="the folder of AIA level-1 FITS files")
-    new.add_argument("--goes-from", default=None, help="a goes_xrs entry covering the same days (GOES targets)")
-    new.add_argument("--events", default=None, help="a YAML/JSON list of flares {start, peak, end, goes_class}")
+    new.add_argument("--from", dest="from_folder", default=None, metavar="FOLDER",
+                     help="the folder of AIA level-1 FITS files")
+    new.add_argument("--goes-from", default=None, metavar="ENTRY",
+                     help="a goes_xrs entry covering the same days (GOES targets)")
+    new.add_argument("--events", default=None, metavar="FILE",
+                     help="a YAML/JSON list of flares {start, peak, end, goes_class}")
     new.add_argument("--cadence", default=None, help="the cube's cadence, e.g. 12min (default: the frames' spacing)")
     new.add_argument("--forecast", action="append", default=None, metavar="LEAD/WINDOW",
                      help="a forecast target, e.g. 1h/6h (repeatable; default: the next step)")
