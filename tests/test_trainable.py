@@ -109,3 +109,36 @@ def test_the_notebooks_targets_parameter_gives_the_cubes_labels_and_refuses_a_ba
         learn.notebook_targets({"forecast": "1h/6h"})
     with pytest.raises(DataConfigError, match="needs a lead and a window"):
         learn.notebook_targets({"nowcast": "now", "forecast": "now"})
+
+
+def test_the_goes_history_model_is_fitted_without_a_history_feature_that_has_no_value_in_training(caplog):
+    """A cube shorter than the 24 h history window: that feature is NaN at every training step (it stopped 05
+    with 'no finite samples to fit a logistic regression'); the model is fitted on the others, and says so."""
+    from types import SimpleNamespace
+
+    from flarelib.evaluate import baselines
+
+    rng = np.random.default_rng(0)
+    flux = 10 ** rng.uniform(-7, -5, 40)
+    plan = SimpleNamespace(name="short", target=SimpleNamespace(flux=flux), index={"train": np.arange(30)})
+    x = np.column_stack([np.log10(flux) + rng.normal(0, 0.1, 40), np.full(40, np.nan)])
+    with caplog.at_level(logging.WARNING):
+        probs = baselines._logistic_per_class(SimpleNamespace(plan=plan), x[:30], x, {"C": 1e-6})
+    assert np.isfinite(probs["C"]).all() and probs["C"].shape == (40,)
+    assert "1 of 2 history features have no value in the training block" in caplog.text
+
+
+@pytest.mark.notebooks
+def test_notebook_03_on_a_cube_without_targets_stops_naming_the_cause(no_target_cube, tmp_path, monkeypatch):
+    """It stopped with xarray's KeyError "not all values found in index 'forecast'", then a ZeroDivisionError."""
+    import papermill
+
+    from flarelib import suite
+
+    monkeypatch.setenv("FLARELIB_RESULTS", str(tmp_path / "results.json"))
+    notebook = ROOT / "notebooks" / "03_explore_dataset.ipynb"
+    with pytest.raises(papermill.PapermillExecutionError) as stopped:
+        suite.run_notebook(notebook, tmp_path, "small", parameters={
+            "CUBE": str(no_target_cube), "TARGETS": {"nowcast": "now", "forecast": "2min/2min"}})
+    assert stopped.value.ename == "DataConfigError"
+    assert stopped.value.evalue.startswith("no targets: cube mine has no now target")
