@@ -99,6 +99,12 @@ def test_training_refuses_before_fitting_naming_the_cause(event_cube_path, no_ta
                        f"--trainer.logger.init_args.save_dir={tmp_path / 'cli-run'}"])
     assert status == 1
     assert "no targets: cube mine has no now target" in capsys.readouterr().err
+    status = cli.main(["train", "fit", "--config", str(CONFIG_DIR / "small.yaml"), f"--data.cube={event_cube_path}",
+                       f"--trainer.default_root_dir={tmp_path / 'cli-run'}",
+                       f"--trainer.logger.init_args.save_dir={tmp_path / 'cli-run'}"])
+    assert status == 1  # FlareCLI.before_fit
+    assert "constant target: now is 0.00022" in capsys.readouterr().err
+    assert not list((tmp_path / "cli-run").rglob("*.ckpt"))
 
 
 def test_the_notebooks_targets_parameter_gives_the_cubes_labels_and_refuses_a_bad_mapping():
