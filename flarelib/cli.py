@@ -1,6 +1,6 @@
 """The ``flarelib`` console command: one entry point, one subcommand per job.
 
-    flarelib catalog list | build NAME ... | verify [NAME ...]   # python -m flarelib.cube.catalog ...
+    flarelib catalog list | build NAME ... | verify [NAME ...] | new NAME --from FOLDER  # flarelib.cube.catalog
     flarelib verify [NAME ...]                                   # = flarelib catalog verify ...
     flarelib train fit --config configs/small.yaml ...           # python -m flarelib.learn.runs fit ... (LightningCLI)
     flarelib suite --size default                                # python -m flarelib.suite ...
@@ -73,7 +73,7 @@ def _suite(argv: list[str]) -> int:
 
 #: name -> (what it does, its command: ``main(argv) -> exit status``).
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
-    "catalog": ("the data catalog: list, build, verify entries", _catalog),
+    "catalog": ("the data catalog: list, build, verify entries; new NAME --from FOLDER", _catalog),
     "verify": ("check the files and built cubes of catalog entries (= catalog verify)",
                lambda argv: _catalog(["verify", *argv])),
     "train": ("train FlareNet with LightningCLI: flarelib train fit --config ...", _train),

@@ -124,3 +124,13 @@ def test_open_goes_and_real_cube(tmp_path, catalog):
     assert xrs.attrs["goes_scaling"] == "science-quality" and "swpc-scaled" in xrs.attrs["converted_from"]
     cube = catalog.open("fulldisk-2014-01-01", build_dir=tmp_path, progress=False)
     assert dict(cube.sizes)["y"] == 256 and cube.attrs["licence"]
+
+
+def test_a_catalog_with_an_entry_given_twice_or_broken_yaml_is_refused_naming_file_line_and_column(tmp_path):
+    path = tmp_path / "data_catalog.yaml"
+    path.write_text("version: 1\nentries:\n  flare:\n    kind: aia_fits\n  flare:\n    kind: goes_xrs\n")
+    with pytest.raises(CatalogError, match=r"data_catalog.yaml:5:3: key 'flare' is given twice.*lines 3 and 5"):
+        load_catalog(path)
+    path.write_text("version: 1\nentries:\n  flare: [unclosed\n")
+    with pytest.raises(CatalogError, match=r"data_catalog.yaml:\d+:\d+: "):
+        load_catalog(path)

@@ -587,4 +587,8 @@ class Targets:
             targets = event_targets(events, times, self.forecasts)
             attrs = {"goes_satellite": "none", "goes_scaling": targets["flux_now"].attrs["goes_scaling"],
                      "target_source": "event-list" if self.events else "none"}
+            if not self.events:
+                log.warning("NO TARGETS: neither GOES data nor flare events were given, so every target of this "
+                            "cube is NaN (target_source: none); it can be explored but no model can be trained "
+                            "on it. Add cube.goes_from (a goes_xrs entry) or cube.events to the catalog entry")
         return xr.merge([targets, events], combine_attrs="drop_conflicts"), attrs

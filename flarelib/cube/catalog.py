@@ -45,6 +45,7 @@ from flarelib.checksums import ChecksumError, fingerprint, read_checksums, sha25
 from flarelib.cube import align, goes, noaa, prep, store
 from flarelib.paths import default_build_dir, default_catalog_path
 from flarelib.runner import DEBUG_HELP, run_command
+from flarelib.settings import load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +345,26 @@ def _local_files(catalog: Catalog, entry: Entry, build_dir, verify: bool) -> lis
         raise entry.error("checksums", str(err)) from err
 
 
+def unlisted_files(entry: Entry) -> list[align.Skip]:
+    """Files in a folder entry's folder that match its pattern but are not in its checksum list: each a logged
+    :class:`flarelib.cube.align.Skip` (reason ``not-listed``) naming the file, as a build records its other
+    skips. (Add them with ``sha256sum``, or ``flarelib catalog new NAME --from FOLDER --force``.)"""
+    path = entry.path
+    sums_name = entry.spec.get("checksums")
+    if not path.is_dir() or not sums_name or not (path / sums_name).is_file():
+        return []
+    listed = set(read_checksums(path / sums_name))
+    pattern = entry.spec.get("pattern", "*")
+    skips = []
+    for f in sorted(path.rglob("*")):
+        name = f.relative_to(path).as_posix()
+        if f.is_file() and f.name != sums_name and name not in listed and Path(name).match(pattern):
+            detail = f"not listed in {sums_name}; add its sha256 there (and the list's sha256 to the entry) to use it"
+            log.warning("skip %s: %s", name, detail)
+            skips.append(align.Skip(name, "not-listed", detail))
+    return skips
+
+
 def _downloaded_aia(catalog: Catalog, entry: Entry, build_dir, verify: bool) -> list[Path]:
     """A ``fido_aia`` or ``jsoc_export`` entry's AIA files, downloaded and verified (needs the network once)."""
     from flarelib.cube import acquire  # lazy: loaded only when this kind builds
@@ -419,10 +440,12 @@ def _build_aia_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Pa
     if "time_range" in entry.spec:  # the entry's time range cuts the slots (cube.start / cube.end override it)
         start, end = entry.spec["time_range"]
         rules = dataclasses.replace(rules, start=rules.start or start, end=rules.end or end)
+    local = KINDS[entry.kind].files is _local_files
     return ingest.build_fits_cube(catalog.files(entry.name, build_dir=request.build_dir), request.out,
                                   name=entry.name, rules=rules, prep_options=options.prep,
                                   targets=options.targets, write=options.write,
-                                  description=entry.spec["description"], extra_attrs=_provenance(entry))
+                                  description=entry.spec["description"], extra_attrs=_provenance(entry),
+                                  skipped=unlisted_files(entry) if local else ())
 
 
 def _build_sdoml_cube(catalog: Catalog, entry: Entry, request: BuildRequest) -> Path:
@@ -537,10 +560,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     Raises :class:`CatalogError` naming the entry and field of the first problem.
     """
     path = Path(path) if path else default_catalog_path()
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise CatalogError(f"{path}: not valid YAML: {err}") from err
+    raw = load_yaml(path, error=CatalogError)  # a repeated entry or key, or a syntax error, names path:line:col
     try:
         jsonschema.validate(raw, CATALOG_SCHEMA)
     except jsonschema.ValidationError as err:
@@ -618,6 +638,213 @@ def _missing_field(err: jsonschema.ValidationError) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- a new entry from a folder
+
+#: Written where a field cannot be read from the files: ``catalog build`` warns while one is left.
+FILL_IN = "FILL IN"
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """What :func:`new_entry` wrote: the entry, and what it guessed or could not guess (one line each)."""
+
+    name: str
+    spec: dict
+    guessed: tuple[str, ...]
+    fill_in: tuple[str, ...]
+    catalog: Path
+
+    def report(self) -> str:
+        """The lines ``flarelib catalog new`` prints: where the entry went, what was guessed, what to fill in."""
+        lines = [f"wrote entry {self.name!r} to {self.catalog} ({self.spec['path']}, "
+                 f"sha256 of {self.spec['checksums']} {self.spec['sha256'][:12]}...)"]
+        lines += [f"  guessed: {g}" for g in self.guessed]
+        lines += [f"  fill in: {f}" for f in self.fill_in]
+        if not self.fill_in:
+            lines.append("  nothing to fill in")
+        return "\n".join(lines)
+
+
+def _nice_duration(delta: pd.Timedelta) -> str:
+    """``15min``, ``1h``, ``30s``: a duration as the catalog writes it."""
+    seconds = int(round(delta.total_seconds()))
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}min"
+    return f"{seconds}s"
+
+
+def _guess_cadence(times: list[pd.Timestamp]) -> pd.Timedelta | None:
+    """The median spacing of distinct observation times (frames within 30 s are one step), rounded to the
+    minute (to the second below a minute); ``None`` for a single step."""
+    steps = sorted(times)
+    distinct = [steps[0]] if steps else []
+    for t in steps[1:]:
+        if t - distinct[-1] > pd.Timedelta("30s"):
+            distinct.append(t)
+    if len(distinct) < 2:
+        return None
+    median = pd.Series(distinct).diff().dropna().median()
+    unit = "min" if median >= pd.Timedelta("1min") else "s"
+    return max(median.round(unit), pd.Timedelta(1, unit))
+
+
+def _read_events(path: Path) -> list[dict]:
+    """A flare event list from a YAML or JSON file (a list of ``{start, peak, end, goes_class}``), checked."""
+    try:
+        events = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise CatalogError(f"{path}: not a readable YAML/JSON event list: {err}") from err
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise CatalogError(f"{path}: must be a list of events, each {{start, peak, end, goes_class}}")
+    try:
+        align.events_dataset(events)
+    except ValueError as err:
+        raise CatalogError(f"{path}: {err}; each event needs start, peak, end (UTC) and goes_class") from err
+    return [{k: (str(v) if k in ("start", "peak", "end") else v) for k, v in e.items()} for e in events]
+
+
+def _entry_block(name: str, spec: dict) -> str:
+    """The YAML text of one entry, indented as under ``entries:``."""
+    text = yaml.safe_dump({name: spec}, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
+    return "".join(f"  {line}\n" if line else "\n" for line in text.splitlines())
+
+
+def _without_entry(text: str, name: str) -> str:
+    """``text`` (a catalog file) without the block of entry ``name`` (indented 2 under ``entries:``)."""
+    lines = text.splitlines(keepends=True)
+    out, skipping = [], False
+    for line in lines:
+        if line.startswith(f"  {name}:"):
+            skipping = True
+            continue
+        if skipping and line.strip() and not line.startswith("   ") and not line.lstrip().startswith("#"):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    return "".join(out)
+
+
+def new_entry(name: str, folder: str | Path, *, catalog: str | Path | None = None, goes_from: str | None = None,
+              events: str | Path | None = None, cadence: str | None = None,
+              forecasts: list[tuple[str, str]] | None = None, pattern: str = "*.fits",
+              force: bool = False) -> NewEntry:
+    """Write an ``aia_fits`` entry ``name`` for ``folder``'s AIA level-1 FITS files into the catalog.
+
+    Reads each file's header (:func:`flarelib.cube.prep.read_frame_info`, no pixels): the channels (Å) and the
+    time range (UTC) of the frames that read; writes ``folder/SHA256SUMS`` of every file matching ``pattern``
+    (refusing to replace one that lists other files or sums, unless ``force``) and the entry's ``sha256`` of it.
+    ``cadence`` (default: the median spacing of the frames), ``forecasts`` ``[(lead, window), ...]`` (default: one
+    cadence ahead, over one cadence), targets from ``goes_from`` (a ``goes_xrs`` entry, which must overlap the
+    frames' time range) or ``events`` (a YAML/JSON list of flares). Fields it cannot know (licence, citation)
+    get a ``FILL IN`` text that ``flarelib catalog build`` warns about; an entry without targets is written, and the
+    report says it cannot train a model. Refuses an existing entry unless ``force``. The catalog is re-read
+    after writing, and restored when the new entry does not validate.
+    """
+    cat_path = Path(catalog) if catalog else default_catalog_path()
+    cat = load_catalog(cat_path)
+    if name in cat.entries and not force:
+        raise CatalogError(f"entry {name!r} already exists in {cat_path}; pick another name or pass --force "
+                           "to replace it")
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise CatalogError(f"--from {folder}: not a folder; give the folder of your AIA FITS files")
+    files = sorted(p for p in folder.glob(pattern) if p.is_file())
+    if not files:
+        raise CatalogError(f"--from {folder}: no file matches {pattern!r}; put your AIA FITS files there "
+                           "(or pass --pattern)")
+    infos, unreadable = [], []
+    for f in files:
+        try:
+            infos.append(prep.read_frame_info(f, check_data=False, sanity=None, allowed_quality_bits=~0))
+        except Exception as err:  # a bad file is a skip at build time too; here it only cannot inform the guesses
+            unreadable.append(f"{f.name} ({getattr(err, 'reason', type(err).__name__)})")
+    if not infos:
+        raise CatalogError(f"--from {folder}: none of the {len(files)} files has a readable AIA header "
+                           f"(first: {unreadable[0]}); are these SDO/AIA level-1 FITS files?")
+    times = [pd.Timestamp(i.t_obs) for i in infos]
+    channels = sorted({int(i.channel) for i in infos})
+    guessed = [f"channels {channels} (WAVELNTH of the headers)",
+               f"time_range {min(times):%Y-%m-%dT%H:%M:%S} to {max(times):%Y-%m-%dT%H:%M:%S} (T_OBS of the headers)"]
+    if unreadable:
+        guessed.append(f"{len(unreadable)} files have no readable AIA header and will be logged skips at build: "
+                       + ", ".join(unreadable[:3]))
+    if cadence is None:
+        step = _guess_cadence(times)
+        if step is None:
+            raise CatalogError(f"--from {folder}: the frames are one time step ({min(times)}); a cube needs at "
+                               "least two, or pass --cadence")
+        cadence = _nice_duration(step)
+        guessed.append(f"cube.cadence {cadence} (the median spacing of the frames; pass --cadence to set it)")
+    cadence_delta = _duration(Entry(name, "aia_fits", {}, folder), "cube.cadence", cadence)
+    if forecasts is None:
+        forecasts = [(cadence, cadence)]
+        guessed.append(f"cube.forecasts [[{cadence}, {cadence}]] (the next step; pass --forecast LEAD/WINDOW)")
+    start = min(times).floor("min")
+    end = (max(times) + cadence_delta / 2).ceil("s")
+    cube: dict = {"cadence": cadence, "forecasts": [[str(lead), str(window)] for lead, window in forecasts]}
+    fill_in = [f"licence and citation: '{FILL_IN} ...' texts in {cat_path.name}; say where the files come "
+               "from and their terms (catalog build warns until you do)"]
+    if goes_from and events:
+        raise CatalogError("--goes-from and --events: give one source of targets, not both")
+    if goes_from:
+        source = cat[goes_from]
+        if source.kind not in ("goes_xrs", "fido_goes"):
+            raise CatalogError(f"--goes-from {goes_from}: a {source.kind} entry, not GOES XRS; name a goes_xrs "
+                               f"entry ({', '.join(cat.names('goes_xrs'))})")
+        g0, g1 = (pd.Timestamp(t) for t in source.spec["time_range"])
+        if g1 < start or g0 > end:
+            raise CatalogError(f"--goes-from {goes_from}: covers {g0} to {g1}, not the frames' {start} to {end}; "
+                               "name a GOES entry of the same days (or give --events)")
+        cube["goes_from"] = goes_from
+        target_line = f"targets from GOES entry {goes_from}"
+    elif events:
+        cube["events"] = _read_events(Path(events))
+        target_line = f"targets from {len(cube['events'])} listed flare events ({Path(events).name})"
+    else:
+        target_line = None
+        fill_in.append("targets: none (no --goes-from or --events): the cube can be explored but not trained; "
+                       "add cube.goes_from (a goes_xrs entry) or cube.events")
+    if target_line:
+        guessed.append(target_line)
+    try:
+        path_field = folder.relative_to(cat_path.resolve().parent).as_posix()
+    except ValueError:
+        path_field = str(folder)
+    sums_file = folder / "SHA256SUMS"
+    sums = {f.name: sha256_of(f) for f in files if f.name != sums_file.name}
+    if sums_file.is_file() and read_checksums(sums_file) != sums and not force:
+        raise CatalogError(f"{sums_file} exists and lists other files or sums than the folder holds; "
+                           "check the folder, or pass --force to write it anew")
+    sums_file.write_text("".join(f"{digest}  {n}\n" for n, digest in sorted(sums.items())))
+    spec = {
+        "kind": "aia_fits",
+        "description": (f"REAL. {len(files)} SDO/AIA FITS files, {len(channels)} channels, {start} to {end} "
+                        f"(written by flarelib catalog new from {folder.name})"),
+        "synthetic": False,
+        "path": path_field,
+        "pattern": pattern,
+        "checksums": sums_file.name,
+        "sha256": sha256_of(sums_file),
+        "time_range": [start.isoformat(), end.isoformat()],
+        "channels": channels,
+        "licence": f"NASA/SDO public data (AIA); {FILL_IN} where these copies come from and their terms",
+        "citation": f"Lemen et al. 2012, Sol. Phys. 275, 17 (AIA); {FILL_IN} the source of these files",
+        "cube": cube,
+    }
+    guessed.append("synthetic: false (the headers say SDO/AIA; set true if you made these files)")
+    old = cat_path.read_text()
+    text = _without_entry(old, name) if name in cat.entries else old
+    cat_path.write_text(text.rstrip("\n") + "\n\n" + _entry_block(name, spec))
+    try:
+        load_catalog(cat_path)
+    except CatalogError:
+        cat_path.write_text(old)
+        raise
+    return NewEntry(name, spec, tuple(guessed), tuple(fill_in), cat_path)
+
+
 def _verify_cube(cat: Catalog, name: str, build_dir) -> bool:
     """Print the verification of an entry's built cube; True when it is intact."""
     out = cat.cube_path(name, build_dir)
@@ -644,7 +871,24 @@ def _verify_cube(cat: Catalog, name: str, build_dir) -> bool:
     return False
 
 
+def _forecast_pair(text: str) -> tuple[str, str]:
+    """``--forecast LEAD/WINDOW`` (``1h/6h``) -> ``(lead, window)``."""
+    lead, sep, window = text.partition("/")
+    if not sep or not lead or not window:
+        raise CatalogError(f"--forecast {text!r}: write LEAD/WINDOW, e.g. 1h/6h or 0min/12min")
+    return lead, window
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "new":
+        if len(args.names) != 1 or not args.from_folder:
+            raise CatalogError("usage: flarelib catalog new NAME --from FOLDER [--goes-from ENTRY | --events FILE] "
+                               "[--cadence 12min] [--forecast LEAD/WINDOW ...] [--force]")
+        made = new_entry(args.names[0], args.from_folder, catalog=args.catalog, goes_from=args.goes_from,
+                         events=args.events, cadence=args.cadence, pattern=args.pattern, force=args.force,
+                         forecasts=[_forecast_pair(f) for f in args.forecast] if args.forecast else None)
+        print(made.report())
+        return 0
     cat = load_catalog(args.catalog)
     if args.command == "list":
         print(cat.summary().to_string())
@@ -659,6 +903,10 @@ def _run(args: argparse.Namespace) -> int:
                 ok = _verify_cube(cat, name, args.build_dir) and ok
         return 0 if ok else 1
     for name in args.names or cat.names("aia_fits") + cat.names("synthetic"):
+        unfilled = [field for field in ("licence", "citation") if FILL_IN in str(cat[name].spec.get(field, ""))]
+        if unfilled:
+            log.warning("entry %r: %s still say %r; write where the files come from in %s", name,
+                        " and ".join(unfilled), FILL_IN, cat.source.name)
         out = cat.build(name, build_dir=args.build_dir, scheduler=args.scheduler, overwrite=args.overwrite, verify=True)
         print(f"{name}: {out}")
     return 0
@@ -666,7 +914,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``flarelib catalog`` / ``flarelib catalog``: ``[list | build NAME ... [--overwrite] |
-    verify [NAME ...]] [--debug]``.
+    verify [NAME ...] | new NAME --from FOLDER [--goes-from ENTRY | --events FILE]] [--debug]``.
+
+    ``new`` writes an ``aia_fits`` entry for a folder of AIA FITS files (:func:`new_entry`) and prints what it
+    guessed and what is left to fill in.
 
     ``build`` checks an existing cube's chunks first and re-ingests its damaged steps;
     ``verify`` checks the files of local entries and, for entries with a cube, every chunk of
@@ -679,8 +930,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parse_and_run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="flarelib catalog", description="flarelib data catalog", epilog=DEBUG_HELP)
-    parser.add_argument("command", choices=["list", "build", "verify"])
+    parser.add_argument("command", choices=["list", "build", "verify", "new"])
     parser.add_argument("names", nargs="*")
+    new = parser.add_argument_group("new NAME --from FOLDER: write an aia_fits entry for a folder of AIA FITS files")
+    new.add_argument("--from", dest="from_folder", default=None, metavar="FOLDER",
+                     help="the folder of AIA level-1 FITS files")
+    new.add_argument("--goes-from", default=None, metavar="ENTRY",
+                     help="a goes_xrs entry covering the same days (GOES targets)")
+    new.add_argument("--events", default=None, metavar="FILE",
+                     help="a YAML/JSON list of flares {start, peak, end, goes_class}")
+    new.add_argument("--cadence", default=None, help="the cube's cadence, e.g. 12min (default: the frames' spacing)")
+    new.add_argument("--forecast", action="append", default=None, metavar="LEAD/WINDOW",
+                     help="a forecast target, e.g. 1h/6h (repeatable; default: the next step)")
+    new.add_argument("--pattern", default="*.fits", help="which files of the folder (default *.fits)")
+    new.add_argument("--force", action="store_true", help="replace an existing entry and SHA256SUMS")
     parser.add_argument("--scheduler", default=None,
                         help="build on Dask: 'local', 'local:N' (N worker processes) or a scheduler address")
     parser.add_argument("--overwrite", action="store_true",

@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +65,12 @@ def build_fits_cube(
     write: store.WriteOptions = store.WriteOptions(),
     description: str = "",
     extra_attrs: dict | None = None,
+    skipped: Sequence[align.Skip] = (),
 ) -> Path | str:
     """Validate, align, calibrate and write AIA FITS files (plus GOES or events) as a cube.
+
+    ``skipped``: inputs left out before the scan (e.g. a folder's files missing from its checksum list,
+    :func:`flarelib.cube.catalog.unlisted_files`), recorded with the scan's skips in ``skipped_inputs``.
 
     The steps: :func:`flarelib.cube.align.scan_frames` (every bad file, whatever its fault, becomes
     a logged skip naming it; the build stops with :class:`flarelib.cube.align.TooManySkipsError`
@@ -81,12 +85,13 @@ def build_fits_cube(
     for the schema.
     """
     files = [Path(f) for f in files]
+    skipped_before = list(skipped)
     if not files:
         raise align.EmptySelectionError(f"{name}: no input files")
     infos, skipped = align.scan_frames(files, allowed_quality_bits=rules.allowed_quality_bits, progress=write.progress,
                                        prep_options=prep_options)
     align.check_skipped_fraction(len(files), skipped, rules.max_skipped_fraction, name=name)
-    plan = rules.plan(infos, skipped, shape=prep_options.shape)
+    plan = rules.plan(infos, [*skipped_before, *skipped], shape=prep_options.shape)
     table = prep_options.table_path()
     prep_params = {"degradation": prep_options.degradation, "register": prep_options.register,
                    "shape": list(prep_options.shape) if prep_options.shape else None,

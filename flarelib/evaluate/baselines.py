@@ -7,6 +7,7 @@ block only and using nothing after the issue time.
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ import zarr
 
 from flarelib.evaluate.scoring import THRESHOLDS, fit_least_squares, fit_linear, fit_logistic, mae, predict_logistic
 from flarelib.learn.data import DataConfigError, FlareDataModule, read_frames
+
+log = logging.getLogger(__name__)
 
 #: Hot channels (Å) of the region-photometry baseline, and of the brightest-pixel baseline.
 PHOTOMETRY_CHANNELS = (94, 131, 335)
@@ -183,6 +186,11 @@ def _logistic_per_class(dm: FlareDataModule, x_train: np.ndarray, x: np.ndarray,
     """``{class letter: P(event)}`` at ``x`` of a :func:`fit_logistic` per class of the training-block events
     (target flux >= the class threshold) on the features ``x_train`` of the training steps."""
     flux_train = np.asarray(dm.plan.target.flux, float)[dm.plan.index["train"]]
+    known = np.isfinite(x_train).any(axis=0)  # a history window longer than the data has no value in training
+    if not known.all():
+        log.warning("%s: %d of %d history features have no value in the training block (a history window longer "
+                    "than the data before it); fitted without them", dm.plan.name, int((~known).sum()), known.size)
+        x_train, x = x_train[:, known], x[:, known]
     out = {}
     for letter, threshold in thresholds.items():
         events = np.where(np.isfinite(flux_train), (flux_train >= threshold).astype(float), np.nan)

@@ -117,7 +117,8 @@ def resolve_target(cube: xr.Dataset, target: str = NOWCAST) -> Target:
     match = np.flatnonzero((leads == lead) & (windows == window))
     if match.size == 0:
         raise DataConfigError(f"target {target!r}: the cube has no forecast with lead {pd.Timedelta(lead)} and "
-                              f"window {pd.Timedelta(window)}; it has {list(cube['forecast'].values)} (and 'now')")
+                              f"window {pd.Timedelta(window)}; it has {list(cube['forecast'].values)} (and 'now'): "
+                              "choose one of them (the notebooks' TARGETS, data.target) or add it to cube.forecasts")
     label = str(cube["forecast"].values[match[0]])
     return Target(label, lead, window, cube["flux_max"].isel(forecast=int(match[0])).values.astype(np.float64))
 
@@ -761,6 +762,14 @@ def plan_samples(cube: xr.Dataset, target: str, split: SplitOptions, inputs: Inp
         raise DataConfigError(f"channels {unknown} not in cube {name}, which has {available}")
     channel_index = np.array([available.index(c) for c in inputs.channels])
     resolved = resolve_target(cube, target)
+    if not np.isfinite(resolved.log_flux).any():
+        source = cube.attrs.get("target_source", "unknown")
+        cause = ("it was built without GOES data or flare events (target_source: none); add cube.goes_from "
+                 "(a goes_xrs entry covering its days) or cube.events to its catalog entry and rebuild"
+                 if source == "none" else f"no target of {source} falls on its steps; check the GOES data or "
+                 "events cover the cube's time range")
+        raise DataConfigError(f"no targets: cube {name} has no {resolved.name} target at any of its "
+                              f"{cube.sizes['time']} steps: {cause}")
     times = cube["time"].values
     cadence = cube_cadence(cube)
     offsets = frame_offsets(inputs.frames, inputs.frame_step, cadence)
@@ -781,6 +790,21 @@ def plan_samples(cube: xr.Dataset, target: str, split: SplitOptions, inputs: Inp
             raise DataConfigError(f"region_split needs a cube with region identities (region_on_disk); "
                                   f"{name} has none")
         index = region_aware(index, cube["region_on_disk"].values.astype(bool))
+    history = input_history(inputs, offsets, cadence)
+    span = pd.Timedelta(times[-1] - times[0]) + pd.Timedelta(cadence)
+    for k, s in enumerate(SPLITS):
+        if split.block is None and index[s].size == 0:
+            block = span * split.fractions[k]
+            purges = {"lead + window": pd.Timedelta(resolved.horizon) if k < 2 else pd.Timedelta(0),
+                      "input history": pd.Timedelta(history) if k > 0 else pd.Timedelta(0)}
+            need = sum(purges.values(), pd.Timedelta(0))
+            if block <= need and split.fractions[k] > 0:
+                said = " + ".join(f"{what} {d}" for what, d in purges.items() if d > pd.Timedelta(0))
+                raise DataConfigError(
+                    f"too short: split {s!r} is empty because its block ({split.fractions[k]:g} of {span} = "
+                    f"{block.round('s')}) is not longer than the purge it needs ({said}); cube {name} needs more "
+                    f"than {(need / split.fractions[k]).round('s')} of data for target {resolved.name}: use more "
+                    "data, a shorter target (TARGETS) or other split fractions")
     for s, idx in index.items():
         if idx.size == 0:
             raise DataConfigError(
@@ -792,6 +816,97 @@ def plan_samples(cube: xr.Dataset, target: str, split: SplitOptions, inputs: Inp
                      channels=inputs.channels, channel_index=channel_index, target=resolved,
                      labels=flare_class(resolved.flux), flux_now=cube["flux_now"].values.astype(np.float64),
                      offsets=offsets, aux=aux, usable=np.flatnonzero(usable), index=index)
+
+
+# --------------------------------------------------------------------------- what a cube can support
+
+#: Fewer training samples than this: :func:`check_trainable` warns (a model of so few samples says little).
+MIN_TRAIN_SAMPLES = 100
+
+
+def _short(delta) -> str:
+    """``1h``, ``15min``, ``30s``: a duration as a person writes it."""
+    seconds = int(pd.Timedelta(delta).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def usable_targets(cube: xr.Dataset) -> list[str]:
+    """The targets of ``cube`` that hold at least one value and fit in its time span: ``"now"`` and forecast
+    labels (``lead60min_window1440min``), as :func:`resolve_target` takes them."""
+    out = []
+    labels = [NOWCAST] + ([str(f) for f in cube["forecast"].values] if "forecast" in cube.dims else [])
+    for label in labels:
+        try:
+            target = resolve_target(cube, label)
+        except DataConfigError:
+            continue
+        if np.isfinite(target.log_flux).any():
+            out.append(label)
+    return out
+
+
+def events_per_split(plan: CubeSplit) -> pd.DataFrame:
+    """Samples whose target is an event at >= C1 and >= M1 (counts, not shares), and all samples, per split."""
+    rows = {}
+    for name, idx in plan.index.items():
+        flux = plan.target.flux[idx]
+        rows[name] = {**{f">={c}1": int(np.sum(flux >= FLARE_CLASS_THRESHOLDS[c])) for c in EVENT_CLASSES},
+                      "samples": int(idx.size)}
+    return pd.DataFrame(rows).T
+
+
+def cube_support(plan: CubeSplit, cube: xr.Dataset | None = None) -> str:
+    """One line: what the cube can support for this plan's target: its steps, the samples and events at
+    >= C1 / >= M1 per split, and (given the ``cube``) its usable targets."""
+    counts = events_per_split(plan)
+    span = f"{np.datetime_as_string(plan.times[0], unit='m')} to {np.datetime_as_string(plan.times[-1], unit='m')}"
+    splits = ", ".join(f"{s} {row['samples']} ({row['>=C1']}/{row['>=M1']})" for s, row in counts.iterrows())
+    line = (f"{data_kind(plan.synthetic)} {plan.name}: {plan.times.size} steps of {_short(plan.cadence)} "
+            f"({span}); target {plan.target.name}: samples (events >=C1/>=M1) {splits}")
+    if cube is not None:
+        line += f"; usable targets: {', '.join(usable_targets(cube)) or 'none'}"
+    return line
+
+
+def check_trainable(plan: CubeSplit, cube: xr.Dataset | None = None) -> str:
+    """Refuse a plan no model can learn from, naming the cause; warn where scores will say little; else return
+    :func:`cube_support`'s one line. Called before every training run (notebook 04's :func:`flarelib.learn.train`
+    and ``flarelib train fit``) and by notebook 03.
+
+    Refused (:class:`DataConfigError`): a target that is the same value at every training step (an event list
+    gives a flare's peak at every step it overlaps), or a training split with no event, or only events, at both
+    >= C1 and >= M1. Warned (logged): fewer than :data:`MIN_TRAIN_SAMPLES` training samples, and a split
+    without events (or without non-events) at a threshold, where its TSS and AUC are undefined. (No targets and
+    a cube too short for lead + window are refused by :func:`plan_samples` already.)
+    """
+    line = cube_support(plan, cube)
+    train = plan.index["train"]
+    flux = plan.target.flux[train]
+    values = np.unique(flux[np.isfinite(flux)])
+    if values.size <= 1:
+        value = f"{values[0]:.3g} W/m² ({flare_class(values)[0]})" if values.size else "NaN"
+        raise DataConfigError(f"constant target: {plan.target.name} is {value} at every one of the {train.size} "
+                              f"training steps of {plan.name}, so there is nothing to learn (an event list gives "
+                              "a flare's peak at every step it overlaps); use GOES data (cube.goes_from) or a "
+                              f"longer cube with quiet and flaring steps. {line}")
+    counts = events_per_split(plan)
+    learnable = [c for c in counts.columns[:-1] if 0 < counts.loc["train", c] < train.size]
+    if not learnable:
+        raise DataConfigError(f"too few events: no threshold (>=C1, >=M1) has both events and quiet steps among "
+                              f"the {train.size} training samples of {plan.name}; use a longer cube that holds "
+                              f"flares and quiet times, or another target. {line}")
+    for split, row in counts.iterrows():
+        for c in counts.columns[:-1]:
+            if row[c] == 0 or row[c] == row["samples"]:
+                log.warning("%s split of %s holds %s at %s: its TSS and AUC there are undefined",
+                            split, plan.name, "no event" if row[c] == 0 else "only events", c)
+    if train.size < MIN_TRAIN_SAMPLES:
+        log.warning("only %d training samples in %s (fewer than %d): the model and its scores will say little",
+                    train.size, plan.name, MIN_TRAIN_SAMPLES)
+    return line
 
 
 # --------------------------------------------------------------------------- summaries of a plan
@@ -1144,6 +1259,12 @@ class FlareDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """The loader of ``self.predict_split`` (``"test"`` unless set)."""
         return self.loader(self.predict_split, shuffle=False)
+
+    def check_trainable(self) -> str:
+        """:func:`check_trainable` of this data module's plan and cube: refuses (naming the cause) a plan no model
+        can learn from, else the one line of what the cube supports."""
+        self.setup()
+        return check_trainable(self.plan, self.cube())
 
     def describe(self) -> str:
         """:func:`describe` of this data module's plan: the caption of its tables."""

@@ -23,11 +23,15 @@ import yaml
 from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.cli import LightningCLI
 
+from flarelib.cube.align import forecast_coords
 from flarelib.cube.store import read_attrs
 from flarelib.learn.data import (
     MODEL_LINKS,
+    NOWCAST,
+    DataConfigError,
     FlareDataModule,
     TrainingStats,
+    _parse_target,
     model_setting,
     model_settings,
     open_source,
@@ -173,6 +177,11 @@ class FlareCLI(LightningCLI):
         if self.subcommand in (None, "fit"):
             check_training_ends(self.trainer)
 
+    def before_fit(self) -> None:
+        """Before ``fit``: what the cube supports, in one line, or a refusal naming why no model can learn from it
+        (:func:`flarelib.learn.data.check_trainable`)."""
+        print(self.datamodule.check_trainable(), flush=True)
+
 
 def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
     """The LightningCLI of FlareNet + FlareDataModule (``args=None`` reads ``sys.argv``).
@@ -212,6 +221,24 @@ def lightning_noise_filtered():
 NOTEBOOK_TARGETS = {"nowcast": "now", "forecast": "lead60min_window1440min"}  #: what notebooks 04-08 train and use
 
 
+def notebook_targets(targets: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``TARGETS`` parameter of notebooks 03-05: ``{"nowcast": ..., "forecast": ...}``, each ``"now"``, a
+    forecast label (``lead60min_window1440min``) or ``"LEAD/WINDOW"`` (``"15min/1h"``), returned as the cube's
+    labels (``lead15min_window60min``: run folders are named by them). ``None``: :data:`NOTEBOOK_TARGETS`."""
+    if targets is None:
+        return dict(NOTEBOOK_TARGETS)
+    if not isinstance(targets, Mapping) or set(targets) != set(NOTEBOOK_TARGETS):
+        raise DataConfigError(f"TARGETS={targets!r}: give a mapping with the keys {sorted(NOTEBOOK_TARGETS)}, e.g. "
+                              "{'nowcast': 'now', 'forecast': '1h/24h'} (papermill: -y \"TARGETS: {...}\")")
+    out = {}
+    for kind, target in targets.items():
+        parsed = _parse_target(str(target))
+        if kind == "forecast" and parsed is None:
+            raise DataConfigError(f"TARGETS['forecast']={target!r}: a forecast needs a lead and a window, e.g. '1h/6h'")
+        out[kind] = NOWCAST if parsed is None else str(forecast_coords([parsed])["forecast"][1][0])
+    return {kind: out[kind] for kind in NOTEBOOK_TARGETS}
+
+
 #: The reference model trained beside the forecast: the same network reading only the GOES flux known at t
 #: (``goes_inputs``), without the images; a forecast must beat it to show that the images add information.
 GOES_ONLY = "goes-only"
@@ -249,7 +276,8 @@ def run_dir(size: str, target: str, root: str | Path | None = None, *, cube: str
 
 
 def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | None = None):
-    """Fit FlareNet from a YAML config (as ``flarelib train fit`` does) and test it.
+    """Fit FlareNet from a YAML config (as ``flarelib train fit`` does) and test it, after
+    :meth:`FlareCLI.before_fit`'s check of what the cube supports (a refusal names the cause).
 
     ``overrides`` are CLI-style arguments such as ``["--data.target=lead60min_window1440min"]``.
     Logs (``metrics.csv``) and checkpoints go under ``out_dir``. Returns the LightningCLI
@@ -263,6 +291,7 @@ def train(config: str | Path, *, out_dir: str | Path, overrides: list[str] | Non
             *(overrides or [])]
     with quiet_lightning():
         cli = make_cli(args, run=False)
+        cli.before_fit()
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return cli
 
@@ -304,10 +333,20 @@ def train_for_notebook(size: str, target: str, *, config: str | Path | None = No
                  overrides=overrides)
 
 
-def train_references(size: str, *, config: str | Path | None = None, cube: str | Path | None = None) -> dict:
-    """The GOES-only reference model of every notebook forecast target: ``{target: LightningCLI}``."""
-    return {target: train_for_notebook(size, target, config=config, cube=cube, variant=GOES_ONLY)
-            for target in NOTEBOOK_TARGETS.values() if target != "now"}
+def train_references(size: str, *, config: str | Path | None = None, cube: str | Path | None = None,
+                     targets: Mapping[str, str] | None = None) -> dict:
+    """The GOES-only reference model of every notebook forecast target (``targets``, default
+    :data:`NOTEBOOK_TARGETS`): ``{target: LightningCLI}``. A cube that cannot train one (too short for its 24 h
+    GOES history, ...) gets none, with a logged warning naming the cause."""
+    out = {}
+    for target in notebook_targets(targets).values():
+        if target == NOWCAST:
+            continue
+        try:
+            out[target] = train_for_notebook(size, target, config=config, cube=cube, variant=GOES_ONLY)
+        except DataConfigError as err:
+            log.warning("no %s for %s on this cube: %s", GOES_ONLY_NAME, target, err)
+    return out
 
 
 def best_checkpoint(out_dir: str | Path) -> Path:
@@ -408,10 +447,15 @@ def reference_predictions(size: str, dm: FlareDataModule, *, config: str | Path 
                           cube: str | Path | None = None) -> dict[str, tuple[xr.Dataset, xr.Dataset]]:
     """``{name: (val, test predictions)}`` of the reference models of ``dm``'s target on ``dm``'s steps: the
     GOES-only model for a forecast (trained first if missing; NaN on a step where it has no GOES input), nothing
-    for a nowcast. For :func:`flarelib.evaluate.collect_forecasts` (``others``)."""
+    for a nowcast or where the cube cannot train it (a logged warning names the cause).
+    For :func:`flarelib.evaluate.collect_forecasts` (``others``)."""
     if dm.plan.target.name == "now":
         return {}
-    checkpoint = ensure_trained(size, dm.plan.target.name, config=config, cube=cube, variant=GOES_ONLY)
+    try:
+        checkpoint = ensure_trained(size, dm.plan.target.name, config=config, cube=cube, variant=GOES_ONLY)
+    except DataConfigError as err:  # a cube too short for its GOES history inputs, ...: scored without it
+        log.warning("no %s for %s on this cube: %s", GOES_ONLY_NAME, dm.plan.target.name, err)
+        return {}
     model = load_flarenet(checkpoint)
     own = load_datamodule(checkpoint, model, cache="none")  # with its GOES inputs
     out = []
