@@ -272,7 +272,8 @@ class _Raw:
     def chunk_keys(self, name: str) -> set[str] | None:
         """The chunk keys present under an array (``None`` when its folder is missing)."""
         try:
-            if self.url:
+            if self.url:  # never a cached listing: zarr writes through its own (async) file system instance
+                self.fs.invalidate_cache(f"{self.root}/{name}")
                 names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(f"{self.root}/{name}", detail=False)]
             else:
                 names = [e.name for e in os.scandir(Path(self.path) / name)]
