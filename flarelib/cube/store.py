@@ -22,7 +22,9 @@ Format choices (also in ``DATASET_CARD.md``, which every store carries in its at
 
 Resumable writes: :func:`write_cube` takes a per-store lock (``<store>.lock``, the
 ``filelock`` package; a second writer waits up to ``WriteOptions.lock_timeout`` seconds,
-then fails with :class:`CubeLockedError` naming the pid that holds it). Readers
+then fails with :class:`CubeLockedError` naming the pid that holds it; on object storage, which has no file
+locks, a writer lease ``<store>.lock`` beside the store names the holder's host, pid and start time, see
+:func:`store_lock` and docs/scaling.md). Readers
 (:func:`verify_cube`, :func:`open_cube`) take a shared :func:`read_lock` on the same file, so a
 store being built is reported as such, never as missing chunks; reading needs no write access
 (a complete store in a read-only folder is reused and opened without the write lock). A store
