@@ -823,7 +823,8 @@ def _busy_message(path, lock_file: Path | str, timeout: float, lease: _Lease | N
         held = lease.read()
         return (f"{path} is being written by {_Lease.holder(held or {})}: it holds the writer lease {lock_file}"
                 f"{waited}; wait for that build to finish, then run the command again (or raise "
-                f"FLARELIB_LOCK_TIMEOUT); if that writer is dead, delete the lease: `{lease.delete_command()}` "
+                f"FLARELIB_LOCK_TIMEOUT); if that writer is dead, delete the lease: `{lease.delete_command()}`"
+                f"{'' if lease.url.startswith('s3://') else ' (add your storage options to url_to_fs)'} "
                 f"(it is broken by itself once not refreshed for FLARELIB_LEASE_MAX_AGE={_lease_max_age():g} s)")
     holder = _lock_holder(lock_file)
     if holder is not None and holder[1] == "READ":
@@ -974,8 +975,7 @@ class _Lease:
         if self.url.startswith("s3://"):
             endpoint = ((self.storage_options or {}).get("client_kwargs") or {}).get("endpoint_url")
             return f"aws s3 rm {self.url}" + (f" --endpoint-url {endpoint}" if endpoint else "")
-        return (f'python -c "import fsspec; fs, key = fsspec.core.url_to_fs(\'{self.url}\'); fs.rm_file(key)"'
-                " (with your storage options)")
+        return f'python -c "import fsspec; fs, key = fsspec.core.url_to_fs(\'{self.url}\'); fs.rm_file(key)"'
 
     def acquire(self, timeout: float) -> None:
         """Take the lease, waiting up to ``timeout`` seconds for a live one to go, else :class:`CubeLockedError`."""
