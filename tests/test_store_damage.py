@@ -425,6 +425,18 @@ def test_a_writer_lease_whose_exclusive_create_was_not_honoured_is_found_by_its_
         assert json.loads(fs.cat_file(key))["pid"] == os.getpid()
     assert not fs.exists(key)
 
+def test_a_writer_interrupted_while_taking_its_lease_leaves_none(monkeypatch):
+    import fsspec
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.time, "sleep", interrupted)  # Ctrl-C during the settle delay, after the create
+    with pytest.raises(KeyboardInterrupt):
+        with store.store_lock("memory://leases/interrupted.zarr", 0):
+            pytest.fail("the lease was taken")
+    assert not fsspec.filesystem("memory").exists("leases/interrupted.zarr.lock")
+
 def test_stale_templates_are_removed_and_names_are_unique(tmp_path):
     stale = tmp_path / "t.zarr.template-1234-deadbeef.tmp"
     stale.mkdir()

@@ -821,7 +821,8 @@ def _busy_message(path, lock_file: Path | str, timeout: float, lease: _Lease | N
     waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
     if lease is not None:  # object storage: the holder is in the lease (:func:`store_lock`)
         held = lease.read()
-        return (f"{path} is being written by {_Lease.holder(held or {})}: it holds the writer lease {lock_file}"
+        who = _Lease.holder(held) if held is not None else "another writer, which released it just now"
+        return (f"{path} is being written by {who}: it holds the writer lease {lock_file}"
                 f"{waited}; wait for that build to finish, then run the command again (or raise "
                 f"FLARELIB_LOCK_TIMEOUT); if that writer is dead, delete the lease: `{lease.delete_command()}`"
                 f"{'' if lease.url.startswith('s3://') else ' (add your storage options to url_to_fs)'} "
@@ -1024,7 +1025,11 @@ class _Lease:
     @contextlib.contextmanager
     def held(self, timeout: float) -> Iterator[_Lease]:
         """The lease, taken (:meth:`acquire`), kept fresh, and deleted on exit whether the body succeeded or not."""
-        self.acquire(timeout)
+        try:
+            self.acquire(timeout)
+        except BaseException:  # e.g. interrupted during the settle delay: a lease already created is deleted
+            self.release()
+            raise
         refresher = threading.Thread(target=self._keep_fresh, name=f"lease {self.url}", daemon=True)
         try:
             refresher.start()
