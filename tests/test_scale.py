@@ -1,6 +1,10 @@
 """Scale-out on existing engines: Dask-distributed ingest and DDP training (2 CPU processes, gloo)."""
 
+import datetime
+import json
+import logging
 import os
+import socket
 import subprocess
 import sys
 
@@ -10,9 +14,10 @@ import pytest
 import xarray as xr
 
 from conftest import FLARE_EVENT, ROOT
+from flarelib.cube import store
 from flarelib.cube.align import SlotRules, Targets
 from flarelib.cube.ingest import build_fits_cube
-from flarelib.cube.store import IncompleteCubeError, WriteOptions, cube_status, open_cube
+from flarelib.cube.store import CubeLockedError, IncompleteCubeError, WriteOptions, cube_status, open_cube
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +94,7 @@ def test_dask_workers_write_the_cube_straight_to_object_storage(flare_files, tmp
     xr.testing.assert_identical(serial, on_s3)
     assert cube_status(url, storage_options=options)["status"] == "complete"
     assert not list(tmp_path.glob("*.template-tmp"))
+    assert not _exists(s3_server, "cubes/sample.zarr.lock")  # the driver's lease, gone; the workers took none
 
 
 def test_a_cut_off_template_on_object_storage_is_written_again(flare_files, s3_server):
@@ -104,3 +110,111 @@ def test_a_cut_off_template_on_object_storage_is_written_again(flare_files, s3_s
         open_cube(url, storage_options=options)
     build(flare_files, url, storage_options=options)
     assert open_cube(url, storage_options=options).sizes["time"] == 10
+    assert not _exists(s3_server, "cubes/cut.zarr.lock")
+
+
+# --------------------------------------------------------------------------- the writer lease on object storage
+
+def _bucket(s3_server):
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**s3_server["write"])
+    if not fs.exists("cubes"):
+        fs.mkdir("cubes")
+    return fs
+
+
+def _exists(s3_server, key: str) -> bool:
+    fs = _bucket(s3_server)
+    fs.invalidate_cache()
+    return fs.exists(key)
+
+
+def _tiny_write(url: str, s3_server, fill=None, nt: int = 3) -> str:
+    times = np.datetime64("2031-01-01", "ns") + np.arange(nt) * np.timedelta64(1, "h")
+    template = xr.Dataset({"flux_now": ("time", np.linspace(1e-6, 1e-5, nt))}, coords={"time": times},
+                          attrs={"input_fingerprint": "lease-1"})
+    streamed = {"aia": (("y", "x"), (2, 2), "float32")}
+    fill = fill or (lambda i0, i1: {"aia": np.ones((i1 - i0, 2, 2), np.float32)})
+    options = WriteOptions(progress=False, storage_options=s3_server["write"])
+    return store.write_cube(url, template, streamed, fill, options)
+
+
+def _lease(host: str, pid: int, age: datetime.timedelta, token: str = "theirs") -> bytes:
+    when = (datetime.datetime.now(datetime.UTC) - age).isoformat(timespec="seconds")
+    return json.dumps({"host": host, "pid": pid, "started": when, "refreshed": when, "token": token}).encode()
+
+
+def test_a_second_writer_on_object_storage_is_refused_naming_the_lease_holder(s3_server, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="s3://no-bucket/x.zarr: cannot create its writer lease .*bucket"):
+        _tiny_write("s3://no-bucket/x.zarr", s3_server)
+    monkeypatch.setenv("FLARELIB_LOCK_TIMEOUT", "0")
+    fs = _bucket(s3_server)
+    url = "s3://cubes/leased.zarr"
+    with store.store_lock(url, storage_options=s3_server["write"]):
+        lease = json.loads(fs.cat_file("cubes/leased.zarr.lock"))
+        assert (lease["host"], lease["pid"]) == (socket.gethostname(), os.getpid())
+        assert set(lease) == {"host", "pid", "started", "refreshed", "token"}
+        with pytest.raises(CubeLockedError) as err:
+            _tiny_write(url, s3_server)
+        message = str(err.value)
+        assert message.startswith(f"{url} is being written by host {socket.gethostname()} pid {os.getpid()} "
+                                  f"(started {lease['started']}")
+        assert f"`aws s3 rm {url}.lock --endpoint-url {s3_server['endpoint']}`" in message
+        assert not _exists(s3_server, "cubes/leased.zarr")  # the refused writer wrote nothing
+    assert not _exists(s3_server, "cubes/leased.zarr.lock")
+
+    fs.pipe_file("cubes/leased.zarr.lock", _lease("node7", 4242, datetime.timedelta(minutes=5)))
+    with pytest.raises(CubeLockedError, match=r"leased.zarr is being written by host node7 pid 4242 .*wait for"):
+        _tiny_write(url, s3_server)
+    assert _exists(s3_server, "cubes/leased.zarr.lock")  # another writer's live lease is never deleted
+    fs.rm_file("cubes/leased.zarr.lock")  # what the message tells a user to do once node7's writer is dead
+    assert _tiny_write(url, s3_server) == url
+    assert open_cube(url, storage_options=s3_server["write"]).sizes["time"] == 3
+
+
+def test_the_object_storage_lease_is_deleted_after_a_failed_write_and_after_a_good_one(s3_server):
+    _bucket(s3_server)
+    url = "s3://cubes/released.zarr"
+
+    def broken(i0, i1):
+        raise RuntimeError("an input is unreadable")
+
+    with pytest.raises(RuntimeError, match="an input is unreadable"):
+        _tiny_write(url, s3_server, fill=broken)
+    assert not _exists(s3_server, "cubes/released.zarr.lock")
+    assert _tiny_write(url, s3_server) == url  # the next writer is not kept waiting: it resumes the store
+    assert not _exists(s3_server, "cubes/released.zarr.lock")
+    assert cube_status(url, storage_options=s3_server["write"])["status"] == "complete"
+
+
+def test_a_stale_object_storage_lease_is_broken_with_a_warning(s3_server, monkeypatch, caplog):
+    monkeypatch.setenv("FLARELIB_LOCK_TIMEOUT", "0")
+    fs = _bucket(s3_server)
+    url = "s3://cubes/stale.zarr"
+    fs.pipe_file("cubes/stale.zarr.lock", _lease("gone-node", 99, datetime.timedelta(hours=7)))
+    with caplog.at_level(logging.WARNING, logger="flarelib.cube.store"):
+        assert _tiny_write(url, s3_server) == url
+    assert f"breaking the stale writer lease {url}.lock of host gone-node pid 99" in caplog.text
+    assert not _exists(s3_server, "cubes/stale.zarr.lock")
+
+    monkeypatch.setenv("FLARELIB_LEASE_MAX_AGE", "60")  # the age is configurable
+    fs.pipe_file("cubes/stale.zarr.lock", _lease("gone-node", 98, datetime.timedelta(minutes=2)))
+    with store.store_lock(url, storage_options=s3_server["write"]):
+        assert json.loads(fs.cat_file("cubes/stale.zarr.lock"))["pid"] == os.getpid()
+
+
+def test_an_object_storage_lease_is_refreshed_and_never_deleted_once_another_writer_holds_it(s3_server, caplog):
+    fs = _bucket(s3_server)
+    url = "s3://cubes/refreshed.zarr"
+    lease = store._Lease(url, s3_server["write"])
+    with lease.held(0):
+        fs.pipe_file("cubes/refreshed.zarr.lock", _lease("here", 1, datetime.timedelta(hours=5), token=lease.token))
+        assert lease.refresh()
+        assert lease.age(json.loads(fs.cat_file("cubes/refreshed.zarr.lock"))) < 600
+        fs.pipe_file("cubes/refreshed.zarr.lock", _lease("node7", 4242, datetime.timedelta(0)))  # it was broken
+        with caplog.at_level(logging.ERROR, logger="flarelib.cube.store"):
+            assert not lease.refresh()
+        assert "is no longer this writer's (now held by host node7 pid 4242" in caplog.text
+    assert json.loads(fs.cat_file("cubes/refreshed.zarr.lock"))["pid"] == 4242  # not ours to delete
+    fs.rm_file("cubes/refreshed.zarr.lock")

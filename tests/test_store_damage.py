@@ -394,6 +394,49 @@ def test_a_held_lock_gives_a_clear_one_line_error(tmp_path):
     assert write_tiny(target)[0] == target and store.verify_cube(target).ok  # once released, it builds
 
 
+def test_a_writer_lease_whose_exclusive_create_was_not_honoured_is_found_by_its_read_back(monkeypatch):
+    """An fsspec file system (or S3 server) that lets a later writer overwrite the lease just created: the first
+    writer reads it back after the settle delay, finds another token and does not write (tests/test_scale.py tests the
+    lease against a real S3 server)."""
+    import fsspec
+
+    monkeypatch.setattr(store, "LEASE_SETTLE", 0.0)
+    fs = fsspec.filesystem("memory")
+    url, key = "memory://leases/racy.zarr", "leases/racy.zarr.lock"
+    other = json.dumps({"host": "node7", "pid": 4242, "started": "2031-01-01T00:00:00+00:00",
+                        "refreshed": "2099-01-01T00:00:00+00:00", "token": "theirs"}).encode()
+    create = type(fs).pipe_file
+
+    def ignores_create(self, path, value, mode="overwrite", **kwargs):
+        create(self, path, value, mode=mode, **kwargs)
+        if mode == "create":  # the other writer's create lands just after ours, and wins
+            create(self, path, other)
+
+    monkeypatch.setattr(type(fs), "pipe_file", ignores_create)
+    with pytest.raises(store.CubeLockedError) as err:
+        with store.store_lock(url, 0):
+            pytest.fail("took a lease that another writer overwrote")
+    assert str(err.value).startswith(f"{url} is being written by host node7 pid 4242 (started 2031-01-01T00:00:00")
+    assert f"fsspec.core.url_to_fs('{url}.lock')" in str(err.value) and "\n" not in str(err.value)
+    assert json.loads(fs.cat_file(key))["token"] == "theirs"  # never deleted by the writer that lost
+    fs.rm_file(key)
+    monkeypatch.setattr(type(fs), "pipe_file", create)
+    with store.store_lock(url, 0):
+        assert json.loads(fs.cat_file(key))["pid"] == os.getpid()
+    assert not fs.exists(key)
+
+def test_a_writer_interrupted_while_taking_its_lease_leaves_none(monkeypatch):
+    import fsspec
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.time, "sleep", interrupted)  # Ctrl-C during the settle delay, after the create
+    with pytest.raises(KeyboardInterrupt):
+        with store.store_lock("memory://leases/interrupted.zarr", 0):
+            pytest.fail("the lease was taken")
+    assert not fsspec.filesystem("memory").exists("leases/interrupted.zarr.lock")
+
 def test_stale_templates_are_removed_and_names_are_unique(tmp_path):
     stale = tmp_path / "t.zarr.template-1234-deadbeef.tmp"
     stale.mkdir()

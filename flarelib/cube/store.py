@@ -22,7 +22,9 @@ Format choices (also in ``DATASET_CARD.md``, which every store carries in its at
 
 Resumable writes: :func:`write_cube` takes a per-store lock (``<store>.lock``, the
 ``filelock`` package; a second writer waits up to ``WriteOptions.lock_timeout`` seconds,
-then fails with :class:`CubeLockedError` naming the pid that holds it). Readers
+then fails with :class:`CubeLockedError` naming the pid that holds it; on object storage, which has no file
+locks, a writer lease ``<store>.lock`` beside the store names the holder's host, pid and start time, see
+:func:`store_lock` and docs/scaling.md). Readers
 (:func:`verify_cube`, :func:`open_cube`) take a shared :func:`read_lock` on the same file, so a
 store being built is reported as such, never as missing chunks; reading needs no write access
 (a complete store in a read-only folder is reused and opened without the write lock). A store
@@ -44,13 +46,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import itertools
 import json
 import logging
 import math
 import os
 import shutil
+import socket
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -85,6 +90,13 @@ CHECKSUM = numcodecs.CRC32()  #: 4 bytes of CRC32 (little endian) in front of ea
 STORE_SCHEMA = 2
 #: Seconds a second writer of the same store waits for the lock (``$FLARELIB_LOCK_TIMEOUT`` overrides it).
 DEFAULT_LOCK_TIMEOUT = 600.0
+#: Seconds after its last refresh that a writer lease on object storage (:func:`store_lock` on a URL) is stale and
+#: may be broken by the next writer, with a warning (``$FLARELIB_LEASE_MAX_AGE`` overrides it). Its writer refreshes
+#: it every quarter of this age, so only a writer that died (killed, lost its machine) leaves a stale lease.
+DEFAULT_LEASE_MAX_AGE = 6 * 3600.0
+#: Seconds a writer waits after creating its lease before reading it back to check it is still its own: a store
+#: that does not honour an exclusive create lets two writers both "create" it, and the later one wins.
+LEASE_SETTLE = 0.5
 DATASET_CARD_PATH = Path(__file__).with_name("DATASET_CARD.md")
 _METADATA_NAMES = (".zarray", ".zattrs", ".zgroup", ".zmetadata")
 #: The chunk manifest of a complete store: every chunk key -> the CRC32 it was written with. A chunk's own CRC
@@ -135,8 +147,9 @@ class WriteOptions:
     (progress reporting, tests). ``scheduler``: ``None`` writes in this process; otherwise
     the blocks run as ``dask.distributed`` tasks (see :func:`dask_client`).
     ``storage_options``: fsspec options for a URL path (credentials, endpoint), also passed
-    to the workers. ``lock_timeout``: seconds to wait for another writer of the same local
-    store (``None``: ``$FLARELIB_LOCK_TIMEOUT`` or :data:`DEFAULT_LOCK_TIMEOUT`).
+    to the workers. ``lock_timeout``: seconds to wait for another writer of the same store (its
+    lock file, or on object storage its lease: :func:`store_lock`; ``None``: ``$FLARELIB_LOCK_TIMEOUT``
+    or :data:`DEFAULT_LOCK_TIMEOUT`).
     """
 
     steps_per_write: int = 1
@@ -261,7 +274,8 @@ class _Raw:
     def chunk_keys(self, name: str) -> set[str] | None:
         """The chunk keys present under an array (``None`` when its folder is missing)."""
         try:
-            if self.url:
+            if self.url:  # never a cached listing: zarr writes through its own (async) file system instance
+                self.fs.invalidate_cache(f"{self.root}/{name}")
                 names = [p.rsplit("/", 1)[-1] for p in self.fs.ls(f"{self.root}/{name}", detail=False)]
             else:
                 names = [e.name for e in os.scandir(Path(self.path) / name)]
@@ -803,9 +817,17 @@ def _lock_holder(lock_file: Path) -> tuple[int, str] | None:
     return None
 
 
-def _busy_message(path, lock_file: Path, timeout: float) -> str:
-    holder = _lock_holder(lock_file)
+def _busy_message(path, lock_file: Path | str, timeout: float, lease: _Lease | None = None) -> str:
     waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
+    if lease is not None:  # object storage: the holder is in the lease (:func:`store_lock`)
+        held = lease.read()
+        who = _Lease.holder(held) if held is not None else "another writer, which released it just now"
+        return (f"{path} is being written by {who}: it holds the writer lease {lock_file}"
+                f"{waited}; wait for that build to finish, then run the command again (or raise "
+                f"FLARELIB_LOCK_TIMEOUT); if that writer is dead, delete the lease: `{lease.delete_command()}`"
+                f"{'' if lease.url.startswith('s3://') else ' (add your storage options to url_to_fs)'} "
+                f"(it is broken by itself once not refreshed for FLARELIB_LEASE_MAX_AGE={_lease_max_age():g} s)")
+    holder = _lock_holder(lock_file)
     if holder is not None and holder[1] == "READ":
         return (f"{path} is being read by pid {holder[0]} (a verify or an open holds the read lock {lock_file})"
                 f"{waited}; run the command again when it is done (or raise FLARELIB_LOCK_TIMEOUT)")
@@ -819,16 +841,21 @@ def _default_timeout(timeout: float | None) -> float:
 
 
 @contextlib.contextmanager
-def store_lock(path: str | Path, timeout: float | None = None) -> Iterator[None]:
-    """The per-store write lock (``<store>.lock`` next to a local store; object storage has none).
+def store_lock(path: str | Path, timeout: float | None = None,
+               storage_options: dict | None = None) -> Iterator[None]:
+    """The per-store write lock: ``<store>.lock`` next to a local store, a writer lease ``<store>.lock`` next to a
+    store on object storage (:class:`_Lease`, reached with ``storage_options``).
 
     Waits ``timeout`` seconds (``None``: ``$FLARELIB_LOCK_TIMEOUT`` or :data:`DEFAULT_LOCK_TIMEOUT`), then raises
-    :class:`CubeLockedError` naming the pid that holds it. Readers take :func:`read_lock` on the same file.
+    :class:`CubeLockedError` naming the holder (its pid; on object storage its host, pid and start time, and how to
+    delete a dead writer's lease). Readers of a local store take :func:`read_lock` on the same file. Only the
+    process that orchestrates a build takes it: Dask workers writing its regions (:func:`write_region`) do not.
     """
-    path = path if is_url(path) else Path(path)
     if is_url(path):
-        yield
+        with _Lease(path, storage_options).held(_default_timeout(timeout)):
+            yield
         return
+    path = Path(path)
     timeout = _default_timeout(timeout)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock_file = _lock_file(path)
@@ -848,6 +875,167 @@ def store_lock(path: str | Path, timeout: float | None = None) -> Iterator[None]
     finally:
         _HELD.discard(key)
         lock.release()
+
+
+def _lease_max_age() -> float:
+    return float(os.environ.get("FLARELIB_LEASE_MAX_AGE", DEFAULT_LEASE_MAX_AGE))
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+class _Lease:
+    """The writer lease of a store on object storage: the object ``<store>.lock`` (beside the store, so that deleting
+    the store for a rebuild keeps it), JSON ``{host, pid, started, refreshed, token}`` (times UTC ISO 8601).
+
+    Object storage has no file locks. The lease is created with fsspec's exclusive create (``pipe_file(...,
+    mode="create")``: on S3 with s3fs a conditional ``PutObject`` with ``If-None-Match: *``, atomic on AWS S3 and on
+    servers that honour the header, moto included; other fsspec file systems check, then write). After
+    :data:`LEASE_SETTLE` seconds it is read back and its token compared, which catches a server that ignored the
+    condition unless the two writers' writes land further apart than that: the fallback narrows the race, it cannot
+    close it. A lease whose ``refreshed`` time is older than ``$FLARELIB_LEASE_MAX_AGE`` (:data:`DEFAULT_LEASE_MAX_AGE`)
+    is broken with a warning (not atomically: two writers breaking the same stale lease at once may both proceed);
+    its writer refreshes it every quarter of that age from a daemon thread. It is deleted when the write ends,
+    whether it succeeded or failed; a killed writer leaves it, to be deleted by hand or broken once stale.
+    """
+
+    def __init__(self, path: str, storage_options: dict | None = None):
+        self.store = path.rstrip("/")
+        self.url = self.store + ".lock"
+        self.storage_options = storage_options
+        self.fs, self.key = _fs(self.url, storage_options)
+        self.token = uuid.uuid4().hex
+        self._stop = threading.Event()
+
+    def read(self) -> dict | None:
+        """The lease's content (``{}`` when it is not JSON), ``None`` when there is none."""
+        try:
+            data = self.fs.cat_file(self.key)
+        except FileNotFoundError:
+            return None
+        try:
+            lease = json.loads(data)
+        except ValueError:
+            return {}
+        return lease if isinstance(lease, dict) else {}
+
+    def age(self, lease: dict) -> float | None:
+        """Seconds since ``lease`` was last refreshed (from its ``refreshed``/``started``; else the object's
+        modification time); ``None`` where unknown."""
+        stamp = lease.get("refreshed") or lease.get("started")
+        try:
+            when = (datetime.datetime.fromisoformat(stamp) if stamp else self.fs.modified(self.key))
+        except (ValueError, TypeError, OSError, NotImplementedError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        return (_utc_now() - when).total_seconds()
+
+    def _content(self, started: str) -> bytes:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": started,
+                           "refreshed": _utc_now().isoformat(timespec="seconds"), "token": self.token}).encode()
+
+    def _try_create(self) -> bool:
+        """Create the lease; True when it is ours after the settle delay."""
+        self.started = _utc_now().isoformat(timespec="seconds")
+        try:
+            self.fs.pipe_file(self.key, self._content(self.started), mode="create")
+        except FileExistsError:
+            return False
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"{self.store}: cannot create its writer lease {self.url}: {err}; does the bucket "
+                                    "exist? Create it first (or check the URL and storage_options)") from err
+        time.sleep(LEASE_SETTLE)
+        lease = self.read()
+        return lease is not None and lease.get("token") == self.token
+
+    def _break_if_stale(self, lease: dict) -> bool:
+        """Delete ``lease`` when it is older than the maximum age (a warning says whose it was); True if deleted."""
+        age, max_age = self.age(lease), _lease_max_age()
+        if age is None or age <= max_age:
+            return False
+        log.warning("%s: breaking the stale writer lease %s of %s (not refreshed for %.1f h, more than "
+                    "FLARELIB_LEASE_MAX_AGE=%g s): that writer is taken to be dead; if it still runs, stop it",
+                    self.store, self.url, self.holder(lease), age / 3600, max_age)
+        current = self.read()
+        if current is not None and current.get("token") == lease.get("token"):
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm_file(self.key)
+        return True
+
+    @staticmethod
+    def holder(lease: dict) -> str:
+        if not lease:
+            return "an unknown writer (the lease is not flarelib's JSON)"
+        return (f"host {lease.get('host', '?')} pid {lease.get('pid', '?')} (started {lease.get('started', '?')}, "
+                f"refreshed {lease.get('refreshed', '?')})")
+
+    def delete_command(self) -> str:
+        """A command that deletes the lease."""
+        if self.url.startswith("s3://"):
+            endpoint = ((self.storage_options or {}).get("client_kwargs") or {}).get("endpoint_url")
+            return f"aws s3 rm {self.url}" + (f" --endpoint-url {endpoint}" if endpoint else "")
+        return f'python -c "import fsspec; fs, key = fsspec.core.url_to_fs(\'{self.url}\'); fs.rm_file(key)"'
+
+    def acquire(self, timeout: float) -> None:
+        """Take the lease, waiting up to ``timeout`` seconds for a live one to go, else :class:`CubeLockedError`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._try_create():
+                return
+            lease = self.read()
+            if lease is not None and self._break_if_stale(lease):
+                continue
+            if time.monotonic() >= deadline:
+                raise CubeLockedError(_busy_message(self.store, self.url, timeout, lease=self))
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def refresh(self) -> bool:
+        """Rewrite the lease with a new ``refreshed`` time if it is still ours; False (and an error logged) if not."""
+        lease = self.read()
+        if lease is None or lease.get("token") != self.token:
+            log.error("%s: the writer lease %s is no longer this writer's (%s): another writer may be writing the "
+                      "same store; check the store when this build ends (flarelib verify_cube)", self.store, self.url,
+                      "deleted" if lease is None else f"now held by {self.holder(lease)}")
+            return False
+        self.fs.pipe_file(self.key, self._content(self.started))
+        return True
+
+    def _keep_fresh(self) -> None:
+        interval = _lease_max_age() / 4
+        while not self._stop.wait(interval):
+            try:
+                if not self.refresh():
+                    return
+            except Exception as err:  # a network error: try again at the next interval
+                log.warning("%s: could not refresh the writer lease %s: %s", self.store, self.url, err)
+
+    def release(self) -> None:
+        """Delete the lease if it is still ours (a warning with the command to delete it if that fails)."""
+        self._stop.set()
+        try:
+            lease = self.read()
+            if lease is not None and lease.get("token") == self.token:
+                self.fs.rm_file(self.key)
+        except Exception as err:
+            log.warning("%s: could not delete its writer lease %s (%s); the next writer waits for it: delete it with "
+                        "`%s`", self.store, self.url, err, self.delete_command())
+
+    @contextlib.contextmanager
+    def held(self, timeout: float) -> Iterator[_Lease]:
+        """The lease, taken (:meth:`acquire`), kept fresh, and deleted on exit whether the body succeeded or not."""
+        try:
+            self.acquire(timeout)
+        except BaseException:  # e.g. interrupted during the settle delay: a lease already created is deleted
+            self.release()
+            raise
+        refresher = threading.Thread(target=self._keep_fresh, name=f"lease {self.url}", daemon=True)
+        try:
+            refresher.start()
+            yield self
+        finally:
+            self.release()
 
 
 @contextlib.contextmanager
@@ -969,7 +1157,7 @@ def write_cube(
     path = path if is_url(path) else Path(path)
     if not is_url(path) and path.exists() and not _writable(path.parent):
         return _reuse_read_only(path, template.attrs["input_fingerprint"])
-    with store_lock(path, options.lock_timeout):
+    with store_lock(path, options.lock_timeout, options.storage_options):
         if not is_url(path):
             _remove_stale_templates(path)
         return _write_locked(path, template, streamed, fill_steps, options)
