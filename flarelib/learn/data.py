@@ -88,7 +88,8 @@ class Target:
             return np.where(self.flux > 0, np.log10(self.flux), np.nan).astype(np.float32)
 
 
-def _parse_target(target: str) -> tuple[np.timedelta64, np.timedelta64] | None:
+def parse_target(target: str) -> tuple[np.timedelta64, np.timedelta64] | None:
+    """``(lead, window)`` of a target name (``"lead60min_window1440min"`` or ``"1h/24h"``), None for the nowcast."""
     if target in (NOWCAST, "nowcast"):
         return None
     if "/" in target:  # "1h/6h"
@@ -103,7 +104,7 @@ def _parse_target(target: str) -> tuple[np.timedelta64, np.timedelta64] | None:
 
 def resolve_target(cube: xr.Dataset, target: str = NOWCAST) -> Target:
     """The target of ``cube`` named by ``target`` (``"now"``, a forecast label or ``"1h/6h"``)."""
-    parsed = _parse_target(target)
+    parsed = parse_target(target)
     zero = np.timedelta64(0, "ns")
     if parsed is None:
         return Target(NOWCAST, zero, zero, cube["flux_now"].values.astype(np.float64))
@@ -1075,7 +1076,7 @@ class FlareDataModule(L.LightningDataModule):
         super().__init__()
         self.target_name, self.seed = str(target), int(seed)
         self.split, self.inputs, self.class_weighting, self.loader_options = split, inputs, class_weighting, loader
-        _parse_target(self.target_name)  # a malformed target fails here, before any data is read
+        parse_target(self.target_name)  # a malformed target fails here, before any data is read
         self.save_hyperparameters({"cube": str(cube), "target": self.target_name, "build_dir": build_dir,
                                    "seed": self.seed, "split": asdict(split), "inputs": asdict(inputs),
                                    "class_weighting": asdict(class_weighting), "loader": asdict(loader)})

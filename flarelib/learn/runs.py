@@ -31,10 +31,10 @@ from flarelib.learn.data import (
     DataConfigError,
     FlareDataModule,
     TrainingStats,
-    _parse_target,
     model_setting,
     model_settings,
     open_source,
+    parse_target,
 )
 from flarelib.learn.model import CLASS_HEAD_THRESHOLDS, CheckpointError, FlareNet, load_flarenet, read_checkpoint
 from flarelib.paths import config_path, default_runs_dir, read_config
@@ -232,7 +232,7 @@ def notebook_targets(targets: Mapping[str, str] | None = None) -> dict[str, str]
                               "{'nowcast': 'now', 'forecast': '1h/24h'} (papermill: -y \"TARGETS: {...}\")")
     out = {}
     for kind, target in targets.items():
-        parsed = _parse_target(str(target))
+        parsed = parse_target(str(target))
         if kind == "forecast" and parsed is None:
             raise DataConfigError(f"TARGETS['forecast']={target!r}: a forecast needs a lead and a window, e.g. '1h/6h'")
         out[kind] = NOWCAST if parsed is None else str(forecast_coords([parsed])["forecast"][1][0])
