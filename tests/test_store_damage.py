@@ -336,8 +336,8 @@ def test_a_complete_cube_opens_from_a_read_only_folder(tiny, tiny_reference):
         folder.chmod(0o755)
 
 
-def test_reading_a_complete_cube_needs_no_write_access(tiny, tiny_reference, tmp_path, monkeypatch):
-    """The same as above where chmod cannot restrict (root): no folder is writable, no lock file can be made."""
+def _no_write_access(monkeypatch, tmp_path):
+    """Where chmod cannot restrict (root): no folder is writable, no lock file can be made, no write lock taken."""
 
     class NoWriteLock:
         def __init__(self, *args, **kwargs):
@@ -346,6 +346,12 @@ def test_reading_a_complete_cube_needs_no_write_access(tiny, tiny_reference, tmp
     monkeypatch.setattr(store, "_writable", lambda folder: False)
     monkeypatch.setattr(store.filelock, "FileLock", NoWriteLock)
     monkeypatch.setattr(store, "_lock_file", lambda path: tmp_path / "no-such-folder" / "x.lock")
+
+
+def test_reading_a_complete_cube_needs_no_write_access(tiny, tiny_reference, tmp_path, monkeypatch):
+    """The same as above where chmod cannot restrict (root): no folder is writable, no lock file can be made."""
+
+    _no_write_access(monkeypatch, tmp_path)
     _, filler = write_tiny(tiny)  # what catalog.open does first: reused, not rebuilt
     assert filler.steps == []
     xr.testing.assert_identical(store.open_cube(tiny).load(), store.open_cube(tiny_reference).load())
@@ -669,13 +675,7 @@ def test_verify_command_during_a_build_names_the_build_not_missing_chunks(capsys
 def test_catalog_open_of_a_complete_cube_needs_no_write_access(tiny_catalog, tmp_path, monkeypatch):
     cat, build = tiny_catalog
 
-    class NoWriteLock:
-        def __init__(self, *args, **kwargs):
-            raise PermissionError("the write lock must not be taken to read")
-
-    monkeypatch.setattr(store, "_writable", lambda folder: False)
-    monkeypatch.setattr(store.filelock, "FileLock", NoWriteLock)
-    monkeypatch.setattr(store, "_lock_file", lambda path: tmp_path / "no-such-folder" / "x.lock")
+    _no_write_access(monkeypatch, tmp_path)
     cube = catalog.load_catalog(cat).open("tiny", build_dir=build, progress=False)
     assert cube.sizes["time"] == 24 and cube.attrs["ingest_status"] == "complete"
 
