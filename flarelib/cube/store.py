@@ -1335,13 +1335,18 @@ def _record_write_skips(path, group, storage_options: dict | None) -> None:
             found[(skip.get("time_step"), str(skip.get("source", "")))] = skip
     previous = json.loads(group.attrs.get("skipped_inputs", "[]") or "[]")
     merged = previous + [found[k] for k in sorted(found, key=lambda k: (k[0] if k[0] is not None else -1, k[1]))]
-    group.attrs["skipped_inputs"] = json_attr(merged)
-    group.attrs["n_skipped"] = len(merged)
+    _set_skipped(group, merged)
     for key in keys:
         raw.delete(key)
     if not is_url(path):
         with contextlib.suppress(OSError):
             (Path(path) / _SKIPS_DIR).rmdir()
+
+
+def _set_skipped(group, skipped: list) -> None:
+    """The store's ``skipped_inputs`` and its count ``n_skipped``, written together."""
+    group.attrs["skipped_inputs"] = json_attr(skipped)
+    group.attrs["n_skipped"] = len(skipped)
 
 
 def _forget_write_skips(group, steps: set[int]) -> None:
@@ -1352,8 +1357,7 @@ def _forget_write_skips(group, steps: set[int]) -> None:
         return
     kept = [s for s in previous if not (isinstance(s, dict) and s.get("time_step") in steps)]
     if len(kept) != len(previous):
-        group.attrs["skipped_inputs"] = json_attr(kept)
-        group.attrs["n_skipped"] = len(kept)
+        _set_skipped(group, kept)
 
 
 def write_region(group, names: list[str], fill_steps: Callable, i0: int, i1: int,
