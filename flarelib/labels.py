@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pandas as pd
+
 #: How each attribution method (:data:`flarelib.explain.METHODS` and the CAM methods) is named to readers.
 METHOD_LABELS = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "integrated_gradients": "Integrated Gradients",
                  "saliency": "gradient saliency", "smoothgrad": "SmoothGrad", "guided_gradcam": "Guided Grad-CAM",
@@ -37,3 +39,14 @@ def data_kind(source) -> str:
 def method_label(method: str) -> str:
     """How a method is named to readers (``gradcam`` -> ``Grad-CAM``; an unlisted one with spaces for ``_``)."""
     return METHOD_LABELS.get(method, method.replace("_", " "))
+
+
+def duration_label(delta) -> str:
+    """A duration as the catalog writes it and messages say it: ``15min``, ``1h``, ``24h``, ``30s`` (whole hours, else
+    whole minutes, else seconds; ``delta`` anything ``pandas.Timedelta`` takes)."""
+    seconds = int(round(pd.Timedelta(delta).total_seconds()))
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60}min"
+    return f"{seconds}s"

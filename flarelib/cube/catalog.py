@@ -43,6 +43,7 @@ import zarr
 
 from flarelib.checksums import ChecksumError, fingerprint, read_checksums, sha256_of, verify_files
 from flarelib.cube import align, goes, noaa, prep, store
+from flarelib.labels import duration_label
 from flarelib.paths import default_build_dir, default_catalog_path
 from flarelib.runner import DEBUG_HELP, run_command
 from flarelib.settings import load_yaml
@@ -665,16 +666,6 @@ class NewEntry:
         return "\n".join(lines)
 
 
-def _nice_duration(delta: pd.Timedelta) -> str:
-    """``15min``, ``1h``, ``30s``: a duration as the catalog writes it."""
-    seconds = int(round(delta.total_seconds()))
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600}h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60}min"
-    return f"{seconds}s"
-
-
 def _guess_cadence(times: list[pd.Timestamp]) -> pd.Timedelta | None:
     """The median spacing of distinct observation times (frames within 30 s are one step), rounded to the
     minute (to the second below a minute); ``None`` for a single step."""
@@ -775,7 +766,7 @@ def new_entry(name: str, folder: str | Path, *, catalog: str | Path | None = Non
         if step is None:
             raise CatalogError(f"--from {folder}: the frames are one time step ({min(times)}); a cube needs at "
                                "least two, or pass --cadence")
-        cadence = _nice_duration(step)
+        cadence = duration_label(step)
         guessed.append(f"cube.cadence {cadence} (the median spacing of the frames; pass --cadence to set it)")
     cadence_delta = _duration(Entry(name, "aia_fits", {}, folder), "cube.cadence", cadence)
     if forecasts is None:

@@ -43,7 +43,7 @@ from flarelib.cube.catalog import load_catalog
 from flarelib.cube.goes import CLASS_ORDER, EVENT_CLASSES, FLARE_CLASS_THRESHOLDS, flare_class
 from flarelib.cube.prep import DEFAULT_CHANNELS, SanityRules
 from flarelib.cube.store import checked_store, cube_cadence, open_cube
-from flarelib.labels import data_kind
+from flarelib.labels import data_kind, duration_label
 from flarelib.paths import read_config
 from flarelib.settings import merge_settings
 
@@ -825,15 +825,6 @@ def plan_samples(cube: xr.Dataset, target: str, split: SplitOptions, inputs: Inp
 MIN_TRAIN_SAMPLES = 100
 
 
-def _short(delta) -> str:
-    """``1h``, ``15min``, ``30s``: a duration as a person writes it."""
-    seconds = int(pd.Timedelta(delta).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
 def usable_targets(cube: xr.Dataset) -> list[str]:
     """The targets of ``cube`` that hold at least one value and fit in its time span: ``"now"`` and forecast
     labels (``lead60min_window1440min``), as :func:`resolve_target` takes them."""
@@ -865,7 +856,7 @@ def cube_support(plan: CubeSplit, cube: xr.Dataset | None = None) -> str:
     counts = events_per_split(plan)
     span = f"{np.datetime_as_string(plan.times[0], unit='m')} to {np.datetime_as_string(plan.times[-1], unit='m')}"
     splits = ", ".join(f"{s} {row['samples']} ({row['>=C1']}/{row['>=M1']})" for s, row in counts.iterrows())
-    line = (f"{data_kind(plan.synthetic)} {plan.name}: {plan.times.size} steps of {_short(plan.cadence)} "
+    line = (f"{data_kind(plan.synthetic)} {plan.name}: {plan.times.size} steps of {duration_label(plan.cadence)} "
             f"({span}); target {plan.target.name}: samples (events >=C1/>=M1) {splits}")
     if cube is not None:
         line += f"; usable targets: {', '.join(usable_targets(cube)) or 'none'}"
