@@ -13,6 +13,7 @@ Every command (``flarelib catalog``, ``flarelib train``, ``flarelib suite``, ...
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -58,3 +59,15 @@ def run_command(body: Callable[[list[str]], int | None], argv: Sequence[str], *,
             traceback.print_exc()
         print(one_line_error(err, debug), file=sys.stderr)
         return 1
+
+
+class DropMessages(logging.Filter):
+    """A logging filter that drops the records whose message contains ``text``: a line no user can act on (an
+    advert, a notice printed for every run), held back by message and nowhere else."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import logging
 import os
 import sys
 import threading
@@ -31,7 +30,7 @@ from flarelib.paths import (
     results_dir,
     results_path,
 )
-from flarelib.runner import DEBUG_HELP, run_command
+from flarelib.runner import DEBUG_HELP, DropMessages, run_command
 
 
 def numbered_notebooks(directory: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -156,20 +155,9 @@ def export_html(nb) -> str:
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
-class _DropMessage(logging.Filter):
-    """Drops log records whose message starts with ``prefix``."""
-
-    def __init__(self, prefix: str):
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefix)
-
-
 #: nbconvert's line for every exported notebook with a figure ("Alternative text is missing on N image(s)"): it
 #: fills in a placeholder description itself; the line is said once per notebook and tells a reader nothing.
-_NO_ALT_TEXT_LINE = _DropMessage("Alternative text is missing")
+_NO_ALT_TEXT_LINE = DropMessages("Alternative text is missing")
 
 
 #: Notebooks that ``make demo`` leaves out at the default size, to stay within its 10 minutes on 2 cores: the

@@ -38,7 +38,7 @@ from flarelib.learn.data import (
 )
 from flarelib.learn.model import CLASS_HEAD_THRESHOLDS, CheckpointError, FlareNet, load_flarenet, read_checkpoint
 from flarelib.paths import config_path, default_runs_dir, read_config
-from flarelib.runner import run_command
+from flarelib.runner import DropMessages, run_command
 from flarelib.settings import ConfigError, check_yaml
 
 log = logging.getLogger(__name__)
@@ -196,19 +196,12 @@ def make_cli(args: list[str] | None = None, *, run: bool = True) -> FlareCLI:
         return FlareCLI(FlareNet, FlareDataModule, args=args, run=run, save_config_kwargs={"overwrite": True})
 
 
-class _DropAdvert(logging.Filter):
-    """Drop Lightning's "try installing litlogger" advert, printed at every Trainer start (not a diagnostic)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
 @contextlib.contextmanager
 def lightning_noise_filtered():
     """While training: without Lightning's litlogger advert and the torch deprecation that Lightning's own pytree
     helper triggers (``isinstance(treespec, LeafSpec)``, torch 2.13; nothing a user can act on). Nothing is
     filtered outside this block."""
-    advert, chatty = _DropAdvert(), logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    advert, chatty = DropMessages("litlogger"), logging.getLogger("pytorch_lightning.utilities.rank_zero")
     chatty.addFilter(advert)
     try:
         with warnings.catch_warnings():
